@@ -1,0 +1,1 @@
+"""The append-only event ledger: records, tiles, sequencer, checkpoints, receipts, audit."""

@@ -1,0 +1,1 @@
+"""Pure offline verification: RFC 6962 Merkle math, signed notes, checkpoints, receipts."""
