@@ -1,0 +1,191 @@
+"""The ``jianzheng`` command line: serve, token, audit, demo.
+
+Every command exits 0 on success and non-zero with a one-line reason on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ledger.service import Ledger
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "jianzheng"
+
+
+def _add_store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=default_data_dir(),
+                   help="data directory holding the log key (and the SQLite database)")
+    p.add_argument("--db", default=os.environ.get("JIANZHENG_DB"),
+                   help="database URL, e.g. postgresql+psycopg://user@host/db "
+                        "(default: SQLite in --data; env JIANZHENG_DB)")
+
+
+def _fail(msg: str) -> int:
+    print(f"jianzheng: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from ledger.service import Ledger
+
+    ledger = Ledger.open(args.data, args.db, args.origin, max_batch=args.max_batch,
+                         max_delay=args.max_delay / 1000)
+    try:
+        _first_admin_token(ledger, args.data)
+        info = ledger.info()
+        url = f"http://{args.host}:{args.port}"
+        print(f"jianzheng: serving {url}", flush=True)
+        print(f"origin: {info.origin}", flush=True)
+        print(f"verifier key: {info.verifier_key}", flush=True)
+        print(f"data: {args.data.resolve()}  log size: {info.size}", flush=True)
+        uvicorn.run(create_app(ledger), host=args.host, port=args.port,
+                    log_level=args.log_level, access_log=False, timeout_graceful_shutdown=10)
+    finally:
+        ledger.close()
+    return 0
+
+
+def _first_admin_token(ledger: Ledger, data: Path) -> None:
+    """On first start, create an admin token in a 0600 file, so the service is usable.
+
+    The token goes to a file, not to the console, so that it never lands in a log.
+    """
+    from sqlalchemy import func, select
+
+    from api.auth import create_token as create
+    from ledger.models import TokenRow
+
+    with ledger.store.reader() as conn:
+        n = conn.scalar(select(func.count()).select_from(TokenRow))
+    if n:
+        return
+    _, token = create(ledger.store, "admin", "first admin token")
+    path = data / "admin.token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    print(f"first start: an admin token was written to {path.resolve()} (mode 0600)", flush=True)
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from api.auth import ROLES, create_token
+    from ledger.store import Store, make_engine, migrate
+    from ledger.service import sqlite_url
+
+    if args.role not in ROLES:
+        return _fail(f"unknown role {args.role!r}: use one of {', '.join(ROLES)}")
+    args.data.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(args.db or sqlite_url(args.data))
+    try:
+        migrate(engine)
+        token_id, token = create_token(Store(engine), args.role, args.label or "")
+    finally:
+        engine.dispose()
+    print(f"token id: {token_id}  role: {args.role}", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from ledger.audit import audit
+    from ledger.keys import load_or_create_log_key
+    from ledger.service import sqlite_url
+    from ledger.store import Store, make_engine
+
+    if not (args.data / "log.key").exists():
+        return _fail(f"no log key in {args.data}")
+    signer = load_or_create_log_key(args.data, None)
+    engine = make_engine(args.db or sqlite_url(args.data))
+    try:
+        with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task("re-deriving the log", total=None)
+            rep = audit(Store(engine), signer.verifier,
+                        lambda n: bar.update(task, completed=n))
+    finally:
+        engine.dispose()
+    print(f"records: {rep.records}  checkpoints: {rep.checkpoints}  tiles: {rep.tiles}")
+    for p in rep.problems:
+        print(f"PROBLEM: {p}")
+    print("audit: OK, the database matches every signed checkpoint" if rep.ok
+          else f"audit: FAILED, {len(rep.problems)} problem(s)")
+    return 0 if rep.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from api.demo import run_demo
+
+    return run_demo(args.url, args.token, events=args.events, project=args.project)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jianzheng", description="Jianzheng 见证 audit ledger")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the ledger HTTP service")
+    _add_store_args(p)
+    p.add_argument("--host", default=DEFAULT_HOST)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--origin", default=os.environ.get("JIANZHENG_ORIGIN"),
+                   help="log origin (key name), fixed on first start")
+    p.add_argument("--max-batch", type=int, default=4096, help="most events in one commit")
+    p.add_argument("--max-delay", type=float, default=2.0,
+                   help="milliseconds a batch waits for more events")
+    p.add_argument("--log-level", default="warning")
+    p.set_defaults(func=cmd_serve)
+
+    t = sub.add_parser("token", help="manage bearer tokens")
+    tsub = t.add_subparsers(dest="token_command", required=True)
+    tc = tsub.add_parser("create", help="create a token; prints it as the last line")
+    _add_store_args(tc)
+    tc.add_argument("--role", required=True, help="platform, reviewer, archivist or admin")
+    tc.add_argument("--label", default="")
+    tc.set_defaults(func=cmd_token_create)
+
+    a = sub.add_parser("audit", help="re-derive every tile and root and compare with checkpoints")
+    _add_store_args(a)
+    a.set_defaults(func=cmd_audit)
+
+    d = sub.add_parser("demo", help="post a realistic tender lifecycle and verify the receipts")
+    d.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
+    d.add_argument("--token", default=os.environ.get("JIANZHENG_TOKEN"),
+                   help="a platform or admin token (env JIANZHENG_TOKEN)")
+    d.add_argument("--project", default=None, help="project code (default: a new one)")
+    d.add_argument("--events", type=int, default=50)
+    d.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    from ledger.keys import LogKeyError
+    from ledger.store import StoreError
+
+    try:
+        code: int = args.func(args)
+    except (LogKeyError, StoreError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

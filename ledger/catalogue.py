@@ -1,0 +1,373 @@
+"""Event catalogue: the event types the ledger accepts, kept as data in ``catalogue.json``.
+
+The JSON is the single source of truth (codes, names, trade types, legal sources,
+sealing and the payload fields the verifier's rules read); this module only loads
+and validates it, so changing the taxonomy never needs a code change.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from types import MappingProxyType
+
+__all__ = [
+    "FIELD_TYPES",
+    "PHASES",
+    "STATUSES",
+    "TRADE_TYPES",
+    "Catalogue",
+    "CatalogueError",
+    "EventType",
+    "TradeType",
+    "UnknownEventType",
+    "UnknownTradeType",
+    "load_catalogue",
+    "load_catalogue_file",
+    "parse_catalogue",
+]
+
+TRADE_TYPES: tuple[str, ...] = ("engineering", "procurement", "land", "mining", "property")
+PHASES: tuple[str, ...] = (
+    "setup",
+    "notice",
+    "dispute",
+    "bidding",
+    "opening",
+    "evaluation",
+    "award",
+    "contract",
+    "complaint",
+    "land_mining_property",
+    "archive",
+    "access",
+)
+STATUSES: tuple[str, ...] = ("confirmed", "to-confirm")
+# "instant" is RFC 3339 with an offset; "date" is a calendar date (YYYY-MM-DD).
+FIELD_TYPES: tuple[str, ...] = ("instant", "date", "int", "string", "string[]")
+
+CATALOGUE_VERSION = 1
+_RESOURCE = "catalogue.json"
+_SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+_TRADE_TYPE_KEYS = frozenset({"letter", "name_zh", "name_en"})
+_EVENT_KEYS = frozenset(
+    {
+        "code",
+        "name_zh",
+        "name_en",
+        "phase",
+        "trade_types",
+        "sources",
+        "status",
+        "sealed_fields",
+        "sealed_attachments",
+        "fields",
+    }
+)
+_HOW_TO_LIST = (
+    "valid codes are the 'code' entries in ledger/catalogue.json, "
+    "or call ledger.catalogue.load_catalogue().codes()"
+)
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is malformed."""
+
+
+# The name is part of the agreed API, hence no "Error" suffix.
+class UnknownEventType(KeyError):  # noqa: N818
+    """An event type code that is not in the catalogue."""
+
+    def __init__(self, code: str, suggestions: tuple[str, ...] = ()) -> None:
+        hint = f"; did you mean {', '.join(map(repr, suggestions))}?" if suggestions else ""
+        self.code = code
+        self.message = f"unknown event type {code!r}{hint} ({_HOW_TO_LIST})"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message, wrapping it in quotes.
+        return self.message
+
+
+class UnknownTradeType(KeyError):  # noqa: N818
+    """A trade type code that is not one of TRADE_TYPES."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.message = f"unknown trade type {code!r}; valid trade types: {', '.join(TRADE_TYPES)}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class TradeType:
+    """One of the five trade types (交易类型)."""
+
+    code: str
+    letter: str
+    name_zh: str
+    name_en: str
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One catalogued event type and what the ledger and verifier need to know about it."""
+
+    code: str
+    name_zh: str
+    name_en: str
+    phase: str
+    trade_types: tuple[str, ...]
+    sources: tuple[str, ...]
+    status: str
+    # Payload field names kept confidential until the project's bid_opening_started.
+    sealed_fields: tuple[str, ...]
+    # True when the event's attachment objects are sealed until opening.
+    sealed_attachments: bool
+    # Payload field name -> one of FIELD_TYPES; documents what the rules read, not a schema.
+    fields: Mapping[str, str] = field(hash=False)
+
+    @property
+    def confirmed(self) -> bool:
+        """True when every cited source was checked against the primary text."""
+        return self.status == "confirmed"
+
+    @property
+    def sealed(self) -> bool:
+        """True when any part of this event is confidential until bid opening."""
+        return bool(self.sealed_fields) or self.sealed_attachments
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The validated catalogue; build it with load_catalogue() or parse_catalogue()."""
+
+    version: int
+    trade_types: Mapping[str, TradeType] = field(hash=False)
+    events: Mapping[str, EventType] = field(hash=False)
+
+    def get(self, code: str) -> EventType:
+        """Return the event type for ``code`` or raise UnknownEventType."""
+        try:
+            return self.events[code]
+        except (KeyError, TypeError):
+            close = difflib.get_close_matches(str(code), self.events, n=3)
+            raise UnknownEventType(str(code), tuple(close)) from None
+
+    def allows(self, code: str, trade_type: str) -> bool:
+        """Whether ``code`` may be recorded in a project of ``trade_type``.
+
+        Unknown codes and trade types raise rather than return False, so a typo is
+        reported as a typo and not as a disallowed event.
+        """
+        if trade_type not in self.trade_types:
+            raise UnknownTradeType(trade_type)
+        return trade_type in self.get(code).trade_types
+
+    def codes(self) -> tuple[str, ...]:
+        """All event codes, in catalogue order."""
+        return tuple(self.events)
+
+    def for_trade_type(self, trade_type: str) -> tuple[EventType, ...]:
+        """The event types allowed for ``trade_type``, in catalogue order."""
+        if trade_type not in self.trade_types:
+            raise UnknownTradeType(trade_type)
+        return tuple(e for e in self.events.values() if trade_type in e.trade_types)
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and code in self.events
+
+    def __iter__(self) -> Iterator[EventType]:
+        return iter(self.events.values())
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+@functools.cache
+def load_catalogue() -> Catalogue:
+    """Load and validate the packaged ``ledger/catalogue.json`` (cached)."""
+    text = resources.files(__package__ or "ledger").joinpath(_RESOURCE).read_text("utf-8")
+    return _parse_text(text, f"ledger/{_RESOURCE}")
+
+
+def load_catalogue_file(path: str | os.PathLike[str]) -> Catalogue:
+    """Load and validate a catalogue from a JSON file (not cached)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    return _parse_text(text, os.fspath(path))
+
+
+def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
+    """Validate an already-decoded catalogue (the JSON object) and build a Catalogue."""
+    top = _object(data, origin)
+    _exact_keys(top, frozenset({"version", "trade_types", "events"}), origin)
+
+    version = top["version"]
+    # bool is an int subclass; "version": true must not pass as 1.
+    if isinstance(version, bool) or version != CATALOGUE_VERSION:
+        raise CatalogueError(f"{origin}.version: expected {CATALOGUE_VERSION}, got {version!r}")
+
+    trade_types = _parse_trade_types(top["trade_types"], f"{origin}.trade_types")
+
+    raw_events = top["events"]
+    if not isinstance(raw_events, list) or not raw_events:
+        raise CatalogueError(f"{origin}.events: expected a non-empty list")
+    events: dict[str, EventType] = {}
+    for i, raw in enumerate(raw_events):
+        ev = _parse_event(raw, f"{origin}.events[{i}]")
+        if ev.code in events:
+            raise CatalogueError(f"{origin}.events[{i}]: duplicate event code {ev.code!r}")
+        events[ev.code] = ev
+
+    return Catalogue(
+        version=version,
+        trade_types=MappingProxyType(trade_types),
+        events=MappingProxyType(events),
+    )
+
+
+def _parse_text(text: str, origin: str) -> Catalogue:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CatalogueError(f"{origin}: not valid JSON: {e}") from e
+    return parse_catalogue(data, origin)
+
+
+def _parse_trade_types(raw: object, where: str) -> dict[str, TradeType]:
+    obj = _object(raw, where)
+    for code in obj:
+        if code not in TRADE_TYPES:
+            raise CatalogueError(
+                f"{where}: unknown trade type {code!r}; expected exactly {', '.join(TRADE_TYPES)}"
+            )
+    missing = [c for c in TRADE_TYPES if c not in obj]
+    if missing:
+        raise CatalogueError(f"{where}: missing trade type(s) {', '.join(missing)}")
+    out: dict[str, TradeType] = {}
+    for code in TRADE_TYPES:
+        entry = _object(obj[code], f"{where}.{code}")
+        _exact_keys(entry, _TRADE_TYPE_KEYS, f"{where}.{code}")
+        out[code] = TradeType(
+            code=code,
+            letter=_text(entry["letter"], f"{where}.{code}.letter"),
+            name_zh=_text(entry["name_zh"], f"{where}.{code}.name_zh"),
+            name_en=_text(entry["name_en"], f"{where}.{code}.name_en"),
+        )
+    return out
+
+
+def _parse_event(raw: object, where: str) -> EventType:
+    obj = _object(raw, where)
+    code = obj.get("code")
+    if isinstance(code, str):
+        where = f"{where} ({code})"
+    _exact_keys(obj, _EVENT_KEYS, where)
+
+    code = _text(obj["code"], f"{where}.code")
+    if not _SNAKE.fullmatch(code):
+        raise CatalogueError(f"{where}.code: {code!r} is not snake_case")
+
+    phase = _text(obj["phase"], f"{where}.phase")
+    if phase not in PHASES:
+        raise CatalogueError(f"{where}.phase: unknown phase {phase!r}; expected one of {PHASES}")
+
+    trade_types = _text_list(obj["trade_types"], f"{where}.trade_types")
+    if not trade_types:
+        raise CatalogueError(f"{where}.trade_types: must list at least one trade type")
+    for tt in trade_types:
+        if tt not in TRADE_TYPES:
+            # "all" is shorthand in the domain notes; the catalogue spells it out.
+            hint = " (write the five codes out instead of 'all')" if tt == "all" else ""
+            raise CatalogueError(
+                f"{where}.trade_types: unknown trade type {tt!r}{hint}; "
+                f"expected some of {', '.join(TRADE_TYPES)}"
+            )
+
+    sources = _text_list(obj["sources"], f"{where}.sources")
+    status = _text(obj["status"], f"{where}.status")
+    if status not in STATUSES:
+        raise CatalogueError(f"{where}.status: {status!r} is not one of {STATUSES}")
+    if status == "confirmed" and not sources:
+        raise CatalogueError(f"{where}.status: 'confirmed' needs at least one source")
+
+    fields = _parse_fields(obj["fields"], f"{where}.fields")
+    sealed_fields = _text_list(obj["sealed_fields"], f"{where}.sealed_fields")
+    for name in sealed_fields:
+        # A sealed name absent from fields is almost surely a typo, which would leave
+        # the real field unsealed.
+        if name not in fields:
+            raise CatalogueError(f"{where}.sealed_fields: {name!r} is not declared in fields")
+
+    sealed_attachments = obj["sealed_attachments"]
+    if not isinstance(sealed_attachments, bool):
+        raise CatalogueError(f"{where}.sealed_attachments: expected true or false")
+
+    return EventType(
+        code=code,
+        name_zh=_text(obj["name_zh"], f"{where}.name_zh"),
+        name_en=_text(obj["name_en"], f"{where}.name_en"),
+        phase=phase,
+        trade_types=trade_types,
+        sources=sources,
+        status=status,
+        sealed_fields=sealed_fields,
+        sealed_attachments=sealed_attachments,
+        fields=fields,
+    )
+
+
+def _parse_fields(raw: object, where: str) -> Mapping[str, str]:
+    obj = _object(raw, where)
+    for name, ftype in obj.items():
+        if not _SNAKE.fullmatch(name):
+            raise CatalogueError(f"{where}: field name {name!r} is not snake_case")
+        if not isinstance(ftype, str) or ftype not in FIELD_TYPES:
+            raise CatalogueError(
+                f"{where}.{name}: bad field type {ftype!r}; expected one of {FIELD_TYPES}"
+            )
+    return MappingProxyType({name: str(ftype) for name, ftype in obj.items()})
+
+
+def _object(raw: object, where: str) -> dict[str, object]:
+    if not isinstance(raw, dict):
+        raise CatalogueError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    # parse_catalogue also takes Python dicts, whose keys need not be strings.
+    for key in raw:
+        if not isinstance(key, str):
+            raise CatalogueError(f"{where}: key {key!r} is not a string")
+    return raw
+
+
+def _exact_keys(obj: Mapping[str, object], expected: frozenset[str], where: str) -> None:
+    missing = sorted(expected - obj.keys())
+    if missing:
+        raise CatalogueError(f"{where}: missing key(s) {', '.join(missing)}")
+    # Unknown keys are rejected so a misspelt key (e.g. "sealed_field") cannot be ignored.
+    extra = sorted(obj.keys() - expected)
+    if extra:
+        raise CatalogueError(f"{where}: unknown key(s) {', '.join(extra)}")
+
+
+def _text(raw: object, where: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise CatalogueError(f"{where}: expected a non-empty string")
+    return raw
+
+
+def _text_list(raw: object, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, list):
+        raise CatalogueError(f"{where}: expected a list of strings")
+    items = tuple(_text(item, f"{where}[{i}]") for i, item in enumerate(raw))
+    if len(set(items)) != len(items):
+        raise CatalogueError(f"{where}: duplicate entries")
+    return items

@@ -1,0 +1,89 @@
+"""The log's Ed25519 signing key and its high-water mark, kept in the data directory.
+
+The key is created on first start (file mode 0600, never rewritten). Beside it, the
+high-water file records the newest checkpoint this key signed, so a restart on a database
+that was rolled back or swapped refuses to sign instead of forking the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from verifier.note import ALG_ED25519, NoteError, Signer
+
+KEY_FILE = "log.key"
+HIGH_WATER_FILE = "log.head"
+
+
+class LogKeyError(RuntimeError):
+    """The key file is missing, unreadable, or names another log."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 atomically; an existing file is never replaced."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.link(tmp, path)  # fails if another process created the key meanwhile
+    os.unlink(tmp)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def load_or_create_log_key(data_dir: Path, origin: str | None) -> Signer:
+    """The log key in ``data_dir``; created on first start with ``origin`` as its name."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        if origin is None:
+            raise LogKeyError("no log key yet: give the log's origin to create one")
+        signer = Signer.generate(origin, ALG_ED25519)
+        try:
+            _write_private(path, signer.skey + "\n")
+        except FileExistsError:
+            pass  # lost a race with another starter: use the key it wrote
+        else:
+            return signer
+    if path.stat().st_mode & 0o077:
+        raise LogKeyError(f"{path} is readable by others; chmod 600 it")
+    try:
+        signer = Signer.from_skey(path.read_text())
+    except (OSError, NoteError) as e:
+        raise LogKeyError(f"cannot read log key {path}: {e}") from None
+    if origin is not None and signer.name != origin:
+        raise LogKeyError(
+            f"the log key in {path} is for origin {signer.name!r}, not {origin!r}; "
+            "a log's origin never changes"
+        )
+    return signer
+
+
+def read_high_water(data_dir: Path) -> tuple[int, bytes] | None:
+    path = data_dir / HIGH_WATER_FILE
+    try:
+        size, root = path.read_text().split()
+        return int(size), base64.b64decode(root)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise LogKeyError(f"cannot read {path}: {e}") from None
+
+
+def write_high_water(data_dir: Path, size: int, root: bytes) -> None:
+    """Record the newest signed checkpoint (atomic replace; fsync keeps it across power loss)."""
+    path = data_dir / HIGH_WATER_FILE
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        f.write(f"{size} {base64.b64encode(root).decode()}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,242 @@
+"""Posted events and committed records: validation, completion and hashing.
+
+A platform posts an *event*; the ledger completes it into a *record* by adding ``seq``,
+``prev``, ``index``, ``recorded_at``, ``salt`` and ``checkpoint``. The event hash is the
+SHA-256 of the record's RFC 8785 canonical form, and the public log entry is only the
+commitment ``0x01 || event hash``: the log can be published and witnessed while who bid,
+and for how much, stays secret (招标投标法 第二十二条).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ledger.catalogue import TRADE_TYPES, Catalogue, UnknownEventType
+from verifier.canonical import CanonicalError, canonicalize
+from verifier.receipt import ENTRY_VERSION, entry_leaf_hash
+
+ZERO_HASH = bytes(32)
+
+PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# RFC 3339 §5.6 date-time with a mandatory offset; fractional seconds up to nanoseconds.
+RFC3339_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
+MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(;.{0,200})?")
+
+MAX_TEXT = 128
+MAX_ATTACHMENTS = 256
+MAX_PAYLOAD_BYTES = 256 * 1024
+EVENT_FIELDS = frozenset(
+    {"project", "trade_type", "type", "actor", "occurred_at", "payload", "attachments",
+     "idempotency_key"}
+)
+
+
+class InvalidEvent(ValueError):
+    """A posted event breaks a rule; ``field`` names where (dotted path)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def parse_rfc3339(value: object, where: str) -> datetime:
+    """Parse an RFC 3339 date-time that carries an offset; naive times are refused."""
+    if not isinstance(value, str):
+        raise InvalidEvent(where, "must be an RFC 3339 date-time string")
+    m = RFC3339_RE.fullmatch(value)
+    if m is None:
+        raise InvalidEvent(
+            where,
+            f"{value[:40]!r} is not an RFC 3339 date-time with an offset "
+            "(e.g. 2026-05-01T09:30:00+08:00); naive times are refused",
+        )
+    frac = (m.group(7) or "")[1:7].ljust(6, "0") if m.group(7) else "000000"
+    off = m.group(8)
+    iso = f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}.{frac}"
+    iso += "+00:00" if off in ("Z", "z") else off
+    try:
+        return datetime.fromisoformat(iso)
+    except ValueError:
+        raise InvalidEvent(where, f"{value[:40]!r} is not a valid date-time") from None
+
+
+def _text(obj: dict[str, Any], key: str, where: str, limit: int = MAX_TEXT) -> str:
+    v = obj.get(key)
+    if not isinstance(v, str) or not v or len(v) > limit:
+        raise InvalidEvent(where, f"must be a non-empty string of at most {limit} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
+        raise InvalidEvent(where, "must not contain control characters")
+    return v
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An evidence file the event refers to by content hash."""
+
+    sha256: str
+    size: int
+    media_type: str
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "size": self.size, "media_type": self.media_type,
+                "name": self.name}
+
+
+@dataclass(frozen=True)
+class EventSubmission:
+    """A validated event as posted by a platform service."""
+
+    project: str
+    trade_type: str
+    type: str
+    actor: dict[str, str]
+    occurred_at: str
+    payload: dict[str, Any]
+    attachments: tuple[Attachment, ...] = ()
+    idempotency_key: str | None = None
+    #: SHA-256 of the canonical posted event, to tell a replay from a conflicting reuse.
+    digest: bytes = field(default=b"", compare=False)
+
+
+def _attachments(value: object) -> tuple[Attachment, ...]:
+    if not isinstance(value, list):
+        raise InvalidEvent("attachments", "must be a list")
+    if len(value) > MAX_ATTACHMENTS:
+        raise InvalidEvent("attachments", f"at most {MAX_ATTACHMENTS} attachments per event")
+    out = []
+    for i, a in enumerate(value):
+        where = f"attachments[{i}]"
+        if not isinstance(a, dict):
+            raise InvalidEvent(where, "must be an object")
+        extra = set(a) - {"sha256", "size", "media_type", "name"}
+        if extra:
+            raise InvalidEvent(f"{where}.{sorted(extra)[0]}", "unknown field")
+        digest = a.get("sha256")
+        if not isinstance(digest, str) or not SHA256_HEX_RE.fullmatch(digest):
+            raise InvalidEvent(f"{where}.sha256", "must be 64 lowercase hex digits")
+        size = a.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidEvent(f"{where}.size", "must be a non-negative integer (bytes)")
+        media = _text(a, "media_type", f"{where}.media_type", 255)
+        if not MEDIA_TYPE_RE.fullmatch(media):
+            raise InvalidEvent(f"{where}.media_type", f"{media[:40]!r} is not a media type")
+        name = _text(a, "name", f"{where}.name", 255)
+        out.append(Attachment(digest, size, media, name))
+    return tuple(out)
+
+
+def validate_event(obj: object, catalogue: Catalogue) -> EventSubmission:
+    """Check a posted event against the record format and the event catalogue.
+
+    ``obj`` is already parsed by :func:`verifier.canonical.parse_strict_json`, so floats
+    and duplicate keys are gone; this checks the fields themselves.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidEvent("$", "an event must be a JSON object")
+    extra = set(obj) - EVENT_FIELDS
+    if extra:
+        raise InvalidEvent(sorted(extra)[0], "unknown field; the ledger fills seq, prev, index,"
+                           " recorded_at, salt and checkpoint itself")
+    project = _text(obj, "project", "project")
+    if not PROJECT_RE.fullmatch(project):
+        raise InvalidEvent("project", "project codes use letters, digits, '.', '_' and '-'"
+                           " (at most 128, starting with a letter or digit)")
+    trade_type = obj.get("trade_type")
+    if trade_type not in TRADE_TYPES:
+        raise InvalidEvent("trade_type", f"must be one of {', '.join(TRADE_TYPES)}")
+    etype = _text(obj, "type", "type", 64)
+    try:
+        if not catalogue.allows(etype, trade_type):
+            raise InvalidEvent("type", f"event type {etype!r} does not apply to {trade_type}")
+    except UnknownEventType:
+        raise InvalidEvent("type", f"unknown event type {etype!r}; see the event catalogue "
+                           "(GET /v1/catalogue)") from None
+    actor = obj.get("actor")
+    if not isinstance(actor, dict):
+        raise InvalidEvent("actor", "must be an object with id and role")
+    extra = set(actor) - {"id", "role"}
+    if extra:
+        raise InvalidEvent(f"actor.{sorted(extra)[0]}", "unknown field")
+    actor_out = {"id": _text(actor, "id", "actor.id"), "role": _text(actor, "role", "actor.role", 64)}
+    occurred_at = obj.get("occurred_at")
+    parse_rfc3339(occurred_at, "occurred_at")
+    assert isinstance(occurred_at, str)
+    payload = obj.get("payload", {})
+    if not isinstance(payload, dict):
+        raise InvalidEvent("payload", "must be a JSON object")
+    attachments = _attachments(obj.get("attachments", []))
+    key = obj.get("idempotency_key")
+    if key is not None:
+        key = _text(obj, "idempotency_key", "idempotency_key")
+    try:
+        encoded_payload = canonicalize(payload)
+        digest = hashlib.sha256(canonicalize(obj)).digest()
+    except CanonicalError as e:
+        raise InvalidEvent("payload", str(e)) from None
+    if len(encoded_payload) > MAX_PAYLOAD_BYTES:
+        raise InvalidEvent("payload", f"is larger than {MAX_PAYLOAD_BYTES} bytes")
+    return EventSubmission(project, trade_type, etype, actor_out, occurred_at, payload,
+                           attachments, key, digest)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@dataclass(frozen=True)
+class CommittedRecord:
+    """A record as the ledger committed it, with its canonical bytes and hashes."""
+
+    index: int
+    project: str
+    seq: int
+    canonical: bytes
+    event_hash: bytes
+
+    @property
+    def entry(self) -> bytes:
+        return ENTRY_VERSION + self.event_hash
+
+
+def complete_record(
+    ev: EventSubmission,
+    *,
+    index: int,
+    seq: int,
+    prev: bytes,
+    recorded_at: str,
+    salt: bytes,
+    checkpoint_size: int,
+    checkpoint_root: bytes,
+) -> CommittedRecord:
+    """Fill in what the ledger adds and hash the result (RFC 8785 canonical form)."""
+    record: dict[str, Any] = {
+        "project": ev.project,
+        "trade_type": ev.trade_type,
+        "type": ev.type,
+        "actor": ev.actor,
+        "occurred_at": ev.occurred_at,
+        "payload": ev.payload,
+        "attachments": [a.to_json() for a in ev.attachments],
+        "seq": seq,
+        "prev": b64(prev),
+        "index": index,
+        "recorded_at": recorded_at,
+        "salt": b64(salt),
+        "checkpoint": {"size": checkpoint_size, "root": b64(checkpoint_root)},
+    }
+    canonical = canonicalize(record)
+    return CommittedRecord(index, ev.project, seq, canonical, hashlib.sha256(canonical).digest())
+
+
+leaf_for_record = entry_leaf_hash

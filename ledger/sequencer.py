@@ -1,0 +1,339 @@
+"""The single sequencer: batches appends and commits each batch in one transaction.
+
+One thread owns the append path. It takes whatever is queued (up to ``max_batch`` events,
+waiting at most ``max_delay`` for more), completes the records, extends the tree with a
+compact range, and writes records, widened tiles and the newly signed checkpoint in one
+transaction under the writer lock. Only after that commit is any caller told its index,
+so an acknowledged event is durable. If another process appended meanwhile (PostgreSQL
+deployments may run several), the sequencer notices the head moved and reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.clock import Clock, rfc3339
+from ledger.keys import write_high_water
+from ledger.records import EventSubmission, complete_record, leaf_for_record
+from ledger.store import Store, StoreError
+from ledger.tiles import HASH, TILE_HEIGHT, TILE_WIDTH, TreeReader
+from verifier import merkle
+from verifier.checkpoint import Checkpoint
+from verifier.note import Signer, sign_note
+
+log = logging.getLogger("jianzheng.sequencer")
+
+
+class IdempotencyConflict(ValueError):
+    """The idempotency key was used before by this poster for a different event."""
+
+    def __init__(self, key: str, position: int) -> None:
+        super().__init__(
+            f"events[{position}].idempotency_key: {key!r} was already used for a different event"
+        )
+        self.key = key
+        self.position = position
+
+
+class SequencerBusy(RuntimeError):
+    """The append queue is full; the caller should retry later."""
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Where one event landed: its log index and event hash; ``replayed`` if already there."""
+
+    index: int
+    event_hash: bytes
+    replayed: bool = False
+
+
+@dataclass
+class _Unit:
+    events: list[EventSubmission]
+    poster: str
+    future: Future[list[Appended]] = field(default_factory=Future)
+
+
+class _ProjectTails:
+    """LRU of project -> (next seq, hash of the newest record), read through to the store."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._d: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._limit = limit
+
+    def get(self, store: Store, conn: Connection, project: str) -> tuple[int, bytes]:
+        v = self._d.get(project)
+        if v is None:
+            tail = store.project_tail(conn, project)
+            v = (tail[0] + 1, tail[1]) if tail else (0, bytes(32))
+        return v
+
+    def update(self, changes: dict[str, tuple[int, bytes]]) -> None:
+        for k, v in changes.items():
+            self._d[k] = v
+            self._d.move_to_end(k)
+        while len(self._d) > self._limit:
+            self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        self._d.clear()
+
+
+class Sequencer:
+    """Owns the append path; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        signer: Signer,
+        clock: Clock,
+        reader: TreeReader,
+        edge_tiles: dict[tuple[int, int], bytes],
+        *,
+        data_dir: Path | None = None,
+        max_batch: int = 4096,
+        max_delay: float = 0.002,
+        queue_limit: int = 200_000,
+        salt: Callable[[], bytes] = lambda: os.urandom(32),
+        on_checkpoint: Callable[[int, bytes, str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.clock = clock
+        self.reader = reader
+        #: The newest version of every tile this process wrote; the reader consults it first.
+        self.edge_tiles = edge_tiles
+        self.data_dir = data_dir
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self._salt = salt
+        self._on_checkpoint = on_checkpoint
+        self._queue: queue.Queue[_Unit | None] = queue.Queue()
+        self._queued_events = 0
+        self._queue_limit = queue_limit
+        self._lock = threading.Lock()
+        self._tails = _ProjectTails()
+        self._frontier: merkle.CompactRange | None = None
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+
+    # --- public ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="jianzheng-sequencer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(self, events: list[EventSubmission], poster: str) -> Future[list[Appended]]:
+        """Queue one all-or-nothing unit of events; the future resolves after commit."""
+        unit = _Unit(events, poster)
+        with self._lock:
+            if self._queued_events + len(events) > self._queue_limit:
+                raise SequencerBusy(f"more than {self._queue_limit} events are waiting")
+            self._queued_events += len(events)
+        self._queue.put(unit)
+        return unit.future
+
+    # --- the loop ----------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            units = [first]
+            count = len(first.events)
+            deadline = time.monotonic() + self.max_delay
+            stop = False
+            while count < self.max_batch:
+                wait = deadline - time.monotonic()
+                try:
+                    nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                units.append(nxt)
+                count += len(nxt.events)
+            with self._lock:
+                self._queued_events -= count
+            self._commit_units(units)
+            if stop:
+                return
+
+    def _commit_units(self, units: list[_Unit]) -> None:
+        try:
+            results, head = self._commit(units)
+        except Exception as e:  # the whole batch failed: nothing was committed
+            log.exception("append batch failed")
+            self._frontier = None  # reload from the database on the next batch
+            self._tails.clear()
+            err: Exception = e if isinstance(e, StoreError) else StoreError(f"append failed: {e}")
+            for u in units:
+                if not u.future.done():
+                    u.future.set_exception(err)
+            return
+        self.batches += 1
+        for u, r in zip(units, results, strict=True):
+            if isinstance(r, Exception):
+                u.future.set_exception(r)
+            else:
+                u.future.set_result(r)
+        if head is not None:
+            size, root, note = head
+            if self.data_dir is not None:
+                write_high_water(self.data_dir, size, root)
+            if self._on_checkpoint is not None:
+                self._on_checkpoint(size, root, note)
+
+    def _commit(
+        self, units: list[_Unit]
+    ) -> tuple[list[list[Appended] | Exception], tuple[int, bytes, str] | None]:
+        try:
+            with self.store.writer() as conn:
+                results, staged = self._stage(conn, units)
+        except SQLAlchemyError as e:
+            raise StoreError(f"database error while appending: {e.__class__.__name__}") from e
+        if staged is None:
+            return results, None
+        # Committed: adopt the new frontier, tiles and project tails.
+        frontier, tiles, tails, note = staged
+        self._frontier = frontier
+        for key, buf in tiles.items():
+            self.edge_tiles[key] = bytes(buf)
+            self.reader.forget(*key)
+        # Keep only the newest tile of each level in memory; older ones are full.
+        newest: dict[int, int] = {}
+        for lv, i in self.edge_tiles:
+            newest[lv] = max(newest.get(lv, -1), i)
+        for key in [k for k in self.edge_tiles if k[1] != newest[k[0]]]:
+            del self.edge_tiles[key]
+        self._tails.update(tails)
+        return results, (frontier.size, frontier.root(), note)
+
+    def _stage(
+        self, conn: Connection, units: list[_Unit]
+    ) -> tuple[list[list[Appended] | Exception], _Staged | None]:
+        """Write the batch inside the open transaction; return what to adopt on commit."""
+        head = self.store.head(conn)
+        size0 = head.size if head else 0
+        root0 = head.root if head else merkle.EMPTY_ROOT
+        frontier = self._frontier
+        if frontier is None or frontier.size != size0:
+            # First batch, a failed batch, or another writer appended: trust only the store.
+            for key in list(self.edge_tiles):
+                self.reader.forget(*key)
+            self.edge_tiles.clear()
+            self._tails.clear()
+            frontier = self.reader.frontier(size0)
+            if frontier.root() != root0:
+                raise StoreError(
+                    f"tiles do not match the signed checkpoint at size {size0}; run jianzheng audit"
+                )
+        frontier = frontier.copy()
+
+        tiles: dict[tuple[int, int], bytearray] = {}
+        existed: dict[tuple[int, int], bool] = {}
+
+        def visit(level: int, index: int, h: bytes) -> None:
+            if level % TILE_HEIGHT:
+                return
+            key = (level // TILE_HEIGHT, index >> TILE_HEIGHT)
+            buf = tiles.get(key)
+            if buf is None:
+                old = self.edge_tiles.get(key)
+                if old is None:
+                    old = self.store.get_tile(conn, *key)
+                existed[key] = bool(old)
+                buf = tiles[key] = bytearray(old)
+            if len(buf) != (index & (TILE_WIDTH - 1)) * HASH:
+                raise StoreError(f"tile {key} has {len(buf) // HASH} hashes, expected "
+                                 f"{index & (TILE_WIDTH - 1)}; run jianzheng audit")
+            buf += h
+
+        recorded_at = rfc3339(self.clock.now())
+        rows: list[dict[str, Any]] = []
+        tails: dict[str, tuple[int, bytes]] = {}
+        results: list[list[Appended] | Exception] = []
+        # (poster, key) -> (index, digest, event hash) for keys seen in this batch or stored.
+        known: dict[tuple[str, str], tuple[int, bytes | None, bytes]] = {}
+        for unit in units:
+            keys = [e.idempotency_key for e in unit.events if e.idempotency_key is not None]
+            missing = [k for k in keys if (unit.poster, k) not in known]
+            if missing:
+                for k, v in self.store.find_idempotent(conn, unit.poster, missing).items():
+                    known[(unit.poster, k)] = v
+            # First pass: refuse the whole unit on a conflicting key, before appending any of it.
+            digests: dict[str, bytes | None] = {}
+            conflict: Exception | None = None
+            for pos, ev in enumerate(unit.events):
+                k = ev.idempotency_key
+                if k is None:
+                    continue
+                prior = known.get((unit.poster, k))
+                want = prior[1] if prior is not None else digests.get(k, ev.digest)
+                if want != ev.digest:
+                    conflict = IdempotencyConflict(k, pos)
+                    break
+                digests[k] = ev.digest
+            if conflict is not None:
+                results.append(conflict)
+                continue
+            out: list[Appended] = []
+            for ev in unit.events:
+                k = ev.idempotency_key
+                if k is not None and (unit.poster, k) in known:
+                    idx, _, eh = known[(unit.poster, k)]
+                    out.append(Appended(idx, eh, replayed=True))
+                    continue
+                index = frontier.size
+                seq, prev = tails.get(ev.project) or self._tails.get(self.store, conn, ev.project)
+                rec = complete_record(
+                    ev, index=index, seq=seq, prev=prev, recorded_at=recorded_at,
+                    salt=self._salt(), checkpoint_size=size0, checkpoint_root=root0,
+                )
+                tails[ev.project] = (seq + 1, rec.event_hash)
+                frontier.append(leaf_for_record(rec.event_hash), visit)
+                if k is not None:
+                    known[(unit.poster, k)] = (index, ev.digest, rec.event_hash)
+                rows.append({
+                    "idx": index, "project": ev.project, "seq": seq, "type": ev.type,
+                    "event_hash": rec.event_hash, "record": rec.canonical, "poster": unit.poster,
+                    "idempotency_key": k, "request_digest": ev.digest if k is not None else None,
+                })
+                out.append(Appended(index, rec.event_hash))
+            results.append(out)
+
+        if not rows:
+            return results, None
+        size1 = frontier.size
+        root1 = frontier.root()
+        body = Checkpoint(self.signer.name, size1, root1).body()
+        note = sign_note(body, [self.signer]).to_text()
+        self.store.add_records(conn, rows)
+        self.store.put_tiles(conn, {k: (bytes(v), existed[k]) for k, v in tiles.items()})
+        self.store.add_checkpoint(conn, size1, root1, note, recorded_at)
+        return results, (frontier, tiles, tails, note)
+
+
+_Staged = tuple[
+    merkle.CompactRange, dict[tuple[int, int], bytearray], dict[str, tuple[int, bytes]], str
+]

@@ -1,0 +1,255 @@
+"""The ledger as one object: opens the store and key, runs the sequencer, answers queries.
+
+This is the seam the API and the CLI use; it holds no HTTP and no argument parsing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger.catalogue import Catalogue, load_catalogue
+from ledger.clock import Clock, SystemClock
+from ledger.keys import LogKeyError, load_or_create_log_key, read_high_water
+from ledger.records import EventSubmission
+from ledger.sequencer import Appended, Sequencer
+from ledger.store import Head, Store, StoreError, make_engine, migrate
+from ledger.tiles import HASH, TILE_WIDTH, TreeReader, tile_width_at
+from verifier import merkle
+from verifier.note import Signer
+from verifier.receipt import ENTRY_VERSION, Receipt
+
+DEFAULT_ORIGIN = "jianzheng.localhost/log"
+RECENT_CHECKPOINTS = 4096
+
+
+class NotFound(LookupError):
+    """The asked-for index, size or tile is not in the log (yet)."""
+
+
+@dataclass(frozen=True)
+class LogInfo:
+    origin: str
+    verifier_key: str
+    size: int
+    root: bytes
+    checkpoint: str
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'ledger.db'}"
+
+
+class Ledger:
+    """Open with :meth:`open`; call :meth:`close` when done."""
+
+    def __init__(
+        self,
+        store: Store,
+        signer: Signer,
+        data_dir: Path,
+        *,
+        clock: Clock | None = None,
+        catalogue: Catalogue | None = None,
+        max_batch: int = 4096,
+        max_delay: float = 0.002,
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.data_dir = data_dir
+        self.clock = clock or SystemClock()
+        self.catalogue = catalogue or load_catalogue()
+        self._edge: dict[tuple[int, int], bytes] = {}
+        self.reader = TreeReader(self._get_tile)
+        self._recent_lock = threading.Lock()
+        self._recent_sizes: list[int] = []
+        self._recent_notes: list[str] = []
+        self.sequencer = Sequencer(
+            store, signer, self.clock, self.reader, self._edge, data_dir=data_dir,
+            max_batch=max_batch, max_delay=max_delay, on_checkpoint=self._remember,
+        )
+
+    # --- life cycle --------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        db_url: str | None = None,
+        origin: str | None = None,
+        **kwargs: Any,
+    ) -> Ledger:
+        """Open (creating on first start) the ledger whose key lives in ``data_dir``."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(db_url or sqlite_url(data_dir))
+        migrate(engine)
+        store = Store(engine)
+        key_exists = (data_dir / "log.key").exists()
+        signer = load_or_create_log_key(data_dir, origin or (None if key_exists else DEFAULT_ORIGIN))
+        ledger = cls(store, signer, data_dir, **kwargs)
+        head = ledger._check_identity()
+        # Seed the receipt cache so the first batch's receipts need no database lookup.
+        ledger._remember(head.size if head else 0, b"", head.note if head else "")
+        ledger.sequencer.start()
+        return ledger
+
+    def close(self) -> None:
+        self.sequencer.stop()
+        self.store.engine.dispose()
+
+    def _check_identity(self) -> Head | None:
+        """Refuse to run a key against a database of another log, or one rolled back."""
+        vkey = self.signer.verifier.vkey
+        with self.store.writer() as conn:
+            have = self.store.get_meta(conn, "verifier_key")
+            if have is None:
+                self.store.set_meta(conn, "origin", self.signer.name)
+                self.store.set_meta(conn, "verifier_key", vkey)
+            elif have != vkey:
+                raise LogKeyError(
+                    f"this database belongs to the log {have}, not to the key in "
+                    f"{self.data_dir}; use the matching --data directory"
+                )
+            head = self.store.head(conn)
+        hw = read_high_water(self.data_dir)
+        if hw is None:
+            return head
+        size, root = hw
+        have_size = head.size if head else 0
+        if have_size < size:
+            raise LogKeyError(
+                f"the database holds {have_size} entries but this log already signed a "
+                f"checkpoint of size {size}: it was rolled back or replaced. Restore it; "
+                "signing now would fork the log"
+            )
+        if self.reader.root(size) != root:
+            raise LogKeyError(
+                f"the database's tree at size {size} differs from the checkpoint this log "
+                "signed: signing now would fork the log. Run jianzheng audit"
+            )
+        return head
+
+    # --- tiles -------------------------------------------------------------------------
+    def _get_tile(self, level: int, index: int) -> bytes:
+        edge = self._edge.get((level, index))
+        if edge is not None:
+            return edge
+        with self.store.reader() as conn:
+            return self.store.get_tile(conn, level, index)
+
+    def tile(self, level: int, index: int, width: int | None) -> bytes:
+        """A tile as served under /log/tile (full when ``width`` is None)."""
+        size = self.head().size
+        have = tile_width_at(level, index, size)
+        want = TILE_WIDTH if width is None else width
+        if want < 1 or want > TILE_WIDTH or have < want:
+            raise NotFound(f"tile {level}/{index} of width {want} does not exist yet")
+        data = self._get_tile(level, index)
+        if len(data) < want * HASH:
+            raise StoreError(f"tile {level}/{index} is shorter than the tree says; run audit")
+        return data[: want * HASH]
+
+    def entry_bundle(self, index: int, width: int | None) -> bytes:
+        """tlog-tiles entry bundle: each entry as a big-endian uint16 length then the bytes."""
+        size = self.head().size
+        have = tile_width_at(0, index, size)
+        want = TILE_WIDTH if width is None else width
+        if want < 1 or want > TILE_WIDTH or have < want:
+            raise NotFound(f"entry bundle {index} of width {want} does not exist yet")
+        start = index * TILE_WIDTH
+        with self.store.reader() as conn:
+            rows = self.store.entries(conn, start, start + want)
+        if len(rows) != want:
+            raise StoreError(f"entry bundle {index} is missing entries; run jianzheng audit")
+        out = bytearray()
+        for _, eh in rows:
+            entry = ENTRY_VERSION + eh
+            out += len(entry).to_bytes(2, "big") + entry
+        return bytes(out)
+
+    # --- appends and receipts ------------------------------------------------------------
+    def append(self, events: list[EventSubmission], poster: str) -> Future[list[Appended]]:
+        return self.sequencer.submit(events, poster)
+
+    def _remember(self, size: int, root: bytes, note: str) -> None:
+        with self._recent_lock:
+            self._recent_sizes.append(size)
+            self._recent_notes.append(note)
+            if len(self._recent_sizes) > RECENT_CHECKPOINTS:
+                del self._recent_sizes[: RECENT_CHECKPOINTS // 2]
+                del self._recent_notes[: RECENT_CHECKPOINTS // 2]
+
+    def _checkpoint_for(self, index: int) -> tuple[int, str]:
+        """The first checkpoint whose tree includes ``index`` (normally that of its batch)."""
+        with self._recent_lock:
+            # The in-memory list is contiguous from process start: when some remembered
+            # checkpoint is <= index, the next one is the first to include it.
+            i = bisect.bisect_right(self._recent_sizes, index)
+            if 0 < i < len(self._recent_sizes):
+                return self._recent_sizes[i], self._recent_notes[i]
+        with self.store.reader() as conn:
+            cp = self.store.checkpoint_covering(conn, index)
+        if cp is None:
+            raise NotFound(f"index {index} is not in the log")
+        return cp.size, cp.note
+
+    def receipt(self, index: int, event_hash: bytes | None = None) -> Receipt:
+        """The receipt of ``index``: proof against the checkpoint of its own batch."""
+        size, note = self._checkpoint_for(index)
+        if event_hash is None:
+            with self.store.reader() as conn:
+                row = self.store.record_at(conn, index)
+            if row is None:
+                raise NotFound(f"index {index} is not in the log")
+            event_hash = row[1]
+        return Receipt(index, event_hash, note, tuple(self.reader.inclusion_proof(index, size)))
+
+    # --- queries -----------------------------------------------------------------------
+    def head(self) -> Head:
+        with self.store.reader() as conn:
+            h = self.store.head(conn)
+        return h or Head(0, merkle.EMPTY_ROOT, "")
+
+    def info(self) -> LogInfo:
+        h = self.head()
+        return LogInfo(self.signer.name, self.signer.verifier.vkey, h.size, h.root, h.note)
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        self._check_size(tree_size)
+        if not 0 <= index < tree_size:
+            raise NotFound(f"index {index} is not below tree_size {tree_size}")
+        return self.reader.inclusion_proof(index, tree_size)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        self._check_size(second)
+        if not 0 < first <= second:
+            raise NotFound(f"no consistency proof from {first} to {second}: need 0 < first <= second")
+        return self.reader.consistency_proof(first, second)
+
+    def _check_size(self, size: int) -> None:
+        have = self.head().size
+        if size > have:
+            raise NotFound(f"tree size {size} is larger than the log ({have})")
+
+    def checkpoint_at(self, size: int) -> Head:
+        with self.store.reader() as conn:
+            cp = self.store.checkpoint_at(conn, size)
+        if cp is None:
+            raise NotFound(f"no checkpoint of size {size}")
+        return cp
+
+    def record(self, index: int) -> tuple[bytes, bytes]:
+        """(canonical record bytes, event hash) at ``index``."""
+        with self.store.reader() as conn:
+            row = self.store.record_at(conn, index)
+        if row is None:
+            raise NotFound(f"index {index} is not in the log")
+        return row
+
+    def project_records(self, project: str, after: int, limit: int) -> list[tuple[int, int, bytes]]:
+        with self.store.reader() as conn:
+            return self.store.project_records(conn, project, after, limit)
+

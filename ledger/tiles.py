@@ -1,0 +1,131 @@
+"""C2SP tlog-tiles: tile coordinates and paths, and reading tree nodes out of tiles.
+
+A tile at level L and index N holds up to 256 consecutive hashes of the Merkle tree at
+level 8·L (c2sp.org/tlog-tiles). Level-0 tiles hold the leaf hashes; a node at a level
+between two tile levels is recomputed from the tile below it. Full tiles never change;
+a partial tile is only ever widened, so a tile read for any tree size n' >= n answers
+every node question about the tree of size n.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from verifier import merkle
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+HASH = merkle.HASH_SIZE
+
+#: Reads the stored bytes of tile (level, index); returns b"" when it has none yet.
+TileGetter = Callable[[int, int], bytes]
+
+
+def index_path(n: int) -> str:
+    """tlog-tiles index encoding: 3-digit groups, all but the last prefixed by ``x``."""
+    if n < 0:
+        raise ValueError("tile index must be non-negative")
+    groups = []
+    while True:
+        groups.append(f"{n % 1000:03d}")
+        n //= 1000
+        if n == 0:
+            break
+    groups.reverse()
+    return "/".join([*("x" + g for g in groups[:-1]), groups[-1]])
+
+
+def parse_index_path(parts: list[str]) -> int:
+    """Inverse of :func:`index_path`; raises ValueError on any non-canonical form."""
+    if not parts or len(parts) > 7:
+        raise ValueError("bad tile index")
+    n = 0
+    for i, p in enumerate(parts):
+        last = i == len(parts) - 1
+        digits = p if last else (p[1:] if p.startswith("x") else "")
+        if len(digits) != 3 or not digits.isdigit():
+            raise ValueError(f"bad tile index element {p!r}")
+        n = n * 1000 + int(digits)
+    if index_path(n) != "/".join(parts):
+        raise ValueError("non-canonical tile index")
+    return n
+
+
+def tile_width_at(level: int, index: int, size: int) -> int:
+    """How many hashes tile (level, index) holds for a tree of ``size`` leaves (0..256)."""
+    complete = size >> (TILE_HEIGHT * level)
+    return max(0, min(TILE_WIDTH, complete - index * TILE_WIDTH))
+
+
+class _TileLevels:
+    """The hashes of one tile plus the internal nodes above them, computed once."""
+
+    __slots__ = ("levels",)
+
+    def __init__(self, data: bytes) -> None:
+        row = [data[i : i + HASH] for i in range(0, len(data), HASH)]
+        self.levels = [row]
+        for _ in range(TILE_HEIGHT - 1):
+            row = [merkle.node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+            self.levels.append(row)
+
+    @property
+    def width(self) -> int:
+        return len(self.levels[0])
+
+
+class TreeReader:
+    """Answers node, root and proof questions from tiles, with an LRU cache of tiles.
+
+    Complete tiles are cached for good; a partial tile is re-read when a wider one is
+    needed. The cache holds at most ``cache_tiles`` tiles (about 16 KiB each).
+    """
+
+    def __init__(self, get_tile: TileGetter, cache_tiles: int = 4096) -> None:
+        self._get = get_tile
+        self._cache: OrderedDict[tuple[int, int], _TileLevels] = OrderedDict()
+        self._limit = cache_tiles
+
+    def forget(self, level: int, index: int) -> None:
+        self._cache.pop((level, index), None)
+
+    def _tile(self, level: int, index: int, need: int) -> _TileLevels:
+        key = (level, index)
+        t = self._cache.get(key)
+        if t is None or t.width < need:
+            data = self._get(level, index)
+            if len(data) % HASH:
+                raise ValueError(f"tile {level}/{index} has a torn length {len(data)}")
+            t = _TileLevels(data)
+            if t.width < need:
+                raise LookupError(
+                    f"tile {level}/{index} holds {t.width} hashes, {need} are needed"
+                )
+            self._cache[key] = t
+            if len(self._cache) > self._limit:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return t
+
+    def node(self, level: int, index: int) -> bytes:
+        """Hash of the complete node at Merkle ``level`` and ``index`` (leaves are level 0)."""
+        stratum, r = divmod(level, TILE_HEIGHT)
+        first = index << r  # position of its leftmost descendant in the stratum's row
+        t = self._tile(stratum, first >> TILE_HEIGHT, (first & (TILE_WIDTH - 1)) + (1 << r))
+        return t.levels[r][(first & (TILE_WIDTH - 1)) >> r]
+
+    def root(self, size: int) -> bytes:
+        if size == 0:
+            return merkle.EMPTY_ROOT
+        return merkle.subtree_hash(self.node, 0, size)
+
+    def frontier(self, size: int) -> merkle.CompactRange:
+        return merkle.CompactRange(size, [self.node(lv, i) for lv, i in merkle.frontier_nodes(size)])
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        return merkle.inclusion_proof(self.node, index, size)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        return merkle.consistency_proof(self.node, size1, size2)

@@ -1,0 +1,64 @@
+"""Shared fixtures: the ledger on both database engines, a clock, HTTP clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["tests.fixtures_servers"]
+
+
+class FakeClock:
+    """A controllable clock; advances 1 ms per reading so times stay ordered."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.t = start or datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        self.t += timedelta(milliseconds=1)
+        return self.t
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The ledger tests run once on SQLite and once on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    url: str = request.getfixturevalue("fresh_pg_url")
+    return url
+
+
+def make_event(project: str = "E330100000001", type_: str = "project_registered",
+               **over: Any) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "project": project,
+        "trade_type": "engineering",
+        "type": type_,
+        "actor": {"id": "PRTC-HZ", "role": "platform"},
+        "occurred_at": "2026-03-02T09:00:00+08:00",
+        "payload": {"name": "城西污水处理厂提标改造工程", "estimate_fen": 4_860_000_000},
+    }
+    ev.update(over)
+    return ev
+
+
+@pytest.fixture
+def ledger_factory(tmp_path: Path, db_url: str) -> Iterator[Any]:
+    """Opens ledgers on the test's database; closes them all at the end."""
+    from ledger.service import Ledger
+
+    opened: list[Ledger] = []
+
+    def open_(data: Path | None = None, **kw: Any) -> Ledger:
+        lg = Ledger.open(data or tmp_path / "data", db_url, kw.pop("origin", "test.example/log"),
+                         **kw)
+        opened.append(lg)
+        return lg
+
+    yield open_
+    for lg in opened:
+        lg.close()
