@@ -8,7 +8,6 @@ duplicate keys and oversized bodies are refused with a clear error before anythi
 the event schema is still published in the OpenAPI document.
 """
 
-
 import asyncio
 import base64
 import json
@@ -42,8 +41,14 @@ APPEND_TIMEOUT = 30.0
 class ApiError(Exception):
     """An error answered as JSON: ``{"error": {"status", "code", "message", "field"?}}``."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -81,8 +86,9 @@ def create_app(ledger: Ledger) -> FastAPI:
     async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
         first = e.errors()[0] if e.errors() else {}
         loc = ".".join(str(x) for x in first.get("loc", ())[1:]) or None
-        return _error_response(ApiError(422, "invalid_parameter",
-                                        str(first.get("msg", "invalid request")), loc))
+        return _error_response(
+            ApiError(422, "invalid_parameter", str(first.get("msg", "invalid request")), loc)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
@@ -91,16 +97,22 @@ def create_app(ledger: Ledger) -> FastAPI:
     @app.exception_handler(StoreError)
     async def _store(_: Request, e: StoreError) -> JSONResponse:
         log.error("store error: %s", e)
-        return _error_response(ApiError(503, "store_unavailable",
-                                        f"the ledger store is unavailable: {e}",
-                                        headers={"Retry-After": "1"}))
+        return _error_response(
+            ApiError(
+                503,
+                "store_unavailable",
+                f"the ledger store is unavailable: {e}",
+                headers={"Retry-After": "1"},
+            )
+        )
 
     def principal(request: Request) -> Principal:
         try:
             return tokens.authenticate(request.headers.get("authorization"))
         except AuthError as e:
-            raise ApiError(401, "unauthorized", str(e),
-                           headers={"WWW-Authenticate": "Bearer"}) from None
+            raise ApiError(
+                401, "unauthorized", str(e), headers={"WWW-Authenticate": "Bearer"}
+            ) from None
 
     def role(*roles: str) -> Callable[[Principal], Principal]:
         def dep(p: Annotated[Principal, Depends(principal)]) -> Principal:
@@ -152,23 +164,47 @@ def create_app(ledger: Ledger) -> FastAPI:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), APPEND_TIMEOUT)
         except IdempotencyConflict as e:
-            raise ApiError(409, "idempotency_conflict", str(e),
-                           f"events[{e.position}].idempotency_key") from None
+            raise ApiError(
+                409, "idempotency_conflict", str(e), f"events[{e.position}].idempotency_key"
+            ) from None
         except TimeoutError:
-            raise ApiError(503, "timeout", "the append was not confirmed in time; retry with "
-                           "the same idempotency_key", headers={"Retry-After": "1"}) from None
+            raise ApiError(
+                503,
+                "timeout",
+                "the append was not confirmed in time; retry with the same idempotency_key",
+                headers={"Retry-After": "1"},
+            ) from None
 
     def receipt_json(a: Appended) -> dict[str, Any]:
         out = ledger.receipt(a.index, a.event_hash).to_json()
         out["replayed"] = a.replayed
         return out
 
-    event_body = {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": EVENT_SCHEMA}}}}
-    batch_body = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["events"], "additionalProperties": False,
-        "properties": {"events": {"type": "array", "minItems": 1,
-                                  "maxItems": MAX_BATCH_EVENTS, "items": EVENT_SCHEMA}}}}}}}
+    event_body = {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": EVENT_SCHEMA}}}
+    }
+    batch_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["events"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "events": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": MAX_BATCH_EVENTS,
+                                "items": EVENT_SCHEMA,
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    }
 
     @app.post("/v1/events", status_code=201, openapi_extra=event_body, tags=["events"])
     async def post_event(request: Request, p: Poster) -> JSONResponse:
@@ -187,8 +223,9 @@ def create_app(ledger: Ledger) -> FastAPI:
         if not isinstance(items, list) or not items:
             raise ApiError(422, "invalid_event", "events must be a non-empty list", "events")
         if len(items) > MAX_BATCH_EVENTS:
-            raise ApiError(413, "too_large",
-                           f"a batch holds at most {MAX_BATCH_EVENTS} events", "events")
+            raise ApiError(
+                413, "too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events", "events"
+            )
         evs = [validate(x, f"events[{i}].") for i, x in enumerate(items)]
         done = await append(evs, p.token_id)
         return JSONResponse({"receipts": [receipt_json(a) for a in done]}, status_code=201)
@@ -250,17 +287,31 @@ def create_app(ledger: Ledger) -> FastAPI:
     async def log_info() -> dict[str, Any]:
         """Public: origin, verifier key and the newest signed checkpoint."""
         i = ledger.info()
-        return {"origin": i.origin, "verifier_key": i.verifier_key, "size": i.size,
-                "root": b64(i.root), "checkpoint": i.checkpoint}
+        return {
+            "origin": i.origin,
+            "verifier_key": i.verifier_key,
+            "size": i.size,
+            "root": b64(i.root),
+            "checkpoint": i.checkpoint,
+        }
 
     @app.get("/v1/catalogue", tags=["log"])
     async def catalogue() -> dict[str, Any]:
         """Public: the event types the ledger accepts, per trade type."""
         c = ledger.catalogue
-        return {"version": c.version, "events": [
-            {"code": e.code, "name_zh": e.name_zh, "name_en": e.name_en,
-             "trade_types": list(e.trade_types), "phase": e.phase}
-            for e in c.events]}
+        return {
+            "version": c.version,
+            "events": [
+                {
+                    "code": e.code,
+                    "name_zh": e.name_zh,
+                    "name_en": e.name_en,
+                    "trade_types": list(e.trade_types),
+                    "phase": e.phase,
+                }
+                for e in c
+            ],
+        }
 
     immutable = {"Cache-Control": "public, max-age=31536000, immutable"}
 
@@ -269,8 +320,9 @@ def create_app(ledger: Ledger) -> FastAPI:
         note = ledger.info().checkpoint
         if not note:
             raise ApiError(404, "not_found", "the log is empty: no checkpoint yet")
-        return Response(note, media_type="text/plain; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+        return Response(
+            note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}
+        )
 
     @app.get("/log/tile/{path:path}", tags=["tiles"])
     async def tile(path: str) -> Response:

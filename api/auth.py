@@ -45,8 +45,13 @@ def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def create_token(store: Store, role: str, label: str = "", clock: Clock | None = None,
-                 expires_at: datetime | None = None) -> tuple[str, str]:
+def create_token(
+    store: Store,
+    role: str,
+    label: str = "",
+    clock: Clock | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[str, str]:
     """Create a token; returns (token id, token). The token itself is never stored."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
@@ -54,10 +59,16 @@ def create_token(store: Store, role: str, label: str = "", clock: Clock | None =
     token_id = secrets.token_hex(8)
     now = rfc3339((clock or SystemClock()).now())
     with store.engine.begin() as conn:
-        conn.execute(insert(TokenRow).values(
-            id=token_id, token_hash=_hash(token), role=role, label=label[:128],
-            created_at=now, expires_at=rfc3339(expires_at) if expires_at else None,
-        ))
+        conn.execute(
+            insert(TokenRow).values(
+                id=token_id,
+                token_hash=_hash(token),
+                role=role,
+                label=label[:128],
+                created_at=now,
+                expires_at=rfc3339(expires_at) if expires_at else None,
+            )
+        )
     return token_id, token
 
 
@@ -86,8 +97,13 @@ class TokenCheck:
             return hit[1]
         with self.store.engine.connect() as conn:
             row = conn.execute(
-                select(TokenRow.id, TokenRow.token_hash, TokenRow.role, TokenRow.expires_at,
-                       TokenRow.revoked_at).where(TokenRow.token_hash == digest)
+                select(
+                    TokenRow.id,
+                    TokenRow.token_hash,
+                    TokenRow.role,
+                    TokenRow.expires_at,
+                    TokenRow.revoked_at,
+                ).where(TokenRow.token_hash == digest)
             ).first()
         if row is None:
             raise AuthError("unknown or revoked token")

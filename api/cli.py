@@ -25,11 +25,18 @@ def default_data_dir() -> Path:
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, default=default_data_dir(),
-                   help="data directory holding the log key (and the SQLite database)")
-    p.add_argument("--db", default=os.environ.get("JIANZHENG_DB"),
-                   help="database URL, e.g. postgresql+psycopg://user@host/db "
-                        "(default: SQLite in --data; env JIANZHENG_DB)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=default_data_dir(),
+        help="data directory holding the log key (and the SQLite database)",
+    )
+    p.add_argument(
+        "--db",
+        default=os.environ.get("JIANZHENG_DB"),
+        help="database URL, e.g. postgresql+psycopg://user@host/db "
+        "(default: SQLite in --data; env JIANZHENG_DB)",
+    )
 
 
 def _fail(msg: str) -> int:
@@ -43,8 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
     from ledger.service import Ledger
 
-    ledger = Ledger.open(args.data, args.db, args.origin, max_batch=args.max_batch,
-                         max_delay=args.max_delay / 1000)
+    ledger = Ledger.open(
+        args.data, args.db, args.origin, max_batch=args.max_batch, max_delay=args.max_delay / 1000
+    )
     try:
         _first_admin_token(ledger, args.data)
         info = ledger.info()
@@ -53,8 +61,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"origin: {info.origin}", flush=True)
         print(f"verifier key: {info.verifier_key}", flush=True)
         print(f"data: {args.data.resolve()}  log size: {info.size}", flush=True)
-        uvicorn.run(create_app(ledger), host=args.host, port=args.port,
-                    log_level=args.log_level, access_log=False, timeout_graceful_shutdown=10)
+        uvicorn.run(
+            create_app(ledger),
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
     finally:
         ledger.close()
     return 0
@@ -84,8 +98,8 @@ def _first_admin_token(ledger: Ledger, data: Path) -> None:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from api.auth import ROLES, create_token
-    from ledger.store import Store, make_engine, migrate
     from ledger.service import sqlite_url
+    from ledger.store import Store, make_engine, migrate
 
     if args.role not in ROLES:
         return _fail(f"unknown role {args.role!r}: use one of {', '.join(ROLES)}")
@@ -116,15 +130,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
     try:
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("re-deriving the log", total=None)
-            rep = audit(Store(engine), signer.verifier,
-                        lambda n: bar.update(task, completed=n))
+            rep = audit(Store(engine), signer.verifier, lambda n: bar.update(task, completed=n))
     finally:
         engine.dispose()
     print(f"records: {rep.records}  checkpoints: {rep.checkpoints}  tiles: {rep.tiles}")
     for p in rep.problems:
         print(f"PROBLEM: {p}")
-    print("audit: OK, the database matches every signed checkpoint" if rep.ok
-          else f"audit: FAILED, {len(rep.problems)} problem(s)")
+    print(
+        "audit: OK, the database matches every signed checkpoint"
+        if rep.ok
+        else f"audit: FAILED, {len(rep.problems)} problem(s)"
+    )
     return 0 if rep.ok else 1
 
 
@@ -142,11 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_args(p)
     p.add_argument("--host", default=DEFAULT_HOST)
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--origin", default=os.environ.get("JIANZHENG_ORIGIN"),
-                   help="log origin (key name), fixed on first start")
+    p.add_argument(
+        "--origin",
+        default=os.environ.get("JIANZHENG_ORIGIN"),
+        help="log origin (key name), fixed on first start",
+    )
     p.add_argument("--max-batch", type=int, default=4096, help="most events in one commit")
-    p.add_argument("--max-delay", type=float, default=2.0,
-                   help="milliseconds a batch waits for more events")
+    p.add_argument(
+        "--max-delay", type=float, default=2.0, help="milliseconds a batch waits for more events"
+    )
     p.add_argument("--log-level", default="warning")
     p.set_defaults(func=cmd_serve)
 
@@ -164,8 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="post a realistic tender lifecycle and verify the receipts")
     d.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
-    d.add_argument("--token", default=os.environ.get("JIANZHENG_TOKEN"),
-                   help="a platform or admin token (env JIANZHENG_TOKEN)")
+    d.add_argument(
+        "--token",
+        default=os.environ.get("JIANZHENG_TOKEN"),
+        help="a platform or admin token (env JIANZHENG_TOKEN)",
+    )
     d.add_argument("--project", default=None, help="project code (default: a new one)")
     d.add_argument("--events", type=int, default=50)
     d.set_defaults(func=cmd_demo)

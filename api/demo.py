@@ -28,14 +28,24 @@ def tender_lifecycle(project: str, start: datetime) -> list[dict[str, Any]]:
     t = start
     evs: list[dict[str, Any]] = []
 
-    def add(kind: str, actor: tuple[str, str], after: timedelta, payload: dict[str, Any],
-            attachments: list[dict[str, Any]] | None = None) -> None:
+    def add(
+        kind: str,
+        actor: tuple[str, str],
+        after: timedelta,
+        payload: dict[str, Any],
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> None:
         nonlocal t
         t = t + after
-        ev = {"project": project, "trade_type": "engineering", "type": kind,
-              "actor": {"id": actor[0], "role": actor[1]},
-              "occurred_at": t.isoformat(), "payload": payload,
-              "idempotency_key": f"{project}-{len(evs):03d}"}
+        ev: dict[str, Any] = {
+            "project": project,
+            "trade_type": "engineering",
+            "type": kind,
+            "actor": {"id": actor[0], "role": actor[1]},
+            "occurred_at": t.isoformat(),
+            "payload": payload,
+            "idempotency_key": f"{project}-{len(evs):03d}",
+        }
         if attachments:
             ev["attachments"] = attachments
         evs.append(ev)
@@ -43,33 +53,65 @@ def tender_lifecycle(project: str, start: datetime) -> list[dict[str, Any]]:
     agency = ("AG-330100-018", "tender_agent")
     centre = ("PRTC-HZ", "platform")
     deadline = start + timedelta(days=23, hours=1)
-    add("project_registered", centre, timedelta(0),
-        {"name": "城西污水处理厂提标改造工程施工", "estimate_fen": 4_860_000_000})
-    add("tender_notice_published", agency, timedelta(hours=1),
-        {"issue_start": (start + timedelta(hours=1)).isoformat(),
-         "bid_deadline": deadline.isoformat(), "place": "杭州市公共资源交易中心 开标室3"})
+    add(
+        "project_registered",
+        centre,
+        timedelta(0),
+        {"name": "城西污水处理厂提标改造工程施工", "estimate_fen": 4_860_000_000},
+    )
+    add(
+        "tender_notice_published",
+        agency,
+        timedelta(hours=1),
+        {
+            "issue_start": (start + timedelta(hours=1)).isoformat(),
+            "bid_deadline": deadline.isoformat(),
+            "place": "杭州市公共资源交易中心 开标室3",
+        },
+    )
     add("documents_issue_opened", agency, timedelta(minutes=1), {})
     add("documents_issue_closed", agency, timedelta(days=6), {})
     add("clarification_issued", agency, timedelta(days=1), {"number": 1})
     for i, b in enumerate(bidders):
-        add("bid_deposit_paid", (b, "bidder"), timedelta(days=1, minutes=i),
-            {"amount_fen": 80_000_000})
+        add(
+            "bid_deposit_paid",
+            (b, "bidder"),
+            timedelta(days=1, minutes=i),
+            {"amount_fen": 80_000_000},
+        )
     for i, b in enumerate(bidders):
         digest = secrets.token_hex(32)
-        add("bid_submitted", (b, "bidder"), timedelta(days=2, minutes=i),
+        add(
+            "bid_submitted",
+            (b, "bidder"),
+            timedelta(days=2, minutes=i),
             {"ciphertext_sha256": digest},
-            [{"sha256": digest, "size": 18_000_000 + i, "media_type": "application/octet-stream",
-              "name": f"bid-{i + 1}.enc"}])
+            [
+                {
+                    "sha256": digest,
+                    "size": 18_000_000 + i,
+                    "media_type": "application/octet-stream",
+                    "name": f"bid-{i + 1}.enc",
+                }
+            ],
+        )
     t = deadline - timedelta(seconds=1)
     add("bid_deadline_reached", centre, timedelta(seconds=1), {"bids": len(bidders)})
-    add("bid_opening_started", agency, timedelta(0),
-        {"opening_at": deadline.isoformat(), "place": "杭州市公共资源交易中心 开标室3"})
+    add(
+        "bid_opening_started",
+        agency,
+        timedelta(0),
+        {"opening_at": deadline.isoformat(), "place": "杭州市公共资源交易中心 开标室3"},
+    )
     add("av_recording_started", centre, timedelta(seconds=5), {"room": "开标室3"})
     for b in bidders:
         add("bid_decrypted", (b, "bidder"), timedelta(minutes=2), {})
-    add("opening_record_published", agency, timedelta(minutes=10),
-        {"prices_fen": [4_712_300_000, 4_698_000_000, 4_805_500_000, 4_650_100_000,
-                        4_733_900_000]})
+    add(
+        "opening_record_published",
+        agency,
+        timedelta(minutes=10),
+        {"prices_fen": [4_712_300_000, 4_698_000_000, 4_805_500_000, 4_650_100_000, 4_733_900_000]},
+    )
     add("av_recording_stopped", centre, timedelta(minutes=1), {"room": "开标室3"})
     for e in experts:
         add("expert_drawn", centre, timedelta(minutes=1), {"expert": e, "method": "random"})
@@ -77,16 +119,28 @@ def tender_lifecycle(project: str, start: datetime) -> list[dict[str, Any]]:
     add("qualification_reviewed", agency, timedelta(hours=1), {"passed": 5})
     for e in experts:
         for b in bidders[:2]:
-            add("score_submitted", (e, "expert"), timedelta(minutes=3),
-                {"bidder": b, "score_centi": 8_850})
+            add(
+                "score_submitted",
+                (e, "expert"),
+                timedelta(minutes=3),
+                {"bidder": b, "score_centi": 8_850},
+            )
     add("evaluation_report_signed", agency, timedelta(hours=1), {"signers": experts})
-    add("candidates_published", agency, timedelta(days=1),
-        {"candidates": bidders[:3], "publicity_start": (t + timedelta(days=1)).isoformat(),
-         "publicity_end": (t + timedelta(days=4)).isoformat()})
+    add(
+        "candidates_published",
+        agency,
+        timedelta(days=1),
+        {
+            "candidates": bidders[:3],
+            "publicity_start": (t + timedelta(days=1)).isoformat(),
+            "publicity_end": (t + timedelta(days=4)).isoformat(),
+        },
+    )
     add("winner_determined", agency, timedelta(days=5), {"winner": bidders[3]})
     add("award_notice_issued", agency, timedelta(days=1), {"winner": bidders[3]})
-    add("contract_signed", (bidders[3], "bidder"), timedelta(days=12),
-        {"amount_fen": 4_650_100_000})
+    add(
+        "contract_signed", (bidders[3], "bidder"), timedelta(days=12), {"amount_fen": 4_650_100_000}
+    )
     add("contract_published", agency, timedelta(days=1), {})
     for b in bidders[:3]:
         add("deposit_refunded", centre, timedelta(days=1), {"bidder": b})
@@ -96,8 +150,9 @@ def tender_lifecycle(project: str, start: datetime) -> list[dict[str, Any]]:
 
 def run_demo(url: str, token: str | None, events: int = 50, project: str | None = None) -> int:
     if not token:
-        print("jianzheng demo: give a platform token with --token or JIANZHENG_TOKEN",
-              file=sys.stderr)
+        print(
+            "jianzheng demo: give a platform token with --token or JIANZHENG_TOKEN", file=sys.stderr
+        )
         return 2
     project = project or f"E3301{secrets.randbelow(10**12):012d}"
     evs = tender_lifecycle(project, datetime(2026, 3, 2, 9, 0, tzinfo=CST))[:events]
@@ -124,7 +179,9 @@ def run_demo(url: str, token: str | None, events: int = 50, project: str | None 
                 print(f"  {ev['type']:<28} index {receipt.index:>7}  RECEIPT INVALID: {e}")
                 continue
             ok += 1
-            print(f"  {ev['type']:<28} index {receipt.index:>7}  verified in tree of "
-                  f"{sc.checkpoint.size}")
+            print(
+                f"  {ev['type']:<28} index {receipt.index:>7}  verified in tree of "
+                f"{sc.checkpoint.size}"
+            )
     print(f"{ok}/{len(evs)} receipts verified offline with the log's key")
     return 0 if ok == len(evs) else 1

@@ -44,13 +44,16 @@ class AuditReport:
             self.problems.append(text)
 
 
-def audit(store: Store, log: Verifier, progress: Callable[[int], None] | None = None) -> AuditReport:
+def audit(
+    store: Store, log: Verifier, progress: Callable[[int], None] | None = None
+) -> AuditReport:
     """Check the database against itself and the log's signatures; never writes."""
     rep = AuditReport()
     with store.reader() as conn:
         cps = conn.execute(
-            select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note)
-            .order_by(CheckpointRow.size)
+            select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note).order_by(
+                CheckpointRow.size
+            )
         ).all()
     signed: dict[int, bytes] = {}
     for size, root, note in cps:
@@ -77,8 +80,13 @@ def audit(store: Store, log: Verifier, progress: Callable[[int], None] | None = 
     while True:
         with store.reader() as conn:
             rows = conn.execute(
-                select(RecordRow.idx, RecordRow.project, RecordRow.seq, RecordRow.event_hash,
-                       RecordRow.record)
+                select(
+                    RecordRow.idx,
+                    RecordRow.project,
+                    RecordRow.seq,
+                    RecordRow.event_hash,
+                    RecordRow.record,
+                )
                 .where(RecordRow.idx >= expected)
                 .order_by(RecordRow.idx)
                 .limit(PAGE)
@@ -95,13 +103,17 @@ def audit(store: Store, log: Verifier, progress: Callable[[int], None] | None = 
             expected += 1
             rep.records += 1
             if cr.size in signed and cr.root() != signed[cr.size]:
-                rep.problem(f"the tree rebuilt from the records at size {cr.size} does not "
-                            "match the signed checkpoint of that size")
+                rep.problem(
+                    f"the tree rebuilt from the records at size {cr.size} does not "
+                    "match the signed checkpoint of that size"
+                )
         if progress is not None:
             progress(rep.records)
     if cr.size != last_size:
-        rep.problem(f"the records make a tree of size {cr.size}, the newest signed checkpoint "
-                    f"says {last_size}")
+        rep.problem(
+            f"the records make a tree of size {cr.size}, the newest signed checkpoint "
+            f"says {last_size}"
+        )
 
     with store.reader() as conn:
         for level, idx, hashes in conn.execute(select(TileRow.level, TileRow.idx, TileRow.hashes)):
@@ -116,9 +128,16 @@ def audit(store: Store, log: Verifier, progress: Callable[[int], None] | None = 
     return rep
 
 
-def _check_record(rep: AuditReport, idx: int, project: str, seq: int, event_hash: bytes,
-                  record: bytes, tails: dict[str, tuple[int, bytes]],
-                  signed: dict[int, bytes]) -> None:
+def _check_record(
+    rep: AuditReport,
+    idx: int,
+    project: str,
+    seq: int,
+    event_hash: bytes,
+    record: bytes,
+    tails: dict[str, tuple[int, bytes]],
+    signed: dict[int, bytes],
+) -> None:
     if hashlib.sha256(record).digest() != event_hash:
         rep.problem(f"record {idx}: its bytes do not hash to the stored event hash")
     try:

@@ -81,7 +81,7 @@ class CatalogueError(ValueError):
 
 
 # The name is part of the agreed API, hence no "Error" suffix.
-class UnknownEventType(KeyError):  # noqa: N818
+class UnknownEventType(KeyError):
     """An event type code that is not in the catalogue."""
 
     def __init__(self, code: str, suggestions: tuple[str, ...] = ()) -> None:
@@ -95,7 +95,7 @@ class UnknownEventType(KeyError):  # noqa: N818
         return self.message
 
 
-class UnknownTradeType(KeyError):  # noqa: N818
+class UnknownTradeType(KeyError):
     """A trade type code that is not one of TRADE_TYPES."""
 
     def __init__(self, code: str) -> None:

@@ -72,4 +72,3 @@ class MetaRow(Base):
     __tablename__ = "log_meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
-

@@ -34,8 +34,16 @@ MAX_TEXT = 128
 MAX_ATTACHMENTS = 256
 MAX_PAYLOAD_BYTES = 256 * 1024
 EVENT_FIELDS = frozenset(
-    {"project", "trade_type", "type", "actor", "occurred_at", "payload", "attachments",
-     "idempotency_key"}
+    {
+        "project",
+        "trade_type",
+        "type",
+        "actor",
+        "occurred_at",
+        "payload",
+        "attachments",
+        "idempotency_key",
+    }
 )
 
 
@@ -88,8 +96,12 @@ class Attachment:
     name: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"sha256": self.sha256, "size": self.size, "media_type": self.media_type,
-                "name": self.name}
+        return {
+            "sha256": self.sha256,
+            "size": self.size,
+            "media_type": self.media_type,
+            "name": self.name,
+        }
 
 
 @dataclass(frozen=True)
@@ -145,12 +157,18 @@ def validate_event(obj: object, catalogue: Catalogue) -> EventSubmission:
         raise InvalidEvent("$", "an event must be a JSON object")
     extra = set(obj) - EVENT_FIELDS
     if extra:
-        raise InvalidEvent(sorted(extra)[0], "unknown field; the ledger fills seq, prev, index,"
-                           " recorded_at, salt and checkpoint itself")
+        raise InvalidEvent(
+            sorted(extra)[0],
+            "unknown field; the ledger fills seq, prev, index,"
+            " recorded_at, salt and checkpoint itself",
+        )
     project = _text(obj, "project", "project")
     if not PROJECT_RE.fullmatch(project):
-        raise InvalidEvent("project", "project codes use letters, digits, '.', '_' and '-'"
-                           " (at most 128, starting with a letter or digit)")
+        raise InvalidEvent(
+            "project",
+            "project codes use letters, digits, '.', '_' and '-'"
+            " (at most 128, starting with a letter or digit)",
+        )
     trade_type = obj.get("trade_type")
     if trade_type not in TRADE_TYPES:
         raise InvalidEvent("trade_type", f"must be one of {', '.join(TRADE_TYPES)}")
@@ -159,15 +177,19 @@ def validate_event(obj: object, catalogue: Catalogue) -> EventSubmission:
         if not catalogue.allows(etype, trade_type):
             raise InvalidEvent("type", f"event type {etype!r} does not apply to {trade_type}")
     except UnknownEventType:
-        raise InvalidEvent("type", f"unknown event type {etype!r}; see the event catalogue "
-                           "(GET /v1/catalogue)") from None
+        raise InvalidEvent(
+            "type", f"unknown event type {etype!r}; see the event catalogue (GET /v1/catalogue)"
+        ) from None
     actor = obj.get("actor")
     if not isinstance(actor, dict):
         raise InvalidEvent("actor", "must be an object with id and role")
     extra = set(actor) - {"id", "role"}
     if extra:
         raise InvalidEvent(f"actor.{sorted(extra)[0]}", "unknown field")
-    actor_out = {"id": _text(actor, "id", "actor.id"), "role": _text(actor, "role", "actor.role", 64)}
+    actor_out = {
+        "id": _text(actor, "id", "actor.id"),
+        "role": _text(actor, "role", "actor.role", 64),
+    }
     occurred_at = obj.get("occurred_at")
     parse_rfc3339(occurred_at, "occurred_at")
     assert isinstance(occurred_at, str)
@@ -185,8 +207,9 @@ def validate_event(obj: object, catalogue: Catalogue) -> EventSubmission:
         raise InvalidEvent("payload", str(e)) from None
     if len(encoded_payload) > MAX_PAYLOAD_BYTES:
         raise InvalidEvent("payload", f"is larger than {MAX_PAYLOAD_BYTES} bytes")
-    return EventSubmission(project, trade_type, etype, actor_out, occurred_at, payload,
-                           attachments, key, digest)
+    return EventSubmission(
+        project, trade_type, etype, actor_out, occurred_at, payload, attachments, key, digest
+    )
 
 
 def b64(data: bytes) -> str:

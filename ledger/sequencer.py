@@ -265,8 +265,10 @@ class Sequencer:
                 existed[key] = bool(old)
                 buf = tiles[key] = bytearray(old)
             if len(buf) != (index & (TILE_WIDTH - 1)) * HASH:
-                raise StoreError(f"tile {key} has {len(buf) // HASH} hashes, expected "
-                                 f"{index & (TILE_WIDTH - 1)}; run jianzheng audit")
+                raise StoreError(
+                    f"tile {key} has {len(buf) // HASH} hashes, expected "
+                    f"{index & (TILE_WIDTH - 1)}; run jianzheng audit"
+                )
             buf += h
 
         recorded_at = rfc3339(self.clock.now())
@@ -276,24 +278,24 @@ class Sequencer:
         # (poster, key) -> (index, digest, event hash) for keys seen in this batch or stored.
         known: dict[tuple[str, str], tuple[int, bytes | None, bytes]] = {}
         for unit in units:
-            keys = [e.idempotency_key for e in unit.events if e.idempotency_key is not None]
+            keys: list[str] = [e.idempotency_key for e in unit.events if e.idempotency_key]
             missing = [k for k in keys if (unit.poster, k) not in known]
             if missing:
-                for k, v in self.store.find_idempotent(conn, unit.poster, missing).items():
-                    known[(unit.poster, k)] = v
+                for found, v in self.store.find_idempotent(conn, unit.poster, missing).items():
+                    known[(unit.poster, found)] = v
             # First pass: refuse the whole unit on a conflicting key, before appending any of it.
             digests: dict[str, bytes | None] = {}
             conflict: Exception | None = None
             for pos, ev in enumerate(unit.events):
-                k = ev.idempotency_key
-                if k is None:
+                ikey = ev.idempotency_key
+                if ikey is None:
                     continue
-                prior = known.get((unit.poster, k))
-                want = prior[1] if prior is not None else digests.get(k, ev.digest)
+                prior = known.get((unit.poster, ikey))
+                want = prior[1] if prior is not None else digests.get(ikey, ev.digest)
                 if want != ev.digest:
-                    conflict = IdempotencyConflict(k, pos)
+                    conflict = IdempotencyConflict(ikey, pos)
                     break
-                digests[k] = ev.digest
+                digests[ikey] = ev.digest
             if conflict is not None:
                 results.append(conflict)
                 continue
@@ -307,18 +309,32 @@ class Sequencer:
                 index = frontier.size
                 seq, prev = tails.get(ev.project) or self._tails.get(self.store, conn, ev.project)
                 rec = complete_record(
-                    ev, index=index, seq=seq, prev=prev, recorded_at=recorded_at,
-                    salt=self._salt(), checkpoint_size=size0, checkpoint_root=root0,
+                    ev,
+                    index=index,
+                    seq=seq,
+                    prev=prev,
+                    recorded_at=recorded_at,
+                    salt=self._salt(),
+                    checkpoint_size=size0,
+                    checkpoint_root=root0,
                 )
                 tails[ev.project] = (seq + 1, rec.event_hash)
                 frontier.append(leaf_for_record(rec.event_hash), visit)
                 if k is not None:
                     known[(unit.poster, k)] = (index, ev.digest, rec.event_hash)
-                rows.append({
-                    "idx": index, "project": ev.project, "seq": seq, "type": ev.type,
-                    "event_hash": rec.event_hash, "record": rec.canonical, "poster": unit.poster,
-                    "idempotency_key": k, "request_digest": ev.digest if k is not None else None,
-                })
+                rows.append(
+                    {
+                        "idx": index,
+                        "project": ev.project,
+                        "seq": seq,
+                        "type": ev.type,
+                        "event_hash": rec.event_hash,
+                        "record": rec.canonical,
+                        "poster": unit.poster,
+                        "idempotency_key": k,
+                        "request_digest": ev.digest if k is not None else None,
+                    }
+                )
                 out.append(Appended(index, rec.event_hash))
             results.append(out)
 

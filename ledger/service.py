@@ -69,8 +69,15 @@ class Ledger:
         self._recent_sizes: list[int] = []
         self._recent_notes: list[str] = []
         self.sequencer = Sequencer(
-            store, signer, self.clock, self.reader, self._edge, data_dir=data_dir,
-            max_batch=max_batch, max_delay=max_delay, on_checkpoint=self._remember,
+            store,
+            signer,
+            self.clock,
+            self.reader,
+            self._edge,
+            data_dir=data_dir,
+            max_batch=max_batch,
+            max_delay=max_delay,
+            on_checkpoint=self._remember,
         )
 
     # --- life cycle --------------------------------------------------------------------
@@ -88,7 +95,9 @@ class Ledger:
         migrate(engine)
         store = Store(engine)
         key_exists = (data_dir / "log.key").exists()
-        signer = load_or_create_log_key(data_dir, origin or (None if key_exists else DEFAULT_ORIGIN))
+        signer = load_or_create_log_key(
+            data_dir, origin or (None if key_exists else DEFAULT_ORIGIN)
+        )
         ledger = cls(store, signer, data_dir, **kwargs)
         head = ledger._check_identity()
         # Seed the receipt cache so the first batch's receipts need no database lookup.
@@ -226,7 +235,9 @@ class Ledger:
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second)
         if not 0 < first <= second:
-            raise NotFound(f"no consistency proof from {first} to {second}: need 0 < first <= second")
+            raise NotFound(
+                f"no consistency proof from {first} to {second}: need 0 < first <= second"
+            )
         return self.reader.consistency_proof(first, second)
 
     def _check_size(self, size: int) -> None:
@@ -252,4 +263,3 @@ class Ledger:
     def project_records(self, project: str, after: int, limit: int) -> list[tuple[int, int, bytes]]:
         with self.store.reader() as conn:
             return self.store.project_records(conn, project, after, limit)
-

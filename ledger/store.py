@@ -52,8 +52,7 @@ def make_engine(url: str) -> Engine:
 
         return engine
     if u.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True,
-                             pool_timeout=30)
+        return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_timeout=30)
     raise StoreError(f"unsupported database {u.get_backend_name()!r}: use sqlite or postgresql")
 
 
@@ -143,7 +142,9 @@ class Store:
 
     def put_tiles(self, conn: Connection, tiles: dict[tuple[int, int], tuple[bytes, bool]]) -> None:
         """Write widened tiles; the flag says whether the tile already had a row."""
-        new = [{"level": lv, "idx": i, "hashes": h} for (lv, i), (h, old) in tiles.items() if not old]
+        new = [
+            {"level": lv, "idx": i, "hashes": h} for (lv, i), (h, old) in tiles.items() if not old
+        ]
         if new:
             conn.execute(insert(TileRow), new)
         for (lv, i), (h, old) in tiles.items():
@@ -176,11 +177,14 @@ class Store:
             chunk = list(keys[start : start + 500])
             for idx, key, digest, eh in conn.execute(
                 select(
-                    RecordRow.idx, RecordRow.idempotency_key, RecordRow.request_digest,
+                    RecordRow.idx,
+                    RecordRow.idempotency_key,
+                    RecordRow.request_digest,
                     RecordRow.event_hash,
                 ).where(RecordRow.poster == poster, RecordRow.idempotency_key.in_(chunk))
             ):
-                out[key] = (idx, bytes(digest) if digest is not None else None, bytes(eh))
+                if key is not None:
+                    out[key] = (idx, bytes(digest) if digest is not None else None, bytes(eh))
         return out
 
     def record_at(self, conn: Connection, index: int) -> tuple[bytes, bytes] | None:

@@ -99,9 +99,7 @@ class TreeReader:
                 raise ValueError(f"tile {level}/{index} has a torn length {len(data)}")
             t = _TileLevels(data)
             if t.width < need:
-                raise LookupError(
-                    f"tile {level}/{index} holds {t.width} hashes, {need} are needed"
-                )
+                raise LookupError(f"tile {level}/{index} holds {t.width} hashes, {need} are needed")
             self._cache[key] = t
             if len(self._cache) > self._limit:
                 self._cache.popitem(last=False)
@@ -122,7 +120,9 @@ class TreeReader:
         return merkle.subtree_hash(self.node, 0, size)
 
     def frontier(self, size: int) -> merkle.CompactRange:
-        return merkle.CompactRange(size, [self.node(lv, i) for lv, i in merkle.frontier_nodes(size)])
+        return merkle.CompactRange(
+            size, [self.node(lv, i) for lv, i in merkle.frontier_nodes(size)]
+        )
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         return merkle.inclusion_proof(self.node, index, size)

@@ -32,8 +32,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def make_event(project: str = "E330100000001", type_: str = "project_registered",
-               **over: Any) -> dict[str, Any]:
+def make_event(
+    project: str = "E330100000001", type_: str = "project_registered", **over: Any
+) -> dict[str, Any]:
     ev: dict[str, Any] = {
         "project": project,
         "trade_type": "engineering",
@@ -54,8 +55,9 @@ def ledger_factory(tmp_path: Path, db_url: str) -> Iterator[Any]:
     opened: list[Ledger] = []
 
     def open_(data: Path | None = None, **kw: Any) -> Ledger:
-        lg = Ledger.open(data or tmp_path / "data", db_url, kw.pop("origin", "test.example/log"),
-                         **kw)
+        lg = Ledger.open(
+            data or tmp_path / "data", db_url, kw.pop("origin", "test.example/log"), **kw
+        )
         opened.append(lg)
         return lg
 

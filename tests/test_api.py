@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +22,10 @@ from verifier.receipt import ENTRY_VERSION, Receipt
 @pytest.fixture
 def api(ledger_factory: Any) -> Iterator[tuple[TestClient, dict[str, str]]]:
     lg: Ledger = ledger_factory()
-    tokens = {role: create_token(lg.store, role)[1]
-              for role in ("platform", "reviewer", "archivist", "admin")}
+    tokens = {
+        role: create_token(lg.store, role)[1]
+        for role in ("platform", "reviewer", "archivist", "admin")
+    }
     with TestClient(create_app(lg)) as client:
         yield client, tokens
 
@@ -60,8 +60,9 @@ def test_batch_and_project_listing_pages(api: Any) -> None:
     assert [x["index"] for x in r.json()["receipts"]] == list(range(25))
     seen, after = [], -1
     while True:
-        page = client.get(f"/v1/projects/PG1/events?limit=10&after={after}",
-                          headers=auth(tokens["archivist"])).json()
+        page = client.get(
+            f"/v1/projects/PG1/events?limit=10&after={after}", headers=auth(tokens["archivist"])
+        ).json()
         seen += [x["seq"] for x in page["records"]]
         if page["next_after"] is None:
             break
@@ -73,8 +74,11 @@ def test_batch_and_project_listing_pages(api: Any) -> None:
 
 def test_proof_endpoints(api: Any) -> None:
     client, tokens = api
-    client.post("/v1/events:batch", json={"events": [make_event() for _ in range(10)]},
-                headers=auth(tokens["platform"]))
+    client.post(
+        "/v1/events:batch",
+        json={"events": [make_event() for _ in range(10)]},
+        headers=auth(tokens["platform"]),
+    )
     h = auth(tokens["reviewer"])
     log = client.get("/v1/log").json()
     root = base64.b64decode(log["root"])
@@ -100,13 +104,19 @@ def test_proof_endpoints(api: Any) -> None:
         (lambda e: e.update(seq=5), 422, "seq"),
         (lambda e: e.update(project="has space"), 422, "project"),
         (lambda e: e["actor"].pop("role"), 422, "actor.role"),
-        (lambda e: e.update(attachments=[{"sha256": "xyz", "size": 1, "media_type": "a/b",
-                                          "name": "n"}]), 422, "attachments[0].sha256"),
+        (
+            lambda e: e.update(
+                attachments=[{"sha256": "xyz", "size": 1, "media_type": "a/b", "name": "n"}]
+            ),
+            422,
+            "attachments[0].sha256",
+        ),
         (lambda e: e.update(payload=[1]), 422, "payload"),
     ],
 )
-def test_bad_events_are_refused_naming_the_field(api: Any, mutate: Any, status: int,
-                                                field: str | None) -> None:
+def test_bad_events_are_refused_naming_the_field(
+    api: Any, mutate: Any, status: int, field: str | None
+) -> None:
     client, tokens = api
     ev = make_event()
     mutate(ev)
@@ -166,8 +176,11 @@ def test_idempotent_post_returns_the_original_receipt(api: Any) -> None:
 
 def test_tiles_and_checkpoint_are_public_and_immutable(api: Any) -> None:
     client, tokens = api
-    client.post("/v1/events:batch", json={"events": [make_event() for _ in range(300)]},
-                headers=auth(tokens["platform"]))
+    client.post(
+        "/v1/events:batch",
+        json={"events": [make_event() for _ in range(300)]},
+        headers=auth(tokens["platform"]),
+    )
     cp = client.get("/log/checkpoint")
     assert cp.status_code == 200
     log = client.get("/v1/log").json()
@@ -181,7 +194,8 @@ def test_tiles_and_checkpoint_are_public_and_immutable(api: Any) -> None:
     assert client.get("/log/tile/0/001.p/45").status_code == 404
     assert client.get("/log/tile/0/001").status_code == 404
     assert client.get("/log/tile/1/000.p/1").content == merkle.tree_root(
-        [full.content[i : i + 32] for i in range(0, 8192, 32)])
+        [full.content[i : i + 32] for i in range(0, 8192, 32)]
+    )
     ents = client.get("/log/tile/entries/000").content
     assert len(ents) == 256 * 35
     assert client.get("/log/tile/0/1").status_code == 404  # non-canonical index
@@ -190,8 +204,12 @@ def test_tiles_and_checkpoint_are_public_and_immutable(api: Any) -> None:
 def test_openapi_lists_the_contract_paths(api: Any) -> None:
     client, _ = api
     paths = set(client.get("/openapi.json").json()["paths"])
-    assert {"/v1/events", "/v1/events:batch", "/v1/events/{index}",
-            "/v1/projects/{project}/events", "/v1/proofs/inclusion",
-            "/v1/proofs/consistency", "/v1/log"} <= paths
-
-
+    assert {
+        "/v1/events",
+        "/v1/events:batch",
+        "/v1/events/{index}",
+        "/v1/projects/{project}/events",
+        "/v1/proofs/inclusion",
+        "/v1/proofs/consistency",
+        "/v1/log",
+    } <= paths

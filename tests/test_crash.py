@@ -35,19 +35,37 @@ def free_port() -> int:
 
 
 def jianzheng(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, check=True)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
 
 
 class Server:
     def __init__(self, data: Path, db: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(data.parent / f"serve-{self.port}.log", "w")  # noqa: SIM115
+        self.log = open(data.parent / f"serve-{self.port}.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--data", str(data), "--db", db,
-             "--port", str(self.port), "--origin", "crash.example/log"],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "api.cli",
+                "serve",
+                "--data",
+                str(data),
+                "--db",
+                db,
+                "--port",
+                str(self.port),
+                "--origin",
+                "crash.example/log",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -69,8 +87,11 @@ class Server:
 @pytest.mark.slow
 def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, db_url: str) -> None:
     data = tmp_path / "data"
-    token = jianzheng("token", "create", "--data", str(data), "--db", db_url,
-                      "--role", "platform").stdout.strip().splitlines()[-1]
+    token = (
+        jianzheng("token", "create", "--data", str(data), "--db", db_url, "--role", "platform")
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     srv = Server(data, db_url)
     vkey = parse_vkey(httpx.get(srv.url + "/v1/log").json()["verifier_key"])
     acked: list[dict[str, Any]] = []
@@ -78,8 +99,9 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, db_url: str) -> None
     stop = threading.Event()
 
     def client(n: int) -> None:
-        with httpx.Client(base_url=srv.url, timeout=10,
-                          headers={"Authorization": f"Bearer {token}"}) as http:
+        with httpx.Client(
+            base_url=srv.url, timeout=10, headers={"Authorization": f"Bearer {token}"}
+        ) as http:
             i = 0
             while not stop.is_set() and i < 5000:
                 i += 1
@@ -115,8 +137,11 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, db_url: str) -> None
     try:
         log = httpx.get(srv2.url + "/v1/log").json()
         head = open_checkpoint(log["checkpoint"], vkey).checkpoint
-        reviewer = jianzheng("token", "create", "--data", str(data), "--db", db_url,
-                             "--role", "reviewer").stdout.strip().splitlines()[-1]
+        reviewer = (
+            jianzheng("token", "create", "--data", str(data), "--db", db_url, "--role", "reviewer")
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         h = {"Authorization": f"Bearer {reviewer}"}
         with httpx.Client(base_url=srv2.url, headers=h, timeout=30) as http:
             for rj in acked:
@@ -126,18 +151,24 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, db_url: str) -> None
                 rec = http.get(f"/v1/events/{receipt.index}").json()
                 receipt.verify(vkey, rec["record"])  # same record, same hash
                 if cp.size < head.size:  # no fork: every checkpoint seen extends to the head
-                    proof = http.get(f"/v1/proofs/consistency?first={cp.size}"
-                                     f"&second={head.size}").json()["hashes"]
-                    merkle.verify_consistency(cp.size, head.size,
-                                              [base64.b64decode(x) for x in proof],
-                                              cp.root, head.root)
+                    proof = http.get(
+                        f"/v1/proofs/consistency?first={cp.size}&second={head.size}"
+                    ).json()["hashes"]
+                    merkle.verify_consistency(
+                        cp.size, head.size, [base64.b64decode(x) for x in proof], cp.root, head.root
+                    )
         # Appends continue after the restart.
-        r = httpx.post(srv2.url + "/v1/events", json=make_event(),
-                       headers={"Authorization": f"Bearer {token}"})
+        r = httpx.post(
+            srv2.url + "/v1/events", json=make_event(), headers={"Authorization": f"Bearer {token}"}
+        )
         assert r.status_code == 201 and r.json()["index"] == head.size
     finally:
         srv2.kill()
-    out = subprocess.run([sys.executable, "-m", "api.cli", "audit", "--data", str(data),
-                          "--db", db_url], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "api.cli", "audit", "--data", str(data), "--db", db_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "audit: OK" in out.stdout

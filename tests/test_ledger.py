@@ -73,10 +73,10 @@ def test_tiles_and_roots_match_naive_reference(ledger_factory: Any) -> None:
     # Proofs for every pair of sizes agree with the reference.
     n = len(entries)
     for m in (1, 2, 255, 256, 257, 511, n - 1):
-        merkle.verify_consistency(m, n, lg.consistency_proof(m, n), ref_mth(entries[:m]),
-                                  head.root)
-        merkle.verify_inclusion(m, n, merkle.leaf_hash(entries[m]),
-                                lg.inclusion_proof(m, n), head.root)
+        merkle.verify_consistency(m, n, lg.consistency_proof(m, n), ref_mth(entries[:m]), head.root)
+        merkle.verify_inclusion(
+            m, n, merkle.leaf_hash(entries[m]), lg.inclusion_proof(m, n), head.root
+        )
 
 
 def test_idempotency_replays_and_conflicts(ledger_factory: Any) -> None:
@@ -99,7 +99,9 @@ def test_idempotency_replays_and_conflicts(ledger_factory: Any) -> None:
     assert x.index == y.index == 2 and y.replayed
 
 
-def test_restart_keeps_log_and_key_and_stays_consistent(ledger_factory: Any, tmp_path: Path) -> None:
+def test_restart_keeps_log_and_key_and_stays_consistent(
+    ledger_factory: Any, tmp_path: Path
+) -> None:
     lg: Ledger = ledger_factory()
     post(lg, [make_event() for _ in range(300)])
     vkey = lg.signer.verifier.vkey
@@ -112,9 +114,13 @@ def test_restart_keeps_log_and_key_and_stays_consistent(ledger_factory: Any, tmp
     new = lg2.head()
     cp_old = open_checkpoint(old.note, lg2.signer.verifier).checkpoint
     cp_new = open_checkpoint(new.note, lg2.signer.verifier).checkpoint
-    merkle.verify_consistency(cp_old.size, cp_new.size,
-                              lg2.consistency_proof(cp_old.size, cp_new.size),
-                              cp_old.root, cp_new.root)
+    merkle.verify_consistency(
+        cp_old.size,
+        cp_new.size,
+        lg2.consistency_proof(cp_old.size, cp_new.size),
+        cp_old.root,
+        cp_new.root,
+    )
     # seq continues across the restart.
     rows = lg2.project_records("E330100000001", 299, 10)
     assert [s for _, s, _ in rows] == [300, 301, 302, 303, 304]
@@ -149,8 +155,9 @@ def test_refuses_to_sign_after_a_database_rollback(ledger_factory: Any, tmp_path
     with lg.store.engine.begin() as conn:
         conn.execute(text("DELETE FROM checkpoints WHERE size = 3"))
     with pytest.raises(LogKeyError, match="rolled back"):
-        Ledger.open(tmp_path / "data", str(lg.store.engine.url.render_as_string(False)),
-                    "test.example/log")
+        Ledger.open(
+            tmp_path / "data", str(lg.store.engine.url.render_as_string(False)), "test.example/log"
+        )
 
 
 def test_key_of_another_origin_is_refused(ledger_factory: Any, tmp_path: Path) -> None:

@@ -26,7 +26,9 @@ def _vector_files(kind: str) -> list[Path]:
     return files
 
 
-@pytest.mark.parametrize("path", _vector_files("inclusion"), ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "path", _vector_files("inclusion"), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
 def test_inclusion_vectors(path: Path) -> None:
     v = json.loads(path.read_text())
     proof = [_b64(h) for h in v["proof"] or []]
@@ -75,8 +77,8 @@ def ref_path(m: int, leaves: list[bytes]) -> list[bytes]:
     while k * 2 < n:
         k *= 2
     if m < k:
-        return ref_path(m, leaves[:k]) + [ref_mth(leaves[k:])]
-    return ref_path(m - k, leaves[k:]) + [ref_mth(leaves[:k])]
+        return [*ref_path(m, leaves[:k]), ref_mth(leaves[k:])]
+    return [*ref_path(m - k, leaves[k:]), ref_mth(leaves[:k])]
 
 
 def ref_subproof(m: int, leaves: list[bytes], b: bool) -> list[bytes]:
@@ -87,8 +89,8 @@ def ref_subproof(m: int, leaves: list[bytes], b: bool) -> list[bytes]:
     while k * 2 < n:
         k *= 2
     if m <= k:
-        return ref_subproof(m, leaves[:k], b) + [ref_mth(leaves[k:])]
-    return ref_subproof(m - k, leaves[k:], False) + [ref_mth(leaves[:k])]
+        return [*ref_subproof(m, leaves[:k], b), ref_mth(leaves[k:])]
+    return [*ref_subproof(m - k, leaves[k:], False), ref_mth(leaves[:k])]
 
 
 def _resolver(leaves: list[bytes]) -> merkle.NodeResolver:

@@ -68,9 +68,7 @@ def inclusion_proof_size(index: int, size: int) -> int:
     return inner + border
 
 
-def root_from_inclusion_proof(
-    index: int, size: int, leaf: bytes, proof: Sequence[bytes]
-) -> bytes:
+def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
     """Recompute the root from an inclusion proof, RFC 9162 §2.1.3.2.
 
     Raises :class:`ProofShapeError` when the index, size, leaf or proof length cannot be

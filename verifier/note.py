@@ -156,7 +156,7 @@ class Signer:
 
     @property
     def skey(self) -> str:
-        """The private key string ``PRIVATE+KEY+name+hex(keyid)+base64(alg||seed)`` (keep secret)."""
+        """Private key string ``PRIVATE+KEY+name+hex(keyid)+base64(alg||seed)``; keep secret."""
         from cryptography.hazmat.primitives import serialization
 
         seed = self._private.private_bytes(
@@ -288,5 +288,7 @@ def open_note(data: bytes | str, verifier: Verifier) -> Note:
     """Parse a note and require a valid signature by ``verifier``."""
     note = parse_note(data)
     if verifier not in verified_by(note, [verifier]):
-        raise UnverifiedNoteError(f"note is not signed by {verifier.name} ({verifier.key_id.hex()})")
+        raise UnverifiedNoteError(
+            f"note is not signed by {verifier.name} ({verifier.key_id.hex()})"
+        )
     return note

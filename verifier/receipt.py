@@ -80,8 +80,12 @@ class Receipt:
         proof = obj.get("inclusion_proof")
         if not isinstance(proof, list):
             raise ReceiptError("receipt inclusion_proof must be a list")
-        r = cls(index, _b64d(obj.get("event_hash"), "event_hash"), cp,
-                tuple(_b64d(h, f"inclusion_proof[{i}]") for i, h in enumerate(proof)))
+        r = cls(
+            index,
+            _b64d(obj.get("event_hash"), "event_hash"),
+            cp,
+            tuple(_b64d(h, f"inclusion_proof[{i}]") for i, h in enumerate(proof)),
+        )
         tp = obj.get("tlog_proof")
         if tp is not None and tp != r.tlog_proof:
             raise ReceiptError("receipt tlog_proof does not agree with its other fields")
@@ -100,9 +104,13 @@ class Receipt:
                 raise ReceiptError("the record's index is not the receipt's index")
         try:
             sc = open_checkpoint(self.checkpoint, log)
-            merkle.verify_inclusion(self.index, sc.checkpoint.size,
-                                    entry_leaf_hash(self.event_hash), self.inclusion_proof,
-                                    sc.checkpoint.root)
+            merkle.verify_inclusion(
+                self.index,
+                sc.checkpoint.size,
+                entry_leaf_hash(self.event_hash),
+                self.inclusion_proof,
+                sc.checkpoint.root,
+            )
         except (CheckpointError, merkle.ProofError) as e:
             raise ReceiptError(str(e)) from None
         return sc
