@@ -6,7 +6,9 @@ This is the seam the API and the CLI use; it holds no HTTP and no argument parsi
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ from ledger.tiles import HASH, TILE_WIDTH, TreeReader, tile_width_at
 from verifier import merkle
 from verifier.note import Signer
 from verifier.receipt import ENTRY_VERSION, Receipt
+
+log = logging.getLogger("jianzheng.ledger")
 
 DEFAULT_ORIGIN = "jianzheng.localhost/log"
 RECENT_CHECKPOINTS = 4096
@@ -68,6 +72,7 @@ class Ledger:
         self._recent_lock = threading.Lock()
         self._recent_sizes: list[int] = []
         self._recent_notes: list[str] = []
+        self._listeners: list[Callable[[int, bytes, str], None]] = []
         self.sequencer = Sequencer(
             store,
             signer,
@@ -183,7 +188,20 @@ class Ledger:
     def append(self, events: list[EventSubmission], poster: str) -> Future[list[Appended]]:
         return self.sequencer.submit(events, poster)
 
+    def add_checkpoint_listener(self, fn: Callable[[int, bytes, str], None]) -> None:
+        """Call ``fn(size, root, signed note)`` after each new checkpoint is committed.
+
+        Listeners run on the sequencer thread after the batch's callers were answered;
+        they must return quickly (hand slow work such as witnessing to another thread).
+        """
+        self._listeners.append(fn)
+
     def _remember(self, size: int, root: bytes, note: str) -> None:
+        for fn in self._listeners:
+            try:
+                fn(size, root, note)
+            except Exception:  # a listener must never stop the log
+                log.exception("checkpoint listener failed")
         with self._recent_lock:
             self._recent_sizes.append(size)
             self._recent_notes.append(note)

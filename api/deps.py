@@ -1,0 +1,76 @@
+"""Shared route dependencies: the ledger, the caller's identity and role, bounded bodies.
+
+Route signatures read as types (``p: Poster``, ``lg: LedgerDep``), after the FastAPI
+full-stack template's ``deps.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.auth import AuthError, Forbidden, Principal, TokenCheck, require
+from api.errors import ApiError
+from ledger.service import Ledger
+from verifier.canonical import CanonicalError, parse_strict_json
+
+
+def get_ledger(request: Request) -> Ledger:
+    lg: Ledger = request.app.state.ledger
+    return lg
+
+
+def get_principal(request: Request) -> Principal:
+    tokens: TokenCheck = request.app.state.tokens
+    try:
+        return tokens.authenticate(request.headers.get("authorization"))
+    except AuthError as e:
+        raise ApiError(
+            401, "unauthorized", str(e), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+
+
+def role(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency admitting ``roles`` (and admin)."""
+
+    def dep(p: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        try:
+            require(p, *roles)
+        except Forbidden as e:
+            raise ApiError(403, "forbidden", str(e)) from None
+        return p
+
+    return dep
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+Poster = Annotated[Principal, Depends(role("platform"))]
+Reader = Annotated[Principal, Depends(role("reviewer", "archivist"))]
+Admin = Annotated[Principal, Depends(role("admin"))]
+
+
+async def read_json(request: Request, limit: int) -> object:
+    """The request body parsed as strict JSON, refused past ``limit`` bytes (413)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
+    if not chunks:
+        raise ApiError(400, "malformed", "request body is empty; send a JSON object")
+    try:
+        return parse_strict_json(bytes(chunks))
+    except CanonicalError as e:
+        # Floats, duplicate keys and huge integers are well-formed JSON we refuse (422);
+        # only what no JSON parser accepts is malformed (400).
+        try:
+            json.loads(bytes(chunks))
+        except ValueError:
+            raise ApiError(400, "malformed", f"request body is not JSON: {e}") from None
+        raise ApiError(422, "invalid_event", str(e)) from None

@@ -1,0 +1,72 @@
+"""API errors: one JSON shape for every refusal, ``{"error": {...}}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.store import StoreError
+
+log = logging.getLogger("jianzheng.api")
+
+
+class ApiError(Exception):
+    """An error answered as JSON: ``{"error": {"status", "code", "message", "field"?}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers
+
+
+def error_response(e: ApiError) -> JSONResponse:
+    body: dict[str, Any] = {"status": e.status, "code": e.code, "message": e.message}
+    if e.field is not None:
+        body["field"] = e.field
+    return JSONResponse({"error": body}, status_code=e.status, headers=e.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every exception the routes may raise to the one JSON error shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, e: ApiError) -> JSONResponse:
+        return error_response(e)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        loc = ".".join(str(x) for x in first.get("loc", ())[1:]) or None
+        msg = str(first.get("msg", "invalid request"))
+        return error_response(ApiError(422, "invalid_parameter", msg, loc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        return error_response(ApiError(e.status_code, "http_error", str(e.detail)))
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, e: StoreError) -> JSONResponse:
+        log.error("store error: %s", e)
+        return error_response(
+            ApiError(
+                503,
+                "store_unavailable",
+                f"the ledger store is unavailable: {e}",
+                headers={"Retry-After": "1"},
+            )
+        )

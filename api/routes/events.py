@@ -1,0 +1,132 @@
+"""Posting events and reading committed records (contract: /v1/events...)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import LedgerDep, Poster, Reader, read_json
+from api.errors import ApiError
+from api.schemas import EVENT_SCHEMA
+from ledger.records import EventSubmission, InvalidEvent, validate_event
+from ledger.sequencer import Appended, IdempotencyConflict, SequencerBusy
+from ledger.service import Ledger, NotFound
+
+MAX_EVENT_BODY = 1 << 20
+MAX_BATCH_BODY = 16 << 20
+MAX_BATCH_EVENTS = 1000
+MAX_PAGE = 1000
+APPEND_TIMEOUT = 30.0
+
+router = APIRouter(tags=["events"])
+
+
+def validate(lg: Ledger, obj: object, prefix: str = "") -> EventSubmission:
+    try:
+        return validate_event(obj, lg.catalogue)
+    except InvalidEvent as e:
+        field = prefix + e.field if e.field != "$" else (prefix.rstrip(".") or "$")
+        raise ApiError(422, "invalid_event", f"{field}: {e.message}", field) from None
+
+
+async def append(lg: Ledger, events: list[EventSubmission], poster: str) -> list[Appended]:
+    """Queue the events and wait (bounded) until their batch is durable."""
+    try:
+        fut = lg.append(events, poster)
+    except SequencerBusy as e:
+        raise ApiError(503, "busy", str(e), headers={"Retry-After": "1"}) from None
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(fut), APPEND_TIMEOUT)
+    except IdempotencyConflict as e:
+        field = f"events[{e.position}].idempotency_key"
+        raise ApiError(409, "idempotency_conflict", str(e), field) from None
+    except TimeoutError:
+        msg = "the append was not confirmed in time; retry with the same idempotency_key"
+        raise ApiError(503, "timeout", msg, headers={"Retry-After": "1"}) from None
+
+
+def receipt_json(lg: Ledger, a: Appended) -> dict[str, Any]:
+    out = lg.receipt(a.index, a.event_hash).to_json()
+    out["replayed"] = a.replayed
+    return out
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+BATCH_SCHEMA = {
+    "type": "object",
+    "required": ["events"],
+    "additionalProperties": False,
+    "properties": {
+        "events": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BATCH_EVENTS,
+            "items": EVENT_SCHEMA,
+        },
+    },
+}
+
+
+@router.post("/v1/events", status_code=201, openapi_extra=_body(EVENT_SCHEMA))
+async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
+    """Append one event; the reply is its receipt, sent once the event is durable."""
+    ev = validate(lg, await read_json(request, MAX_EVENT_BODY))
+    [a] = await append(lg, [ev], p.token_id)
+    return JSONResponse(receipt_json(lg, a), status_code=200 if a.replayed else 201)
+
+
+@router.post("/v1/events:batch", status_code=201, openapi_extra=_body(BATCH_SCHEMA))
+async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
+    """Append up to 1000 events, all or nothing; receipts in the order posted."""
+    body = await read_json(request, MAX_BATCH_BODY)
+    if not isinstance(body, dict) or set(body) != {"events"}:
+        raise ApiError(422, "invalid_event", 'the body must be {"events": [...]}', "events")
+    items = body["events"]
+    if not isinstance(items, list) or not items:
+        raise ApiError(422, "invalid_event", "events must be a non-empty list", "events")
+    if len(items) > MAX_BATCH_EVENTS:
+        msg = f"a batch holds at most {MAX_BATCH_EVENTS} events"
+        raise ApiError(413, "too_large", msg, "events")
+    evs = [validate(lg, x, f"events[{i}].") for i, x in enumerate(items)]
+    done = await append(lg, evs, p.token_id)
+    return JSONResponse({"receipts": [receipt_json(lg, a) for a in done]}, status_code=201)
+
+
+@router.get("/v1/events/{index}")
+def get_event(index: int, _: Reader, lg: LedgerDep) -> dict[str, Any]:
+    """The committed record at a log index, with its event hash and receipt."""
+    if index < 0:
+        raise ApiError(422, "invalid_parameter", "index must be >= 0", "index")
+    try:
+        canonical, event_hash = lg.record(index)
+        receipt = lg.receipt(index, event_hash).to_json()
+    except NotFound as e:
+        raise ApiError(404, "not_found", str(e)) from None
+    return {
+        "record": json.loads(canonical),
+        "event_hash": base64.b64encode(event_hash).decode(),
+        "receipt": receipt,
+    }
+
+
+@router.get("/v1/projects/{project}/events")
+def project_events(
+    project: str,
+    _: Reader,
+    lg: LedgerDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    after: Annotated[int, Query(ge=-1)] = -1,
+) -> dict[str, Any]:
+    """A project's records in seq order with seq > ``after`` (the last seq already seen)."""
+    rows = lg.project_records(project, after, limit)
+    records = [json.loads(r) for _, _, r in rows]
+    nxt = rows[-1][1] if len(rows) == limit else None
+    return {"project": project, "records": records, "next_after": nxt}

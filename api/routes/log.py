@@ -1,0 +1,123 @@
+"""Public log state, proofs, the event catalogue and C2SP tlog-tiles."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from api.deps import LedgerDep, Reader
+from api.errors import ApiError
+from ledger.service import NotFound
+from ledger.tiles import parse_index_path
+
+router = APIRouter()
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+def b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+@router.get("/v1/proofs/inclusion", tags=["proofs"])
+def proof_inclusion(
+    _: Reader,
+    lg: LedgerDep,
+    index: Annotated[int, Query(ge=0)],
+    tree_size: Annotated[int, Query(ge=1)],
+) -> dict[str, Any]:
+    """RFC 9162 §2.1.3 inclusion proof of ``index`` in the tree of ``tree_size``."""
+    try:
+        hashes = lg.inclusion_proof(index, tree_size)
+    except NotFound as e:
+        raise ApiError(404, "not_found", str(e)) from None
+    return {"index": index, "tree_size": tree_size, "hashes": [b64(h) for h in hashes]}
+
+
+@router.get("/v1/proofs/consistency", tags=["proofs"])
+def proof_consistency(
+    _: Reader,
+    lg: LedgerDep,
+    first: Annotated[int, Query(ge=1)],
+    second: Annotated[int, Query(ge=1)],
+) -> dict[str, Any]:
+    """RFC 9162 §2.1.4 consistency proof from tree size ``first`` to ``second``."""
+    try:
+        hashes = lg.consistency_proof(first, second)
+    except NotFound as e:
+        raise ApiError(404, "not_found", str(e)) from None
+    return {"first": first, "second": second, "hashes": [b64(h) for h in hashes]}
+
+
+@router.get("/v1/log", tags=["log"])
+def log_info(lg: LedgerDep) -> dict[str, Any]:
+    """Public: origin, verifier key and the newest signed checkpoint."""
+    i = lg.info()
+    return {
+        "origin": i.origin,
+        "verifier_key": i.verifier_key,
+        "size": i.size,
+        "root": b64(i.root),
+        "checkpoint": i.checkpoint,
+    }
+
+
+@router.get("/v1/catalogue", tags=["log"])
+def catalogue(lg: LedgerDep) -> dict[str, Any]:
+    """Public: the event types the ledger accepts, per trade type."""
+    return {
+        "version": lg.catalogue.version,
+        "events": [
+            {
+                "code": e.code,
+                "name_zh": e.name_zh,
+                "name_en": e.name_en,
+                "trade_types": list(e.trade_types),
+                "phase": e.phase,
+            }
+            for e in lg.catalogue
+        ],
+    }
+
+
+@router.get("/log/checkpoint", tags=["tiles"])
+def checkpoint(lg: LedgerDep) -> Response:
+    """C2SP tlog-tiles checkpoint: the newest signed checkpoint (changes; never cached)."""
+    note = lg.info().checkpoint
+    if not note:
+        raise ApiError(404, "not_found", "the log is empty: no checkpoint yet")
+    return Response(
+        note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/log/tile/{path:path}", tags=["tiles"])
+def tile(path: str, lg: LedgerDep) -> Response:
+    """C2SP tlog-tiles: /log/tile/<L>/<N>[.p/<W>] and /log/tile/entries/<N>[.p/<W>]."""
+    parts = path.split("/")
+    width: int | None = None
+    if len(parts) >= 2 and parts[-2].endswith(".p"):
+        w = parts[-1]
+        if not w.isdigit() or w != str(int(w)) or not 1 <= int(w) <= 255:
+            raise ApiError(404, "not_found", f"bad partial tile width {w!r}")
+        width = int(w)
+        parts = [*parts[:-2], parts[-2][:-2]]
+    if len(parts) < 2:
+        raise ApiError(404, "not_found", "tile path needs a level and an index")
+    try:
+        index = parse_index_path(parts[1:])
+    except ValueError as e:
+        raise ApiError(404, "not_found", str(e)) from None
+    level = parts[0]
+    try:
+        if level == "entries":
+            data = lg.entry_bundle(index, width)
+        elif level.isdigit() and len(level) <= 2 and level == str(int(level)):
+            data = lg.tile(int(level), index, width)
+        else:
+            raise ApiError(404, "not_found", f"bad tile level {level!r}")
+    except NotFound as e:
+        raise ApiError(404, "not_found", str(e)) from None
+    return Response(data, media_type="application/octet-stream", headers=IMMUTABLE)
