@@ -30,6 +30,7 @@ RFC3339_RE = re.compile(
 SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(;.{0,200})?")
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TEXT = 128
 MAX_ATTACHMENTS = 256
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -81,7 +82,7 @@ def _text(obj: dict[str, Any], key: str, where: str, limit: int = MAX_TEXT) -> s
     v = obj.get(key)
     if not isinstance(v, str) or not v or len(v) > limit:
         raise InvalidEvent(where, f"must be a non-empty string of at most {limit} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
+    if _CONTROL.search(v):
         raise InvalidEvent(where, "must not contain control characters")
     return v
 
@@ -200,13 +201,15 @@ def validate_event(obj: object, catalogue: Catalogue) -> EventSubmission:
     key = obj.get("idempotency_key")
     if key is not None:
         key = _text(obj, "idempotency_key", "idempotency_key")
+    # One canonical encoding of the whole event both proves the payload can be committed
+    # (RFC 8785) and gives the digest that tells an idempotent replay from a conflict.
     try:
-        encoded_payload = canonicalize(payload)
-        digest = hashlib.sha256(canonicalize(obj)).digest()
+        encoded = canonicalize(obj)
     except CanonicalError as e:
-        raise InvalidEvent("payload", str(e)) from None
-    if len(encoded_payload) > MAX_PAYLOAD_BYTES:
-        raise InvalidEvent("payload", f"is larger than {MAX_PAYLOAD_BYTES} bytes")
+        raise InvalidEvent(e.path, e.reason) from None
+    if len(encoded) > MAX_PAYLOAD_BYTES:
+        raise InvalidEvent("payload", f"the event is larger than {MAX_PAYLOAD_BYTES} bytes")
+    digest = hashlib.sha256(encoded).digest()
     return EventSubmission(
         project, trade_type, etype, actor_out, occurred_at, payload, attachments, key, digest
     )

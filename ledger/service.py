@@ -8,7 +8,7 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,6 +233,28 @@ class Ledger:
                 raise NotFound(f"index {index} is not in the log")
             event_hash = row[1]
         return Receipt(index, event_hash, note, tuple(self.reader.inclusion_proof(index, size)))
+
+    def receipts(self, done: Sequence[Appended]) -> list[Receipt]:
+        """Receipts for a batch's results, sharing the work their proofs have in common.
+
+        Proofs of neighbouring leaves against one checkpoint share most of their hashes
+        (the right border above all), so each subtree hash is computed once per call.
+        """
+        memo: dict[tuple[int, int], bytes] = {}
+        node = self.reader.node
+
+        def subtree(begin: int, end: int) -> bytes:
+            h = memo.get((begin, end))
+            if h is None:
+                h = memo[(begin, end)] = merkle.subtree_hash(node, begin, end)
+            return h
+
+        out = []
+        for a in done:
+            size, note = self._checkpoint_for(a.index)
+            proof = merkle.inclusion_proof_ranges(a.index, size)
+            out.append(Receipt(a.index, a.event_hash, note, tuple(subtree(b, e) for b, e in proof)))
+        return out
 
     # --- queries -----------------------------------------------------------------------
     def head(self) -> Head:

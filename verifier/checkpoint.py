@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from verifier import merkle
@@ -110,6 +111,18 @@ class InclusionProof:
         merkle.verify_inclusion(self.index, self.tree_size, leaf_hash, self.hashes, root)
 
 
+def tlog_proof_text(
+    index: int, hashes_b64: Sequence[str], checkpoint_text: str, extra: bytes | None = None
+) -> str:
+    """Format a c2sp.org/tlog-proof from already base64-encoded proof hashes."""
+    out = [PROOF_HEADER]
+    if extra is not None:
+        out.append("extra " + base64.b64encode(extra).decode())
+    out.append(f"index {index}")
+    out.extend(hashes_b64)
+    return "\n".join(out) + "\n\n" + checkpoint_text
+
+
 @dataclass(frozen=True)
 class TlogProof:
     """A C2SP tlog-proof: an inclusion proof bundled with its signed checkpoint."""
@@ -120,12 +133,8 @@ class TlogProof:
     extra: bytes | None = None
 
     def to_text(self) -> str:
-        out = [PROOF_HEADER]
-        if self.extra is not None:
-            out.append("extra " + base64.b64encode(self.extra).decode())
-        out.append(f"index {self.index}")
-        out.extend(base64.b64encode(h).decode() for h in self.hashes)
-        return "\n".join(out) + "\n\n" + self.checkpoint_text
+        hashes = [base64.b64encode(h).decode() for h in self.hashes]
+        return tlog_proof_text(self.index, hashes, self.checkpoint_text, self.extra)
 
     @classmethod
     def parse(cls, data: bytes | str) -> TlogProof:

@@ -266,11 +266,13 @@ def subtree_hash(node: NodeResolver, begin: int, end: int) -> bytes:
     return node_hash(subtree_hash(node, begin, begin + k), subtree_hash(node, begin + k, end))
 
 
-def inclusion_proof(node: NodeResolver, index: int, size: int) -> list[bytes]:
-    """PATH(index, D[0:size]) of RFC 9162 §2.1.3.1, leaf-side hash first."""
+def inclusion_proof_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges [begin, end) whose MTH make up PATH(index, D[0:size]), leaf side first.
+
+    RFC 9162 §2.1.3.1, unrolled: at each split the proof takes the sibling subtree.
+    """
     if not 0 <= index < size:
         raise ProofShapeError(f"index {index} is not below tree size {size}")
-    out: list[bytes] = []
     begin, end = 0, size
     siblings: list[tuple[int, int]] = []
     while end - begin > 1:
@@ -281,9 +283,13 @@ def inclusion_proof(node: NodeResolver, index: int, size: int) -> list[bytes]:
         else:
             siblings.append((begin, begin + k))
             begin = begin + k
-    for b, e in reversed(siblings):
-        out.append(subtree_hash(node, b, e))
-    return out
+    siblings.reverse()
+    return siblings
+
+
+def inclusion_proof(node: NodeResolver, index: int, size: int) -> list[bytes]:
+    """PATH(index, D[0:size]) of RFC 9162 §2.1.3.1, leaf-side hash first."""
+    return [subtree_hash(node, b, e) for b, e in inclusion_proof_ranges(index, size)]
 
 
 def consistency_proof(node: NodeResolver, size1: int, size2: int) -> list[bytes]:

@@ -16,7 +16,13 @@ from typing import Any
 
 from verifier import merkle
 from verifier.canonical import canonicalize
-from verifier.checkpoint import CheckpointError, SignedCheckpoint, TlogProof, open_checkpoint
+from verifier.checkpoint import (
+    CheckpointError,
+    SignedCheckpoint,
+    TlogProof,
+    open_checkpoint,
+    tlog_proof_text,
+)
 from verifier.note import Verifier
 
 ENTRY_VERSION = b"\x01"
@@ -59,12 +65,13 @@ class Receipt:
         return TlogProof(self.index, self.inclusion_proof, self.checkpoint).to_text()
 
     def to_json(self) -> dict[str, Any]:
+        proof = [base64.b64encode(h).decode() for h in self.inclusion_proof]
         return {
             "index": self.index,
             "event_hash": base64.b64encode(self.event_hash).decode(),
             "checkpoint": self.checkpoint,
-            "inclusion_proof": [base64.b64encode(h).decode() for h in self.inclusion_proof],
-            "tlog_proof": self.tlog_proof,
+            "inclusion_proof": proof,
+            "tlog_proof": tlog_proof_text(self.index, proof, self.checkpoint),
         }
 
     @classmethod

@@ -50,9 +50,12 @@ async def append(lg: Ledger, events: list[EventSubmission], poster: str) -> list
         raise ApiError(503, "timeout", msg, headers={"Retry-After": "1"}) from None
 
 
-def receipt_json(lg: Ledger, a: Appended) -> dict[str, Any]:
-    out = lg.receipt(a.index, a.event_hash).to_json()
-    out["replayed"] = a.replayed
+def receipts_json(lg: Ledger, done: list[Appended]) -> list[dict[str, Any]]:
+    out = []
+    for a, r in zip(done, lg.receipts(done), strict=True):
+        j = r.to_json()
+        j["replayed"] = a.replayed
+        out.append(j)
     return out
 
 
@@ -80,7 +83,7 @@ async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
     """Append one event; the reply is its receipt, sent once the event is durable."""
     ev = validate(lg, await read_json(request, MAX_EVENT_BODY))
     [a] = await append(lg, [ev], p.token_id)
-    return JSONResponse(receipt_json(lg, a), status_code=200 if a.replayed else 201)
+    return JSONResponse(receipts_json(lg, [a])[0], status_code=200 if a.replayed else 201)
 
 
 @router.post("/v1/events:batch", status_code=201, openapi_extra=_body(BATCH_SCHEMA))
@@ -97,7 +100,7 @@ async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
         raise ApiError(413, "too_large", msg, "events")
     evs = [validate(lg, x, f"events[{i}].") for i, x in enumerate(items)]
     done = await append(lg, evs, p.token_id)
-    return JSONResponse({"receipts": [receipt_json(lg, a) for a in done]}, status_code=201)
+    return JSONResponse({"receipts": receipts_json(lg, done)}, status_code=201)
 
 
 @router.get("/v1/events/{index}")
