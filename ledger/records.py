@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.catalogue import TRADE_TYPES, Catalogue, UnknownEventType
-from verifier.canonical import CanonicalError, canonicalize
+from verifier.canonical import Canonical, CanonicalError, canonicalize
 from verifier.receipt import ENTRY_VERSION, entry_leaf_hash
 
 ZERO_HASH = bytes(32)
@@ -30,7 +30,8 @@ RFC3339_RE = re.compile(
 SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(;.{0,200})?")
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters, and lone surrogates (which cannot be encoded as UTF-8, RFC 8785 §3.2.4).
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 MAX_TEXT = 128
 MAX_ATTACHMENTS = 256
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -83,7 +84,7 @@ def _text(obj: dict[str, Any], key: str, where: str, limit: int = MAX_TEXT) -> s
     if not isinstance(v, str) or not v or len(v) > limit:
         raise InvalidEvent(where, f"must be a non-empty string of at most {limit} characters")
     if _CONTROL.search(v):
-        raise InvalidEvent(where, "must not contain control characters")
+        raise InvalidEvent(where, "must not contain control characters or lone surrogates")
     return v
 
 
@@ -114,7 +115,8 @@ class EventSubmission:
     type: str
     actor: dict[str, str]
     occurred_at: str
-    payload: dict[str, Any]
+    #: The payload in RFC 8785 canonical form, encoded once when validated.
+    payload: Canonical
     attachments: tuple[Attachment, ...] = ()
     idempotency_key: str | None = None
     #: SHA-256 of the canonical posted event, to tell a replay from a conflicting reuse.
@@ -201,17 +203,27 @@ def validate_event(obj: object, catalogue: Catalogue) -> EventSubmission:
     key = obj.get("idempotency_key")
     if key is not None:
         key = _text(obj, "idempotency_key", "idempotency_key")
-    # One canonical encoding of the whole event both proves the payload can be committed
-    # (RFC 8785) and gives the digest that tells an idempotent replay from a conflict.
+    # The payload is encoded once, here: this proves it can be committed (RFC 8785) and
+    # the record embeds the same text later without encoding it again.
     try:
-        encoded = canonicalize(obj)
+        encoded = canonicalize(payload)
     except CanonicalError as e:
-        raise InvalidEvent(e.path, e.reason) from None
+        where = "payload" if e.path == "$" else f"payload.{e.path}"
+        raise InvalidEvent(where, e.reason) from None
     if len(encoded) > MAX_PAYLOAD_BYTES:
-        raise InvalidEvent("payload", f"the event is larger than {MAX_PAYLOAD_BYTES} bytes")
-    digest = hashlib.sha256(encoded).digest()
+        raise InvalidEvent("payload", f"is larger than {MAX_PAYLOAD_BYTES} bytes")
+    # The digest tells an idempotent replay from a conflicting reuse of the key.
+    digest = hashlib.sha256(canonicalize(obj)).digest() if key is not None else b""
     return EventSubmission(
-        project, trade_type, etype, actor_out, occurred_at, payload, attachments, key, digest
+        project,
+        trade_type,
+        etype,
+        actor_out,
+        occurred_at,
+        Canonical(encoded.decode()),
+        attachments,
+        key,
+        digest,
     )
 
 

@@ -192,17 +192,16 @@ class Sequencer:
                     u.future.set_exception(err)
             return
         self.batches += 1
+        # Announce the checkpoint before answering, so receipts find it in memory.
+        if head is not None and self._on_checkpoint is not None:
+            self._on_checkpoint(*head)
         for u, r in zip(units, results, strict=True):
             if isinstance(r, Exception):
                 u.future.set_exception(r)
             else:
                 u.future.set_result(r)
-        if head is not None:
-            size, root, note = head
-            if self.data_dir is not None:
-                write_high_water(self.data_dir, size, root)
-            if self._on_checkpoint is not None:
-                self._on_checkpoint(size, root, note)
+        if head is not None and self.data_dir is not None:
+            write_high_water(self.data_dir, head[0], head[1])
 
     def _commit(
         self, units: list[_Unit]
@@ -218,8 +217,9 @@ class Sequencer:
         frontier, tiles, tails, note = staged
         self._frontier = frontier
         for key, buf in tiles.items():
+            # Tiles only grow, so the reader's cached narrower copy stays valid: it widens
+            # the copy the next time a proof needs more.
             self.edge_tiles[key] = bytes(buf)
-            self.reader.forget(*key)
         # Keep only the newest tile of each level in memory; older ones are full.
         newest: dict[int, int] = {}
         for lv, i in self.edge_tiles:

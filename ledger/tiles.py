@@ -9,6 +9,7 @@ every node question about the tree of size n.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -64,11 +65,23 @@ class _TileLevels:
     __slots__ = ("levels",)
 
     def __init__(self, data: bytes) -> None:
-        row = [data[i : i + HASH] for i in range(0, len(data), HASH)]
-        self.levels = [row]
-        for _ in range(TILE_HEIGHT - 1):
-            row = [merkle.node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
-            self.levels.append(row)
+        self.levels: list[list[bytes]] = [[] for _ in range(TILE_HEIGHT)]
+        self.extend(data)
+
+    def extend(self, data: bytes) -> None:
+        """Take a wider version of the same tile, hashing only the nodes it adds.
+
+        A partial tile grows by a few hashes per batch; recomputing its 255 inner nodes
+        each time would dominate the cost of a single-event receipt.
+        """
+        row0 = self.levels[0]
+        if data[: len(row0) * HASH] != b"".join(row0):
+            raise ValueError("a tile changed instead of growing; run jianzheng audit")
+        row0.extend(data[i : i + HASH] for i in range(len(row0) * HASH, len(data), HASH))
+        for lv in range(1, TILE_HEIGHT):
+            below, row = self.levels[lv - 1], self.levels[lv]
+            for i in range(len(row), len(below) // 2):
+                row.append(merkle.node_hash(below[2 * i], below[2 * i + 1]))
 
     @property
     def width(self) -> int:
@@ -86,18 +99,28 @@ class TreeReader:
         self._get = get_tile
         self._cache: OrderedDict[tuple[int, int], _TileLevels] = OrderedDict()
         self._limit = cache_tiles
+        # API threads and the sequencer share the cache; a tile is extended by one at a time.
+        self._lock = threading.Lock()
 
     def forget(self, level: int, index: int) -> None:
-        self._cache.pop((level, index), None)
+        with self._lock:
+            self._cache.pop((level, index), None)
 
     def _tile(self, level: int, index: int, need: int) -> _TileLevels:
+        with self._lock:
+            return self._tile_locked(level, index, need)
+
+    def _tile_locked(self, level: int, index: int, need: int) -> _TileLevels:
         key = (level, index)
         t = self._cache.get(key)
         if t is None or t.width < need:
             data = self._get(level, index)
             if len(data) % HASH:
                 raise ValueError(f"tile {level}/{index} has a torn length {len(data)}")
-            t = _TileLevels(data)
+            if t is None or len(data) < t.width * HASH:
+                t = _TileLevels(data)
+            else:
+                t.extend(data)
             if t.width < need:
                 raise LookupError(f"tile {level}/{index} holds {t.width} hashes, {need} are needed")
             self._cache[key] = t

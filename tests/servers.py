@@ -65,7 +65,7 @@ def cache_dir() -> Path:
 # --- process plumbing ------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -332,7 +332,7 @@ def _start_postgres_in(root: Path, bindir: Path, user: str | None) -> PostgresSe
 
     # The free port can be taken between probe and bind; retry on that.
     for attempt in range(3):
-        port = _free_port()
+        port = free_port()
         # Opened by us and inherited as stdout, so the server user needs no
         # write access to it.
         log = root / f"postgres-{attempt}.log"
@@ -487,7 +487,7 @@ def start_minio(base_dir: Path) -> MinioServer:
         "MINIO_BROWSER": "off",  # the web console is not needed by tests
     }
     for attempt in range(3):
-        port, console_port = _free_port(), _free_port()
+        port, console_port = free_port(), free_port()
         log = root / f"minio-{attempt}.log"
         process = _Process(
             [

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,16 +21,11 @@ import httpx
 import pytest
 
 from tests.conftest import make_event
+from tests.servers import free_port
 from verifier import merkle
 from verifier.checkpoint import open_checkpoint
 from verifier.note import parse_vkey
 from verifier.receipt import Receipt
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def jianzheng(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

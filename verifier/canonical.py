@@ -27,6 +27,7 @@ from typing import Any, Final
 
 __all__ = [
     "MAX_DEPTH",
+    "Canonical",
     "MAX_SAFE_INTEGER",
     "CanonicalError",
     "canonical_sha256",
@@ -144,8 +145,22 @@ def _sorted_keys(obj: dict[Any, Any]) -> list[str]:
     return sorted(obj, key=_utf16_key)
 
 
+class Canonical(str):
+    """JSON text that is already in canonical form, emitted verbatim by :func:`canonicalize`.
+
+    Lets a caller encode a large member once (the event payload, when it is validated)
+    and embed it in the record without encoding it again. Only wrap the output of
+    :func:`canonicalize` (decoded as UTF-8): nothing re-checks it.
+    """
+
+    __slots__ = ()
+
+
 def _encode(value: object, out: list[str], depth: int) -> None:
     """Append the JCS serialization of ``value`` to ``out``; ``depth`` counts containers."""
+    if type(value) is Canonical:
+        out.append(value)
+        return
     # bool is a subclass of int, so the literals are matched first by identity.
     if value is True:
         out.append("true")
@@ -233,7 +248,7 @@ def _encode_array(arr: list[Any], out: list[str], depth: int) -> None:
     append("]")
 
 
-def _find_surrogate(value: object, depth: int = 0) -> None:
+def _find_surrogate(value: object) -> None:
     """Slow path: raise :class:`_PathError` at the first string or key holding a lone surrogate.
 
     Only run after the UTF-8 encode of a whole serialization failed, so that the common
@@ -249,14 +264,14 @@ def _find_surrogate(value: object, depth: int = 0) -> None:
                 fail.segments.append(key)
                 raise fail
             try:
-                _find_surrogate(value[key], depth + 1)
+                _find_surrogate(value[key])
             except _PathError as fail:
                 fail.segments.append(key)
                 raise
     elif isinstance(value, list):
         for index, item in enumerate(value):
             try:
-                _find_surrogate(item, depth + 1)
+                _find_surrogate(item)
             except _PathError as fail:
                 fail.segments.append(index)
                 raise

@@ -1,0 +1,280 @@
+"""Ledger benchmark (issue: the Merkle-chained event ledger).
+
+Measures, on this machine, with durable commits (SQLite WAL + synchronous=FULL):
+  1. single-event appends/s over HTTP, and p50/p99 time from POST to receipt;
+  2. batched events/s over HTTP (1000-event batches);
+  3. the in-process append rate as a ratio to raw SQLite inserts of the same rows with the
+     same durability and the same transaction sizes;
+  4. inclusion-proof latency in a log of --proof-entries entries (default 1,000,000),
+     in process (cold and warm tile cache) and over HTTP.
+Every figure comes with a baseline measured in the same run, because the machine is
+shared and noisy: GET /healthz on the same server for HTTP rates, raw SQLite for the
+append path, and a primary-key row read from the same database for proof latency.
+
+    python bench/bench_ledger.py [--seconds 10] [--proof-entries 1000000] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.loadgen import LoadResult, build_request, run_load  # noqa: E402
+from bench.report import write_section  # noqa: E402
+from ledger.records import validate_event  # noqa: E402
+from ledger.sequencer import Appended  # noqa: E402
+from ledger.service import Ledger  # noqa: E402
+from tests.conftest import make_event  # noqa: E402
+from tests.servers import free_port  # noqa: E402
+
+HOST = "127.0.0.1"
+
+
+def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--data", str(data), "--port", str(port),
+         "--origin", "bench.example/log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{HOST}:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def token(data: Path, role: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "api.cli", "token", "create", "--data", str(data),
+                          "--role", role], capture_output=True, text=True, check=True, cwd=ROOT)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def http_section(seconds: float, conns: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        port = free_port()
+        proc = start_server(data, port)
+        try:
+            auth = {"Authorization": f"Bearer {token(data, 'platform')}"}
+            health = build_request("GET", "/healthz", HOST)
+            rnd = random.Random(1)
+
+            def single(i: int) -> bytes:
+                ev = make_event(project=f"E3301{rnd.randrange(200):08d}")
+                return build_request("POST", "/v1/events", HOST, json.dumps(ev).encode(), auth)
+
+            batch_body = json.dumps({"events": [make_event(project=f"B{i % 50}")
+                                                for i in range(1000)]}).encode()
+            batch = build_request("POST", "/v1/events:batch", HOST, batch_body, auth)
+
+            def run(make: Any, c: int) -> LoadResult:
+                return asyncio.run(run_load(HOST, port, make, c, seconds))
+
+            base = run(lambda i: health, conns)
+            one = run(single, conns)
+            many = run(lambda i: batch, 4)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    assert one.errors == 0 and many.errors == 0, (one.statuses, many.statuses)
+    return {
+        "healthz_rps": base.rate,
+        "single_rps": one.rate,
+        "single_p50_ms": one.percentile(50) * 1e3,
+        "single_p99_ms": one.percentile(99) * 1e3,
+        "batch_events_ps": many.rate * 1000,
+        "batch_p99_ms": many.percentile(99) * 1e3,
+        "connections": conns,
+    }
+
+
+def append_events(lg: Ledger, n: int, unit: int, projects: int = 500) -> float:
+    """Append n events in units of ``unit`` through the sequencer; returns seconds."""
+    evs = [validate_event(make_event(project=f"P{i % projects:05d}"), lg.catalogue)
+           for i in range(min(n, 20_000))]
+    t0 = time.perf_counter()
+    pending: list[Future[list[Appended]]] = []
+    done = 0
+    while done < n:
+        k = min(unit, n - done)
+        start = done % len(evs)
+        chunk = (evs + evs)[start : start + k]
+        pending.append(lg.append(chunk, "bench"))
+        done += k
+        if len(pending) >= 64:  # keep a bounded number of units in flight
+            pending.pop(0).result(timeout=300)
+    for f in pending:
+        f.result(timeout=300)
+    return time.perf_counter() - t0
+
+
+def raw_sqlite_rate(rows: list[tuple[Any, ...]], batch: int, path: Path) -> float:
+    """The same rows, inserted with sqlite3 directly: WAL, synchronous=FULL, same batches."""
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=FULL")
+    con.execute("CREATE TABLE records (idx INTEGER PRIMARY KEY, project TEXT, seq INTEGER, "
+                "type TEXT, event_hash BLOB, record BLOB, poster TEXT, idempotency_key TEXT, "
+                "request_digest BLOB, UNIQUE(project, seq), UNIQUE(poster, idempotency_key))")
+    t0 = time.perf_counter()
+    for i in range(0, len(rows), batch):
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany("INSERT INTO records VALUES (?,?,?,?,?,?,?,?,?)", rows[i : i + batch])
+        con.execute("COMMIT")
+    dt = time.perf_counter() - t0
+    con.close()
+    return len(rows) / dt
+
+
+def inprocess_section(n: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        lg = Ledger.open(Path(tmp) / "data", None, "bench.example/log")
+        try:
+            append_events(lg, 2000, 100)  # warm up
+            b0, s0 = lg.sequencer.batches, lg.head().size
+            dt = append_events(lg, n, 100)
+            batches = lg.sequencer.batches - b0
+            rate = n / dt
+            with lg.store.reader() as conn:
+                rows = [tuple(r) for r in conn.exec_driver_sql(
+                    "SELECT idx, project, seq, type, event_hash, record, poster, "
+                    "idempotency_key, request_digest FROM records WHERE idx >= ? ORDER BY idx",
+                    (s0,))]
+        finally:
+            lg.close()
+        avg_batch = max(1, round(len(rows) / max(1, batches)))
+        raw = raw_sqlite_rate(rows, avg_batch, Path(tmp) / "raw.db")
+    return {"events": n, "ledger_eps": rate, "raw_sqlite_eps": raw, "ratio": rate / raw,
+            "avg_batch": avg_batch}
+
+
+def proof_section(entries: int, cache: Path, samples: int) -> dict[str, Any]:
+    data = cache / f"proof-log-{entries}"
+    if not (data / "done").exists():
+        import shutil
+
+        shutil.rmtree(data, ignore_errors=True)
+        lg = Ledger.open(data, None, "bench.example/log", max_batch=8192)
+        t0 = time.perf_counter()
+        append_events(lg, entries, 1000)
+        lg.close()
+        (data / "done").write_text(f"built in {time.perf_counter() - t0:.0f} s\n")
+    rnd = random.Random(7)
+    idx = [rnd.randrange(entries) for _ in range(samples)]
+
+    def timed(fn: Any, args: list[Any]) -> list[float]:
+        out = []
+        for a in args:
+            t0 = time.perf_counter()
+            fn(a)
+            out.append(time.perf_counter() - t0)
+        return out
+
+    lg = Ledger.open(data, None, "bench.example/log")
+    try:
+        size = lg.head().size
+        cold = timed(lambda i: lg.inclusion_proof(i, size), idx)
+        warm = timed(lambda i: lg.inclusion_proof(i, size), idx)
+        row = timed(lambda i: lg.record(i), idx)
+    finally:
+        lg.close()
+    port = free_port()
+    proc = start_server(data, port)
+    try:
+        auth = {"Authorization": f"Bearer {token(data, 'reviewer')}"}
+        reqs = [build_request("GET", f"/v1/proofs/inclusion?index={i}&tree_size={size}", HOST,
+                              headers=auth) for i in idx]
+        http = asyncio.run(run_load(HOST, port, lambda k: reqs[k % len(reqs)], 1, 5, 0.5))
+        health = asyncio.run(run_load(HOST, port, lambda k: build_request(
+            "GET", "/healthz", HOST), 1, 5, 0.5))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+    def pct(xs: list[float], p: float) -> float:
+        return sorted(xs)[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1e3
+
+    return {
+        "entries": size,
+        "cold_p50_ms": pct(cold, 50), "cold_p99_ms": pct(cold, 99),
+        "warm_p50_ms": pct(warm, 50), "warm_p99_ms": pct(warm, 99),
+        "row_read_p50_ms": pct(row, 50),
+        "http_p50_ms": http.percentile(50) * 1e3, "http_p99_ms": http.percentile(99) * 1e3,
+        "http_healthz_p50_ms": health.percentile(50) * 1e3,
+        "mean_warm_ms": statistics.mean(warm) * 1e3,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--inprocess-events", type=int, default=50_000)
+    ap.add_argument("--proof-entries", type=int, default=1_000_000)
+    ap.add_argument("--proof-samples", type=int, default=2000)
+    ap.add_argument("--cache", type=Path,
+                    default=Path(os.environ.get("JIANZHENG_CACHE", Path.home() / ".cache"
+                                                / "jianzheng")) / "bench")
+    ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    args = ap.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+
+    print("HTTP appends ...", flush=True)
+    h = http_section(args.seconds, args.connections)
+    print(json.dumps(h, indent=1), flush=True)
+    print("in-process append vs raw SQLite ...", flush=True)
+    ip = inprocess_section(args.inprocess_events)
+    print(json.dumps(ip, indent=1), flush=True)
+    print(f"inclusion proofs at {args.proof_entries} entries ...", flush=True)
+    pr = proof_section(args.proof_entries, args.cache, args.proof_samples)
+    print(json.dumps(pr, indent=1), flush=True)
+
+    def ok(v: float, target: float, higher: bool = True) -> str:
+        return "meets" if (v >= target if higher else v <= target) else "**misses**"
+
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    md = f"""Run {when} on {platform.node() or 'this machine'} ({os.cpu_count()} cores), Python {platform.python_version()}.
+Command: `python bench/bench_ledger.py --seconds {args.seconds:g} --proof-entries {args.proof_entries}`.
+Durable commits: SQLite WAL + `synchronous=FULL`; server = one `jianzheng serve` process; load =
+`bench/loadgen.py` ({h['connections']} keep-alive connections, closed loop) on the same 2 cores.
+
+| measure | value | baseline in the same run | ratio | target |
+|---|---|---|---|---|
+| single-event appends over HTTP | {h['single_rps']:,.0f}/s | GET /healthz {h['healthz_rps']:,.0f}/s | {h['single_rps'] / h['healthz_rps']:.2f} | ≥ 2,000/s: {ok(h['single_rps'], 2000)} |
+| POST → receipt latency | p50 {h['single_p50_ms']:.1f} ms, p99 {h['single_p99_ms']:.1f} ms | | | p99 ≤ 250 ms: {ok(h['single_p99_ms'], 250, False)} |
+| batched events over HTTP (1000/batch) | {h['batch_events_ps']:,.0f}/s | GET /healthz {h['healthz_rps']:,.0f}/s | {h['batch_events_ps'] / h['healthz_rps']:.2f} | ≥ 20,000/s: {ok(h['batch_events_ps'], 20000)} |
+| in-process appends ({ip['events']:,} events, ~{ip['avg_batch']}/commit) | {ip['ledger_eps']:,.0f}/s | raw SQLite insert of the same rows {ip['raw_sqlite_eps']:,.0f}/s | {ip['ratio']:.2f} | |
+| inclusion proof, {pr['entries']:,} entries, in process, cold cache | p50 {pr['cold_p50_ms']:.2f} ms, p99 {pr['cold_p99_ms']:.2f} ms | PK row read p50 {pr['row_read_p50_ms']:.2f} ms | {pr['cold_p50_ms'] / pr['row_read_p50_ms']:.1f} | ≤ 2 ms: {ok(pr['cold_p99_ms'], 2, False)} |
+| inclusion proof, warm cache | p50 {pr['warm_p50_ms']:.3f} ms, p99 {pr['warm_p99_ms']:.3f} ms | | | ≤ 2 ms: {ok(pr['warm_p99_ms'], 2, False)} |
+| inclusion proof over HTTP (1 connection) | p50 {pr['http_p50_ms']:.2f} ms, p99 {pr['http_p99_ms']:.2f} ms | GET /healthz p50 {pr['http_healthz_p50_ms']:.2f} ms | {pr['http_p50_ms'] / pr['http_healthz_p50_ms']:.1f} | |
+"""
+    print(md)
+    if not args.no_write:
+        write_section(ROOT / "docs" / "benchmarks.md", "ledger", "Ledger: appends, receipts, proofs", md)
+
+
+if __name__ == "__main__":
+    main()
