@@ -9,7 +9,6 @@ consistent with every checkpoint a client saw.
 from __future__ import annotations
 
 import base64
-import signal
 import subprocess
 import sys
 import threading
@@ -21,61 +20,11 @@ import httpx
 import pytest
 
 from tests.conftest import make_event
-from tests.servers import free_port
+from tests.procs import Server, jianzheng
 from verifier import merkle
 from verifier.checkpoint import open_checkpoint
 from verifier.note import parse_vkey
 from verifier.receipt import Receipt
-
-
-def jianzheng(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
-
-
-class Server:
-    def __init__(self, data: Path, db: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(data.parent / f"serve-{self.port}.log", "w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "api.cli",
-                "serve",
-                "--data",
-                str(data),
-                "--db",
-                db,
-                "--port",
-                str(self.port),
-                "--origin",
-                "crash.example/log",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {Path(self.log.name).read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start in 60 s")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.log.close()
 
 
 @pytest.mark.slow

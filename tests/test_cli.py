@@ -1,0 +1,56 @@
+"""The jianzheng command line, as an operator uses it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.procs import Server, jianzheng
+
+
+def test_serve_prints_url_origin_and_key_and_demo_verifies(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    srv = Server(data, None, origin="demo.example/log")
+    try:
+        token = jianzheng("token", "create", "--data", str(data), "--role", "platform")
+        tok = token.stdout.strip().splitlines()[-1]
+        assert tok.startswith("jz_")
+        out = jianzheng("demo", "--url", srv.url, "--token", tok, timeout=120)
+        assert "50/50 receipts verified offline" in out.stdout, out.stdout + out.stderr
+        printed = srv.output()
+        assert f"serving {srv.url}" in printed
+        assert "origin: demo.example/log" in printed
+        assert "verifier key: demo.example/log+" in printed
+        assert tok not in printed  # tokens never reach the log
+        admin = (data / "admin.token").read_text().strip()
+        assert admin not in printed and (data / "admin.token").stat().st_mode & 0o777 == 0o600
+    finally:
+        srv.stop()
+
+
+def test_audit_exit_codes_and_a_tampered_row(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    srv = Server(data, None)
+    try:
+        tok = jianzheng("token", "create", "--data", str(data), "--role", "platform")
+        jianzheng("demo", "--url", srv.url, "--token", tok.stdout.split()[-1], "--events", "12")
+    finally:
+        srv.stop()
+    ok = jianzheng("audit", "--data", str(data))
+    assert "audit: OK" in ok.stdout and "records: 12" in ok.stdout
+    con = sqlite3.connect(data / "ledger.db")
+    rec = json.loads(con.execute("SELECT record FROM records WHERE idx = 5").fetchone()[0])
+    rec["occurred_at"] = "2020-01-01T00:00:00+08:00"  # backdate one event
+    forged = json.dumps(rec, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    con.execute("UPDATE records SET record = ? WHERE idx = 5", (forged.encode(),))
+    con.commit()
+    con.close()
+    bad = jianzheng("audit", "--data", str(data), check=False)
+    assert bad.returncode == 1
+    assert "record 5" in bad.stdout and "audit: FAILED" in bad.stdout
+
+
+def test_token_create_refuses_an_unknown_role(tmp_path: Path) -> None:
+    r = jianzheng("token", "create", "--data", str(tmp_path), "--role", "root", check=False)
+    assert r.returncode != 0 and "unknown role" in r.stderr
