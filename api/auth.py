@@ -1,8 +1,13 @@
-"""Bearer tokens with roles: created by the CLI, stored only as SHA-256 hashes.
+"""Bearer tokens: roles, scopes, expiry and revocation, stored only as SHA-256 hashes.
 
 A token is ``jz_`` followed by 32 random bytes in base64url. The database keeps its
-SHA-256, so a leaked database gives no usable token, and lookup by hash compares no
-secret bytes in Python (the comparison that matters happens on digests of the token).
+SHA-256, so a leaked database gives no usable token; the lookup is by digest and the
+stored digest is compared again in constant time (``hmac.compare_digest``).
+
+A token's scope says which projects it may touch: all of them, a list of projects, or the
+trade types a supervising department oversees (e.g. the transport bureau's engineering
+projects). Reads outside the scope answer 404, never 403, so a scoped reviewer cannot even
+learn which other projects exist (OWASP API1, broken object-level authorization).
 """
 
 from __future__ import annotations
@@ -10,19 +15,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import re
 import secrets
+import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select, update
 
+from ledger.catalogue import TRADE_TYPES
 from ledger.clock import Clock, SystemClock, rfc3339
 from ledger.models import TokenRow
+from ledger.records import PROJECT_RE
 from ledger.store import Store
 
 ROLES = ("platform", "reviewer", "archivist", "admin")
 PREFIX = "jz_"
+_TOKEN_RE = re.compile(r"jz_[A-Za-z0-9_-]{43}")
+MAX_SCOPE_ITEMS = 1000
+MAX_TOKENS_LISTED = 1000
 
 
 class AuthError(Exception):
@@ -34,15 +48,61 @@ class Forbidden(Exception):
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Projects a token may touch; ``None`` in a field means no limit on it."""
+
+    projects: frozenset[str] | None = None
+    trade_types: frozenset[str] | None = None
+
+    def allows(self, project: str, trade_type: str | None) -> bool:
+        """Both limits apply; a project whose trade type is unknown passes only a
+        project list (it has no records yet, so nothing of it can leak)."""
+        if self.projects is not None and project not in self.projects:
+            return False
+        if self.trade_types is not None:
+            return trade_type is not None and trade_type in self.trade_types
+        return True
+
+    @property
+    def unlimited(self) -> bool:
+        return self.projects is None and self.trade_types is None
+
+    def to_json(self) -> dict[str, list[str] | None]:
+        return {
+            "projects": sorted(self.projects) if self.projects is not None else None,
+            "trade_types": sorted(self.trade_types) if self.trade_types is not None else None,
+        }
+
+
+ALL = Scope()
+
+
+@dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's id (used as the poster identity) and role."""
+    """Who is calling: the token's id (the poster identity), role and scope."""
 
     token_id: str
     role: str
+    scope: Scope = ALL
 
 
 def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def make_scope(projects: Iterable[str] = (), trade_types: Iterable[str] = ()) -> Scope:
+    """Validate a scope: known trade types, well-formed project codes, bounded lists."""
+    p = sorted(set(projects))
+    t = sorted(set(trade_types))
+    if len(p) > MAX_SCOPE_ITEMS:
+        raise ValueError(f"a token may name at most {MAX_SCOPE_ITEMS} projects")
+    for x in p:
+        if not PROJECT_RE.fullmatch(x):
+            raise ValueError(f"{x!r} is not a project code")
+    for x in t:
+        if x not in TRADE_TYPES:
+            raise ValueError(f"unknown trade type {x!r}: use one of {', '.join(TRADE_TYPES)}")
+    return Scope(frozenset(p) if p else None, frozenset(t) if t else None)
 
 
 def create_token(
@@ -51,6 +111,7 @@ def create_token(
     label: str = "",
     clock: Clock | None = None,
     expires_at: datetime | None = None,
+    scope: Scope = ALL,
 ) -> tuple[str, str]:
     """Create a token; returns (token id, token). The token itself is never stored."""
     if role not in ROLES:
@@ -58,6 +119,7 @@ def create_token(
     token = PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     token_id = secrets.token_hex(8)
     now = rfc3339((clock or SystemClock()).now())
+    sj = scope.to_json()
     with store.engine.begin() as conn:
         conn.execute(
             insert(TokenRow).values(
@@ -67,33 +129,99 @@ def create_token(
                 label=label[:128],
                 created_at=now,
                 expires_at=rfc3339(expires_at) if expires_at else None,
+                scope_projects=json.dumps(sj["projects"]) if sj["projects"] is not None else None,
+                scope_trade_types=(
+                    json.dumps(sj["trade_types"]) if sj["trade_types"] is not None else None
+                ),
             )
         )
     return token_id, token
 
 
+def _scope_of(projects: str | None, trade_types: str | None) -> Scope:
+    return Scope(
+        frozenset(json.loads(projects)) if projects is not None else None,
+        frozenset(json.loads(trade_types)) if trade_types is not None else None,
+    )
+
+
+def list_tokens(store: Store, limit: int = MAX_TOKENS_LISTED) -> list[dict[str, object]]:
+    """Token metadata (never the token or its hash), newest first, bounded."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                TokenRow.id,
+                TokenRow.role,
+                TokenRow.label,
+                TokenRow.created_at,
+                TokenRow.expires_at,
+                TokenRow.revoked_at,
+                TokenRow.scope_projects,
+                TokenRow.scope_trade_types,
+            )
+            .order_by(TokenRow.created_at.desc(), TokenRow.id)
+            .limit(min(limit, MAX_TOKENS_LISTED))
+        ).all()
+    return [
+        {
+            "id": r[0],
+            "role": r[1],
+            "label": r[2],
+            "created_at": r[3],
+            "expires_at": r[4],
+            "revoked_at": r[5],
+            "scope": _scope_of(r[6], r[7]).to_json(),
+        }
+        for r in rows
+    ]
+
+
+def revoke_token(store: Store, token_or_id: str, clock: Clock | None = None) -> str:
+    """Revoke by token id or by the token itself; returns the id. Idempotent."""
+    key = token_or_id.strip()
+    cond = TokenRow.token_hash == _hash(key) if key.startswith(PREFIX) else TokenRow.id == key
+    now = rfc3339((clock or SystemClock()).now())
+    with store.engine.begin() as conn:
+        row = conn.execute(select(TokenRow.id, TokenRow.revoked_at).where(cond)).first()
+        if row is None:
+            raise LookupError("no such token")
+        if row[1] is None:
+            conn.execute(update(TokenRow).where(TokenRow.id == row[0]).values(revoked_at=now))
+    return str(row[0])
+
+
 class TokenCheck:
-    """Resolves bearer tokens to principals."""
+    """Resolves bearer tokens to principals, with a short-lived cache."""
 
     #: Seconds a looked-up token is trusted before the database is asked again; bounds how
-    #: long a revoked token keeps working.
+    #: long a revoked token keeps working in another process. Revocations through this
+    #: process take effect at once (``forget``).
     CACHE_SECONDS = 5.0
     CACHE_LIMIT = 10_000
 
     def __init__(self, store: Store, clock: Clock | None = None) -> None:
         self.store = store
         self.clock = clock or SystemClock()
-        self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self._cache: dict[bytes, tuple[float, Principal, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
             raise AuthError("missing bearer token: send 'Authorization: Bearer <token>'")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.startswith(PREFIX) or len(token) > 200:
+        token = token.strip()
+        if scheme.lower() != "bearer" or not _TOKEN_RE.fullmatch(token):
             raise AuthError("malformed Authorization header: want 'Bearer jz_...'")
-        digest = _hash(token.strip())
+        digest = _hash(token)
+        now = rfc3339(self.clock.now())
         hit = self._cache.get(digest)
         if hit is not None and time.monotonic() - hit[0] < self.CACHE_SECONDS:
+            if hit[2] is not None and hit[2] <= now:
+                raise AuthError("unknown, expired or revoked token")
             return hit[1]
         with self.store.engine.connect() as conn:
             row = conn.execute(
@@ -102,22 +230,22 @@ class TokenCheck:
                     TokenRow.token_hash,
                     TokenRow.role,
                     TokenRow.expires_at,
-                    TokenRow.revoked_at,
-                ).where(TokenRow.token_hash == digest)
+                    TokenRow.scope_projects,
+                    TokenRow.scope_trade_types,
+                ).where(
+                    TokenRow.token_hash == digest,
+                    TokenRow.revoked_at.is_(None),
+                    or_(TokenRow.expires_at.is_(None), TokenRow.expires_at > now),
+                )
             ).first()
-        if row is None:
-            raise AuthError("unknown or revoked token")
-        token_id, stored, role, expires_at, revoked_at = row
-        # Defence in depth: compare the stored digest in constant time as well.
-        if not hmac.compare_digest(bytes(stored), digest):
-            raise AuthError("unknown or revoked token")
-        now = rfc3339(self.clock.now())
-        if revoked_at is not None or (expires_at is not None and expires_at <= now):
-            raise AuthError("unknown or revoked token")
-        p = Principal(token_id, role)
-        if len(self._cache) >= self.CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[digest] = (time.monotonic(), p)
+        # One message for unknown, expired and revoked: the caller learns nothing more.
+        if row is None or not hmac.compare_digest(bytes(row[1]), digest):
+            raise AuthError("unknown, expired or revoked token")
+        p = Principal(row[0], row[2], _scope_of(row[4], row[5]))
+        with self._lock:
+            if len(self._cache) >= self.CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic(), p, row[3])
         return p
 
 
@@ -125,3 +253,34 @@ def require(principal: Principal, *roles: str) -> None:
     """Admin may do anything; otherwise the role must be one of ``roles``."""
     if principal.role != "admin" and principal.role not in roles:
         raise Forbidden(f"role {principal.role!r} may not do this; needs {' or '.join(roles)}")
+
+
+class RateLimiter:
+    """Token bucket per token id: ``rate`` requests per second, bursts up to ``2 × rate``.
+
+    OWASP API4 (unrestricted resource consumption). ``rate <= 0`` disables it.
+    """
+
+    MAX_BUCKETS = 100_000
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, 2 * rate)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str) -> float:
+        """0 if the request may go ahead, else seconds until it may (for Retry-After)."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return 0.0
+            if len(self._buckets) >= self.MAX_BUCKETS:
+                self._buckets.clear()
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
     from ledger.service import Ledger
+    from ledger.store import Store
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -62,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"verifier key: {info.verifier_key}", flush=True)
         print(f"data: {args.data.resolve()}  log size: {info.size}", flush=True)
         uvicorn.run(
-            create_app(ledger),
+            create_app(ledger, rate_limit=args.rate_limit),
             host=args.host,
             port=args.port,
             log_level=args.log_level,
@@ -96,22 +100,78 @@ def _first_admin_token(ledger: Ledger, data: Path) -> None:
     print(f"first start: an admin token was written to {path.resolve()} (mode 0600)", flush=True)
 
 
-def cmd_token_create(args: argparse.Namespace) -> int:
-    from api.auth import ROLES, create_token
+def _token_store(args: argparse.Namespace) -> tuple[Store, Callable[[], None]]:
     from ledger.service import sqlite_url
     from ledger.store import Store, make_engine, migrate
 
-    if args.role not in ROLES:
-        return _fail(f"unknown role {args.role!r}: use one of {', '.join(ROLES)}")
     args.data.mkdir(parents=True, exist_ok=True)
     engine = make_engine(args.db or sqlite_url(args.data))
+    migrate(engine)
+    return Store(engine), engine.dispose
+
+
+def _parse_expiry(text: str | None) -> datetime | None:
+    """``30d``, ``12h`` or an RFC 3339 date-time with an offset."""
+    from datetime import UTC, datetime, timedelta
+
+    if text is None:
+        return None
+    units = {"d": 86400, "h": 3600, "m": 60}
+    if text[:-1].isdigit() and text[-1] in units:
+        return datetime.now(UTC) + timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        raise ValueError(f"--expires {text!r} needs an offset, e.g. 2027-01-01T00:00:00+08:00")
+    return dt
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from api.auth import ROLES, create_token, make_scope
+
+    if args.role not in ROLES:
+        return _fail(f"unknown role {args.role!r}: use one of {', '.join(ROLES)}")
     try:
-        migrate(engine)
-        token_id, token = create_token(Store(engine), args.role, args.label or "")
+        scope = make_scope(args.project, args.trade_type)
+        expires = _parse_expiry(args.expires)
+    except ValueError as e:
+        return _fail(str(e))
+    store, close = _token_store(args)
+    try:
+        token_id, token = create_token(
+            store, args.role, args.label or "", expires_at=expires, scope=scope
+        )
     finally:
-        engine.dispose()
-    print(f"token id: {token_id}  role: {args.role}", file=sys.stderr)
+        close()
+    print(f"token id: {token_id}  role: {args.role}  scope: {scope.to_json()}", file=sys.stderr)
     print(token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    import json
+
+    from api.auth import list_tokens
+
+    store, close = _token_store(args)
+    try:
+        for t in list_tokens(store):
+            print(json.dumps(t, ensure_ascii=False))
+    finally:
+        close()
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from api.auth import revoke_token
+
+    store, close = _token_store(args)
+    try:
+        token_id = revoke_token(store, args.token)
+    except LookupError:
+        return _fail("no such token")
+    finally:
+        close()
+    print(f"revoked {token_id}")
     return 0
 
 
@@ -168,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-delay", type=float, default=2.0, help="milliseconds a batch waits for more events"
     )
     p.add_argument("--log-level", default="warning")
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=1000.0,
+        help="requests per second per token (default 1000; 0 turns it off)",
+    )
     p.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="manage bearer tokens")
@@ -176,7 +242,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_args(tc)
     tc.add_argument("--role", required=True, help="platform, reviewer, archivist or admin")
     tc.add_argument("--label", default="")
+    tc.add_argument(
+        "--project",
+        action="append",
+        default=[],
+        help="limit the token to this project (repeatable); default: all projects",
+    )
+    tc.add_argument(
+        "--trade-type",
+        action="append",
+        default=[],
+        help="limit the token to projects of this trade type (repeatable)",
+    )
+    tc.add_argument(
+        "--expires", default=None, help="expiry: 30d, 12h, or an RFC 3339 date-time; default: never"
+    )
     tc.set_defaults(func=cmd_token_create)
+    tl = tsub.add_parser("list", help="list tokens (ids, roles, scopes; never the tokens)")
+    _add_store_args(tl)
+    tl.set_defaults(func=cmd_token_list)
+    tr = tsub.add_parser("revoke", help="revoke a token, by id or by the token itself")
+    _add_store_args(tr)
+    tr.add_argument("token", help="token id or token")
+    tr.set_defaults(func=cmd_token_revoke)
 
     a = sub.add_parser("audit", help="re-derive every tile and root and compare with checkpoints")
     _add_store_args(a)

@@ -7,16 +7,16 @@ full-stack template's ``deps.py``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.auth import AuthError, Forbidden, Principal, TokenCheck, require
+from api.auth import AuthError, Forbidden, Principal, RateLimiter, TokenCheck, require
 from api.errors import ApiError
 from ledger.service import Ledger
 from verifier.canonical import CanonicalError, parse_strict_json
-
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a worker
 # thread, and those hops cost more than the work itself on the append path.
@@ -28,13 +28,31 @@ async def get_ledger(request: Request) -> Ledger:
 
 
 async def get_principal(request: Request) -> Principal:
+    """The caller, authenticated and within its rate limit (401 / 429 otherwise)."""
     tokens: TokenCheck = request.app.state.tokens
     try:
-        return tokens.authenticate(request.headers.get("authorization"))
+        p = tokens.authenticate(request.headers.get("authorization"))
     except AuthError as e:
         raise ApiError(
             401, "unauthorized", str(e), headers={"WWW-Authenticate": "Bearer"}
         ) from None
+    limiter: RateLimiter = request.app.state.limiter
+    wait = limiter.check(p.token_id)
+    if wait > 0:
+        msg = f"more than {limiter.rate:g} requests per second for this token"
+        retry = str(max(1, math.ceil(wait)))
+        raise ApiError(429, "rate_limited", msg, headers={"Retry-After": retry})
+    return p
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", what)
+
+
+def check_scope(p: Principal, project: str, trade_type: str | None, what: str) -> None:
+    """Object-level authorization: outside the token's scope looks exactly like absent."""
+    if not p.scope.allows(project, trade_type):
+        raise not_found(what)
 
 
 def role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:

@@ -6,7 +6,7 @@ these models describe it for queries.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -64,6 +64,19 @@ class TokenRow(Base):
     created_at: Mapped[str] = mapped_column(String(40))
     expires_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
     revoked_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    #: JSON lists; NULL means all projects / all trade types.
+    scope_projects: Mapped[str | None] = mapped_column(Text, nullable=True)
+    scope_trade_types: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PosterKeyRow(Base):
+    """An Ed25519 key a platform poster signs its events with (one per token)."""
+
+    __tablename__ = "poster_keys"
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    required: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[str] = mapped_column(String(40))
 
 
 class MetaRow(Base):
@@ -72,3 +85,24 @@ class MetaRow(Base):
     __tablename__ = "log_meta"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ObjectRow(Base):
+    """An evidence object held by the object store (storage issue): its hashes and retention.
+
+    ``chunk_hashes`` holds the leaf hash of every 1 MiB chunk (32 bytes each), from which
+    the service answers chunk inclusion proofs without reading the object.
+    """
+
+    __tablename__ = "objects"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunk_root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    chunk_hashes: Mapped[bytes] = mapped_column(LargeBinary)
+    media_type: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[str] = mapped_column(String(40))
+    legal_hold: Mapped[bool] = mapped_column(Boolean)
+    retain_until: Mapped[str] = mapped_column(String(40))
+    #: "filesystem" or "minio", and the MinIO version id that holds the locked bytes.
+    backend: Mapped[str] = mapped_column(String(16))
+    version_id: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -6,6 +6,7 @@ This is the seam the API and the CLI use; it holds no HTTP and no argument parsi
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -299,6 +300,11 @@ class Ledger:
         if row is None:
             raise NotFound(f"index {index} is not in the log")
         return row
+
+    def project_first_record(self, project: str) -> dict[str, Any] | None:
+        """The project's first record (seq 0), e.g. to learn its trade type."""
+        rows = self.project_records(project, -1, 1)
+        return json.loads(rows[0][2]) if rows else None
 
     def project_records(self, project: str, after: int, limit: int) -> list[tuple[int, int, bytes]]:
         with self.store.reader() as conn:

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import LedgerDep, Poster, Reader, read_json
+from api.auth import Principal
+from api.deps import LedgerDep, Poster, Reader, check_scope, not_found, read_json
 from api.errors import ApiError
 from api.schemas import EVENT_SCHEMA
 from ledger.records import EventSubmission, InvalidEvent, validate_event
@@ -26,12 +27,17 @@ APPEND_TIMEOUT = 30.0
 router = APIRouter(tags=["events"])
 
 
-def validate(lg: Ledger, obj: object, prefix: str = "") -> EventSubmission:
+def validate(lg: Ledger, p: Principal, obj: object, prefix: str = "") -> EventSubmission:
+    """Check one posted event, and that the poster's scope covers its project."""
     try:
-        return validate_event(obj, lg.catalogue)
+        ev = validate_event(obj, lg.catalogue)
     except InvalidEvent as e:
         field = prefix + e.field if e.field != "$" else (prefix.rstrip(".") or "$")
         raise ApiError(422, "invalid_event", f"{field}: {e.message}", field) from None
+    if not p.scope.allows(ev.project, ev.trade_type):
+        msg = f"this token may not post for project {ev.project} ({ev.trade_type})"
+        raise ApiError(403, "forbidden", msg, prefix + "project")
+    return ev
 
 
 async def append(lg: Ledger, events: list[EventSubmission], poster: str) -> list[Appended]:
@@ -81,7 +87,7 @@ BATCH_SCHEMA = {
 @router.post("/v1/events", status_code=201, openapi_extra=_body(EVENT_SCHEMA))
 async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
     """Append one event; the reply is its receipt, sent once the event is durable."""
-    ev = validate(lg, await read_json(request, MAX_EVENT_BODY))
+    ev = validate(lg, p, await read_json(request, MAX_EVENT_BODY))
     [a] = await append(lg, [ev], p.token_id)
     return JSONResponse(receipts_json(lg, [a])[0], status_code=200 if a.replayed else 201)
 
@@ -98,23 +104,26 @@ async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
     if len(items) > MAX_BATCH_EVENTS:
         msg = f"a batch holds at most {MAX_BATCH_EVENTS} events"
         raise ApiError(413, "too_large", msg, "events")
-    evs = [validate(lg, x, f"events[{i}].") for i, x in enumerate(items)]
+    evs = [validate(lg, p, x, f"events[{i}].") for i, x in enumerate(items)]
     done = await append(lg, evs, p.token_id)
     return JSONResponse({"receipts": receipts_json(lg, done)}, status_code=201)
 
 
 @router.get("/v1/events/{index}")
-def get_event(index: int, _: Reader, lg: LedgerDep) -> dict[str, Any]:
+def get_event(index: int, p: Reader, lg: LedgerDep) -> dict[str, Any]:
     """The committed record at a log index, with its event hash and receipt."""
     if index < 0:
         raise ApiError(422, "invalid_parameter", "index must be >= 0", "index")
+    missing = f"index {index} is not in the log"
     try:
         canonical, event_hash = lg.record(index)
-        receipt = lg.receipt(index, event_hash).to_json()
-    except NotFound as e:
-        raise ApiError(404, "not_found", str(e)) from None
+    except NotFound:
+        raise not_found(missing) from None
+    record = json.loads(canonical)
+    check_scope(p, record["project"], record["trade_type"], missing)
+    receipt = lg.receipt(index, event_hash).to_json()
     return {
-        "record": json.loads(canonical),
+        "record": record,
         "event_hash": base64.b64encode(event_hash).decode(),
         "receipt": receipt,
     }
@@ -123,7 +132,7 @@ def get_event(index: int, _: Reader, lg: LedgerDep) -> dict[str, Any]:
 @router.get("/v1/projects/{project}/events")
 def project_events(
     project: str,
-    _: Reader,
+    p: Reader,
     lg: LedgerDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     after: Annotated[int, Query(ge=-1)] = -1,
@@ -131,5 +140,8 @@ def project_events(
     """A project's records in seq order with seq > ``after`` (the last seq already seen)."""
     rows = lg.project_records(project, after, limit)
     records = [json.loads(r) for _, _, r in rows]
+    if not p.scope.unlimited:
+        first = records[0] if records else lg.project_first_record(project)
+        check_scope(p, project, first["trade_type"] if first else None, "no such project")
     nxt = rows[-1][1] if len(rows) == limit else None
     return {"project": project, "records": records, "next_after": nxt}

@@ -1,0 +1,122 @@
+"""Access control from the client's side: scopes (OWASP API1), auth (API2), limits (API4),
+function-level authorization (API5), token lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.auth import create_token, make_scope
+from ledger.service import Ledger
+from tests.conftest import make_event
+
+
+@pytest.fixture
+def setup(ledger_factory: Any) -> Iterator[tuple[TestClient, Ledger, dict[str, str]]]:
+    lg: Ledger = ledger_factory()
+    tok = {role: create_token(lg.store, role)[1] for role in ("platform", "admin")}
+    tok["rev_a"] = create_token(lg.store, "reviewer", scope=make_scope(["PA"]))[1]
+    tok["rev_land"] = create_token(lg.store, "reviewer", scope=make_scope([], ["land"]))[1]
+    tok["rev_all"] = create_token(lg.store, "reviewer")[1]
+    with TestClient(create_app(lg, rate_limit=0)) as c:
+        h = {"Authorization": f"Bearer {tok['platform']}"}
+        c.post("/v1/events", json=make_event(project="PA"), headers=h).raise_for_status()
+        c.post("/v1/events", json=make_event(project="PB"), headers=h).raise_for_status()
+        land = make_event(project="PL", trade_type="land", type_="project_registered")
+        c.post("/v1/events", json=land, headers=h).raise_for_status()
+        yield c, lg, tok
+
+
+def h(t: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {t}"}
+
+
+def test_bola_scoped_reviewer_gets_404_for_other_projects(setup: Any) -> None:
+    c, _, tok = setup
+    assert c.get("/v1/events/0", headers=h(tok["rev_a"])).status_code == 200
+    other = c.get("/v1/events/1", headers=h(tok["rev_a"]))
+    absent = c.get("/v1/events/99", headers=h(tok["rev_a"]))
+    assert other.status_code == absent.status_code == 404
+    # Out of scope reads exactly like absent: same body shape, no project named.
+    assert "PB" not in other.text
+    assert other.json()["error"]["code"] == absent.json()["error"]["code"]
+    assert c.get("/v1/projects/PB/events", headers=h(tok["rev_a"])).status_code == 404
+    assert c.get("/v1/projects/PA/events", headers=h(tok["rev_a"])).status_code == 200
+    # A trade-type scope (a supervising department's sector).
+    assert c.get("/v1/events/2", headers=h(tok["rev_land"])).status_code == 200
+    assert c.get("/v1/events/0", headers=h(tok["rev_land"])).status_code == 404
+    assert c.get("/v1/projects/NEW/events", headers=h(tok["rev_land"])).status_code == 404
+    assert c.get("/v1/projects/PA/events", headers=h(tok["rev_all"])).status_code == 200
+
+
+def test_scoped_poster_cannot_post_elsewhere(setup: Any) -> None:
+    c, lg, _ = setup
+    t = create_token(lg.store, "platform", scope=make_scope(["PA"]))[1]
+    assert c.post("/v1/events", json=make_event(project="PA"), headers=h(t)).status_code == 201
+    r = c.post("/v1/events", json=make_event(project="PB"), headers=h(t))
+    assert r.status_code == 403 and r.json()["error"]["field"] == "project"
+
+
+def test_function_level_authorization(setup: Any) -> None:
+    c, _, tok = setup
+    for t in (tok["platform"], tok["rev_all"]):
+        assert c.get("/v1/tokens", headers=h(t)).status_code == 403
+        assert c.post("/v1/tokens", json={"role": "admin"}, headers=h(t)).status_code == 403
+    assert c.get("/v1/tokens", headers=h(tok["admin"])).status_code == 200
+
+
+def test_token_lifecycle_and_no_secret_in_listing(setup: Any) -> None:
+    c, _, tok = setup
+    ad = h(tok["admin"])
+    r = c.post("/v1/tokens", json={"role": "reviewer", "projects": ["PA"]}, headers=ad)
+    assert r.status_code == 201
+    new = r.json()
+    assert c.get("/v1/events/0", headers=h(new["token"])).status_code == 200
+    listing = c.get("/v1/tokens", headers=ad)
+    assert new["token"] not in listing.text and "token_hash" not in listing.text
+    assert any(
+        t["id"] == new["id"] and t["scope"]["projects"] == ["PA"] for t in listing.json()["tokens"]
+    )
+    assert c.delete(f"/v1/tokens/{new['id']}", headers=ad).status_code == 200
+    assert c.get("/v1/events/0", headers=h(new["token"])).status_code == 401
+    assert c.delete("/v1/tokens/nope", headers=ad).status_code == 404
+    bad = c.post("/v1/tokens", json={"role": "reviewer", "trade_types": ["lottery"]}, headers=ad)
+    assert bad.status_code == 422
+
+
+def test_expired_token_is_refused(setup: Any) -> None:
+    c, _, tok = setup
+    r = c.post(
+        "/v1/tokens",
+        json={"role": "reviewer", "expires_at": "2020-01-01T00:00:00Z"},
+        headers=h(tok["admin"]),
+    )
+    assert c.get("/v1/events/0", headers=h(r.json()["token"])).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "Bearer", "Basic abc", "Bearer jz_short", "Bearer " + "jz_" + "A" * 43, "bearer  jz_x y"],
+)
+def test_broken_authentication_is_401(setup: Any, header: str) -> None:
+    c, _, _ = setup
+    r = c.get("/v1/events/0", headers={"Authorization": header} if header else {})
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+
+
+def test_rate_limit_answers_429_with_retry_after(ledger_factory: Any) -> None:
+    lg: Ledger = ledger_factory()
+    t = create_token(lg.store, "reviewer")[1]
+    with TestClient(create_app(lg, rate_limit=5)) as c:
+        codes = [c.get("/v1/projects/X/events", headers=h(t)).status_code for _ in range(30)]
+    assert 429 in codes and codes[0] == 200
+    with TestClient(create_app(lg, rate_limit=5)) as c:
+        for _ in range(30):
+            r = c.get("/v1/projects/X/events", headers=h(t))
+            if r.status_code == 429:
+                assert int(r.headers["retry-after"]) >= 1
+                break
