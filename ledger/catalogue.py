@@ -151,6 +151,10 @@ class Catalogue:
     """The validated catalogue; build it with load_catalogue() or parse_catalogue()."""
 
     version: int
+    #: Roles that may read sealed fields and objects once the project's ``sealed_until``
+    #: event (the bid opening, 招标投标法 第三十六条) is recorded; before it, nobody may.
+    sealed_readers: tuple[str, ...]
+    sealed_until: str
     trade_types: Mapping[str, TradeType] = field(hash=False)
     events: Mapping[str, EventType] = field(hash=False)
 
@@ -209,7 +213,13 @@ def load_catalogue_file(path: str | os.PathLike[str]) -> Catalogue:
 def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
     """Validate an already-decoded catalogue (the JSON object) and build a Catalogue."""
     top = _object(data, origin)
-    _exact_keys(top, frozenset({"version", "trade_types", "events"}), origin)
+    _exact_keys(
+        top,
+        frozenset({"version", "sealed_readers", "sealed_until", "trade_types", "events"}),
+        origin,
+    )
+    readers = _text_list(top["sealed_readers"], f"{origin}.sealed_readers")
+    sealed_until = _text(top["sealed_until"], f"{origin}.sealed_until")
 
     version = top["version"]
     # bool is an int subclass; "version": true must not pass as 1.
@@ -228,8 +238,12 @@ def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
             raise CatalogueError(f"{origin}.events[{i}]: duplicate event code {ev.code!r}")
         events[ev.code] = ev
 
+    if sealed_until not in events:
+        raise CatalogueError(f"{origin}.sealed_until: {sealed_until!r} is not an event code")
     return Catalogue(
         version=version,
+        sealed_readers=readers,
+        sealed_until=sealed_until,
         trade_types=MappingProxyType(trade_types),
         events=MappingProxyType(events),
     )

@@ -301,6 +301,11 @@ class Ledger:
             raise NotFound(f"index {index} is not in the log")
         return row
 
+    def unsealed(self, project: str) -> bool:
+        """Whether the project's sealed events may be read: its bid opening is recorded."""
+        with self.store.reader() as conn:
+            return self.store.project_has_type(conn, project, self.catalogue.sealed_until)
+
     def project_first_record(self, project: str) -> dict[str, Any] | None:
         """The project's first record (seq 0), e.g. to learn its trade type."""
         rows = self.project_records(project, -1, 1)

@@ -206,6 +206,17 @@ class Store:
         ).all()
         return [(r[0], r[1], bytes(r[2])) for r in rows]
 
+    def project_has_type(self, conn: Connection, project: str, event_type: str) -> bool:
+        """Whether the project has a record of ``event_type`` (e.g. its bid opening)."""
+        return (
+            conn.scalar(
+                select(RecordRow.idx)
+                .where(RecordRow.project == project, RecordRow.type == event_type)
+                .limit(1)
+            )
+            is not None
+        )
+
     def entries(self, conn: Connection, start: int, end: int) -> list[tuple[int, bytes]]:
         """(index, event hash) for log positions in [start, end)."""
         rows = conn.execute(

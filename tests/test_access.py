@@ -120,3 +120,39 @@ def test_rate_limit_answers_429_with_retry_after(ledger_factory: Any) -> None:
             if r.status_code == 429:
                 assert int(r.headers["retry-after"]) >= 1
                 break
+
+
+def test_sealed_bids_are_hidden_until_opening_then_only_from_allowed_roles(setup: Any) -> None:
+    c, lg, tok = setup
+    post = {"Authorization": f"Bearer {tok['platform']}"}
+    bid = make_event(
+        project="PA",
+        type_="bid_submitted",
+        payload={
+            "bidder": "91330100MA00027001",
+            "price": 4_650_100_000,
+            "bid_file": "bid-1.enc",
+            "round": 1,
+        },
+        actor={"id": "91330100MA00027001", "role": "bidder"},
+    )
+    idx = c.post("/v1/events", json=bid, headers=post).json()["index"]
+    archivist = create_token(lg.store, "archivist")[1]
+    for t in (tok["rev_all"], tok["admin"], archivist):
+        rec = c.get(f"/v1/events/{idx}", headers=h(t)).json()["record"]
+        assert rec["payload"]["price"] == "[sealed]" and rec["payload"]["bidder"] == "[sealed]"
+        assert rec["actor"]["id"] == "[sealed]" and rec["payload"]["round"] == 1
+        assert set(rec["sealed"]) >= {"payload.price", "payload.bidder", "actor.id"}
+        listing = c.get("/v1/projects/PA/events", headers=h(t)).text
+        assert "4650100000" not in listing and "91330100MA00027001" not in listing
+    opening = make_event(
+        project="PA",
+        type_="bid_opening_started",
+        payload={"opening_at": "2026-03-25T10:00:00+08:00", "place": "开标室3"},
+    )
+    c.post("/v1/events", json=opening, headers=post).raise_for_status()
+    rec = c.get(f"/v1/events/{idx}", headers=h(tok["rev_all"])).json()["record"]
+    assert rec["payload"]["price"] == 4_650_100_000 and "sealed" not in rec
+    # Admin is not among the catalogue's sealed readers.
+    rec = c.get(f"/v1/events/{idx}", headers=h(tok["admin"])).json()["record"]
+    assert rec["payload"]["price"] == "[sealed]"

@@ -228,7 +228,10 @@ def test_bid_events_are_sealed_until_opening(cat: Catalogue) -> None:
 
 def test_only_bid_events_are_sealed(cat: Catalogue) -> None:
     sealed = {ev.code for ev in cat if ev.sealed}
-    assert sealed == {"bid_submitted", "bid_modified", "bid_withdrawn"}
+    # The deposit names the bidder too: who is bidding is secret before opening.
+    assert sealed == {"bid_submitted", "bid_modified", "bid_withdrawn", "bid_deposit_paid"}
+    assert cat.sealed_until == "bid_opening_started"
+    assert "admin" not in cat.sealed_readers
 
 
 def test_documented_rule_fields(cat: Catalogue) -> None:

@@ -15,6 +15,7 @@ from api.deps import LedgerDep, Poster, Reader, check_scope, not_found, read_jso
 from api.errors import ApiError
 from api.schemas import EVENT_SCHEMA
 from ledger.records import EventSubmission, InvalidEvent, validate_event
+from ledger.sealing import is_sealed_type, redact
 from ledger.sequencer import Appended, IdempotencyConflict, SequencerBusy
 from ledger.service import Ledger, NotFound
 
@@ -121,6 +122,8 @@ def get_event(index: int, p: Reader, lg: LedgerDep) -> dict[str, Any]:
         raise not_found(missing) from None
     record = json.loads(canonical)
     check_scope(p, record["project"], record["trade_type"], missing)
+    if is_sealed_type(lg.catalogue, record["type"]):
+        record = redact(record, lg.catalogue, opened=lg.unsealed(record["project"]), role=p.role)
     receipt = lg.receipt(index, event_hash).to_json()
     return {
         "record": record,
@@ -143,5 +146,8 @@ def project_events(
     if not p.scope.unlimited:
         first = records[0] if records else lg.project_first_record(project)
         check_scope(p, project, first["trade_type"] if first else None, "no such project")
+    if any(is_sealed_type(lg.catalogue, r["type"]) for r in records):
+        opened = lg.unsealed(project)
+        records = [redact(r, lg.catalogue, opened=opened, role=p.role) for r in records]
     nxt = rows[-1][1] if len(rows) == limit else None
     return {"project": project, "records": records, "next_after": nxt}
