@@ -13,7 +13,7 @@ EVENT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["project", "trade_type", "type", "actor", "occurred_at"],
     "properties": {
-        "project": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
+        "project": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$"},
         "trade_type": {"type": "string", "enum": list(TRADE_TYPES)},
         "type": {
             "type": "string",

@@ -22,7 +22,12 @@ from verifier.receipt import ENTRY_VERSION, entry_leaf_hash
 
 ZERO_HASH = bytes(32)
 
-PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# At most 120 characters, so that the access chain "<project>~access" fits in 128.
+PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
+#: Reads of a project's evidence are recorded in a chain of their own, named with a
+#: character posted project codes cannot contain, so the process chain stays the process.
+ACCESS_SUFFIX = "~access"
+ACCESS_EVENT = "evidence_accessed"
 # RFC 3339 §5.6 date-time with a mandatory offset; fractional seconds up to nanoseconds.
 RFC3339_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
@@ -96,14 +101,19 @@ class Attachment:
     size: int
     media_type: str
     name: str
+    #: Base64 RFC 6962 root over the object's 1 MiB chunks, added by the ledger from storage.
+    chunk_root: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "sha256": self.sha256,
             "size": self.size,
             "media_type": self.media_type,
             "name": self.name,
         }
+        if self.chunk_root is not None:
+            out["chunk_root"] = self.chunk_root
+        return out
 
 
 @dataclass(frozen=True)
@@ -150,11 +160,12 @@ def _attachments(value: object) -> tuple[Attachment, ...]:
     return tuple(out)
 
 
-def validate_event(obj: object, catalogue: Catalogue) -> EventSubmission:
+def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False) -> EventSubmission:
     """Check a posted event against the record format and the event catalogue.
 
     ``obj`` is already parsed by :func:`verifier.canonical.parse_strict_json`, so floats
-    and duplicate keys are gone; this checks the fields themselves.
+    and duplicate keys are gone; this checks the fields themselves. ``internal`` admits
+    the ledger's own access records, which no poster may write.
     """
     if not isinstance(obj, dict):
         raise InvalidEvent("$", "an event must be a JSON object")
@@ -166,16 +177,19 @@ def validate_event(obj: object, catalogue: Catalogue) -> EventSubmission:
             " recorded_at, salt and checkpoint itself",
         )
     project = _text(obj, "project", "project")
-    if not PROJECT_RE.fullmatch(project):
+    code = project.removesuffix(ACCESS_SUFFIX) if internal else project
+    if not PROJECT_RE.fullmatch(code):
         raise InvalidEvent(
             "project",
             "project codes use letters, digits, '.', '_' and '-'"
-            " (at most 128, starting with a letter or digit)",
+            " (at most 120, starting with a letter or digit)",
         )
     trade_type = obj.get("trade_type")
     if trade_type not in TRADE_TYPES:
         raise InvalidEvent("trade_type", f"must be one of {', '.join(TRADE_TYPES)}")
     etype = _text(obj, "type", "type", 64)
+    if etype == ACCESS_EVENT and not internal:
+        raise InvalidEvent("type", f"{ACCESS_EVENT} is recorded by the ledger itself")
     try:
         if not catalogue.allows(etype, trade_type):
             raise InvalidEvent("type", f"event type {etype!r} does not apply to {trade_type}")

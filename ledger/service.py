@@ -311,6 +311,9 @@ class Ledger:
         rows = self.project_records(project, -1, 1)
         return json.loads(rows[0][2]) if rows else None
 
-    def project_records(self, project: str, after: int, limit: int) -> list[tuple[int, int, bytes]]:
+    def project_records(
+        self, project: str, after: int, limit: int, event_type: str | None = None
+    ) -> list[tuple[int, int, bytes]]:
+        """(index, seq, canonical record) with seq > ``after``, at most ``limit``."""
         with self.store.reader() as conn:
-            return self.store.project_records(conn, project, after, limit)
+            return self.store.project_records(conn, project, after, limit, event_type)

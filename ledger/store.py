@@ -195,12 +195,20 @@ class Store:
         return (bytes(row[0]), bytes(row[1])) if row else None
 
     def project_records(
-        self, conn: Connection, project: str, after: int, limit: int
+        self,
+        conn: Connection,
+        project: str,
+        after: int,
+        limit: int,
+        event_type: str | None = None,
     ) -> list[tuple[int, int, bytes]]:
         """(index, seq, canonical record) of a project's records with seq > after."""
+        cond = [RecordRow.project == project, RecordRow.seq > after]
+        if event_type is not None:
+            cond.append(RecordRow.type == event_type)
         rows = conn.execute(
             select(RecordRow.idx, RecordRow.seq, RecordRow.record)
-            .where(RecordRow.project == project, RecordRow.seq > after)
+            .where(*cond)
             .order_by(RecordRow.seq)
             .limit(limit)
         ).all()

@@ -156,3 +156,34 @@ def test_sealed_bids_are_hidden_until_opening_then_only_from_allowed_roles(setup
     # Admin is not among the catalogue's sealed readers.
     rec = c.get(f"/v1/events/{idx}", headers=h(tok["admin"])).json()["record"]
     assert rec["payload"]["price"] == "[sealed]"
+
+
+def test_every_read_of_evidence_is_recorded_and_listed(setup: Any) -> None:
+    c, lg, tok = setup
+    reader = h(tok["rev_all"])
+    before = lg.head().size
+    c.get("/v1/events/0", headers=reader).raise_for_status()
+    c.get("/v1/projects/PA/events", headers=reader).raise_for_status()
+    assert lg.head().size == before + 2  # both reads were committed before being served
+    access = c.get("/v1/projects/PA/access", headers=reader).json()["access"]
+    assert [a["payload"]["what"] for a in access] == ["record", "records"]
+    assert all(
+        a["type"] == "evidence_accessed" and a["actor"]["role"] == "reviewer" for a in access
+    )
+    ids = {
+        t["id"]
+        for t in c.get("/v1/tokens", headers=h(tok["admin"])).json()["tokens"]
+        if t["role"] == "reviewer" and t["scope"]["projects"] is None
+    }
+    assert {a["actor"]["id"] for a in access} <= ids
+    # The process chain is untouched by reads; nobody may post access records.
+    assert [
+        r["type"] for r in c.get("/v1/projects/PA/events", headers=reader).json()["records"]
+    ] == ["project_registered"]
+    fake = make_event(project="PA", type_="evidence_accessed")
+    r = c.post("/v1/events", json=fake, headers=h(tok["platform"]))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "type"
+    fake = make_event(project="PA~access")
+    assert c.post("/v1/events", json=fake, headers=h(tok["platform"])).status_code == 422
+    # Out-of-scope readers cannot see the access list either.
+    assert c.get("/v1/projects/PB/access", headers=h(tok["rev_a"])).status_code == 404

@@ -10,9 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from api.access import access_chain, record_access
 from api.auth import Principal
 from api.deps import LedgerDep, Poster, Reader, check_scope, not_found, read_json
 from api.errors import ApiError
+from api.routes.objects import attachment_lookup
 from api.schemas import EVENT_SCHEMA
 from ledger.records import EventSubmission, InvalidEvent, validate_event
 from ledger.sealing import is_sealed_type, redact
@@ -89,6 +91,7 @@ BATCH_SCHEMA = {
 async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
     """Append one event; the reply is its receipt, sent once the event is durable."""
     ev = validate(lg, p, await read_json(request, MAX_EVENT_BODY))
+    [ev] = await attachment_lookup(request, [ev])
     [a] = await append(lg, [ev], p.token_id)
     return JSONResponse(receipts_json(lg, [a])[0], status_code=200 if a.replayed else 201)
 
@@ -106,12 +109,13 @@ async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
         msg = f"a batch holds at most {MAX_BATCH_EVENTS} events"
         raise ApiError(413, "too_large", msg, "events")
     evs = [validate(lg, p, x, f"events[{i}].") for i, x in enumerate(items)]
+    evs = await attachment_lookup(request, evs, [f"events[{i}]." for i in range(len(evs))])
     done = await append(lg, evs, p.token_id)
     return JSONResponse({"receipts": receipts_json(lg, done)}, status_code=201)
 
 
 @router.get("/v1/events/{index}")
-def get_event(index: int, p: Reader, lg: LedgerDep) -> dict[str, Any]:
+async def get_event(index: int, p: Reader, lg: LedgerDep) -> dict[str, Any]:
     """The committed record at a log index, with its event hash and receipt."""
     if index < 0:
         raise ApiError(422, "invalid_parameter", "index must be >= 0", "index")
@@ -125,6 +129,9 @@ def get_event(index: int, p: Reader, lg: LedgerDep) -> dict[str, Any]:
     if is_sealed_type(lg.catalogue, record["type"]):
         record = redact(record, lg.catalogue, opened=lg.unsealed(record["project"]), role=p.role)
     receipt = lg.receipt(index, event_hash).to_json()
+    await record_access(
+        lg, p, record["project"], record["trade_type"], {"what": "record", "index": index}
+    )
     return {
         "record": record,
         "event_hash": base64.b64encode(event_hash).decode(),
@@ -133,7 +140,7 @@ def get_event(index: int, p: Reader, lg: LedgerDep) -> dict[str, Any]:
 
 
 @router.get("/v1/projects/{project}/events")
-def project_events(
+async def project_events(
     project: str,
     p: Reader,
     lg: LedgerDep,
@@ -149,5 +156,29 @@ def project_events(
     if any(is_sealed_type(lg.catalogue, r["type"]) for r in records):
         opened = lg.unsealed(project)
         records = [redact(r, lg.catalogue, opened=opened, role=p.role) for r in records]
+    if records:
+        await record_access(
+            lg,
+            p,
+            project,
+            records[0]["trade_type"],
+            {"what": "records", "after": after, "count": len(records)},
+        )
     nxt = rows[-1][1] if len(rows) == limit else None
     return {"project": project, "records": records, "next_after": nxt}
+
+
+@router.get("/v1/projects/{project}/access")
+def project_access(
+    project: str,
+    p: Reader,
+    lg: LedgerDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    after: Annotated[int, Query(ge=-1)] = -1,
+) -> dict[str, Any]:
+    """Who read this project's evidence, and when: its evidence_accessed records."""
+    first = lg.project_first_record(project)
+    check_scope(p, project, first["trade_type"] if first else None, "no such project")
+    rows = lg.project_records(access_chain(project), after, limit)
+    nxt = rows[-1][1] if len(rows) == limit else None
+    return {"project": project, "access": [json.loads(r) for _, _, r in rows], "next_after": nxt}
