@@ -10,16 +10,26 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.auth import RateLimiter, TokenCheck
-from api.errors import install_error_handlers
-from api.routes import events, log, tokens
+from api.errors import ERROR_RESPONSES, install_error_handlers
+from api.posters import PosterKeys
+from api.routes import bundles, events, log, posters, tokens
+from api.routes import objects as objects_routes
+from api.routes import witnessing as witnessing_routes
 from ledger.service import Ledger
+from storage.service import EvidenceStore, open_evidence_store
 
 #: Requests per second per token unless ``jianzheng serve --rate-limit`` says otherwise.
 DEFAULT_RATE_LIMIT = 1000.0
 
 
-def create_app(ledger: Ledger, *, rate_limit: float = DEFAULT_RATE_LIMIT) -> FastAPI:
-    """Build the API around an open :class:`Ledger`."""
+def create_app(
+    ledger: Ledger,
+    *,
+    rate_limit: float = DEFAULT_RATE_LIMIT,
+    objects: EvidenceStore | None = None,
+) -> FastAPI:
+    """Build the API around an open :class:`Ledger` (and the evidence store, by default
+    the one the JIANZHENG_S3_* environment or the data directory describes)."""
     app = FastAPI(
         title="Jianzheng 见证 audit ledger",
         version="1",
@@ -28,10 +38,16 @@ def create_app(ledger: Ledger, *, rate_limit: float = DEFAULT_RATE_LIMIT) -> Fas
     app.state.ledger = ledger
     app.state.tokens = TokenCheck(ledger.store)
     app.state.limiter = RateLimiter(rate_limit)
+    app.state.poster_keys = PosterKeys(ledger.store)
+    app.state.objects = objects or open_evidence_store(ledger.data_dir, ledger.store.engine)
     install_error_handlers(app)
-    app.include_router(events.router)
-    app.include_router(log.router)
-    app.include_router(tokens.router)
+    app.include_router(events.router, responses=ERROR_RESPONSES)
+    app.include_router(log.router, responses=ERROR_RESPONSES)
+    app.include_router(tokens.router, responses=ERROR_RESPONSES)
+    app.include_router(posters.router, responses=ERROR_RESPONSES)
+    app.include_router(objects_routes.router, responses=ERROR_RESPONSES)
+    app.include_router(witnessing_routes.router, responses=ERROR_RESPONSES)
+    app.include_router(bundles.router, responses=ERROR_RESPONSES)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from api import cli_storage, cli_verify, cli_witness
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
@@ -65,14 +67,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"origin: {info.origin}", flush=True)
         print(f"verifier key: {info.verifier_key}", flush=True)
         print(f"data: {args.data.resolve()}  log size: {info.size}", flush=True)
-        uvicorn.run(
-            create_app(ledger, rate_limit=args.rate_limit),
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
+        witnessing = cli_witness.start_witnessing(ledger, args)
+        app = create_app(ledger, rate_limit=args.rate_limit)
+        app.state.witnessing = witnessing
+        try:
+            uvicorn.run(
+                app,
+                host=args.host,
+                port=args.port,
+                log_level=args.log_level,
+                access_log=False,
+                timeout_graceful_shutdown=10,
+            )
+        finally:
+            witnessing.close()
     finally:
         ledger.close()
     return 0
@@ -191,6 +199,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("re-deriving the log", total=None)
             rep = audit(Store(engine), signer.verifier, lambda n: bar.update(task, completed=n))
+        objects_ok = cli_verify.audit_objects(args.data, engine) if args.objects else True
     finally:
         engine.dispose()
     print(f"records: {rep.records}  checkpoints: {rep.checkpoints}  tiles: {rep.tiles}")
@@ -201,7 +210,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if rep.ok
         else f"audit: FAILED, {len(rep.problems)} problem(s)"
     )
-    return 0 if rep.ok else 1
+    return 0 if rep.ok and objects_ok else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -234,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000.0,
         help="requests per second per token (default 1000; 0 turns it off)",
     )
+    cli_witness.add_serve_options(p)  # --witness VKEY@URL, --witness-quorum K, --tsa-url
     p.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="manage bearer tokens")
@@ -268,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("audit", help="re-derive every tile and root and compare with checkpoints")
     _add_store_args(a)
+    a.add_argument("--objects", action="store_true", help="also re-hash every stored object")
     a.set_defaults(func=cmd_audit)
 
     d = sub.add_parser("demo", help="post a realistic tender lifecycle and verify the receipts")
@@ -280,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--project", default=None, help="project code (default: a new one)")
     d.add_argument("--events", type=int, default=50)
     d.set_defaults(func=cmd_demo)
+    cli_storage.register(sub)  # upload, fetch
+    cli_witness.register(sub)  # witness serve|add-log|clear|evidence|key, monitor
+    cli_verify.register(sub)  # verify, bundle export
     return parser
 
 

@@ -68,6 +68,9 @@ def role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     return dep
 
 
+#: Log positions, sizes and sequence numbers fit a signed 64-bit database column.
+MAX_INT64 = 2**63 - 1
+
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 Poster = Annotated[Principal, Depends(role("platform"))]
 Reader = Annotated[Principal, Depends(role("reviewer", "archivist"))]

@@ -34,6 +34,41 @@ class ApiError(Exception):
         self.headers = headers
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["status", "code", "message"],
+            "properties": {
+                "status": {"type": "integer"},
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
+}
+_ERROR_CONTENT = {"application/json": {"schema": ERROR_SCHEMA}}
+#: Every refusal any route may answer, documented once for the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": _ERROR_CONTENT}
+    for code, text in (
+        (400, "malformed request"),
+        (401, "missing, unknown, expired or revoked token"),
+        (403, "the token's role or scope does not allow this"),
+        (404, "not found (or outside the token's scope)"),
+        (409, "conflict (idempotency key reused, existing key)"),
+        (413, "request too large"),
+        (416, "range not satisfiable"),
+        (422, "invalid request, naming the field"),
+        (429, "rate limited; see Retry-After"),
+        (503, "store unavailable or busy; see Retry-After"),
+    )
+}
+
+
 def error_response(e: ApiError) -> JSONResponse:
     body: dict[str, Any] = {"status": e.status, "code": e.code, "message": e.message}
     if e.field is not None:

@@ -106,3 +106,28 @@ class ObjectRow(Base):
     #: "filesystem" or "minio", and the MinIO version id that holds the locked bytes.
     backend: Mapped[str] = mapped_column(String(16))
     version_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class CosignatureRow(Base):
+    """A witness's C2SP tlog-cosignature v1 on one of the log's checkpoints (witness issue).
+
+    ``signature`` is the 72-byte cosignature/v1 value: the 8-byte time, then Ed25519.
+    """
+
+    __tablename__ = "cosignatures"
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(4), primary_key=True)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    cosigned_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class TimestampRow(Base):
+    """The RFC 3161 TimeStampResp (DER) over a checkpoint's note body (witness issue)."""
+
+    __tablename__ = "checkpoint_timestamps"
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    reply: Mapped[bytes] = mapped_column(LargeBinary)
+    gen_time: Mapped[str] = mapped_column(String(40))
+    #: "builtin" or the external TSA's URL.
+    tsa: Mapped[str] = mapped_column(String(255))

@@ -50,6 +50,7 @@ EVENT_FIELDS = frozenset(
         "payload",
         "attachments",
         "idempotency_key",
+        "signature",
     }
 )
 
@@ -131,6 +132,11 @@ class EventSubmission:
     idempotency_key: str | None = None
     #: SHA-256 of the canonical posted event, to tell a replay from a conflicting reuse.
     digest: bytes = field(default=b"", compare=False)
+    #: ``signature`` as posted (base64 Ed25519 over verifier.poster.signed_content); it is
+    #: checked against the poster's registered key before the event is queued.
+    signature: str | None = None
+    #: Set once checked: {"public_key", "signature"} committed in the record.
+    poster_signature: dict[str, str] | None = None
 
 
 def _attachments(value: object) -> tuple[Attachment, ...]:
@@ -217,6 +223,9 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
     key = obj.get("idempotency_key")
     if key is not None:
         key = _text(obj, "idempotency_key", "idempotency_key")
+    signature = obj.get("signature")
+    if signature is not None:
+        signature = _text(obj, "signature", "signature", 100)
     # The payload is encoded once, here: this proves it can be committed (RFC 8785) and
     # the record embeds the same text later without encoding it again.
     try:
@@ -238,6 +247,7 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
         attachments,
         key,
         digest,
+        signature,
     )
 
 
@@ -287,6 +297,8 @@ def complete_record(
         "salt": b64(salt),
         "checkpoint": {"size": checkpoint_size, "root": b64(checkpoint_root)},
     }
+    if ev.poster_signature is not None:
+        record["poster_signature"] = ev.poster_signature
     canonical = canonicalize(record)
     return CommittedRecord(index, ev.project, seq, canonical, hashlib.sha256(canonical).digest())
 

@@ -187,3 +187,46 @@ def test_every_read_of_evidence_is_recorded_and_listed(setup: Any) -> None:
     assert c.post("/v1/events", json=fake, headers=h(tok["platform"])).status_code == 422
     # Out-of-scope readers cannot see the access list either.
     assert c.get("/v1/projects/PB/access", headers=h(tok["rev_a"])).status_code == 404
+
+
+def test_poster_signatures_are_checked_committed_and_verifiable(setup: Any) -> None:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from verifier.poster import sign_event, verify_record_signature
+
+    c, lg, tok = setup
+    t = create_token(lg.store, "platform")[1]
+    key = Ed25519PrivateKey.generate()
+    pub = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    assert c.put("/v1/poster-key", json={"public_key": pub}, headers=h(t)).status_code == 200
+    # The platform cannot swap its key or turn signing off; only an admin can.
+    assert (
+        c.put(
+            "/v1/poster-key", json={"public_key": pub, "required": False}, headers=h(t)
+        ).status_code
+        == 409
+    )
+    unsigned = make_event(project="PS")
+    r = c.post("/v1/events", json=unsigned, headers=h(t))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "signature"
+    ev = make_event(project="PS", idempotency_key="s-1")
+    ev["signature"] = sign_event(ev, key)
+    r = c.post("/v1/events", json=ev, headers=h(t))
+    assert r.status_code == 201, r.text
+    rec = c.get(f"/v1/events/{r.json()['index']}", headers=h(tok["rev_all"])).json()["record"]
+    assert rec["poster_signature"]["public_key"] == pub
+    assert verify_record_signature(rec)
+    # A signature over other content is refused, naming the field.
+    forged = make_event(project="PS", payload={"estimate_fen": 1})
+    forged["signature"] = ev["signature"]
+    r = c.post("/v1/events:batch", json={"events": [forged]}, headers=h(t))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "events[0].signature"
+    # Tampering with the committed record is caught offline.
+    rec["payload"]["estimate_fen"] += 1
+    from verifier.poster import PosterSignatureError
+
+    with pytest.raises(PosterSignatureError):
+        verify_record_signature(rec)

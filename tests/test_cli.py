@@ -54,3 +54,42 @@ def test_audit_exit_codes_and_a_tampered_row(tmp_path: Path) -> None:
 def test_token_create_refuses_an_unknown_role(tmp_path: Path) -> None:
     r = jianzheng("token", "create", "--data", str(tmp_path), "--role", "root", check=False)
     assert r.returncode != 0 and "unknown role" in r.stderr
+
+
+def test_no_token_key_or_sealed_content_reaches_the_logs(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.conftest import make_event
+
+    data = tmp_path / "data"
+    srv = Server(data, None, "--log-level", "debug")
+    try:
+        tok = jianzheng("token", "create", "--data", str(data), "--role", "platform")
+        token = tok.stdout.strip().splitlines()[-1]
+        rev = jianzheng("token", "create", "--data", str(data), "--role", "reviewer")
+        reviewer = rev.stdout.strip().splitlines()[-1]
+        secret_price = 4_650_123_457
+        bid = make_event(
+            type_="bid_submitted", payload={"bidder": "BIDDER-SECRET-77", "price": secret_price}
+        )
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            r = c.post("/v1/events", json=bid, headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 201, r.text
+            c.get("/v1/events/0", headers={"Authorization": f"Bearer {reviewer}"})
+            c.get("/v1/events/0", headers={"Authorization": "Bearer jz_" + "x" * 43})
+            c.post("/v1/events", content=b"{bad", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        srv.stop()
+    logged = srv.output()
+    key = (data / "log.key").read_text().strip()
+    admin = (data / "admin.token").read_text().strip()
+    for secret in (
+        token,
+        reviewer,
+        admin,
+        key,
+        key.split("+")[-1],
+        str(secret_price),
+        "BIDDER-SECRET-77",
+    ):
+        assert secret not in logged

@@ -27,8 +27,8 @@ from typing import Any, Final
 
 __all__ = [
     "MAX_DEPTH",
-    "Canonical",
     "MAX_SAFE_INTEGER",
+    "Canonical",
     "CanonicalError",
     "canonical_sha256",
     "canonicalize",

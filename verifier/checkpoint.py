@@ -9,7 +9,6 @@ checkpoint (c2sp.org/tlog-proof).
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ class CheckpointError(ValueError):
 def _b64(s: str, what: str) -> bytes:
     try:
         return base64.b64decode(s, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         raise CheckpointError(f"{what} is not valid base64") from None
 
 

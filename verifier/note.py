@@ -174,7 +174,7 @@ class Signer:
             raise NoteError("private key must have the form PRIVATE+KEY+name+keyid+key")
         try:
             raw = base64.b64decode(parts[4], validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII text
             raise NoteError("private key: bad base64") from None
         if len(raw) != 33:
             raise NoteError("private key: want one algorithm byte and a 32-byte seed")
@@ -246,7 +246,7 @@ def parse_note(data: bytes | str) -> Note:
         _check_name(name)
         try:
             raw = base64.b64decode(blob, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or non-ASCII text
             raise NoteError(f"signature by {name} is not valid base64") from None
         if len(raw) < 5:
             raise NoteError(f"signature by {name} is too short")

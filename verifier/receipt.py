@@ -9,7 +9,6 @@ Verifying needs nothing but the log's verifier key.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +46,7 @@ def _b64d(v: object, what: str) -> bytes:
         raise ReceiptError(f"{what} must be a base64 string")
     try:
         return base64.b64decode(v, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         raise ReceiptError(f"{what} is not valid base64") from None
 
 

@@ -7,19 +7,21 @@ import base64
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.access import access_chain, record_access
 from api.auth import Principal
-from api.deps import LedgerDep, Poster, Reader, check_scope, not_found, read_json
+from api.deps import MAX_INT64, LedgerDep, Poster, Reader, check_scope, not_found, read_json
 from api.errors import ApiError
+from api.posters import PosterKeys
 from api.routes.objects import attachment_lookup
 from api.schemas import EVENT_SCHEMA
 from ledger.records import EventSubmission, InvalidEvent, validate_event
 from ledger.sealing import is_sealed_type, redact
 from ledger.sequencer import Appended, IdempotencyConflict, SequencerBusy
 from ledger.service import Ledger, NotFound
+from witness.submitter import receipt_fields_for, witnessing_of
 
 MAX_EVENT_BODY = 1 << 20
 MAX_BATCH_BODY = 16 << 20
@@ -30,8 +32,10 @@ APPEND_TIMEOUT = 30.0
 router = APIRouter(tags=["events"])
 
 
-def validate(lg: Ledger, p: Principal, obj: object, prefix: str = "") -> EventSubmission:
-    """Check one posted event, and that the poster's scope covers its project."""
+def validate(
+    lg: Ledger, p: Principal, keys: PosterKeys, obj: object, prefix: str = ""
+) -> EventSubmission:
+    """Check one posted event, the poster's scope, and the poster's signature."""
     try:
         ev = validate_event(obj, lg.catalogue)
     except InvalidEvent as e:
@@ -40,7 +44,8 @@ def validate(lg: Ledger, p: Principal, obj: object, prefix: str = "") -> EventSu
     if not p.scope.allows(ev.project, ev.trade_type):
         msg = f"this token may not post for project {ev.project} ({ev.trade_type})"
         raise ApiError(403, "forbidden", msg, prefix + "project")
-    return ev
+    assert isinstance(obj, dict)
+    return keys.check(p, ev, obj, prefix)
 
 
 async def append(lg: Ledger, events: list[EventSubmission], poster: str) -> list[Appended]:
@@ -61,9 +66,14 @@ async def append(lg: Ledger, events: list[EventSubmission], poster: str) -> list
 
 def receipts_json(lg: Ledger, done: list[Appended]) -> list[dict[str, Any]]:
     out = []
+    w = witnessing_of(lg)
+    witnessed: dict[str, dict[str, Any]] = {}  # per checkpoint: cosigned_by, timestamp
     for a, r in zip(done, lg.receipts(done), strict=True):
         j = r.to_json()
         j["replayed"] = a.replayed
+        if r.checkpoint not in witnessed:
+            witnessed[r.checkpoint] = receipt_fields_for(w, r.checkpoint)
+        j.update(witnessed[r.checkpoint])
         out.append(j)
     return out
 
@@ -90,7 +100,7 @@ BATCH_SCHEMA = {
 @router.post("/v1/events", status_code=201, openapi_extra=_body(EVENT_SCHEMA))
 async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
     """Append one event; the reply is its receipt, sent once the event is durable."""
-    ev = validate(lg, p, await read_json(request, MAX_EVENT_BODY))
+    ev = validate(lg, p, request.app.state.poster_keys, await read_json(request, MAX_EVENT_BODY))
     [ev] = await attachment_lookup(request, [ev])
     [a] = await append(lg, [ev], p.token_id)
     return JSONResponse(receipts_json(lg, [a])[0], status_code=200 if a.replayed else 201)
@@ -108,14 +118,19 @@ async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
     if len(items) > MAX_BATCH_EVENTS:
         msg = f"a batch holds at most {MAX_BATCH_EVENTS} events"
         raise ApiError(413, "too_large", msg, "events")
-    evs = [validate(lg, p, x, f"events[{i}].") for i, x in enumerate(items)]
+    evs = [
+        validate(lg, p, request.app.state.poster_keys, x, f"events[{i}].")
+        for i, x in enumerate(items)
+    ]
     evs = await attachment_lookup(request, evs, [f"events[{i}]." for i in range(len(evs))])
     done = await append(lg, evs, p.token_id)
     return JSONResponse({"receipts": receipts_json(lg, done)}, status_code=201)
 
 
 @router.get("/v1/events/{index}")
-async def get_event(index: int, p: Reader, lg: LedgerDep) -> dict[str, Any]:
+async def get_event(
+    index: Annotated[int, Path(ge=0, le=MAX_INT64)], p: Reader, lg: LedgerDep
+) -> dict[str, Any]:
     """The committed record at a log index, with its event hash and receipt."""
     if index < 0:
         raise ApiError(422, "invalid_parameter", "index must be >= 0", "index")
@@ -129,6 +144,7 @@ async def get_event(index: int, p: Reader, lg: LedgerDep) -> dict[str, Any]:
     if is_sealed_type(lg.catalogue, record["type"]):
         record = redact(record, lg.catalogue, opened=lg.unsealed(record["project"]), role=p.role)
     receipt = lg.receipt(index, event_hash).to_json()
+    receipt.update(receipt_fields_for(witnessing_of(lg), receipt["checkpoint"]))
     await record_access(
         lg, p, record["project"], record["trade_type"], {"what": "record", "index": index}
     )
@@ -145,7 +161,7 @@ async def project_events(
     p: Reader,
     lg: LedgerDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    after: Annotated[int, Query(ge=-1)] = -1,
+    after: Annotated[int, Query(ge=-1, le=MAX_INT64)] = -1,
 ) -> dict[str, Any]:
     """A project's records in seq order with seq > ``after`` (the last seq already seen)."""
     rows = lg.project_records(project, after, limit)
@@ -174,7 +190,7 @@ def project_access(
     p: Reader,
     lg: LedgerDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    after: Annotated[int, Query(ge=-1)] = -1,
+    after: Annotated[int, Query(ge=-1, le=MAX_INT64)] = -1,
 ) -> dict[str, Any]:
     """Who read this project's evidence, and when: its evidence_accessed records."""
     first = lg.project_first_record(project)

@@ -6,12 +6,13 @@ import base64
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
-from api.deps import LedgerDep, Reader
+from api.deps import MAX_INT64, LedgerDep, Reader
 from api.errors import ApiError
 from ledger.service import NotFound
 from ledger.tiles import parse_index_path
+from witness.submitter import log_fields, witnessing_of
 
 router = APIRouter()
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
@@ -25,8 +26,8 @@ def b64(b: bytes) -> str:
 def proof_inclusion(
     _: Reader,
     lg: LedgerDep,
-    index: Annotated[int, Query(ge=0)],
-    tree_size: Annotated[int, Query(ge=1)],
+    index: Annotated[int, Query(ge=0, le=MAX_INT64)],
+    tree_size: Annotated[int, Query(ge=1, le=MAX_INT64)],
 ) -> dict[str, Any]:
     """RFC 9162 §2.1.3 inclusion proof of ``index`` in the tree of ``tree_size``."""
     try:
@@ -40,8 +41,8 @@ def proof_inclusion(
 def proof_consistency(
     _: Reader,
     lg: LedgerDep,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int, Query(ge=1)],
+    first: Annotated[int, Query(ge=1, le=MAX_INT64)],
+    second: Annotated[int, Query(ge=1, le=MAX_INT64)],
 ) -> dict[str, Any]:
     """RFC 9162 §2.1.4 consistency proof from tree size ``first`` to ``second``."""
     try:
@@ -53,7 +54,11 @@ def proof_consistency(
 
 @router.get("/v1/log", tags=["log"])
 def log_info(lg: LedgerDep) -> dict[str, Any]:
-    """Public: origin, verifier key and the newest signed checkpoint."""
+    """Public: origin, verifier key, the newest signed checkpoint, and its witnessing.
+
+    ``witnessed_size`` is the newest size cosigned by the k-of-n witness policy
+    (``witness_quorum`` of ``witnesses``); ``witnessed_checkpoint`` is that checkpoint.
+    """
     i = lg.info()
     return {
         "origin": i.origin,
@@ -61,6 +66,7 @@ def log_info(lg: LedgerDep) -> dict[str, Any]:
         "size": i.size,
         "root": b64(i.root),
         "checkpoint": i.checkpoint,
+        **log_fields(witnessing_of(lg)),
     }
 
 
@@ -82,18 +88,28 @@ def catalogue(lg: LedgerDep) -> dict[str, Any]:
     }
 
 
-@router.get("/log/checkpoint", tags=["tiles"])
+@router.get("/log/checkpoint", tags=["tiles"], response_class=PlainTextResponse)
 def checkpoint(lg: LedgerDep) -> Response:
-    """C2SP tlog-tiles checkpoint: the newest signed checkpoint (changes; never cached)."""
-    note = lg.info().checkpoint
-    if not note:
+    """C2SP tlog-tiles checkpoint: the newest signed checkpoint (changes; never cached).
+
+    It carries every witness cosignature gathered for it so far (C2SP tlog-witness).
+    """
+    i = lg.info()
+    if not i.checkpoint:
         raise ApiError(404, "not_found", "the log is empty: no checkpoint yet")
+    w = witnessing_of(lg)
+    note = w.cosigned_checkpoint(i.size) if w is not None else i.checkpoint
     return Response(
         note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}
     )
 
 
-@router.get("/log/tile/{path:path}", tags=["tiles"])
+@router.get(
+    "/log/tile/{path:path}",
+    tags=["tiles"],
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "tile bytes"}},
+)
 def tile(path: str, lg: LedgerDep) -> Response:
     """C2SP tlog-tiles: /log/tile/<L>/<N>[.p/<W>] and /log/tile/entries/<N>[.p/<W>]."""
     parts = path.split("/")

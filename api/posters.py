@@ -1,0 +1,101 @@
+"""Poster signing keys: which Ed25519 key a platform token signs its events with.
+
+A platform registers its own key once; after that only an admin can replace it or lift
+the ``required`` flag, so a stolen token cannot swap the key or turn signing off.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import threading
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from api.auth import Principal
+from api.errors import ApiError
+from ledger.clock import SystemClock, rfc3339
+from ledger.models import PosterKeyRow
+from ledger.records import EventSubmission
+from ledger.store import Store
+from verifier.poster import PosterSignatureError, verify_event_signature
+
+
+@dataclasses.dataclass(frozen=True)
+class PosterKey:
+    public_key: bytes
+    required: bool
+
+
+class PosterKeys:
+    """Registered poster keys, cached in memory (the table is small and rarely written)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[str, PosterKey | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_id: str) -> PosterKey | None:
+        with self._lock:
+            if token_id in self._cache:
+                return self._cache[token_id]
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(PosterKeyRow.public_key, PosterKeyRow.required).where(
+                    PosterKeyRow.token_id == token_id
+                )
+            ).first()
+        key = PosterKey(bytes(row[0]), bool(row[1])) if row else None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[token_id] = key
+        return key
+
+    def set(self, token_id: str, public_key: bytes, required: bool, *, replace: bool) -> None:
+        with self.store.engine.begin() as conn:
+            have = conn.scalar(
+                select(PosterKeyRow.token_id).where(PosterKeyRow.token_id == token_id)
+            )
+            if have is not None and not replace:
+                raise ApiError(
+                    409,
+                    "key_exists",
+                    "a key is already registered for this token; an admin may "
+                    "replace it (PUT /v1/tokens/{id}/poster-key)",
+                )
+            conn.execute(delete(PosterKeyRow).where(PosterKeyRow.token_id == token_id))
+            conn.execute(
+                insert(PosterKeyRow).values(
+                    token_id=token_id,
+                    public_key=public_key,
+                    required=required,
+                    created_at=rfc3339(SystemClock().now()),
+                )
+            )
+        with self._lock:
+            self._cache.pop(token_id, None)
+
+    def check(
+        self, p: Principal, ev: EventSubmission, posted: dict[str, Any], prefix: str = ""
+    ) -> EventSubmission:
+        """Verify the event's signature against the poster's key; commit it in the record."""
+        key = self.get(p.token_id)
+        field = prefix + "signature"
+        if ev.signature is None:
+            if key is not None and key.required:
+                raise ApiError(
+                    422, "signature_required", f"{field}: this poster must sign every event", field
+                )
+            return ev
+        if key is None:
+            raise ApiError(
+                422, "invalid_event", f"{field}: no signing key is registered for this token", field
+            )
+        try:
+            verify_event_signature(posted, key.public_key, ev.signature)
+        except PosterSignatureError as e:
+            raise ApiError(422, "invalid_signature", f"{field}: {e}", field) from None
+        sig = {"public_key": base64.b64encode(key.public_key).decode(), "signature": ev.signature}
+        return dataclasses.replace(ev, poster_signature=sig)

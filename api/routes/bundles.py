@@ -1,0 +1,131 @@
+"""Evidence bundles over HTTP (contract: ``GET /v1/projects/{project}/bundle``).
+
+The bundle is planned first (records read, checkpoint chosen, project head signed), so an
+unknown project or a missing provider is refused with the usual JSON error. A project
+outside the token's scope answers 404, like any other read. Sealed bids are never handed
+out early: while the caller may not read a project's sealed events (before the opening,
+or for roles that are not sealed readers) the export is refused, because a bundle with
+records withheld could not be verified. The export is recorded as an ``evidence_accessed``
+event before a byte is sent; then the zip streams, files read from the object store in
+1 MiB blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.access import record_access
+from api.deps import LedgerDep, Reader, check_scope
+from api.errors import ApiError
+from ledger.bundle import (
+    BundleExportError,
+    BundlePlan,
+    BundleSources,
+    BundleTooLarge,
+    ProjectNotFound,
+    iter_bundle,
+    plan_bundle,
+    sources_for,
+)
+from ledger.records import PROJECT_RE
+from ledger.sealing import is_sealed_type
+from ledger.service import Ledger
+
+log = logging.getLogger("jianzheng.api.bundles")
+
+router = APIRouter(tags=["bundles"])
+
+
+def _witnessing(lg: Ledger) -> Any:
+    """The log's witnessing and timestamping, when that part is installed and configured."""
+    try:
+        from witness.submitter import witnessing_of
+    except ImportError:  # TODO(issue 4): a plain import once witness/ is committed
+        return None
+    return witnessing_of(lg)
+
+
+def bundle_sources(request: Request, lg: Ledger) -> BundleSources:
+    return sources_for(_witnessing(lg), getattr(request.app.state, "objects", None))
+
+
+@router.get(
+    "/v1/projects/{project}/bundle",
+    responses={200: {"content": {"application/zip": {}}, "description": "the evidence bundle"}},
+)
+async def project_bundle(
+    project: str,
+    request: Request,
+    p: Reader,
+    lg: LedgerDep,
+    files: Annotated[bool, Query(description="include the attachments' files")] = False,
+) -> StreamingResponse:
+    """The project's evidence bundle (zip; format in docs/bundle-format.md).
+
+    Verify it offline with ``jianzheng verify BUNDLE --trust FILE``.
+    """
+    missing = "no such project"
+    if not PROJECT_RE.fullmatch(project):
+        raise ApiError(
+            422, "invalid_parameter", f"{project[:40]!r} is not a project code", "project"
+        )
+    # Scope first, from the project's first record: a project outside the token's scope
+    # must look exactly like a missing one, whatever else would go wrong with it.
+    first = await run_in_threadpool(lg.project_first_record, project)
+    if first is None:
+        raise ApiError(404, "not_found", missing)
+    check_scope(p, project, first.get("trade_type"), missing)
+    sources = bundle_sources(request, lg)
+    try:
+        plan = await run_in_threadpool(plan_bundle, lg, project, sources, with_files=files)
+    except ProjectNotFound:
+        raise ApiError(404, "not_found", missing) from None
+    except BundleTooLarge as e:
+        raise ApiError(413, "too_large", str(e)) from None
+    except BundleExportError as e:
+        raise ApiError(503, "bundle_unavailable", str(e), headers={"Retry-After": "5"}) from None
+    if any(is_sealed_type(lg.catalogue, t) for t in plan.event_types):
+        opened = await run_in_threadpool(lg.unsealed, project)
+        if not opened or p.role not in lg.catalogue.sealed_readers:
+            raise ApiError(
+                409,
+                "sealed",
+                f"project {project} holds sealed bids, which only "
+                f"{' and '.join(lg.catalogue.sealed_readers)} may read, and only after "
+                f"{lg.catalogue.sealed_until}; its bundle can be exported then",
+            )
+    await record_access(
+        lg,
+        p,
+        project,
+        plan.trade_type,
+        {
+            "what": "bundle",
+            "files": files,
+            "records": len(plan.records),
+            "checkpoint": plan.checkpoint.size,
+        },
+    )
+    return StreamingResponse(
+        _stream(plan, sources),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{project}.evidence.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _stream(plan: BundlePlan, sources: BundleSources) -> Iterator[bytes]:
+    """The zip pieces; a failure mid-stream cuts the response, which no zip reader accepts."""
+    try:
+        yield from iter_bundle(plan, sources)
+    except BundleExportError:
+        log.exception("bundle of project %s aborted", plan.project)
+        raise

@@ -1,0 +1,518 @@
+"""Exporting a project's evidence bundle: the I/O side of :mod:`verifier.bundle`.
+
+The format (member names, the project-head note, the manifest) is defined once, in
+``verifier/bundle.py``; this module gathers what goes in it from the database and the
+optional providers, and streams the zip. Export runs in two steps:
+
+1. :func:`plan_bundle` reads everything that can fail cheaply (the project's records, the
+   checkpoint, its cosignatures and timestamp, every inclusion proof's inputs) and signs
+   the project head, so that an unknown project or a missing piece is refused before a
+   single byte is sent;
+2. :func:`iter_bundle` yields the zip in pieces: records and proofs line by line, files in
+   1 MiB blocks, hashing every member as it goes and writing ``manifest.json`` last. Memory
+   stays bounded by the project's records, never by the size of its files.
+
+The witness and storage issues add cosigned checkpoints, RFC 3161 replies and the object
+store; they arrive as optional providers in :class:`BundleSources`, so that a log without
+them still exports a valid bundle (without cosignatures, timestamp or files).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import select
+
+from ledger.clock import rfc3339
+from ledger.models import CheckpointRow
+from ledger.service import Ledger
+from verifier import bundle as fmt
+from verifier.canonical import canonicalize
+from verifier.checkpoint import Checkpoint, TlogProof
+from verifier.note import NoteError, parse_note, parse_vkey, sign_note
+
+PAGE = 1000
+#: How many older checkpoints are tried when looking for one the witnesses cosigned.
+MAX_CANDIDATE_CHECKPOINTS = 64
+YIELD_BYTES = 256 << 10
+FILE_BLOCK = 1 << 20
+
+
+class BundleExportError(RuntimeError):
+    """The bundle cannot be produced (a provider failed, an object is missing or altered)."""
+
+
+class ProjectNotFound(LookupError):
+    """The project has no committed records."""
+
+
+class BundleTooLarge(ValueError):
+    """The project has more records than a bundle may hold."""
+
+
+ObjectOpener = Callable[[str], "IO[bytes] | Iterable[bytes]"]
+
+
+@dataclass(frozen=True)
+class BundleSources:
+    """Optional providers the witness (issue 4) and storage (issue 3) work plugs in.
+
+    Each is None when that part is not installed or not configured; the bundle then leaves
+    the corresponding member out, and the verifier says so.
+    """
+
+    #: size -> the checkpoint note of that size with every cosignature gathered so far.
+    cosigned_checkpoint: Callable[[int], str | None] | None = None
+    #: size -> the RFC 3161 TimeStampResp over that checkpoint's body, if one was obtained.
+    timestamp_reply: Callable[[int], bytes | None] | None = None
+    #: the PEM of the CA that issued the TSA's certificate.
+    tsa_ca_pem: Callable[[], bytes | None] | None = None
+    #: (witness verifier keys, quorum) of the log's witness policy.
+    witness_policy: Callable[[], tuple[Sequence[str], int]] | None = None
+    #: sha256 hex -> a binary stream (or iterable of bytes) of that object's content.
+    open_object: ObjectOpener | None = None
+
+
+def sources_for(witnessing: object | None = None, objects: object | None = None) -> BundleSources:
+    """Providers from the running service's witnessing and evidence-store objects.
+
+    Both are duck-typed, so the ledger does not import the witness or storage packages:
+    ``witnessing`` offers ``cosigned_checkpoint(size)``, ``timestamp_reply(size)``,
+    ``tsa_ca_pem()`` and a ``policy`` with ``witnesses`` and ``quorum`` (issue 4's
+    ``witness.submitter.Witnessing``); ``objects`` offers ``require(sha256)`` and
+    ``read(info, offset, length)`` (issue 3's ``storage.service.EvidenceStore``).
+    """
+    cosigned = getattr(witnessing, "cosigned_checkpoint", None)
+    reply = getattr(witnessing, "timestamp_reply", None)
+    ca = getattr(witnessing, "tsa_ca_pem", None)
+    return BundleSources(
+        cosigned_checkpoint=cosigned if callable(cosigned) else None,
+        timestamp_reply=reply if callable(reply) else None,
+        tsa_ca_pem=_quiet(ca) if callable(ca) else None,
+        witness_policy=_witness_policy_of(witnessing),
+        open_object=_object_opener(objects),
+    )
+
+
+def _quiet(fn: Callable[[], bytes]) -> Callable[[], bytes | None]:
+    """A CA getter that answers None when the log has no timestamp authority."""
+
+    def get() -> bytes | None:
+        try:
+            return fn()
+        except LookupError:
+            return None
+
+    return get
+
+
+def _witness_policy_of(witnessing: object | None) -> Callable[[], tuple[Sequence[str], int]] | None:
+    policy = getattr(witnessing, "policy", None)
+    if policy is None:
+        return None
+
+    def get() -> tuple[Sequence[str], int]:
+        keys = [w if isinstance(w, str) else w.vkey for w in getattr(policy, "witnesses", ())]
+        return keys, int(getattr(policy, "quorum", 0))
+
+    return get
+
+
+def _object_opener(objects: object | None) -> ObjectOpener | None:
+    require = getattr(objects, "require", None)
+    read = getattr(objects, "read", None)
+    if not (callable(require) and callable(read)):
+        return None
+
+    def open_object(sha256_hex: str) -> Iterable[bytes]:
+        info = require(sha256_hex)
+        chunks: Iterable[bytes] = read(info, 0, info.size)
+        return chunks
+
+    return open_object
+
+
+@dataclass
+class BundlePlan:
+    """Everything a bundle holds except the files' bytes, gathered and signed up front."""
+
+    project: str
+    trade_type: str
+    origin: str
+    verifier_key: str
+    checkpoint: Checkpoint
+    checkpoint_note: str
+    head_note: str
+    #: (log index, seq, canonical record bytes), in seq order.
+    records: list[tuple[int, int, bytes]]
+    proofs: Callable[[int], list[bytes]]
+    witness_keys: list[str]
+    quorum: int
+    timestamp: bytes | None
+    tsa_ca: bytes | None
+    attachments: list[dict[str, Any]]
+    with_files: bool
+    exported_at: str
+    #: The event types the bundle holds (to apply sealing rules before handing it out).
+    event_types: frozenset[str] = frozenset()
+    sizes: dict[str, int] = field(default_factory=dict)
+
+
+def plan_bundle(
+    ledger: Ledger,
+    project: str,
+    sources: BundleSources | None = None,
+    *,
+    with_files: bool = False,
+    now: datetime | None = None,
+    max_records: int = fmt.MAX_RECORDS,
+) -> BundlePlan:
+    """Read and sign what a project's bundle needs; raises before anything is written."""
+    src = sources or BundleSources()
+    if with_files and src.open_object is None:
+        raise BundleExportError(
+            "this service has no object storage configured, so files cannot be included; "
+            "export without files"
+        )
+    head = ledger.head()
+    records = _records(ledger, project, head.size, max_records)
+    if not records:
+        raise ProjectNotFound(f"project {project!r} has no committed records")
+    last_index = records[-1][0]
+    witness_keys, quorum = _policy(src)
+    size, note = _choose_checkpoint(ledger, src, last_index, witness_keys, quorum)
+    cp = Checkpoint.parse_body(parse_note(note).text)
+    if cp.size != size or cp.origin != ledger.signer.name:
+        raise BundleExportError(f"the checkpoint note for size {size} names another tree")
+    # Records committed after the chosen checkpoint are left out: the bundle is the project
+    # as of that checkpoint, and the signed project head says so.
+    records = [r for r in records if r[0] < size]
+    last_hash = hashlib.sha256(records[-1][2]).digest()
+    head_body = fmt.ProjectHead(
+        ledger.signer.name, project, len(records), last_hash, cp.size, cp.root
+    ).body()
+    head_note = sign_note(head_body, [ledger.signer]).to_text()
+    timestamp = src.timestamp_reply(size) if src.timestamp_reply else None
+    tsa_ca = src.tsa_ca_pem() if (timestamp and src.tsa_ca_pem) else None
+    if timestamp and not tsa_ca:
+        raise BundleExportError("a timestamp exists but the TSA's CA certificate is unavailable")
+    parsed = [json.loads(raw) for _, _, raw in records]
+    trade_type = parsed[0].get("trade_type", "")
+    clock_now = now or ledger.clock.now()
+    return BundlePlan(
+        project=project,
+        trade_type=str(trade_type),
+        origin=ledger.signer.name,
+        verifier_key=ledger.signer.verifier.vkey,
+        checkpoint=cp,
+        checkpoint_note=note,
+        head_note=head_note,
+        records=records,
+        proofs=lambda index: ledger.reader.inclusion_proof(index, size),
+        witness_keys=list(witness_keys),
+        quorum=quorum,
+        timestamp=timestamp,
+        tsa_ca=tsa_ca,
+        attachments=_attachments(parsed, with_files),
+        with_files=with_files,
+        exported_at=rfc3339(clock_now),
+        event_types=frozenset(str(r.get("type")) for r in parsed),
+    )
+
+
+def _records(
+    ledger: Ledger, project: str, below: int, max_records: int
+) -> list[tuple[int, int, bytes]]:
+    """The project's records with log index below ``below``, in seq order, bounded."""
+    out: list[tuple[int, int, bytes]] = []
+    after = -1
+    while True:
+        page = ledger.project_records(project, after, PAGE)
+        for idx, seq, raw in page:
+            if idx >= below:
+                return out
+            out.append((idx, seq, raw))
+            if len(out) > max_records:
+                raise BundleTooLarge(
+                    f"project {project!r} has more than {max_records} records, the most one "
+                    "bundle holds"
+                )
+        if len(page) < PAGE:
+            return out
+        after = page[-1][1]
+
+
+def _policy(src: BundleSources) -> tuple[list[str], int]:
+    if src.witness_policy is None:
+        return [], 0
+    keys, quorum = src.witness_policy()
+    return list(keys), int(quorum)
+
+
+def _choose_checkpoint(
+    ledger: Ledger,
+    src: BundleSources,
+    last_index: int,
+    witness_keys: Sequence[str],
+    quorum: int,
+) -> tuple[int, str]:
+    """The newest checkpoint covering ``last_index``, preferring one the witnesses cosigned.
+
+    Cosignatures arrive after a checkpoint is signed, so the newest checkpoint may not be
+    witnessed yet while an older one that still covers the project's last record is.
+    """
+    with ledger.store.reader() as conn:
+        rows = conn.execute(
+            select(CheckpointRow.size, CheckpointRow.note)
+            .where(CheckpointRow.size > last_index)
+            .order_by(CheckpointRow.size.desc())
+            .limit(MAX_CANDIDATE_CHECKPOINTS)
+        ).all()
+    if not rows:
+        raise BundleExportError(f"no signed checkpoint covers log index {last_index} yet")
+    newest_size, newest_note = int(rows[0][0]), str(rows[0][1])
+    if src.cosigned_checkpoint is None:
+        return newest_size, newest_note
+    witnesses = []
+    if quorum > 0:
+        try:
+            witnesses = [parse_vkey(k) for k in witness_keys]
+        except NoteError as e:
+            raise BundleExportError(f"the witness policy holds a bad key: {e}") from None
+    # Newest first: the first that meets the quorum and has a timestamp wins; failing
+    # that, the first that meets the quorum; failing that, the newest as it is.
+    fallback: tuple[int, str] | None = None
+    for size, _ in rows:
+        size = int(size)
+        note = src.cosigned_checkpoint(size)
+        if not note:
+            continue
+        if quorum > 0:
+            try:
+                if len(fmt.witness_cosigners(parse_note(note), witnesses)) < quorum:
+                    continue
+            except NoteError:
+                continue
+        if src.timestamp_reply is None or src.timestamp_reply(size) is not None:
+            return size, note
+        if fallback is None:
+            fallback = (size, note)
+        if quorum == 0:
+            break
+    if fallback is not None:
+        return fallback
+    return newest_size, src.cosigned_checkpoint(newest_size) or newest_note
+
+
+def _attachments(records: list[dict[str, Any]], with_files: bool) -> list[dict[str, Any]]:
+    """One entry per distinct attachment: hash, size, chunk root and the seqs that cite it."""
+    found: dict[str, dict[str, Any]] = {}
+    for r in records:
+        seq = r["seq"]
+        for a in r.get("attachments") or []:
+            entry = found.get(a["sha256"])
+            if entry is None:
+                if len(found) >= fmt.MAX_ATTACHMENTS:
+                    raise BundleTooLarge(
+                        f"the project cites more than {fmt.MAX_ATTACHMENTS} distinct files"
+                    )
+                entry = {"sha256": a["sha256"], "size": a["size"], "events": []}
+                if a.get("chunk_root") is not None:
+                    entry["chunk_root"] = a["chunk_root"]
+                if with_files:
+                    entry["file"] = fmt.FILES_PREFIX + a["sha256"]
+                found[a["sha256"]] = entry
+            entry["events"].append(seq)
+    return [found[k] for k in sorted(found)]
+
+
+# --- writing the zip ---------------------------------------------------------------------------
+
+
+class _Sink:
+    """A write-only, tell-able buffer: zipfile writes into it, the generator drains it.
+
+    It has no ``seek``, so zipfile streams (data descriptors after each member) and never
+    needs the whole archive in memory.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        self._buf += data
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def drain(self) -> bytes:
+        out = bytes(self._buf)
+        self._buf.clear()
+        return out
+
+
+def _info(name: str, when: datetime, stored: bool, size: int = 0) -> zipfile.ZipInfo:
+    zi = zipfile.ZipInfo(name, date_time=when.timetuple()[:6])
+    zi.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    zi.file_size = size  # lets zipfile choose zip64 up front for large files
+    zi.external_attr = 0o644 << 16
+    return zi
+
+
+def iter_bundle(plan: BundlePlan, sources: BundleSources | None = None) -> Iterator[bytes]:
+    """Yield the bundle's zip bytes, member by member, hashing each for the manifest."""
+    src = sources or BundleSources()
+    sink = _Sink()
+    members: dict[str, dict[str, Any]] = {}
+    when = datetime.fromisoformat(plan.exported_at.replace("Z", "+00:00"))
+    if when.year < 1980:  # zip timestamps start in 1980
+        when = when.replace(year=1980)
+    with zipfile.ZipFile(sink, "w", compresslevel=6) as zf:
+
+        def member(
+            name: str, pieces: Iterable[bytes], stored: bool = False, size: int = 0
+        ) -> Iterator[bytes]:
+            h = hashlib.sha256()
+            n = 0
+            with zf.open(_info(name, when, stored, size), "w", force_zip64=size > 1 << 31) as w:
+                for piece in pieces:
+                    h.update(piece)
+                    n += len(piece)
+                    w.write(piece)
+                    if sink.pending() >= YIELD_BYTES:
+                        yield sink.drain()
+            members[name] = {"sha256": h.hexdigest(), "size": n}
+
+        # Sizes known or bounded up front, so that zipfile picks zip64 before writing.
+        records_size = sum(len(raw) + 1 for _, _, raw in plan.records)
+        proofs_bound = len(plan.records) * (len(plan.checkpoint_note) + 64 * 46 + 128)
+        yield from member(
+            fmt.RECORDS, (raw + b"\n" for _, _, raw in plan.records), size=records_size
+        )
+        yield from member(fmt.PROOFS, _proof_lines(plan), size=proofs_bound)
+        yield from member(fmt.CHECKPOINT, [plan.checkpoint_note.encode()])
+        yield from member(fmt.PROJECT_HEAD, [plan.head_note.encode()])
+        if plan.timestamp is not None and plan.tsa_ca is not None:
+            yield from member(fmt.TIMESTAMP, [plan.timestamp])
+            yield from member(fmt.TSA_CA, [plan.tsa_ca])
+        yield from member(fmt.ATTACHMENTS, [canonicalize({"attachments": plan.attachments})])
+        if plan.with_files:
+            if src.open_object is None:
+                raise BundleExportError("files were asked for but no object store is available")
+            for a in plan.attachments:
+                name = fmt.FILES_PREFIX + a["sha256"]
+                yield from member(name, _object_blocks(src.open_object, a), True, a["size"])
+        manifest = {
+            "format": fmt.FORMAT,
+            "version": fmt.VERSION,
+            "project": plan.project,
+            "trade_type": plan.trade_type,
+            "exported_at": plan.exported_at,
+            "log": {"origin": plan.origin, "verifier_key": plan.verifier_key},
+            "witnesses": {"verifier_keys": plan.witness_keys, "quorum": plan.quorum},
+            "checkpoint": {
+                "size": plan.checkpoint.size,
+                "root": base64.b64encode(plan.checkpoint.root).decode(),
+            },
+            "records": len(plan.records),
+            "files_included": plan.with_files,
+            "timestamp": plan.timestamp is not None,
+            "members": members,
+        }
+        yield from member(fmt.MANIFEST, [canonicalize(manifest)])
+        plan.sizes = {k: v["size"] for k, v in members.items()}
+    yield sink.drain()
+
+
+def _proof_lines(plan: BundlePlan) -> Iterator[bytes]:
+    for idx, seq, _ in plan.records:
+        text = TlogProof(idx, tuple(plan.proofs(idx)), plan.checkpoint_note).to_text()
+        yield canonicalize({"seq": seq, "index": idx, "tlog_proof": text}) + b"\n"
+
+
+def _object_blocks(open_object: ObjectOpener, a: dict[str, Any]) -> Iterator[bytes]:
+    """Stream one object, checking it is exactly what the records name before it is used.
+
+    A store that returns other bytes (swapped, truncated, rotten) stops the export: the
+    bundle must never carry a file that does not match its record.
+    """
+    digest, size = a["sha256"], a["size"]
+    try:
+        stream = open_object(digest)
+    except Exception as e:  # any store error: missing, unavailable, locked
+        raise BundleExportError(f"object {digest} cannot be read from storage: {e}") from None
+    h = hashlib.sha256()
+    n = 0
+    try:
+        for block in _read_blocks(stream):
+            h.update(block)
+            n += len(block)
+            if n > size:
+                break
+            yield block
+    finally:
+        close = getattr(stream, "close", None)
+        if callable(close):
+            close()
+    if n != size or h.hexdigest() != digest:
+        raise BundleExportError(
+            f"object {digest} in storage is not what the records name "
+            f"({n} bytes, SHA-256 {h.hexdigest()}): run jianzheng audit"
+        )
+
+
+def _read_blocks(stream: IO[bytes] | Iterable[bytes]) -> Iterator[bytes]:
+    read = getattr(stream, "read", None)
+    if callable(read):
+        while True:
+            block = read(FILE_BLOCK)
+            if not block:
+                return
+            yield bytes(block)
+    else:
+        for block in stream:
+            yield bytes(block)
+
+
+def write_bundle(plan: BundlePlan, path: Path, sources: BundleSources | None = None) -> int:
+    """Write the bundle to ``path`` atomically (a temporary file renamed into place).
+
+    A failure part-way leaves no file at ``path``; returns the bundle's size in bytes.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".bundle-", suffix=".zip.tmp", dir=path.parent or ".")
+    total = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for piece in iter_bundle(plan, sources):
+                f.write(piece)
+                total += len(piece)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return total

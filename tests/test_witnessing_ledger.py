@@ -1,0 +1,156 @@
+"""The log side of witnessing on SQLite and PostgreSQL, against a real witness process.
+
+Cosignatures and tokens land in the ledger's database (migration 0003), survive a restart
+of the submitter, and a witness nobody answers for never holds up an append.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.records import validate_event
+from ledger.service import Ledger, NotFound
+from tests.conftest import make_event
+from tests.procs import jianzheng
+from tests.servers import free_port
+from tests.witness_procs import WitnessProc, wait_until
+from verifier.checkpoint import open_checkpoint
+from verifier.note import ALG_COSIGNATURE_V1, Signer
+from verifier.timestamp import verify_timestamp
+from verifier.witnessing import WitnessPolicy
+from witness.submitter import WitnessEndpoint, Witnessing, receipt_fields_for, witnessing_of
+from witness.tsa import BuiltinTimestamper, TimestampAuthority
+
+
+def post(lg: Ledger, n: int) -> None:
+    subs = [validate_event(make_event(project="W1"), lg.catalogue) for _ in range(n)]
+    lg.append(subs, "p1").result(timeout=60)
+
+
+@pytest.fixture
+def witness_for(tmp_path: Path) -> Iterator[Any]:
+    procs: list[WitnessProc] = []
+
+    def start(lg: Ledger, name: str) -> WitnessEndpoint:
+        data = tmp_path / name
+        out = jianzheng(
+            "witness",
+            "add-log",
+            "--data",
+            str(data),
+            "--name",
+            name,
+            "--vkey",
+            lg.signer.verifier.vkey,
+        )
+        p = WitnessProc(data)
+        procs.append(p)
+        return WitnessEndpoint.parse(f"{out.stdout.split()[-1]}@{p.url}")
+
+    yield start
+    for p in procs:
+        p.stop()
+
+
+def test_cosignatures_and_tokens_are_stored_and_reloaded(
+    ledger_factory: Any, witness_for: Any, tmp_path: Path
+) -> None:
+    lg: Ledger = ledger_factory()
+    ep = witness_for(lg, "solo.example/w")
+    tsa = BuiltinTimestamper(TimestampAuthority.load_or_create(tmp_path / "tsa", "t"))
+    w = Witnessing.start(lg, [ep], 1, tsa)
+    try:
+        # Bound on the instance for ledger/bundle.py, which looks them up by name.
+        assert witnessing_of(lg) is w
+        assert vars(lg)["cosigned_checkpoint"] == w.cosigned_checkpoint
+        for n in (3, 1, 7):
+            post(lg, n)
+        size = lg.head().size
+        wait_until(lambda: w.witnessed_size() == size, 30, "not witnessed")
+        wait_until(lambda: w.timestamp_reply(size) is not None, 30, "no token")
+        note = w.cosigned_checkpoint(size)
+        sc = open_checkpoint(note, lg.signer.verifier)
+        WitnessPolicy([ep.verifier], 1).check(sc.note)
+        assert w.cosigned_by(size) == ["solo.example/w"]
+        reply = w.timestamp_reply(size)
+        assert reply is not None
+        verify_timestamp(reply, sc.note.text.encode(), w.tsa_ca_pem())
+        fields = receipt_fields_for(w, lg.checkpoint_at(size).note)
+        assert fields["cosigned_by"] == ["solo.example/w"] and fields["timestamp"]
+        with pytest.raises(NotFound):
+            w.cosigned_checkpoint(size + 1000)
+    finally:
+        w.close()
+    assert witnessing_of(lg) is None and "cosigned_checkpoint" not in vars(lg)
+    # A new submitter on the same database knows what was gathered.
+    again = Witnessing(lg, [ep], 1, tsa)
+    again._start()
+    try:
+        assert again.witnessed_size() == size
+        assert again.cosigned_by(size) == ["solo.example/w"]
+        assert again.timestamp_reply(size) == reply
+    finally:
+        again.close()
+
+
+def test_a_witness_that_never_answers_does_not_hold_up_appends(ledger_factory: Any) -> None:
+    lg: Ledger = ledger_factory()
+    # A socket that accepts connections and never answers: the worst kind of witness.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    key = Signer.generate("hole.example", ALG_COSIGNATURE_V1).verifier
+    ep = WitnessEndpoint.parse(f"{key.vkey}@http://127.0.0.1:{hole.getsockname()[1]}")
+    w = Witnessing.start(lg, [ep], 1, None, timeout=3.0)
+    try:
+        t = time.perf_counter()
+        for _ in range(20):
+            post(lg, 1)
+        assert time.perf_counter() - t < 5.0
+        assert w.witnessed_size() == 0
+        assert receipt_fields_for(w, lg.head().note)["cosigned_by"] == []
+        with pytest.raises(NotFound):
+            w.tsa_ca_pem()
+    finally:
+        t = time.perf_counter()
+        w.close()
+        hole.close()
+    assert time.perf_counter() - t < 10.0  # close waits at most for one request timeout
+
+
+def test_a_witness_that_comes_back_catches_up_on_an_idle_log(
+    ledger_factory: Any, tmp_path: Path
+) -> None:
+    lg: Ledger = ledger_factory()
+    data = tmp_path / "late"
+    out = jianzheng(
+        "witness",
+        "add-log",
+        "--data",
+        str(data),
+        "--name",
+        "late.example/w",
+        "--vkey",
+        lg.signer.verifier.vkey,
+    )
+    port = free_port()
+    ep = WitnessEndpoint.parse(f"{out.stdout.split()[-1]}@http://127.0.0.1:{port}")
+    w = Witnessing.start(lg, [ep], 1, None, timeout=2.0)
+    proc = None
+    try:
+        post(lg, 4)  # the witness is not up yet: refused connections, back-off
+        time.sleep(0.5)
+        assert w.witnessed_size() == 0
+        proc = WitnessProc(data, port)
+        # No new checkpoint: the retry after the back-off brings the witness up to date.
+        wait_until(lambda: w.witnessed_size() == lg.head().size, 30, "did not catch up")
+    finally:
+        w.close()
+        if proc is not None:
+            proc.stop()

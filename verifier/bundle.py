@@ -1,0 +1,1508 @@
+"""Evidence bundles: one zip that proves a project's whole recorded process, offline.
+
+The format is specified in ``docs/bundle-format.md``; in short, a zip holding
+
+- ``manifest.json``: format and version, the log's origin and key, the witness keys and
+  policy the exporting log uses, the export time, the bundle's checkpoint, and the SHA-256
+  and size of every other member (after BagIt's ``manifest-sha256.txt``, RFC 8493 §2.1.3);
+- ``records.jsonl``: the project's committed records in ``seq`` order, one RFC 8785
+  canonical JSON record per line;
+- ``proofs.jsonl``: per record, a C2SP tlog-proof of its log entry against one checkpoint;
+- ``checkpoint.txt``: that checkpoint as a signed note, with the witnesses' cosignatures;
+- ``project-head.txt``: a note signed by the log key stating how many records the project
+  had at that checkpoint and the hash of the last one, so that a bundle with its newest
+  records cut off is caught (the chain alone cannot show a missing tail);
+- optionally ``timestamp.tsr`` (an RFC 3161 TimeStampResp over the checkpoint body) and
+  ``tsa-ca.pem``;
+- ``attachments.json``: each attachment's hash, size and chunk root, and with files,
+  ``files/sha256/<hex>``.
+
+Everything here is pure: bytes (or a zip file) in, a :class:`VerificationReport` or a typed
+:class:`BundleError` out. Trust never comes from the bundle: the log and witness keys and
+the quorum come from a :class:`verifier.trust.TrustPolicy`; without one, the report says
+plainly that only internal consistency was checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import os
+import re
+import struct
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from verifier import merkle
+from verifier.canonical import CanonicalError, canonicalize, parse_strict_json
+from verifier.checkpoint import Checkpoint, CheckpointError, TlogProof
+from verifier.note import (
+    ALG_COSIGNATURE_V1,
+    Note,
+    NoteError,
+    Verifier,
+    cosignature_time,
+    parse_note,
+    parse_vkey,
+    verified_by,
+)
+from verifier.receipt import entry_leaf_hash
+from verifier.trust import TrustPolicy
+
+FORMAT = "jianzheng-evidence-bundle"
+VERSION = 1
+
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl"
+PROOFS = "proofs.jsonl"
+CHECKPOINT = "checkpoint.txt"
+PROJECT_HEAD = "project-head.txt"
+TIMESTAMP = "timestamp.tsr"
+TSA_CA = "tsa-ca.pem"
+ATTACHMENTS = "attachments.json"
+FILES_PREFIX = "files/sha256/"
+REQUIRED_MEMBERS = (RECORDS, PROOFS, CHECKPOINT, PROJECT_HEAD, ATTACHMENTS)
+
+#: First line of the project-head note; never a log origin, so never a checkpoint.
+PROJECT_HEAD_HEADER = "jianzheng.evidence/project-head/v1"
+
+#: Bounds that keep a hostile bundle from exhausting memory or time.
+MAX_RECORDS = 100_000
+MAX_MEMBERS = 4 * MAX_RECORDS
+MAX_ATTACHMENTS = MAX_MEMBERS - 16
+MAX_RECORD_LINE = 1 << 20
+MAX_SMALL_MEMBER = 64 << 20
+MAX_RECORDS_BYTES = 4 << 30
+MAX_DETAILS = 100
+READ_BLOCK = 1 << 20
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+#: What reading a damaged member raises (bad CRC, bad deflate stream, cut short).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+
+CheckStatus = Literal["pass", "fail", "warn", "cannot_evaluate"]
+
+
+class BundleError(ValueError):
+    """The bundle cannot be read as an evidence bundle at all."""
+
+
+class BundleFormatError(BundleError):
+    """Not a zip, no manifest, an unknown format version, or a structure out of bounds."""
+
+
+# --- the project head ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProjectHead:
+    """What the log signs about a project at export: its record count and newest record."""
+
+    origin: str
+    project: str
+    records: int
+    last_event_hash: bytes
+    checkpoint_size: int
+    checkpoint_root: bytes
+
+    def body(self) -> str:
+        return (
+            f"{PROJECT_HEAD_HEADER}\n"
+            f"origin {self.origin}\n"
+            f"project {self.project}\n"
+            f"records {self.records}\n"
+            f"last {base64.b64encode(self.last_event_hash).decode()}\n"
+            f"checkpoint {self.checkpoint_size} {base64.b64encode(self.checkpoint_root).decode()}\n"
+        )
+
+    @classmethod
+    def parse_body(cls, text: str) -> ProjectHead:
+        lines = text.split("\n")
+        if len(lines) != 7 or lines[6] != "" or lines[0] != PROJECT_HEAD_HEADER:
+            raise BundleError(f"project head must be the 6 lines of {PROJECT_HEAD_HEADER}")
+        kv: dict[str, str] = {}
+        for line in lines[1:6]:
+            key, _, value = line.partition(" ")
+            kv[key] = value
+        try:
+            size, root = kv["checkpoint"].split(" ")
+            head = cls(
+                kv["origin"],
+                kv["project"],
+                int(kv["records"]),
+                base64.b64decode(kv["last"], validate=True),
+                int(size),
+                base64.b64decode(root, validate=True),
+            )
+        except (KeyError, ValueError, binascii.Error):
+            raise BundleError("project head has a malformed line") from None
+        if len(head.last_event_hash) != 32 or len(head.checkpoint_root) != 32:
+            raise BundleError("project head hashes must be 32 bytes")
+        return head
+
+
+# --- reading the zip ---------------------------------------------------------------------------
+
+
+class _Zip:
+    """A zip opened for reading, with a fast raw path for stored members of a file on disk."""
+
+    def __init__(self, source: str | os.PathLike[str] | IO[bytes] | bytes) -> None:
+        self.path: Path | None = None
+        self._own: IO[bytes] | None = None
+        if isinstance(source, bytes):
+            fileobj: IO[bytes] = io.BytesIO(source)
+        elif isinstance(source, str | os.PathLike):
+            self.path = Path(source)
+            try:
+                fileobj = self._own = open(self.path, "rb")
+            except OSError as e:
+                raise BundleFormatError(f"cannot open {self.path}: {e.strerror}") from None
+        else:
+            fileobj = source
+        try:
+            self.zf = zipfile.ZipFile(fileobj)
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            if self._own is not None:
+                self._own.close()
+            raise BundleFormatError(f"not a zip file: {e}") from None
+        infos = self.zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            self.close()
+            raise BundleFormatError(f"bundle has more than {MAX_MEMBERS} members")
+        self.members: dict[str, zipfile.ZipInfo] = {}
+        self.duplicates: list[str] = []
+        for info in infos:
+            if info.filename in self.members:
+                self.duplicates.append(info.filename)
+            self.members[info.filename] = info
+
+    def close(self) -> None:
+        self.zf.close()
+        if self._own is not None:
+            self._own.close()
+
+    def read_small(self, name: str) -> bytes:
+        info = self.members.get(name)
+        if info is None:
+            raise KeyError(name)
+        if info.file_size > MAX_SMALL_MEMBER:
+            raise BundleFormatError(f"{name} is larger than {MAX_SMALL_MEMBER} bytes")
+        try:
+            with self.zf.open(info) as f:
+                return f.read(MAX_SMALL_MEMBER + 1)
+        except _ZIP_ERRORS as e:
+            raise BundleFormatError(f"{name} cannot be read: {e}") from None
+
+    def open(self, name: str) -> IO[bytes]:
+        return self.zf.open(self.members[name])
+
+    def raw_range(self, info: zipfile.ZipInfo) -> tuple[int, int] | None:
+        """(offset, length) of a stored, unencrypted member's bytes in the file (APPNOTE 4.3.7).
+
+        Reading that range directly skips zipfile's CRC-32 pass: the SHA-256 the verifier
+        computes anyway is the stronger check, and hashing once is what keeps it fast.
+        """
+        if self.path is None or info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1:
+            return None
+        with open(self.path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)
+            if len(local) != 30 or local[:4] != b"PK\x03\x04":
+                raise BundleFormatError(f"{info.filename}: bad local header")
+            n, m = struct.unpack("<HH", local[26:30])
+            name = f.read(n)
+        if name.decode("utf-8", "replace") != info.filename and name != info.filename.encode(
+            "cp437", "replace"
+        ):
+            raise BundleFormatError(f"{info.filename}: local header names another file")
+        return info.header_offset + 30 + n + m, info.file_size
+
+
+def _blocks_from_range(path: Path, offset: int, length: int) -> Iterator[memoryview]:
+    """The bytes [offset, offset + length) of a file, through its own handle and buffer."""
+    buf = bytearray(READ_BLOCK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        f.seek(offset)
+        done = 0
+        while done < length:
+            n = f.readinto(view[: min(READ_BLOCK, length - done)])
+            if not n:
+                raise BundleFormatError("bundle file ends inside a member")
+            yield view[:n]
+            done += n
+
+
+def _blocks_from_stream(f: IO[bytes]) -> Iterator[memoryview]:
+    buf = bytearray(READ_BLOCK)
+    view = memoryview(buf)
+    while True:
+        n = f.readinto(view)  # type: ignore[attr-defined]
+        if not n:
+            return
+        yield view[:n]
+
+
+# --- checks and the report --------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    """One verification step: its id, result, reason (English and Chinese) and details."""
+
+    id: str
+    title_zh: str
+    title_en: str
+    status: CheckStatus
+    message: str
+    message_zh: str
+    required: bool = True
+    details: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "message": self.message,
+            "message_zh": self.message_zh,
+            "title": self.title_en,
+            "title_zh": self.title_zh,
+            "required": self.required,
+        }
+        if self.details:
+            out["details"] = self.details
+        out.update(self.extra)
+        return out
+
+
+@dataclass
+class TimelineEntry:
+    seq: int
+    index: int
+    type: str
+    occurred_at: str
+    recorded_at: str
+    actor: str
+    attachments: int
+
+
+@dataclass
+class VerificationReport:
+    """Everything the verifier found, ready to render as text, JSON or HTML."""
+
+    checks: list[Check]
+    project: str = ""
+    trade_type: str = ""
+    trusted: bool = False
+    exported_at: str = ""
+    log_origin: str = ""
+    checkpoint_size: int = 0
+    records: int = 0
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    rules: list[Any] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True only when no check failed and every required check passed."""
+        return all(c.status != "fail" for c in self.checks) and all(
+            c.status == "pass" for c in self.checks if c.required
+        )
+
+    def check(self, check_id: str) -> Check:
+        for c in self.checks:
+            if c.id == check_id:
+                return c
+        raise KeyError(check_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "trusted": self.trusted,
+            "project": self.project,
+            "trade_type": self.trade_type,
+            "log_origin": self.log_origin,
+            "checkpoint_size": self.checkpoint_size,
+            "records": self.records,
+            "exported_at": self.exported_at,
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+
+class _Checks:
+    """Collects checks in order; details are bounded so a broken bundle cannot flood."""
+
+    def __init__(self) -> None:
+        self.items: list[Check] = []
+
+    def add(
+        self,
+        cid: str,
+        title: tuple[str, str],
+        status: CheckStatus,
+        en: str,
+        zh: str,
+        *,
+        required: bool = True,
+        details: Sequence[str] = (),
+        **extra: Any,
+    ) -> Check:
+        d = list(details[:MAX_DETAILS])
+        if len(details) > MAX_DETAILS:
+            d.append(f"... and {len(details) - MAX_DETAILS} more")
+        c = Check(cid, title[0], title[1], status, en, zh, required, d, dict(extra))
+        self.items.append(c)
+        return c
+
+
+class _Problems(list[str]):
+    """Problems found by one check: English in the list, Chinese alongside (same order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.zh: list[str] = []
+
+    def append(self, en: str) -> None:
+        self.add(en, en)
+
+    def add(self, en: str, zh: str) -> None:
+        super().append(en)
+        self.zh.append(zh)
+
+
+_T_MANIFEST = ("清单与成员完整性", "manifest and member integrity")
+_T_TRUST = ("信任来源", "source of trust")
+_T_LOG = ("日志签名", "log signature")
+_T_WITNESS = ("见证人联署策略", "witness policy")
+_T_TIMESTAMP = ("可信时间戳", "trusted timestamp")
+_T_HEAD = ("项目记录总数声明", "project head")
+_T_RECORDS = ("记录格式与哈希", "records and their hashes")
+_T_INCLUSION = ("包含证明", "inclusion proofs")
+_T_CHAIN = ("项目哈希链", "project chain")
+_T_ATTACH = ("附件", "attachments")
+
+
+# --- the verifier ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Record:
+    line: int
+    raw: bytes
+    obj: dict[str, Any]
+    event_hash: bytes
+
+
+class EvidenceBundle:
+    """An evidence bundle opened for verification; use as a context manager or close()."""
+
+    def __init__(self, source: str | os.PathLike[str] | IO[bytes] | bytes) -> None:
+        self._zip = _Zip(source)
+        try:
+            raw = self._zip.read_small(MANIFEST)
+        except KeyError:
+            self._zip.close()
+            raise BundleFormatError(f"the zip has no {MANIFEST}: not an evidence bundle") from None
+        except BundleFormatError:
+            self._zip.close()
+            raise
+        try:
+            manifest = parse_strict_json(raw)
+        except CanonicalError as e:
+            self._zip.close()
+            raise BundleFormatError(f"{MANIFEST} is not valid JSON: {e}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            self._zip.close()
+            raise BundleFormatError(f"{MANIFEST} does not describe a {FORMAT}")
+        if manifest.get("version") != VERSION:
+            self._zip.close()
+            raise BundleFormatError(
+                f"bundle format version {manifest.get('version')!r} is not supported "
+                f"(this verifier reads version {VERSION})"
+            )
+        self.manifest: dict[str, Any] = manifest
+
+    def __enter__(self) -> EvidenceBundle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._zip.close()
+
+    @property
+    def project(self) -> str:
+        return str(self.manifest.get("project", ""))
+
+    def member(self, name: str) -> bytes:
+        """A small member's bytes (records, proofs, notes); raises KeyError if absent."""
+        return self._zip.read_small(name)
+
+    # -- verification ----------------------------------------------------------------------
+    def verify(
+        self,
+        trust: TrustPolicy | None,
+        *,
+        allow_untrusted: bool = False,
+        check_files: bool = True,
+        workers: int | None = None,
+        rules: bool = True,
+    ) -> VerificationReport:
+        """Run every check; never raises for a bad bundle, it reports it."""
+        out = _Checks()
+        rep = VerificationReport(out.items)
+        m = self.manifest
+        rep.project = self.project
+        rep.exported_at = str(m.get("exported_at", ""))
+        rep.trade_type = str(m.get("trade_type", ""))
+        rep.trusted = trust is not None
+
+        self._check_manifest(out)
+        log, witnesses, quorum = self._trust_anchor(out, trust, allow_untrusted)
+        sc = self._check_checkpoint(out, log)
+        rep.log_origin = sc.checkpoint.origin if sc else ""
+        rep.checkpoint_size = sc.checkpoint.size if sc else 0
+        self._check_witnesses(out, sc, witnesses, quorum, demanded=trust is not None)
+        self._check_timestamp(out, sc, trust)
+        t0 = time.perf_counter()
+        records = self._check_records(out)
+        rep.records = len(records)
+        self._check_head(out, sc, log, records)
+        self._check_inclusion(out, sc, records)
+        self._check_chain(out, sc, records)
+        rep.timings["records_seconds"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        hashed = self._check_attachments(out, records, check_files, workers)
+        rep.timings["files_seconds"] = time.perf_counter() - t1
+        rep.timings["files_bytes"] = float(hashed)
+        rep.timeline = [_timeline_entry(r) for r in records]
+        if rules:
+            self._check_rules(out, rep, records)
+        return rep
+
+    # -- manifest --------------------------------------------------------------------------
+    def _check_manifest(self, out: _Checks) -> None:
+        m = self.manifest
+        problems = _Problems()
+        members = m.get("members")
+        if not isinstance(members, dict):
+            out.add(
+                "manifest",
+                _T_MANIFEST,
+                "fail",
+                "manifest.json has no 'members' object",
+                "manifest.json 缺少 members 清单",
+            )
+            return
+        for name in self._zip.duplicates:
+            problems.add(f"{name}: appears more than once in the zip", f"{name} 在压缩包中出现多次")
+        for name in REQUIRED_MEMBERS:
+            if name not in members:
+                problems.append(f"{name}: required member not listed in the manifest")
+        present = set(self._zip.members) - {MANIFEST}
+        for name in sorted(present - set(members)):
+            problems.add(f"{name}: in the zip but not in the manifest", f"{name} 不在清单中")
+        for name, entry in sorted(members.items()):
+            info = self._zip.members.get(name)
+            if info is None:
+                problems.add(
+                    f"{name}: listed in the manifest but missing from the zip",
+                    f"清单列出的 {name} 在压缩包中缺失",
+                )
+                continue
+            if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+                problems.append(f"{name}: manifest entry needs sha256 and size")
+                continue
+            if entry.get("size") != info.file_size:
+                problems.append(
+                    f"{name}: size {info.file_size} in the zip, {entry.get('size')} in the manifest"
+                )
+                continue
+            if name.startswith(FILES_PREFIX):
+                # Attachment files are hashed once, by the attachments check; here the
+                # manifest entry must at least name the hash the path promises.
+                if entry["sha256"] != name[len(FILES_PREFIX) :]:
+                    problems.append(f"{name}: manifest sha256 differs from the file's name")
+                continue
+            try:
+                digest = _hash_stream(self._zip.open(name))
+            except _ZIP_ERRORS as e:
+                problems.append(f"{name}: cannot be read ({e})")
+                continue
+            if digest != entry["sha256"]:
+                problems.append(
+                    f"{name}: SHA-256 {digest} does not match the manifest's {entry['sha256']}"
+                )
+        if problems:
+            out.add(
+                "manifest",
+                _T_MANIFEST,
+                "fail",
+                f"{len(problems)} member(s) do not match the manifest; first: {problems[0]}",
+                f"{len(problems)} 个成员与清单不符；首个：{problems.zh[0]}",
+                details=problems,
+                details_zh=problems.zh[:MAX_DETAILS],
+            )
+        else:
+            out.add(
+                "manifest",
+                _T_MANIFEST,
+                "pass",
+                f"all {len(members)} members are present and match their SHA-256 and size",
+                f"全部 {len(members)} 个成员齐全，SHA-256 与大小均与清单一致",
+            )
+
+    # -- trust -----------------------------------------------------------------------------
+    def _trust_anchor(
+        self, out: _Checks, trust: TrustPolicy | None, allow_untrusted: bool
+    ) -> tuple[Verifier | None, tuple[Verifier, ...], int]:
+        m = self.manifest
+        if trust is not None:
+            claimed = (m.get("log") or {}).get("verifier_key")
+            note = ""
+            if isinstance(claimed, str) and claimed != trust.log.vkey:
+                note = f"; the bundle names another log key ({claimed[:60]}...), which is ignored"
+            out.add(
+                "trust",
+                _T_TRUST,
+                "pass",
+                f"keys and witness policy come from the trust file: log {trust.log.name} "
+                f"({trust.log.key_id.hex()}), {trust.quorum} of {len(trust.witnesses)} "
+                f"witness(es){note}",
+                f"密钥与见证策略取自信任文件：日志 {trust.log.name}（{trust.log.key_id.hex()}），"
+                f"须 {len(trust.witnesses)} 个见证人中的 {trust.quorum} 个联署",
+            )
+            return trust.log, trust.witnesses, trust.quorum
+        # No trust file: use what the bundle claims, and say so loudly.
+        log: Verifier | None = None
+        witnesses: list[Verifier] = []
+        quorum = 0
+        try:
+            log = parse_vkey(str((m.get("log") or {}).get("verifier_key", "")))
+            wp = m.get("witnesses") or {}
+            witnesses = [parse_vkey(str(v)) for v in wp.get("verifier_keys", [])][:64]
+            quorum = int(wp.get("quorum", 0))
+        except (NoteError, TypeError, ValueError, AttributeError) as e:
+            out.add(
+                "trust",
+                _T_TRUST,
+                "fail",
+                f"no trust file, and the keys the bundle names cannot be read: {e}",
+                f"未提供信任文件，且包内声明的密钥无法解析：{e}",
+            )
+            return None, (), 0
+        status: CheckStatus = "warn" if allow_untrusted else "fail"
+        out.add(
+            "trust",
+            _T_TRUST,
+            status,
+            "NO TRUST FILE: only internal consistency was checked. The log and witness keys "
+            "were taken from the bundle itself, so a bundle forged and re-signed with other "
+            "keys would pass these checks. Verify with --trust FILE holding the keys you "
+            "obtained independently.",
+            "未提供信任文件：仅检查了证据包的内部一致性。日志与见证人密钥取自证据包本身，"
+            "用其他密钥伪造并重新签名的证据包同样能通过这些检查。请使用独立获得的密钥，"
+            "以 --trust 文件重新验证。",
+            # Accepted (--no-trust): reported as a warning, not counted against the result.
+            required=not allow_untrusted,
+        )
+        return log, tuple(witnesses), min(quorum, len(witnesses))
+
+    # -- checkpoint and witnesses ----------------------------------------------------------
+    def _check_checkpoint(self, out: _Checks, log: Verifier | None) -> _Signed | None:
+        try:
+            text = self.member(CHECKPOINT).decode("utf-8")
+            note = parse_note(text)
+            cp = Checkpoint.parse_body(note.text)
+        except (KeyError, UnicodeDecodeError, NoteError, CheckpointError, BundleError) as e:
+            out.add(
+                "log_signature",
+                _T_LOG,
+                "fail",
+                f"{CHECKPOINT} is missing or malformed: {e}",
+                f"{CHECKPOINT} 缺失或格式错误：{e}",
+            )
+            return None
+        sc = _Signed(cp, note, text)
+        if log is None:
+            out.add(
+                "log_signature",
+                _T_LOG,
+                "cannot_evaluate",
+                "no log key to check the checkpoint signature with",
+                "没有可用于核验检查点签名的日志密钥",
+            )
+            return sc
+        try:
+            ok = log in verified_by(note, [log])
+        except NoteError as e:
+            out.add(
+                "log_signature",
+                _T_LOG,
+                "fail",
+                f"checkpoint of size {cp.size}: the signature under the log key's name does "
+                f"not verify ({e}): the checkpoint was altered",
+                f"规模为 {cp.size} 的检查点上日志密钥名下的签名无效：检查点已被改动",
+            )
+            return sc
+        if not ok:
+            out.add(
+                "log_signature",
+                _T_LOG,
+                "fail",
+                f"checkpoint of size {cp.size} is not signed by the log key {log.name} "
+                f"({log.key_id.hex()}): the bundle comes from another log or was re-signed",
+                f"规模为 {cp.size} 的检查点不是由日志密钥 {log.name}（{log.key_id.hex()}）签名："
+                "证据包来自其他日志或被重新签名",
+            )
+            return sc
+        if cp.origin != log.name:
+            out.add(
+                "log_signature",
+                _T_LOG,
+                "fail",
+                f"checkpoint origin {cp.origin!r} is not the log key's name {log.name!r}",
+                f"检查点的来源 {cp.origin!r} 与日志密钥名称 {log.name!r} 不符",
+            )
+            return sc
+        sc.verified = True
+        out.add(
+            "log_signature",
+            _T_LOG,
+            "pass",
+            f"checkpoint {cp.origin} of size {cp.size} is signed by the log key {log.key_id.hex()}",
+            f"规模为 {cp.size} 的检查点由日志密钥 {log.key_id.hex()} 签名",
+            checkpoint_size=cp.size,
+            checkpoint_root=base64.b64encode(cp.root).decode(),
+        )
+        return sc
+
+    def _check_witnesses(
+        self,
+        out: _Checks,
+        sc: _Signed | None,
+        witnesses: Sequence[Verifier],
+        quorum: int,
+        *,
+        demanded: bool,
+    ) -> None:
+        required = demanded and quorum > 0
+        if sc is None:
+            out.add(
+                "witnesses",
+                _T_WITNESS,
+                "cannot_evaluate",
+                "no readable checkpoint to count cosignatures on",
+                "没有可读的检查点，无法统计联署",
+                required=required,
+            )
+            return
+        try:
+            found = witness_cosigners(sc.note, witnesses)
+        except NoteError as e:
+            out.add(
+                "witnesses",
+                _T_WITNESS,
+                "fail",
+                f"a cosignature under a witness's name does not verify: {e} (forged or altered)",
+                f"见证人名下的联署签名无效：{e}（伪造或被改动）",
+                required=required,
+            )
+            return
+        names = ", ".join(
+            f"{v.name}@{datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%M:%SZ}" for v, t in found
+        )
+        if quorum == 0:
+            out.add(
+                "witnesses",
+                _T_WITNESS,
+                "pass" if demanded else "warn",
+                f"no witness quorum is demanded; {len(found)} valid cosignature(s) found"
+                + (f": {names}" if names else ""),
+                f"未要求见证人联署；发现 {len(found)} 个有效联署",
+                required=False,
+                cosigners=[v.vkey for v, _ in found],
+            )
+            return
+        if len(found) >= quorum:
+            out.add(
+                "witnesses",
+                _T_WITNESS,
+                "pass",
+                f"{len(found)} of {len(witnesses)} witnesses cosigned checkpoint "
+                f"{sc.checkpoint.size} (quorum {quorum}): {names}",
+                f"{len(witnesses)} 个见证人中有 {len(found)} 个联署了规模为 {sc.checkpoint.size} "
+                f"的检查点（要求 {quorum} 个）",
+                required=required,
+                cosigners=[v.vkey for v, _ in found],
+            )
+        else:
+            out.add(
+                "witnesses",
+                _T_WITNESS,
+                "fail",
+                f"only {len(found)} of the required {quorum} witness cosignatures on checkpoint "
+                f"{sc.checkpoint.size}"
+                + (f" ({names})" if names else "")
+                + ": the checkpoint may be a split view shown only to you",
+                f"规模为 {sc.checkpoint.size} 的检查点仅有 {len(found)} 个有效联署，"
+                f"少于要求的 {quorum} 个：该检查点可能是只向您展示的分叉视图",
+                required=required,
+            )
+
+    def _check_timestamp(self, out: _Checks, sc: _Signed | None, trust: TrustPolicy | None) -> None:
+        demanded = trust is not None and trust.tsa_ca_sha256 is not None
+        present = TIMESTAMP in self._zip.members
+        if not present:
+            out.add(
+                "timestamp",
+                _T_TIMESTAMP,
+                "fail" if demanded else "warn",
+                "the bundle has no RFC 3161 timestamp"
+                + (" but the trust file demands one" if demanded else "")
+                + "; the checkpoint's time rests on the witnesses' cosignature times alone",
+                "证据包未附 RFC 3161 时间戳" + ("，而信任文件要求提供" if demanded else ""),
+                required=demanded,
+            )
+            return
+        if sc is None:
+            out.add(
+                "timestamp",
+                _T_TIMESTAMP,
+                "cannot_evaluate",
+                "no readable checkpoint for the timestamp to cover",
+                "没有可读的检查点，无法核验时间戳",
+            )
+            return
+        try:
+            reply = self.member(TIMESTAMP)
+            ca = self.member(TSA_CA)
+        except (KeyError, BundleError) as e:
+            out.add(
+                "timestamp",
+                _T_TIMESTAMP,
+                "fail",
+                f"{TIMESTAMP} is present but {e} is missing",
+                f"附有 {TIMESTAMP}，但缺少 {e}",
+            )
+            return
+        if trust is not None and trust.tsa_ca_sha256 is not None:
+            pin = _ca_fingerprint(ca)
+            if pin != trust.tsa_ca_sha256:
+                out.add(
+                    "timestamp",
+                    _T_TIMESTAMP,
+                    "fail",
+                    f"{TSA_CA} (SHA-256 {pin}) is not the TSA CA the trust file names",
+                    f"{TSA_CA}（SHA-256 {pin}）不是信任文件指定的时间戳机构根证书",
+                )
+                return
+        try:
+            from verifier.timestamp import TimestampError, verify_timestamp
+        except ImportError:
+            out.add(
+                "timestamp",
+                _T_TIMESTAMP,
+                "cannot_evaluate",
+                "this verifier has no RFC 3161 module (verifier.timestamp); the token was not "
+                "checked",
+                "本验证器缺少 RFC 3161 模块，未核验时间戳",
+            )
+            return
+        try:
+            when = verify_timestamp(reply, sc.note.text.encode(), ca)
+        except TimestampError as e:
+            out.add(
+                "timestamp",
+                _T_TIMESTAMP,
+                "fail",
+                f"{TIMESTAMP} does not verify over checkpoint {sc.checkpoint.size}: {e}",
+                f"{TIMESTAMP} 对规模为 {sc.checkpoint.size} 的检查点核验失败：{e}",
+            )
+            return
+        ca_note = "" if demanded else f" (CA taken from the bundle's {TSA_CA})"
+        out.add(
+            "timestamp",
+            _T_TIMESTAMP,
+            "pass",
+            f"RFC 3161 token: checkpoint {sc.checkpoint.size} existed by "
+            f"{when:%Y-%m-%dT%H:%M:%SZ}{ca_note}",
+            f"RFC 3161 时间戳：规模为 {sc.checkpoint.size} 的检查点不晚于 "
+            f"{when:%Y-%m-%dT%H:%M:%SZ} 已存在",
+            time=when.isoformat(),
+        )
+
+    # -- records -----------------------------------------------------------------------------
+    def _member_lines(self, name: str, problems: _Problems) -> Iterator[bytes | None]:
+        """The member's lines; a damaged member (bad CRC or deflate data) ends them with a
+        problem named, instead of an exception."""
+        try:
+            with self._zip.open(name) as f:
+                yield from _lines(f)
+        except _ZIP_ERRORS as e:
+            problems.append(f"{name} is damaged and could not be read to the end: {e}")
+
+    def _check_records(self, out: _Checks) -> list[_Record]:
+        records: list[_Record] = []
+        problems = _Problems()
+        info = self._zip.members.get(RECORDS)
+        if info is None:
+            out.add("records", _T_RECORDS, "fail", f"{RECORDS} is missing", f"缺少 {RECORDS}")
+            return records
+        if info.file_size > MAX_RECORDS_BYTES:
+            out.add(
+                "records",
+                _T_RECORDS,
+                "fail",
+                f"{RECORDS} is larger than {MAX_RECORDS_BYTES} bytes",
+                f"{RECORDS} 超过 {MAX_RECORDS_BYTES} 字节",
+            )
+            return records
+        project = self.project
+        for n, line in enumerate(self._member_lines(RECORDS, problems), 1):
+            if len(records) >= MAX_RECORDS:
+                problems.append(f"more than {MAX_RECORDS} records: the rest were not read")
+                break
+            if line is None:
+                problems.append(f"line {n}: longer than {MAX_RECORD_LINE} bytes")
+                continue
+            try:
+                obj = parse_strict_json(line)
+                if not isinstance(obj, dict):
+                    raise CanonicalError("$", "a record must be a JSON object")
+                canon = canonicalize(obj)
+            except CanonicalError as e:
+                problems.append(f"line {n}: not a valid record: {e}")
+                continue
+            where = f"line {n} (seq {obj.get('seq')}, index {obj.get('index')})"
+            if canon != line:
+                problems.add(
+                    f"{where}: not in RFC 8785 canonical form", f"第 {n} 行记录不是规范格式"
+                )
+            if obj.get("project") != project:
+                problems.add(
+                    f"{where}: belongs to project {obj.get('project')!r}",
+                    f"第 {n} 行记录属于其他项目 {obj.get('project')!r}",
+                )
+            for key in ("seq", "index"):
+                v = obj.get(key)
+                if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                    problems.append(f"{where}: {key} is not a non-negative integer")
+            records.append(_Record(n, canon, obj, hashlib.sha256(canon).digest()))
+        if problems:
+            out.add(
+                "records",
+                _T_RECORDS,
+                "fail",
+                f"{len(problems)} problem(s) in {RECORDS}; first: {problems[0]}",
+                f"{RECORDS} 有 {len(problems)} 处问题；首个：{problems.zh[0]}",
+                details=problems,
+                details_zh=problems.zh[:MAX_DETAILS],
+            )
+        else:
+            out.add(
+                "records",
+                _T_RECORDS,
+                "pass",
+                f"{len(records)} records of project {project}, each in canonical form and hashed",
+                f"项目 {project} 的 {len(records)} 条记录均为规范格式并已计算哈希",
+            )
+        return records
+
+    def _check_head(
+        self, out: _Checks, sc: _Signed | None, log: Verifier | None, records: list[_Record]
+    ) -> None:
+        try:
+            note = parse_note(self.member(PROJECT_HEAD))
+            head = ProjectHead.parse_body(note.text)
+        except (KeyError, NoteError, BundleError) as e:
+            out.add(
+                "project_head",
+                _T_HEAD,
+                "fail",
+                f"{PROJECT_HEAD} is missing or malformed: {e}",
+                f"{PROJECT_HEAD} 缺失或格式错误：{e}",
+            )
+            return
+        if log is None:
+            out.add(
+                "project_head",
+                _T_HEAD,
+                "cannot_evaluate",
+                "no log key to check the project head's signature with",
+                "没有日志密钥，无法核验项目记录总数声明",
+            )
+            return
+        try:
+            signed = log in verified_by(note, [log])
+        except NoteError:
+            signed = False
+        problems = _Problems()
+        if not signed:
+            problems.add(
+                f"it is not signed by the log key {log.name} ({log.key_id.hex()})",
+                f"未由日志密钥 {log.name}（{log.key_id.hex()}）签名",
+            )
+        if head.project != self.project or head.origin != log.name:
+            problems.append(f"it is about project {head.project!r} of log {head.origin!r}")
+        if sc is not None and (
+            head.checkpoint_size != sc.checkpoint.size or head.checkpoint_root != sc.checkpoint.root
+        ):
+            problems.append(
+                f"it refers to checkpoint {head.checkpoint_size}, the bundle's is "
+                f"{sc.checkpoint.size}"
+            )
+        if head.records != len(records):
+            if head.records > len(records):
+                problems.add(
+                    f"the log says the project had {head.records} records, the bundle holds "
+                    f"{len(records)}: records seq {len(records)}..{head.records - 1} are "
+                    "missing (the bundle was truncated)",
+                    f"日志签名声明项目有 {head.records} 条记录，证据包只有 {len(records)} 条："
+                    f"seq {len(records)}..{head.records - 1} 缺失（证据包被截短）",
+                )
+            else:
+                problems.add(
+                    f"the log says the project had {head.records} records, the bundle holds "
+                    f"{len(records)}: {len(records) - head.records} were added",
+                    f"日志签名声明项目有 {head.records} 条记录，证据包却有 {len(records)} 条："
+                    f"多出 {len(records) - head.records} 条",
+                )
+        elif records and records[-1].event_hash != head.last_event_hash:
+            problems.append(
+                f"the last record (seq {records[-1].obj.get('seq')}) is not the one the log "
+                "signed as the project's newest"
+            )
+        if problems:
+            out.add(
+                "project_head",
+                _T_HEAD,
+                "fail",
+                f"project head: {problems[0]}",
+                f"项目记录总数声明不符：{problems.zh[0]}",
+                details=problems,
+                details_zh=problems.zh[:MAX_DETAILS],
+            )
+        else:
+            out.add(
+                "project_head",
+                _T_HEAD,
+                "pass",
+                f"the log signed that project {head.project} had exactly {head.records} records "
+                f"at checkpoint {head.checkpoint_size}, the last being the bundle's last",
+                f"日志签名声明项目 {head.project} 在规模为 {head.checkpoint_size} 的检查点时恰有 "
+                f"{head.records} 条记录，最后一条与证据包一致",
+            )
+
+    def _check_inclusion(self, out: _Checks, sc: _Signed | None, records: list[_Record]) -> None:
+        if sc is None:
+            out.add(
+                "inclusion",
+                _T_INCLUSION,
+                "cannot_evaluate",
+                "no readable checkpoint to check inclusion against",
+                "没有可读的检查点，无法核验包含证明",
+            )
+            return
+        proofs: dict[int, tuple[int, str]] = {}
+        problems = _Problems()
+        try:
+            for n, line in enumerate(self._member_lines(PROOFS, problems), 1):
+                if len(proofs) > MAX_RECORDS:
+                    problems.append(f"{PROOFS}: more than {MAX_RECORDS} proofs")
+                    break
+                try:
+                    p = parse_strict_json(line or b"")
+                    if not isinstance(p, dict):
+                        raise CanonicalError("$", "not an object")
+                    seq, idx, text = p["seq"], p["index"], p["tlog_proof"]
+                    if not isinstance(seq, int) or not isinstance(text, str):
+                        raise CanonicalError("$", "seq and tlog_proof have wrong types")
+                except (CanonicalError, KeyError) as e:
+                    problems.append(f"{PROOFS} line {n}: malformed ({e})")
+                    continue
+                if seq in proofs:
+                    problems.append(f"{PROOFS} line {n}: a second proof for seq {seq}")
+                    continue
+                proofs[seq] = (idx, text)
+        except KeyError:
+            problems.append(f"{PROOFS} is missing")
+        cp = sc.checkpoint
+        verified = 0
+        for r in records:
+            seq = r.obj.get("seq")
+            idx = r.obj.get("index")
+            where = f"record seq {seq} (log index {idx}, {RECORDS} line {r.line})"
+            got = proofs.pop(seq, None) if isinstance(seq, int) else None
+            if got is None:
+                problems.add(
+                    f"{where}: no inclusion proof in {PROOFS}", f"记录 seq {seq} 没有包含证明"
+                )
+                continue
+            p_idx, text = got
+            try:
+                tp = TlogProof.parse(text)
+            except CheckpointError as e:
+                problems.append(f"{where}: malformed tlog-proof ({e})")
+                continue
+            if tp.checkpoint_text != sc.text:
+                problems.add(
+                    f"{where}: its proof is against another checkpoint",
+                    f"记录 seq {seq} 的证明指向另一个检查点",
+                )
+                continue
+            if tp.index != idx or p_idx != idx:
+                problems.append(f"{where}: its proof is for log index {tp.index}")
+                continue
+            try:
+                merkle.verify_inclusion(
+                    tp.index, cp.size, entry_leaf_hash(r.event_hash), tp.hashes, cp.root
+                )
+            except merkle.ProofError as e:
+                problems.add(
+                    f"{where}: not in the log at checkpoint {cp.size}: the record's hash does "
+                    f"not lead to the signed root, so the record was altered or never logged "
+                    f"({e})",
+                    f"记录 seq {seq}（日志序号 {idx}）的哈希无法推导出已签名的根："
+                    "记录被改动或从未登记",
+                )
+                continue
+            verified += 1
+        for seq in sorted(proofs)[:MAX_DETAILS]:
+            problems.append(f"{PROOFS}: a proof for seq {seq}, which has no record")
+        if problems:
+            out.add(
+                "inclusion",
+                _T_INCLUSION,
+                "fail",
+                f"{len(problems)} inclusion problem(s); first: {problems[0]}",
+                f"{len(problems)} 处包含证明问题；首个：{problems.zh[0]}",
+                details=problems,
+                details_zh=problems.zh[:MAX_DETAILS],
+            )
+        else:
+            suffix = "" if sc.verified else " (the checkpoint's signature itself did not verify)"
+            out.add(
+                "inclusion",
+                _T_INCLUSION,
+                "pass" if sc.verified else "fail",
+                f"all {verified} records are in the log under checkpoint {cp.size}{suffix}",
+                f"全部 {verified} 条记录均包含在规模为 {cp.size} 的日志检查点中",
+            )
+
+    def _check_chain(self, out: _Checks, sc: _Signed | None, records: list[_Record]) -> None:
+        problems = _Problems()
+        prev_hash = bytes(32)
+        last_index = -1
+        for pos, r in enumerate(records):
+            o = r.obj
+            seq, idx = o.get("seq"), o.get("index")
+            where = f"{RECORDS} line {r.line} (seq {seq})"
+            if seq != pos:
+                if isinstance(seq, int) and seq > pos:
+                    problems.add(
+                        f"{where}: seq {seq} where seq {pos} was due: seq {pos}..{seq - 1} "
+                        "missing or records reordered",
+                        f"第 {r.line} 行应为 seq {pos}，实为 seq {seq}：记录缺失或顺序被调整",
+                    )
+                else:
+                    problems.add(
+                        f"{where}: seq {seq} where seq {pos} was due: a duplicate or a "
+                        "record out of order",
+                        f"第 {r.line} 行应为 seq {pos}，实为 seq {seq}：记录重复或顺序被调整",
+                    )
+            if o.get("prev") != base64.b64encode(prev_hash).decode():
+                before = "the first record must link to zero" if pos == 0 else f"line {r.line - 1}"
+                problems.add(
+                    f"{where}: prev does not link to the hash of the record before it ({before})",
+                    f"第 {r.line} 行（seq {seq}）的 prev 与前一条记录的哈希不符",
+                )
+            if isinstance(idx, int):
+                if idx <= last_index:
+                    problems.append(
+                        f"{where}: log index {idx} is not after the previous record's {last_index}"
+                    )
+                if sc is not None and idx >= sc.checkpoint.size:
+                    problems.append(
+                        f"{where}: log index {idx} is beyond checkpoint size {sc.checkpoint.size}"
+                    )
+                ref = o.get("checkpoint")
+                if isinstance(ref, dict) and isinstance(ref.get("size"), int) and ref["size"] > idx:
+                    problems.append(
+                        f"{where}: refers to checkpoint {ref['size']}, which is not before it"
+                    )
+                last_index = idx
+            prev_hash = r.event_hash
+        if problems:
+            out.add(
+                "chain",
+                _T_CHAIN,
+                "fail",
+                f"{len(problems)} chain problem(s); first: {problems[0]}",
+                f"哈希链有 {len(problems)} 处问题；首个：{problems.zh[0]}",
+                details=problems,
+                details_zh=problems.zh[:MAX_DETAILS],
+            )
+        else:
+            out.add(
+                "chain",
+                _T_CHAIN,
+                "pass",
+                f"seq 0..{len(records) - 1} contiguous, every prev links to the record before, "
+                "log order follows seq",
+                f"seq 0..{len(records) - 1} 连续，每条记录的 prev 均指向前一条记录，"
+                "日志顺序与 seq 一致",
+            )
+
+    # -- attachments -------------------------------------------------------------------------
+    def _check_attachments(
+        self, out: _Checks, records: list[_Record], check_files: bool, workers: int | None
+    ) -> int:
+        want: dict[str, tuple[int, str | None, list[int]]] = {}
+        problems = _Problems()
+        overflow = False
+        for r in records:
+            atts = r.obj.get("attachments")
+            if not isinstance(atts, list):
+                continue
+            for a in atts:
+                if not isinstance(a, dict):
+                    continue
+                digest = a.get("sha256")
+                size = a.get("size")
+                root = a.get("chunk_root")
+                if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+                    problems.append(f"record seq {r.obj.get('seq')}: attachment with bad sha256")
+                    continue
+                have = want.get(digest)
+                if have is None:
+                    if len(want) >= MAX_ATTACHMENTS:
+                        if not overflow:
+                            problems.append(f"more than {MAX_ATTACHMENTS} distinct attachments")
+                        overflow = True
+                        continue
+                    want[digest] = (size if isinstance(size, int) else -1, root, [r.obj["seq"]])
+                else:
+                    if have[0] != size or (root is not None and have[1] not in (None, root)):
+                        problems.append(
+                            f"record seq {r.obj.get('seq')}: attachment {digest} has another "
+                            "size or chunk root than in earlier records"
+                        )
+                    have[2].append(r.obj["seq"])
+        listed: dict[str, dict[str, Any]] = {}
+        try:
+            doc = parse_strict_json(self.member(ATTACHMENTS))
+            items = doc.get("attachments") if isinstance(doc, dict) else None
+            if not isinstance(items, list):
+                raise CanonicalError("$", "want {'attachments': [...]}")
+            for it in items:
+                if isinstance(it, dict) and isinstance(it.get("sha256"), str):
+                    listed[it["sha256"]] = it
+        except (KeyError, CanonicalError, BundleError) as e:
+            problems.append(f"{ATTACHMENTS} is missing or malformed: {e}")
+        for digest, (size, root, seqs) in sorted(want.items()):
+            it = listed.pop(digest, None)
+            if it is None:
+                problems.append(f"attachment {digest} (seq {seqs[0]}) is not in {ATTACHMENTS}")
+            elif it.get("size") != size or it.get("chunk_root") != root:
+                problems.append(
+                    f"attachment {digest} (seq {seqs[0]}): {ATTACHMENTS} gives another size or "
+                    "chunk root than the record"
+                )
+        for digest in sorted(listed):
+            problems.append(f"{ATTACHMENTS} lists {digest}, which no record refers to")
+
+        files_included = bool(self.manifest.get("files_included"))
+        hashed = 0
+        file_note = ""
+        unknown: list[str] = []
+        if files_included and check_files:
+            results = self._hash_files(want, workers)
+            for digest, (size, root, seqs) in sorted(want.items()):
+                name = FILES_PREFIX + digest
+                res = results.get(digest)
+                where = f"{name} (attachment of seq {', '.join(map(str, seqs[:5]))})"
+                if res is None:
+                    problems.add(
+                        f"{where}: the file is missing from the bundle",
+                        f"{name}（seq {seqs[0]} 的附件）在证据包中缺失",
+                    )
+                    continue
+                if isinstance(res, str):
+                    problems.append(f"{where}: {res}")
+                    continue
+                got_hash, got_size, got_root = res
+                hashed += got_size
+                if got_hash != digest:
+                    problems.add(
+                        f"{where}: the file's SHA-256 is {got_hash}: it is not the file the "
+                        "record refers to (swapped or altered)",
+                        f"{name}（seq {seqs[0]} 的附件）的 SHA-256 为 {got_hash}：不是记录所指的"
+                        "文件（被替换或改动）",
+                    )
+                elif got_size != size:
+                    problems.append(f"{where}: {got_size} bytes where the record says {size}")
+                elif root is not None and got_root is None:
+                    unknown.append(f"{where}: chunk root not checked (verifier.chunks missing)")
+                elif root is not None and got_root != root:
+                    problems.add(
+                        f"{where}: chunk root {got_root} where the record says {root}",
+                        f"{name} 的分块根与记录不符",
+                    )
+            file_note = f"; {len(want)} file(s), {hashed} bytes, re-hashed"
+        elif files_included:
+            file_note = "; files present but not checked (--skip-files)"
+        else:
+            file_note = "; files not included (export with files to check their contents)"
+        if problems:
+            out.add(
+                "attachments",
+                _T_ATTACH,
+                "fail",
+                f"{len(problems)} attachment problem(s); first: {problems[0]}",
+                f"附件有 {len(problems)} 处问题；首个：{problems.zh[0]}",
+                details=problems,
+                details_zh=problems.zh[:MAX_DETAILS],
+            )
+        elif unknown:
+            out.add(
+                "attachments",
+                _T_ATTACH,
+                "cannot_evaluate",
+                f"hashes and sizes match, but {len(unknown)} chunk root(s) could not be checked",
+                f"哈希与大小一致，但有 {len(unknown)} 个分块根无法核验",
+                details=unknown,
+            )
+        else:
+            out.add(
+                "attachments",
+                _T_ATTACH,
+                "pass",
+                f"{len(want)} attachment(s) agree between records and {ATTACHMENTS}{file_note}",
+                f"{len(want)} 个附件在记录与 {ATTACHMENTS} 中一致"
+                + ("，文件已重新计算哈希" if files_included and check_files else ""),
+                bytes_hashed=hashed,
+            )
+        return hashed
+
+    def _hash_files(
+        self, want: Mapping[str, tuple[int, str | None, list[int]]], workers: int | None
+    ) -> dict[str, tuple[str, int, str | None] | str]:
+        """SHA-256, size and chunk root of every attachment file, hashed in parallel.
+
+        ``hashlib`` releases the GIL on large updates, so threads over separate file
+        descriptors use every core; each reads with ``pread`` into its own buffer.
+        """
+        jobs: list[tuple[str, zipfile.ZipInfo]] = []
+        for digest in want:
+            info = self._zip.members.get(FILES_PREFIX + digest)
+            if info is not None:
+                jobs.append((digest, info))
+        chunk_tree = _chunk_tree_factory()
+
+        def one(job: tuple[str, zipfile.ZipInfo]) -> tuple[str, tuple[str, int, str | None] | str]:
+            digest, info = job
+            try:
+                rng = self._zip.raw_range(info)
+                if rng is not None and self._zip.path is not None:
+                    blocks: Iterator[memoryview] = _blocks_from_range(self._zip.path, *rng)
+                    return digest, _digest_blocks(blocks, chunk_tree)
+                with self._zip.open(info.filename) as f:
+                    return digest, _digest_blocks(_blocks_from_stream(f), chunk_tree)
+            except (OSError, zipfile.BadZipFile, BundleFormatError, EOFError) as e:
+                return digest, f"cannot be read ({e})"
+
+        n = workers if workers is not None else min(4, os.cpu_count() or 1)
+        if n <= 1 or self._zip.path is None or len(jobs) <= 1:
+            return dict(one(j) for j in jobs)
+        # Largest first, so one big file does not start last and leave a core idle.
+        jobs.sort(key=lambda j: -j[1].file_size)
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="bundle-hash") as pool:
+            return dict(pool.map(one, jobs))
+
+    # -- process rules -----------------------------------------------------------------------
+    def _check_rules(self, out: _Checks, rep: VerificationReport, records: list[_Record]) -> None:
+        from verifier.rules import evaluate
+
+        results = evaluate([r.obj for r in records])
+        rep.rules = results
+        if records and not rep.trade_type:
+            rep.trade_type = str(records[0].obj.get("trade_type", ""))
+        for res in results:
+            rule = res.rule
+            required = rule.severity == "fail"
+            out.add(
+                rule.id,
+                (rule.title_zh, rule.title_en),
+                res.status,
+                res.message_en,
+                res.message_zh,
+                required=required,
+                details=[f.en for f in res.findings],
+                rule=True,
+                applicable=res.applicable,
+                severity=rule.severity,
+                source=rule.source_en,
+                source_zh=rule.source_zh,
+                rule_status=rule.status,
+                events=res.events,
+            )
+
+
+@dataclass
+class _Signed:
+    checkpoint: Checkpoint
+    note: Note
+    text: str
+    verified: bool = False
+
+
+def witness_cosigners(note: Note, witnesses: Sequence[Verifier]) -> list[tuple[Verifier, int]]:
+    """The trusted witnesses whose cosignature on the note verifies, with its time.
+
+    TODO(issue 4): use verifier.witnessing.cosigners once it lands; until then the same
+    answer comes from the signed-note code (C2SP tlog-cosignature v1 keys, type 0x04).
+    """
+    import importlib
+
+    try:
+        witnessing: Any = importlib.import_module("verifier.witnessing")
+    except ImportError:
+        witnessing = None
+    if witnessing is not None and hasattr(witnessing, "cosigners"):
+        return [(v, int(t)) for v, t in witnessing.cosigners(note, list(witnesses))]
+    found = verified_by(note, [w for w in witnesses if w.alg == ALG_COSIGNATURE_V1])
+    out: list[tuple[Verifier, int]] = []
+    for v in found:
+        for s in note.signatures:
+            if s.name == v.name and s.key_id == v.key_id:
+                out.append((v, cosignature_time(s.sig)))
+                break
+    return out
+
+
+def _chunk_tree_factory() -> Callable[[], Any] | None:
+    """The storage issue's chunk tree (verifier.chunks.ChunkTree), when installed.
+
+    TODO(issue 3): required once attachments carry chunk roots; until then a record with a
+    chunk root yields "cannot_evaluate" for that part instead of a guess.
+    """
+    import importlib
+
+    try:
+        chunks = importlib.import_module("verifier.chunks")
+    except ImportError:
+        return None
+    factory: Callable[[], Any] | None = getattr(chunks, "ChunkTree", None)
+    return factory
+
+
+def _digest_blocks(
+    blocks: Iterator[memoryview], chunk_tree: Callable[[], Any] | None
+) -> tuple[str, int, str | None]:
+    if chunk_tree is None:
+        h = hashlib.sha256()
+        size = 0
+        for b in blocks:
+            h.update(b)
+            size += len(b)
+        return h.hexdigest(), size, None
+    tree = chunk_tree()
+    for b in blocks:
+        tree.update(bytes(b))
+    digest, size, root, _count = tree.finish()
+    if isinstance(digest, bytes):
+        digest = digest.hex()
+    if isinstance(root, bytes):
+        root = base64.b64encode(root).decode()
+    return str(digest), int(size), str(root)
+
+
+def _hash_stream(f: IO[bytes]) -> str:
+    h = hashlib.sha256()
+    with f:
+        for b in _blocks_from_stream(f):
+            h.update(b)
+    return h.hexdigest()
+
+
+def _lines(f: IO[bytes]) -> Iterator[bytes | None]:
+    """Lines without their newline; None for a line longer than the bound (skipped)."""
+    while True:
+        line = f.readline(MAX_RECORD_LINE + 1)
+        if not line:
+            return
+        if not line.endswith(b"\n"):
+            if len(line) > MAX_RECORD_LINE:
+                # Skip the rest of the overlong line.
+                while line and not line.endswith(b"\n"):
+                    line = f.readline(MAX_RECORD_LINE)
+                yield None
+                continue
+            yield line
+            return
+        yield line[:-1]
+
+
+def _ca_fingerprint(pem: bytes) -> str:
+    """SHA-256 (hex) of the first certificate's DER in a PEM file."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return "unreadable"
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+
+
+def _timeline_entry(r: _Record) -> TimelineEntry:
+    o = r.obj
+    actor = o.get("actor") if isinstance(o.get("actor"), dict) else {}
+    atts = o.get("attachments")
+    return TimelineEntry(
+        seq=int(o.get("seq", -1)) if isinstance(o.get("seq"), int) else -1,
+        index=int(o.get("index", -1)) if isinstance(o.get("index"), int) else -1,
+        type=str(o.get("type", "")),
+        occurred_at=str(o.get("occurred_at", "")),
+        recorded_at=str(o.get("recorded_at", "")),
+        actor=f"{actor.get('id', '')} ({actor.get('role', '')})" if actor else "",
+        attachments=len(atts) if isinstance(atts, list) else 0,
+    )
+
+
+def verify_bundle(
+    source: str | os.PathLike[str] | IO[bytes] | bytes,
+    trust: TrustPolicy | None,
+    *,
+    allow_untrusted: bool = False,
+    check_files: bool = True,
+    workers: int | None = None,
+    rules: bool = True,
+) -> VerificationReport:
+    """Open and verify a bundle; raises :class:`BundleFormatError` only if it is unreadable."""
+    with EvidenceBundle(source) as b:
+        return b.verify(
+            trust,
+            allow_untrusted=allow_untrusted,
+            check_files=check_files,
+            workers=workers,
+            rules=rules,
+        )
+
+
+def manifest_member(data: bytes) -> dict[str, Any]:
+    """The manifest entry (SHA-256 hex and size) of a member's bytes."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}

@@ -1,0 +1,118 @@
+"""The offline verifier's command line: ``jianzheng verify``, also ``python -m verifier``.
+
+Standard library and the verifier package only, so a reviewer can run it on a machine
+with nothing but ``cryptography`` and ``asn1crypto`` installed. Exit codes: 0 when every
+required check passed, 1 when verification failed, 2 when the bundle or the trust file
+cannot be read or the command is misused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def add_verify_arguments(v: argparse.ArgumentParser) -> None:
+    """The ``verify`` options: BUNDLE, --trust/--no-trust, --format, -o, and tuning."""
+    v.add_argument("bundle", type=Path, help="the evidence bundle (.zip)")
+    trust = v.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--trust",
+        type=Path,
+        help="trust file: lines 'log <vkey>', 'witness <vkey>', 'quorum <k>' "
+        "(optional 'tsa-ca <sha256>')",
+    )
+    trust.add_argument(
+        "--no-trust",
+        action="store_true",
+        help="accept a check of internal consistency only (keys taken from the bundle)",
+    )
+    v.add_argument("--format", choices=("text", "json", "html"), default="text")
+    v.add_argument("-o", "--output", type=Path, help="write the report here (default: stdout)")
+    v.add_argument("--skip-files", action="store_true", help="do not re-hash the attachment files")
+    v.add_argument(
+        "--workers", type=int, default=None, help="threads hashing files (default: CPUs, max 4)"
+    )
+
+
+def _fail(msg: str) -> int:
+    print(f"jianzheng verify: {msg}", file=sys.stderr)
+    return 2
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file renamed into place: never half a report."""
+    fd, tmp = tempfile.mkstemp(prefix=".report-", dir=path.parent if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Verify ``args.bundle`` and print or write the report; returns the exit code."""
+    from verifier.bundle import BundleError, verify_bundle
+    from verifier.report import render_html, render_json, render_text
+    from verifier.trust import TrustError, parse_trust
+
+    policy = None
+    if args.trust is not None:
+        try:
+            policy = parse_trust(args.trust.read_bytes())
+        except OSError as e:
+            return _fail(f"cannot read trust file {args.trust}: {e.strerror}")
+        except TrustError as e:
+            return _fail(f"trust file {args.trust}: {e}")
+    if args.workers is not None and args.workers < 1:
+        return _fail("--workers must be at least 1")
+    try:
+        report = verify_bundle(
+            args.bundle,
+            policy,
+            allow_untrusted=args.no_trust,
+            check_files=not args.skip_files,
+            workers=args.workers,
+        )
+    except BundleError as e:
+        return _fail(f"{args.bundle}: {e}")
+    render = {"text": render_text, "json": render_json, "html": render_html}[args.format]
+    text = render(report)
+    if args.output is not None:
+        try:
+            _write_atomic(args.output, text.encode())
+        except OSError as e:
+            return _fail(f"cannot write {args.output}: {e.strerror}")
+        print(f"jianzheng verify: report written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if policy is None:
+        print(
+            "jianzheng verify: no --trust file: only internal consistency was checked"
+            + ("" if args.no_trust else " (give --trust FILE, or --no-trust to accept that)"),
+            file=sys.stderr,
+        )
+    print(
+        f"jianzheng verify: {'VERIFIED' if report.ok else 'NOT VERIFIED'} "
+        f"({sum(c.status == 'fail' for c in report.checks)} failed, "
+        f"{sum(c.status == 'cannot_evaluate' for c in report.checks)} cannot evaluate, "
+        f"{sum(c.status == 'warn' for c in report.checks)} warnings)",
+        file=sys.stderr,
+    )
+    return 0 if report.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m verifier BUNDLE [--trust FILE] ...``: the same as ``jianzheng verify``."""
+    p = argparse.ArgumentParser(
+        prog="python -m verifier",
+        description="Verify a Jianzheng evidence bundle offline. Exit 0 only if every "
+        "required check passed; 1 if verification failed; 2 if the input cannot be read.",
+    )
+    add_verify_arguments(p)
+    return run_verify(p.parse_args(argv))

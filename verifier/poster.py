@@ -1,0 +1,79 @@
+"""Poster signatures: a platform service signs each event it posts (Ed25519).
+
+The signed message is the RFC 8785 canonical form of the event's *signed content*: the
+fields the poster wrote, ``project``, ``trade_type``, ``type``, ``actor``, ``occurred_at``,
+``payload`` and ``attachments`` (each as ``sha256``, ``size``, ``media_type``, ``name``),
+prefixed by a context string so the signature cannot be replayed as any other message.
+Left out: ``idempotency_key`` (a transport detail) and whatever the ledger adds. The
+committed record carries ``poster_signature: {"public_key", "signature"}`` (base64), so
+anyone holding the record can check it offline.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from verifier.canonical import canonicalize
+
+#: Domain separation: what the signature is over, and which version of that.
+CONTEXT = b"jianzheng/poster-signature/v1\n"
+SIGNED_FIELDS = ("project", "trade_type", "type", "actor", "occurred_at", "payload")
+ATTACHMENT_FIELDS = ("sha256", "size", "media_type", "name")
+
+
+class PosterSignatureError(ValueError):
+    """A poster signature is malformed or does not verify."""
+
+
+def signed_content(event: dict[str, Any]) -> bytes:
+    """The message a poster signs, from a posted event or a committed record."""
+    content = {k: event[k] for k in SIGNED_FIELDS if k in event}
+    content["payload"] = event.get("payload", {})
+    content["attachments"] = [
+        {k: a[k] for k in ATTACHMENT_FIELDS if k in a} for a in event.get("attachments", [])
+    ]
+    return CONTEXT + canonicalize(content)
+
+
+def sign_event(event: dict[str, Any], key: Ed25519PrivateKey) -> str:
+    """Base64 signature a poster puts in the event's ``signature`` field."""
+    return base64.b64encode(key.sign(signed_content(event))).decode()
+
+
+def _b64(v: object, what: str, size: int) -> bytes:
+    if not isinstance(v, str):
+        raise PosterSignatureError(f"{what} must be a base64 string")
+    try:
+        raw = base64.b64decode(v, validate=True)
+    except ValueError:  # binascii.Error, or non-ASCII text
+        raise PosterSignatureError(f"{what} is not valid base64") from None
+    if len(raw) != size:
+        raise PosterSignatureError(f"{what} must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+def verify_event_signature(event: dict[str, Any], public_key: bytes, signature: str) -> None:
+    """Raise :class:`PosterSignatureError` unless ``signature`` signs the event's content."""
+    sig = _b64(signature, "signature", 64)
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(sig, signed_content(event))
+    except InvalidSignature:
+        raise PosterSignatureError("the poster's signature does not match the event") from None
+
+
+def verify_record_signature(record: dict[str, Any]) -> bool:
+    """Check a committed record's ``poster_signature``; False if it has none."""
+    ps = record.get("poster_signature")
+    if ps is None:
+        return False
+    if not isinstance(ps, dict):
+        raise PosterSignatureError("poster_signature must be an object")
+    sig = ps.get("signature")
+    if not isinstance(sig, str):
+        raise PosterSignatureError("poster_signature.signature must be a base64 string")
+    verify_event_signature(record, _b64(ps.get("public_key"), "public_key", 32), sig)
+    return True

@@ -1,0 +1,1086 @@
+"""The process-rule engine: evaluates the rule catalogue (``rules.json``) over one project.
+
+Rules are data; this module only knows a handful of check *kinds* (a period between two
+events, the opening at the deadline, a bid count, a ratio, an order of events...). Each
+rule lists its checks with their parameters, so a rule's period, events and fields change
+without a code change. Day counting is :mod:`verifier.rules.days` (民法典 第201、203条).
+
+A finding names the rule, the events involved (by ``seq``) and the dates compared. What
+the ledger cannot know is said plainly: a field the events do not carry, or a date outside
+the shipped holiday calendar, yields "cannot_evaluate", never a pass. A step the rule
+expects but the project has not recorded once its period is over is a warning ("not
+recorded"), because the ledger shows what was recorded, not what happened elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from importlib import resources
+from typing import Any, Literal
+
+from verifier.rules.days import (
+    HolidayCalendar,
+    OutsideCalendar,
+    at_least,
+    load_calendar,
+    local_date,
+    within,
+)
+
+Status = Literal["pass", "fail", "warn", "cannot_evaluate"]
+SEVERITIES = ("fail", "warn")
+RULE_STATUSES = ("confirmed", "to-confirm")
+TRADE_TYPES = ("engineering", "procurement", "land", "mining", "property")
+MAX_FINDINGS_PER_RULE = 50
+
+# RFC 3339 §5.6 with a mandatory offset (the ledger refuses naive times the same way).
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+class RuleCatalogueError(ValueError):
+    """``rules.json`` is malformed (a bug in the shipped data or a local edit)."""
+
+
+class _CannotEvaluate(Exception):
+    """A value the check needs is missing or unreadable; carries the bilingual reason."""
+
+    def __init__(self, zh: str, en: str, seqs: Sequence[int] = ()) -> None:
+        super().__init__(en)
+        self.zh = zh
+        self.en = en
+        self.seqs = tuple(seqs)
+
+
+def parse_instant(value: object) -> datetime:
+    """An RFC 3339 date-time with offset; fractions beyond microseconds are truncated."""
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    m = _RFC3339.fullmatch(value)
+    if m is None:
+        raise ValueError(f"{value[:40]!r} is not an RFC 3339 date-time with an offset")
+    frac = (m.group(3) or ".0")[:7]
+    off = "+00:00" if m.group(4) in ("Z", "z") else m.group(4)
+    return datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{frac}{off}")
+
+
+# --- the project's events ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """One committed record, as the rules see it."""
+
+    seq: int
+    index: int
+    type: str
+    trade_type: str
+    occurred_at: str
+    recorded_at: str
+    actor: Mapping[str, Any]
+    payload: Mapping[str, Any]
+
+    @classmethod
+    def from_record(cls, r: Mapping[str, Any]) -> Event:
+        payload = r.get("payload")
+        actor = r.get("actor")
+        return cls(
+            seq=int(r.get("seq", -1)),
+            index=int(r.get("index", -1)),
+            type=str(r.get("type", "")),
+            trade_type=str(r.get("trade_type", "")),
+            occurred_at=str(r.get("occurred_at", "")),
+            recorded_at=str(r.get("recorded_at", "")),
+            actor=actor if isinstance(actor, dict) else {},
+            payload=payload if isinstance(payload, dict) else {},
+        )
+
+    def value(self, name: str) -> object:
+        """A payload field, or the envelope's ``occurred_at``, ``recorded_at``, ``actor.id``."""
+        if name == "occurred_at":
+            return self.occurred_at
+        if name == "recorded_at":
+            return self.recorded_at
+        if name == "actor.id":
+            return self.actor.get("id")
+        return self.payload.get(name)
+
+
+class Timeline:
+    """A project's events in ``seq`` order with the lookups the checks need."""
+
+    def __init__(self, records: Iterable[Mapping[str, Any]]) -> None:
+        self.events = sorted((Event.from_record(r) for r in records), key=lambda e: e.seq)
+        self.by_type: dict[str, list[Event]] = {}
+        for e in self.events:
+            self.by_type.setdefault(e.type, []).append(e)
+        self.trade_type = self.events[0].trade_type if self.events else ""
+
+    def of(self, types: Iterable[str]) -> list[Event]:
+        want = set(types)
+        return [e for e in self.events if e.type in want]
+
+    def instant(self, e: Event, name: str, fallback: str | None = None) -> tuple[datetime, str]:
+        """The instant in field ``name`` (else ``fallback``), and the field actually used."""
+        raw = e.value(name)
+        used = name
+        if raw is None and fallback is not None:
+            raw, used = e.value(fallback), fallback
+        if raw is None:
+            raise _CannotEvaluate(
+                f"事件 seq {e.seq}（{e.type}）未记录字段 {name}",
+                f"event seq {e.seq} ({e.type}) does not carry the field {name}",
+                [e.seq],
+            )
+        try:
+            return parse_instant(raw), used
+        except ValueError as err:
+            raise _CannotEvaluate(
+                f"事件 seq {e.seq}（{e.type}）的字段 {used} 不是带时区的时间：{err}",
+                f"event seq {e.seq} ({e.type}) field {used} is not a date-time: {err}",
+                [e.seq],
+            ) from None
+
+    def as_of(self) -> datetime | None:
+        """The latest time the records speak for: their newest recorded or occurred time."""
+        best: datetime | None = None
+        for e in self.events:
+            for raw in (e.recorded_at, e.occurred_at):
+                try:
+                    t = parse_instant(raw)
+                except ValueError:
+                    continue
+                if best is None or t > best:
+                    best = t
+        return best
+
+
+# --- the catalogue ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One entry of ``rules.json``."""
+
+    id: str
+    title_zh: str
+    title_en: str
+    text_zh: str
+    text_en: str
+    source_zh: str
+    source_en: str
+    status: str
+    trade_types: tuple[str, ...]
+    events: tuple[str, ...]
+    fields: Mapping[str, tuple[str, ...]]
+    severity: str
+    on_failure_zh: str
+    on_failure_en: str
+    checks: tuple[Mapping[str, Any], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title_zh": self.title_zh,
+            "title_en": self.title_en,
+            "text_zh": self.text_zh,
+            "text_en": self.text_en,
+            "source_zh": self.source_zh,
+            "source_en": self.source_en,
+            "status": self.status,
+            "trade_types": list(self.trade_types),
+            "events": list(self.events),
+            "fields": {k: list(v) for k, v in self.fields.items()},
+            "severity": self.severity,
+            "on_failure_zh": self.on_failure_zh,
+            "on_failure_en": self.on_failure_en,
+        }
+
+
+_RULE_KEYS = {
+    "id",
+    "title_zh",
+    "title_en",
+    "text_zh",
+    "text_en",
+    "source_zh",
+    "source_en",
+    "status",
+    "trade_types",
+    "events",
+    "fields",
+    "severity",
+    "on_failure_zh",
+    "on_failure_en",
+    "checks",
+}
+
+
+def parse_rules(obj: Any) -> tuple[Rule, ...]:
+    """Validate the catalogue: known keys, trade types, severities, check kinds."""
+    if (
+        not isinstance(obj, dict)
+        or obj.get("version") != 1
+        or not isinstance(obj.get("rules"), list)
+    ):
+        raise RuleCatalogueError("rules.json must be {'version': 1, 'rules': [...]}")
+    out: list[Rule] = []
+    seen: set[str] = set()
+    for i, r in enumerate(obj["rules"]):
+        where = f"rules[{i}]"
+        if not isinstance(r, dict) or set(r) != _RULE_KEYS:
+            missing = _RULE_KEYS - set(r) if isinstance(r, dict) else _RULE_KEYS
+            extra = set(r) - _RULE_KEYS if isinstance(r, dict) else set()
+            raise RuleCatalogueError(f"{where}: missing {sorted(missing)}, unknown {sorted(extra)}")
+        rid = r["id"]
+        if not isinstance(rid, str) or not re.fullmatch(r"[A-Z][0-9]{2}", rid) or rid in seen:
+            raise RuleCatalogueError(f"{where}: id {rid!r} is not a new rule id such as E01")
+        seen.add(rid)
+        if r["status"] not in RULE_STATUSES:
+            raise RuleCatalogueError(f"{rid}: status must be one of {RULE_STATUSES}")
+        if r["severity"] not in SEVERITIES:
+            raise RuleCatalogueError(f"{rid}: severity must be one of {SEVERITIES}")
+        if not r["trade_types"] or any(t not in TRADE_TYPES for t in r["trade_types"]):
+            raise RuleCatalogueError(f"{rid}: trade_types must be from {TRADE_TYPES}")
+        if not isinstance(r["checks"], list) or not r["checks"]:
+            raise RuleCatalogueError(f"{rid}: checks must be a non-empty list")
+        for c in r["checks"]:
+            kind = c.get("kind") if isinstance(c, dict) else None
+            if kind not in _KINDS:
+                raise RuleCatalogueError(f"{rid}: unknown check kind {kind!r}")
+        fields = r["fields"]
+        if not isinstance(fields, dict):
+            raise RuleCatalogueError(f"{rid}: fields must map event types to field lists")
+        out.append(
+            Rule(
+                rid,
+                r["title_zh"],
+                r["title_en"],
+                r["text_zh"],
+                r["text_en"],
+                r["source_zh"],
+                r["source_en"],
+                r["status"],
+                tuple(r["trade_types"]),
+                tuple(r["events"]),
+                {k: tuple(v) for k, v in fields.items()},
+                r["severity"],
+                r["on_failure_zh"],
+                r["on_failure_en"],
+                tuple(r["checks"]),
+            )
+        )
+    return tuple(out)
+
+
+@functools.cache
+def load_rules() -> tuple[Rule, ...]:
+    """The rule catalogue shipped with the verifier (``rules.json``)."""
+    text = resources.files("verifier.rules").joinpath("rules.json").read_text("utf-8")
+    return parse_rules(json.loads(text))
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Finding:
+    """One thing a check found: a violation, a missing step, or what it could not judge."""
+
+    status: Status
+    zh: str
+    en: str
+    events: tuple[int, ...] = ()
+    #: "violation" (the records break the rule), "missing" (an expected step is not
+    #: recorded) or "unknown" (the check could not be made).
+    kind: str = "violation"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "kind": self.kind,
+            "message_zh": self.zh,
+            "message": self.en,
+            "events": list(self.events),
+        }
+
+
+@dataclass
+class RuleResult:
+    """A rule's outcome over one project."""
+
+    rule: Rule
+    status: Status
+    applicable: bool
+    message_zh: str
+    message_en: str
+    findings: list[Finding] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def events(self) -> list[int]:
+        return sorted({s for f in self.findings for s in f.events})
+
+
+class _Ctx:
+    """Per-rule evaluation state: findings, how many comparisons were made, the calendar."""
+
+    def __init__(self, tl: Timeline, rule: Rule, cal: HolidayCalendar) -> None:
+        self.tl = tl
+        self.rule = rule
+        self.cal = cal
+        self.findings: list[Finding] = []
+        self.checked = 0
+        self.applicable = False
+
+    def violation(self, zh: str, en: str, seqs: Iterable[int]) -> None:
+        status: Status = "fail" if self.rule.severity == "fail" else "warn"
+        self._add(Finding(status, zh, en, tuple(sorted(set(seqs)))))
+
+    def missing(self, mode: str, zh: str, en: str, seqs: Iterable[int]) -> None:
+        if mode == "warn":
+            self._add(Finding("warn", zh, en, tuple(sorted(set(seqs))), "missing"))
+
+    def cannot(self, e: _CannotEvaluate) -> None:
+        self._add(Finding("cannot_evaluate", e.zh, e.en, e.seqs, "unknown"))
+
+    def _add(self, f: Finding) -> None:
+        if len(self.findings) < MAX_FINDINGS_PER_RULE:
+            self.findings.append(f)
+
+
+# --- selectors ---------------------------------------------------------------------------------
+
+
+def _label(spec: Mapping[str, Any], key: str, default: str) -> str:
+    v = spec.get(key)
+    return v if isinstance(v, str) else default
+
+
+def _where_ok(e: Event, where: Mapping[str, Any] | None) -> bool:
+    """Filter events by a payload value; an absent field counts as not in any list."""
+    if not where:
+        return True
+    v = e.value(str(where["field"]))
+    if "in" in where:
+        return v in where["in"]
+    if "not_in" in where:
+        return v not in where["not_in"]
+    raise RuleCatalogueError(f"a 'where' needs 'in' or 'not_in': {dict(where)}")
+
+
+def _select(tl: Timeline, spec: Mapping[str, Any]) -> list[Event]:
+    events = [e for e in tl.of(spec["events"]) if _where_ok(e, spec.get("where"))]
+    pick = spec.get("pick", "each")
+    if not events or pick == "each":
+        return events
+    if pick == "first":
+        return events[:1]
+    if pick == "last":
+        return events[-1:]
+    raise RuleCatalogueError(f"pick must be each, first or last, not {pick!r}")
+
+
+_DEADLINES = {
+    "bid": (("tender_notice_published", "invitation_sent", "deadline_extended"), "bid_deadline"),
+    "prequal": (("prequal_notice_published", "deadline_extended"), "prequal_deadline"),
+}
+
+
+def _deadline(tl: Timeline, kind: str) -> tuple[Event, datetime] | None:
+    """The deadline in force: the last announcement (notice or extension) that sets it."""
+    types, name = _DEADLINES[kind]
+    carrying = [e for e in tl.of(types) if e.value(name) is not None]
+    if not carrying:
+        return None
+    e = carrying[-1]
+    t, _ = tl.instant(e, name)
+    return e, t
+
+
+def _deadline_label(kind: str) -> tuple[str, str]:
+    return (
+        ("投标截止时间", "the bid deadline")
+        if kind == "bid"
+        else (
+            "资格预审申请截止时间",
+            "the prequalification deadline",
+        )
+    )
+
+
+def _fmt(t: datetime) -> str:
+    return t.isoformat()
+
+
+# --- check kinds ------------------------------------------------------------------------------
+
+
+def _check_period(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """A period between two events (or an event and a deadline), at least or within N days."""
+    tl = ctx.tl
+    compare = c["compare"]
+    n = int(c["days"])
+    unit = c.get("unit", "day")
+    unit_zh = "个工作日" if unit == "workday" else "日"
+    unit_en = "working days" if unit == "workday" else "days"
+    fspec, tspec = c["from"], c["to"]
+    from_zh = _label(c, "from_zh", "起始事件")
+    from_en = _label(c, "from_en", "the starting event")
+    to_zh = _label(c, "to_zh", "后续事件")
+    to_en = _label(c, "to_en", "the following event")
+    missing_mode = c.get("missing", "warn")
+    fixed: tuple[Event, datetime] | None = None
+    if "deadline" in tspec:
+        to_zh, to_en = _deadline_label(tspec["deadline"])
+        sources = _select(tl, fspec)
+        if not sources:
+            return
+        try:
+            fixed = _deadline(tl, tspec["deadline"])
+        except _CannotEvaluate as e:
+            ctx.applicable = True
+            ctx.cannot(e)
+            return
+        if fixed is None:
+            if c.get("needs_deadline", True):
+                ctx.applicable = True
+                ctx.cannot(
+                    _CannotEvaluate(
+                        f"未记录{to_zh}（公告或顺延事件中无此字段）",
+                        f"{to_en} is not recorded (no notice or extension carries it)",
+                        [e.seq for e in sources],
+                    )
+                )
+            return
+    else:
+        sources = _select(tl, fspec)
+        if not sources:
+            return
+    ctx.applicable = True
+    targets_all = [e for e in tl.of(tspec.get("events", ())) if _where_ok(e, tspec.get("where"))]
+    claimed: set[int] = set()
+    for src in sources:
+        try:
+            t0, _ = tl.instant(src, fspec.get("field", "occurred_at"), fspec.get("fallback"))
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        pairs: list[tuple[Event, datetime]] = []
+        try:
+            if fixed is not None:
+                pairs = [fixed]
+            else:
+                for tgt in _targets(src, tspec, targets_all, claimed):
+                    t1, _ = tl.instant(
+                        tgt, tspec.get("field", "occurred_at"), tspec.get("fallback")
+                    )
+                    pairs.append((tgt, t1))
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        d0 = local_date(t0)
+        if not pairs:
+            if compare == "within":
+                _missing_within(
+                    ctx, c, src, d0, n, unit, missing_mode, from_zh, from_en, to_zh, to_en
+                )
+            continue
+        for tgt, t1 in pairs:
+            d1 = local_date(t1)
+            ctx.checked += 1
+            try:
+                if compare == "within":
+                    end = within(d0, d1, n, unit, ctx.cal)
+                else:
+                    end = at_least(d0, d1, n, unit, ctx.cal)
+            except OutsideCalendar as e:
+                ctx.cannot(
+                    _CannotEvaluate(
+                        f"{from_zh}（seq {src.seq}）至{to_zh}（seq {tgt.seq}）的期间无法计算："
+                        f"{e.day} 不在随附的法定节假日日历内（{e.span}）",
+                        f"the period from {from_en} (seq {src.seq}) to {to_en} (seq {tgt.seq}) "
+                        f"cannot be counted: {e}",
+                        [src.seq, tgt.seq],
+                    )
+                )
+                continue
+            if end is None:
+                continue
+            if compare == "within":
+                ctx.violation(
+                    f"{to_zh}（seq {tgt.seq}，{d1}）晚于{from_zh}（seq {src.seq}，{d0}）后"
+                    f"{n}{unit_zh}的期限，最后一日为 {end.describe_zh()}",
+                    f"{to_en} (seq {tgt.seq}, {d1}) is later than {n} {unit_en} after "
+                    f"{from_en} (seq {src.seq}, {d0}); the last day was {end.describe_en()}",
+                    [src.seq, tgt.seq],
+                )
+            elif d1 >= end.nominal:
+                # Long enough by plain counting; short only because 第203条 moved the end.
+                ctx.violation(
+                    f"{from_zh}（seq {src.seq}，{d0}）起算{n}{unit_zh}的最后一日 {end.nominal} "
+                    f"为休息日，依第203条期间延至 {end.last}；{to_zh}（seq {tgt.seq}）在 {d1}，"
+                    "早于期间届满",
+                    f"{n} {unit_en} from {from_en} (seq {src.seq}, {d0}) end on {end.nominal}, "
+                    f"a rest day, so under Civil Code Art. 203 the period runs to {end.last}; "
+                    f"{to_en} (seq {tgt.seq}) on {d1} comes before that",
+                    [src.seq, tgt.seq],
+                )
+            else:
+                ctx.violation(
+                    f"{from_zh}（seq {src.seq}，{d0}）至{to_zh}（seq {tgt.seq}，{d1}）"
+                    f"不足{n}{unit_zh}；最早合法日期为 {end.describe_zh()}",
+                    f"from {from_en} (seq {src.seq}, {d0}) to {to_en} (seq {tgt.seq}, {d1}) "
+                    f"is shorter than {n} {unit_en}; the earliest lawful day is "
+                    f"{end.describe_en()}",
+                    [src.seq, tgt.seq],
+                )
+
+
+def _targets(
+    src: Event, tspec: Mapping[str, Any], candidates: list[Event], claimed: set[int]
+) -> list[Event]:
+    """The events a source is compared with, by the check's pairing."""
+    pair = tspec.get("pair")
+    if pair == "same":
+        return [src]
+    if pair in ("reply", "next"):
+        later = [e for e in candidates if e.seq > src.seq and e.seq not in claimed]
+        if pair == "reply":
+            # A reply names what it answers by seq in its in_reply_to field; otherwise the
+            # first unclaimed later one is taken as the answer.
+            named = [e for e in later if str(e.value("in_reply_to")) == str(src.seq)]
+            later = named or later
+        if not later:
+            return []
+        claimed.add(later[0].seq)
+        return later[:1]
+    pick = tspec.get("pick", "first")
+    if pick == "each":
+        return candidates
+    if not candidates:
+        return []
+    return candidates[:1] if pick == "first" else candidates[-1:]
+
+
+def _missing_within(
+    ctx: _Ctx,
+    c: Mapping[str, Any],
+    src: Event,
+    d0: date,
+    n: int,
+    unit: str,
+    mode: str,
+    from_zh: str,
+    from_en: str,
+    to_zh: str,
+    to_en: str,
+) -> None:
+    """No following event yet: overdue only if the records reach past the period's end."""
+    as_of = ctx.tl.as_of()
+    if as_of is None or mode == "ignore":
+        return
+    today = local_date(as_of)
+    if today <= d0 + timedelta(days=n):
+        return
+    try:
+        end = within(d0, today, n, unit, ctx.cal)  # type: ignore[arg-type]
+    except OutsideCalendar as e:
+        ctx.cannot(
+            _CannotEvaluate(
+                f"无法判断{to_zh}是否逾期：{e.day} 不在随附的法定节假日日历内（{e.span}）",
+                f"cannot tell whether {to_en} is overdue: {e}",
+                [src.seq],
+            )
+        )
+        return
+    if end is None:
+        return
+    unit_zh = "个工作日" if unit == "workday" else "日"
+    unit_en = "working days" if unit == "workday" else "days"
+    ctx.missing(
+        mode,
+        f"{from_zh}（seq {src.seq}，{d0}）后{n}{unit_zh}内（至 {end.describe_zh()}）"
+        f"未记录{to_zh}；记录截至 {today}",
+        f"{to_en} is not recorded within {n} {unit_en} of {from_en} (seq {src.seq}, {d0}; "
+        f"the period ended {end.describe_en()}); the records run to {today}",
+        [src.seq],
+    )
+
+
+def _check_opening(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Opening at the same instant as the bid deadline, at the announced place."""
+    tl = ctx.tl
+    openings = tl.by_type.get("bid_opening_started", [])
+    if not openings:
+        return
+    ctx.applicable = True
+    tol = timedelta(seconds=int(c.get("tolerance_seconds", 0)))
+    try:
+        dl = _deadline(tl, "bid")
+    except _CannotEvaluate as e:
+        ctx.cannot(e)
+        return
+    if dl is None:
+        ctx.cannot(
+            _CannotEvaluate(
+                "已开标，但未记录投标截止时间",
+                "the opening is recorded but no bid deadline is",
+                [openings[0].seq],
+            )
+        )
+        return
+    dl_event, deadline = dl
+    for op in openings:
+        try:
+            at, used = tl.instant(op, "opening_at", "occurred_at")
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        ctx.checked += 1
+        if not deadline <= at <= deadline + tol:
+            ctx.violation(
+                f"开标时间 {_fmt(at)}（seq {op.seq}，字段 {used}）与投标截止时间 "
+                f"{_fmt(deadline)}（seq {dl_event.seq}）不一致",
+                f"the opening at {_fmt(at)} (seq {op.seq}, field {used}) is not at the bid "
+                f"deadline {_fmt(deadline)} (seq {dl_event.seq})",
+                [op.seq, dl_event.seq],
+            )
+        if c.get("place", False):
+            announced = _announced_place(tl)
+            held = op.value("place")
+            if announced is not None and isinstance(held, str):
+                a_event, place = announced
+                if held.strip() != place.strip():
+                    ctx.violation(
+                        f"开标地点「{held}」（seq {op.seq}）不是公告的地点「{place}」"
+                        f"（seq {a_event.seq}）",
+                        f"the opening place {held!r} (seq {op.seq}) is not the announced place "
+                        f"{place!r} (seq {a_event.seq})",
+                        [op.seq, a_event.seq],
+                    )
+
+
+def _announced_place(tl: Timeline) -> tuple[Event, str] | None:
+    types = ("tender_notice_published", "invitation_sent", "deadline_extended")
+    carrying = [e for e in tl.of(types) if isinstance(e.value("place"), str)]
+    if not carrying:
+        return None
+    e = carrying[-1]
+    return e, str(e.value("place"))
+
+
+def _check_bids(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """At least N bids by the deadline before an opening; no bid accepted after it."""
+    tl = ctx.tl
+    bids = tl.by_type.get("bid_submitted", [])
+    openings = tl.by_type.get("bid_opening_started", [])
+    if not bids and not openings:
+        return
+    ctx.applicable = True
+    try:
+        dl = _deadline(tl, "bid")
+    except _CannotEvaluate as e:
+        ctx.cannot(e)
+        return
+    if dl is None:
+        ctx.cannot(
+            _CannotEvaluate(
+                "未记录投标截止时间，无法判断投标是否逾期",
+                "no bid deadline is recorded, so late bids cannot be told apart",
+                [b.seq for b in bids[:5]],
+            )
+        )
+        return
+    dl_event, deadline = dl
+    on_time = 0
+    for b in bids:
+        try:
+            at, used = tl.instant(b, "submit_at", "occurred_at")
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        ctx.checked += 1
+        if at > deadline:
+            ctx.violation(
+                f"投标（seq {b.seq}，{used} {_fmt(at)}）晚于投标截止时间 {_fmt(deadline)}"
+                f"（seq {dl_event.seq}）仍被接收",
+                f"a bid (seq {b.seq}, {used} {_fmt(at)}) was accepted after the bid deadline "
+                f"{_fmt(deadline)} (seq {dl_event.seq})",
+                [b.seq, dl_event.seq],
+            )
+        else:
+            on_time += 1
+    withdrawn = sum(
+        1
+        for w in tl.by_type.get("bid_withdrawn", [])
+        if w.seq < (openings[0].seq if openings else 1 << 62)
+    )
+    count = on_time - withdrawn
+    minimum = int(c.get("min_bids", 3))
+    terminated = tl.by_type.get("activity_terminated", [])
+    for op in openings:
+        ctx.checked += 1
+        if count < minimum and not any(t.seq < op.seq for t in terminated):
+            ctx.violation(
+                f"截止前有效投标仅 {count} 份（少于 {minimum} 份），仍于 seq {op.seq} 开标",
+                f"only {count} bid(s) stood at the deadline (fewer than {minimum}), yet the "
+                f"bids were opened (seq {op.seq})",
+                [op.seq, dl_event.seq],
+            )
+
+
+def _check_max_items(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """A list field holds at most N items (e.g. at most three ranked candidates).
+
+    ``sources`` lists the events and fields that may carry the list; when such events
+    exist but none carries it, the rule cannot be evaluated.
+    """
+    seen: list[Event] = []
+    carried = 0
+    for src in c["sources"]:
+        for e in ctx.tl.by_type.get(src["event"], []):
+            seen.append(e)
+            v = e.value(src["field"])
+            if v is None:
+                continue
+            if not isinstance(v, list):
+                ctx.cannot(
+                    _CannotEvaluate(
+                        f"事件 seq {e.seq} 的字段 {src['field']} 不是列表",
+                        f"event seq {e.seq} field {src['field']} is not a list",
+                        [e.seq],
+                    )
+                )
+                continue
+            carried += 1
+            ctx.checked += 1
+            if len(v) > int(c["max"]):
+                ctx.violation(
+                    f"{_label(c, 'what_zh', src['field'])}有 {len(v)} 个（seq {e.seq}，"
+                    f"{e.type}），多于 {c['max']} 个",
+                    f"{_label(c, 'what_en', src['field'])} has {len(v)} entries (seq {e.seq}, "
+                    f"{e.type}), more than {c['max']}",
+                    [e.seq],
+                )
+    if seen:
+        ctx.applicable = True
+        if not carried:
+            names = ", ".join(f"{s['event']}.{s['field']}" for s in c["sources"])
+            ctx.cannot(
+                _CannotEvaluate(
+                    f"相关事件均未记录 {names}",
+                    f"none of the events carries {names}",
+                    [e.seq for e in seen[:5]],
+                )
+            )
+
+
+def _check_committee_signed(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Every committee member signed the report or wrote a dissent."""
+    tl = ctx.tl
+    reports = tl.by_type.get("evaluation_report_signed", [])
+    if not reports:
+        return
+    ctx.applicable = True
+    formed = tl.by_type.get("committee_formed", [])
+    for rep in reports:
+        before = [e for e in formed if e.seq < rep.seq]
+        if not before:
+            ctx.cannot(
+                _CannotEvaluate(
+                    f"评标报告（seq {rep.seq}）之前未记录评标委员会组成",
+                    f"no committee_formed event precedes the evaluation report (seq {rep.seq})",
+                    [rep.seq],
+                )
+            )
+            continue
+        members = before[-1].value("expert_ids")
+        signers = rep.value("signers")
+        if not isinstance(members, list) or not isinstance(signers, list):
+            missing = (
+                "committee_formed.expert_ids"
+                if not isinstance(members, list)
+                else ("evaluation_report_signed.signers")
+            )
+            ctx.cannot(
+                _CannotEvaluate(
+                    f"未以列表记录 {missing}，无法核对签字",
+                    f"{missing} is not recorded as a list, so the signatures cannot be checked",
+                    [before[-1].seq, rep.seq],
+                )
+            )
+            continue
+        committee = {str(x) for x in members}
+        for ch in tl.by_type.get("expert_replaced", []):
+            if before[-1].seq < ch.seq < rep.seq:
+                committee.discard(str(ch.value("expert_id")))
+                if ch.value("replacement_id") is not None:
+                    committee.add(str(ch.value("replacement_id")))
+        dissent = rep.value("dissenters")
+        accounted = {str(s) for s in signers} | (
+            {str(s) for s in dissent} if isinstance(dissent, list) else set()
+        )
+        ctx.checked += 1
+        absent = sorted(committee - accounted)
+        if absent:
+            ctx.violation(
+                f"评标委员会成员 {', '.join(absent)} 既未在评标报告（seq {rep.seq}）上签字，"
+                "也未书面说明不同意见",
+                f"committee member(s) {', '.join(absent)} neither signed the evaluation report "
+                f"(seq {rep.seq}) nor wrote a dissent",
+                [rep.seq, before[-1].seq],
+            )
+
+
+def _int_value(tl: Timeline, e: Event, name: str) -> int:
+    v = e.value(name)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise _CannotEvaluate(
+            f"事件 seq {e.seq}（{e.type}）未以整数记录字段 {name}",
+            f"event seq {e.seq} ({e.type}) does not carry {name} as an integer",
+            [e.seq],
+        )
+    return v
+
+
+def _check_ratio(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """An amount is at most a percentage of another (e.g. deposit ≤ 2% of the estimate)."""
+    tl = ctx.tl
+    parts = _select(tl, c["part"])
+    if not parts:
+        return
+    ctx.applicable = True
+    pct = int(c["max_percent"])
+    wspec = c["whole"]
+    for p in parts:
+        try:
+            amount = _int_value(tl, p, c["part"]["field"])
+            if wspec.get("pair") == "same":
+                whole_event = p
+            else:
+                wholes = _select(tl, wspec)
+                if not wholes:
+                    raise _CannotEvaluate(
+                        f"未记录{_label(c, 'whole_zh', '基数')}，无法核对比例",
+                        f"{_label(c, 'whole_en', 'the base amount')} is not recorded",
+                        [p.seq],
+                    )
+                whole_event = wholes[-1]
+            whole = _int_value(tl, whole_event, wspec["field"])
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        ctx.checked += 1
+        # Integer arithmetic: amount / whole <= pct / 100, without rounding.
+        if amount * 100 > whole * pct:
+            ctx.violation(
+                f"{_label(c, 'part_zh', '金额')} {amount}（seq {p.seq}）超过"
+                f"{_label(c, 'whole_zh', '基数')} {whole}（seq {whole_event.seq}）的 {pct}%",
+                f"{_label(c, 'part_en', 'the amount')} {amount} (seq {p.seq}) exceeds {pct}% "
+                f"of {_label(c, 'whole_en', 'the base amount')} {whole} (seq {whole_event.seq})",
+                [p.seq, whole_event.seq],
+            )
+
+
+def _check_not_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Each subject event happens at or after a reference instant (e.g. the deadline)."""
+    tl = ctx.tl
+    subjects = _select(tl, c["subject"])
+    if not subjects:
+        return
+    ctx.applicable = True
+    try:
+        ref = _deadline(tl, c["deadline"])
+    except _CannotEvaluate as e:
+        ctx.cannot(e)
+        return
+    ref_zh, ref_en = _deadline_label(c["deadline"])
+    if ref is None:
+        ctx.cannot(
+            _CannotEvaluate(
+                f"未记录{ref_zh}", f"{ref_en} is not recorded", [s.seq for s in subjects[:5]]
+            )
+        )
+        return
+    ref_event, ref_at = ref
+    spec = c["subject"]
+    for s in subjects:
+        try:
+            at, used = tl.instant(s, spec.get("field", "occurred_at"), spec.get("fallback"))
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        ctx.checked += 1
+        if at < ref_at:
+            ctx.violation(
+                f"{_label(c, 'what_zh', s.type)}（seq {s.seq}，{used} {_fmt(at)}）早于"
+                f"{ref_zh} {_fmt(ref_at)}（seq {ref_event.seq}）",
+                f"{_label(c, 'what_en', s.type)} (seq {s.seq}, {used} {_fmt(at)}) is before "
+                f"{ref_en} {_fmt(ref_at)} (seq {ref_event.seq})",
+                [s.seq, ref_event.seq],
+            )
+
+
+def _check_resolved_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """No guarded event while an opened matter (e.g. a challenge) is still unanswered."""
+    tl = ctx.tl
+    opened = tl.by_type.get(c["open"], [])
+    guarded = tl.by_type.get(c["guarded"], [])
+    if not opened or not guarded:
+        return
+    ctx.applicable = True
+    closes = tl.by_type.get(c["close"], [])
+    claimed: set[int] = set()
+    for o in opened:
+        answer = _targets(o, {"pair": "reply"}, closes, claimed)
+        answered_at = answer[0].seq if answer else None
+        for g in guarded:
+            if g.seq < o.seq:
+                continue
+            ctx.checked += 1
+            if answered_at is None or answered_at > g.seq:
+                ctx.violation(
+                    f"{_label(c, 'guarded_zh', g.type)}（seq {g.seq}）发生时，"
+                    f"{_label(c, 'open_zh', o.type)}（seq {o.seq}）尚未答复",
+                    f"{_label(c, 'guarded_en', g.type)} (seq {g.seq}) happened while "
+                    f"{_label(c, 'open_en', o.type)} (seq {o.seq}) was still unanswered",
+                    [o.seq, g.seq],
+                )
+            break
+
+
+def _check_requires_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """When an event occurs, certain other events must have been recorded before it."""
+    tl = ctx.tl
+    for e in tl.by_type.get(c["event"], []):
+        ctx.applicable = True
+        for need in c["requires"]:
+            ctx.checked += 1
+            if not any(x.seq < e.seq for x in tl.by_type.get(need, [])):
+                ctx.violation(
+                    f"{e.type}（seq {e.seq}）之前未记录 {need}",
+                    f"no {need} is recorded before {e.type} (seq {e.seq})",
+                    [e.seq],
+                )
+
+
+def _check_retention(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """A retention date at least N years after the procedure's end."""
+    tl = ctx.tl
+    years = int(c["years"])
+    for e in tl.by_type.get(c["event"], []):
+        ctx.applicable = True
+        raw = e.value(c["field"])
+        try:
+            if not isinstance(raw, str):
+                raise ValueError("missing")
+            until = date.fromisoformat(raw)
+        except ValueError:
+            ctx.cannot(
+                _CannotEvaluate(
+                    f"事件 seq {e.seq} 未以 YYYY-MM-DD 记录保存期限 {c['field']}",
+                    f"event seq {e.seq} does not carry {c['field']} as a YYYY-MM-DD date",
+                    [e.seq],
+                )
+            )
+            continue
+        ends = [x for x in tl.of(c.get("end_events", ())) if x.seq < e.seq] or [e]
+        try:
+            end_at, _ = tl.instant(ends[-1], "occurred_at")
+        except _CannotEvaluate as err:
+            ctx.cannot(err)
+            continue
+        end = local_date(end_at)
+        try:
+            due = end.replace(year=end.year + years)
+        except ValueError:  # 29 February
+            due = end.replace(year=end.year + years, day=28)
+        ctx.checked += 1
+        if until < due:
+            ctx.violation(
+                f"保存期限 {until}（seq {e.seq}）短于自 {end}（seq {ends[-1].seq}）起 {years} 年",
+                f"retention until {until} (seq {e.seq}) is shorter than {years} years from "
+                f"{end} (seq {ends[-1].seq})",
+                [e.seq, ends[-1].seq],
+            )
+
+
+_KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
+    "period": _check_period,
+    "opening_at_deadline": _check_opening,
+    "bids_before_opening": _check_bids,
+    "max_items": _check_max_items,
+    "committee_signed": _check_committee_signed,
+    "ratio": _check_ratio,
+    "not_before": _check_not_before,
+    "resolved_before": _check_resolved_before,
+    "requires_before": _check_requires_before,
+    "retention": _check_retention,
+}
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def evaluate(
+    records: Iterable[Mapping[str, Any]],
+    rules: Sequence[Rule] | None = None,
+    calendar: HolidayCalendar | None = None,
+) -> list[RuleResult]:
+    """Evaluate every rule that applies to the project's trade type, in catalogue order."""
+    tl = records if isinstance(records, Timeline) else Timeline(records)
+    cal = calendar or load_calendar()
+    out: list[RuleResult] = []
+    for rule in rules if rules is not None else load_rules():
+        if tl.trade_type not in rule.trade_types:
+            continue
+        ctx = _Ctx(tl, rule, cal)
+        for c in rule.checks:
+            _KINDS[c["kind"]](ctx, c)
+        out.append(_result(ctx))
+    return out
+
+
+def _result(ctx: _Ctx) -> RuleResult:
+    rule = ctx.rule
+    kinds = {f.kind for f in ctx.findings}
+    if not ctx.applicable:
+        return RuleResult(
+            rule,
+            "pass",
+            False,
+            "不适用：项目未记录本规则涉及的事件",
+            "not applicable: the project records none of the events this rule is about",
+        )
+    status: Status
+    if "violation" in kinds:
+        status = "fail" if rule.severity == "fail" else "warn"
+    elif "unknown" in kinds:
+        status = "cannot_evaluate"
+    elif "missing" in kinds:
+        status = "warn"
+    else:
+        status = "pass"
+    # Lead with the finding that decided the status.
+    order = {"violation": 0, "unknown": 1, "missing": 2}
+    ctx.findings.sort(key=lambda f: order.get(f.kind, 3))
+    first = ctx.findings[0] if ctx.findings else None
+    if status == "pass" and ctx.checked == 0:
+        zh = "通过：尚无到期须核对的事项"
+        en = "pass: nothing the rule checks is due yet"
+    elif status == "pass":
+        zh = f"通过：核对 {ctx.checked} 项，均符合"
+        en = f"pass: {ctx.checked} comparison(s) made, all within the rule"
+    else:
+        assert first is not None
+        more = len(ctx.findings) - 1
+        zh = first.zh + (f"（另有 {more} 项）" if more else "")
+        en = first.en + (f" (and {more} more)" if more else "")
+    return RuleResult(rule, status, True, zh, en, ctx.findings, ctx.checked)

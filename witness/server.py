@@ -1,0 +1,414 @@
+"""A standalone C2SP tlog-witness: cosigns checkpoints that extend what it saw before.
+
+Spec: c2sp.org/tlog-witness (§add-checkpoint) and c2sp.org/tlog-cosignature (v1, key
+type 0x04). One committer thread owns every state change: it takes the queued requests,
+decides each against the stored state inside one write transaction, compare-and-swaps
+the new state, commits, and only then signs and answers. Requests that arrive together
+share one commit (and one fsync), which is what lets one witness answer thousands of
+requests a second; the order they are decided in is the order they were queued.
+
+HTTP interface:
+
+- ``POST /witness/add-checkpoint``: 200 with cosignature lines; 400 malformed or old size
+  above the checkpoint's; 403 no valid signature by the log's key (or the log is refused
+  after equivocation); 404 unknown origin; 409 old size is not the stored one (body
+  ``<size>\\n``, ``text/x.tlog.size``), also for a same-size checkpoint with another root;
+  422 the consistency proof does not verify.
+- ``GET /witness/``: the witness's verifier key and the latest checkpoint per log.
+- ``GET /witness/evidence?after=&limit=``: contradictions kept for auditors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.errors import ApiError, install_error_handlers
+from ledger.keys import _write_private as write_private_file
+from verifier import merkle
+from verifier.checkpoint import Checkpoint, CheckpointError
+from verifier.note import (
+    ALG_COSIGNATURE_V1,
+    Note,
+    NoteError,
+    NoteSignature,
+    Signer,
+    parse_note,
+    verified_by,
+)
+from verifier.witnessing import (
+    MAX_REQUEST_BYTES,
+    SIZE_CONTENT_TYPE,
+    AddCheckpointFormatError,
+    AddCheckpointRequest,
+    format_cosignatures,
+    format_size,
+)
+from witness.state import (
+    FORK,
+    INCONSISTENT,
+    MAX_EVIDENCE_PAGE,
+    ConcurrentUpdate,
+    LogState,
+    WitnessStore,
+)
+
+log = logging.getLogger("jianzheng.witness")
+
+KEY_FILE = "witness.key"
+REPLY_TIMEOUT = 10.0
+TEXT = "text/plain; charset=utf-8"
+
+
+class WitnessKeyError(RuntimeError):
+    """The witness key file is missing, unreadable or not a cosignature key."""
+
+
+def default_name() -> str:
+    """``<host name>/witness``: a key name (no spaces, no '+') for a witness not given one."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.getfqdn() or "localhost").strip("-.")
+    return f"{host or 'localhost'}/witness"
+
+
+def load_or_create_witness_key(data_dir: Path, name: str | None) -> Signer:
+    """The witness's cosignature/v1 key in ``data_dir``; created on first use as ``name``
+
+    (default :func:`default_name`). The name is part of every cosignature line.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        try:
+            signer = Signer.generate(name or default_name(), ALG_COSIGNATURE_V1)
+        except NoteError as e:
+            raise WitnessKeyError(str(e)) from None
+        try:
+            write_private_file(path, signer.skey + "\n")
+        except FileExistsError:
+            pass  # another process created it first: use that one
+        else:
+            return signer
+    if path.stat().st_mode & 0o077:
+        raise WitnessKeyError(f"{path} is readable by others; chmod 600 it")
+    try:
+        signer = Signer.from_skey(path.read_text())
+    except (OSError, NoteError) as e:
+        raise WitnessKeyError(f"cannot read witness key {path}: {e}") from None
+    if signer.alg != ALG_COSIGNATURE_V1:
+        raise WitnessKeyError(f"{path} is not a cosignature/v1 (type 0x04) key")
+    if name and name != signer.name:
+        raise WitnessKeyError(f"the witness key in {path} is named {signer.name!r}, not {name!r}")
+    return signer
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer to one add-checkpoint request; ``body`` is text for 200/409, else a message."""
+
+    status: int
+    body: str
+    code: str = ""
+
+
+@dataclass
+class _Pending:
+    request: AddCheckpointRequest
+    checkpoint: Checkpoint
+    note: Note
+    future: Future[Reply] = field(default_factory=Future)
+
+
+_ACCEPT = Reply(200, "")
+
+
+class WitnessCore:
+    """The add-checkpoint logic and its committer thread (no HTTP here)."""
+
+    def __init__(
+        self,
+        store: WitnessStore,
+        signer: Signer,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_batch: int = 512,
+        queue_limit: int = 10_000,
+    ) -> None:
+        if signer.alg != ALG_COSIGNATURE_V1:
+            raise WitnessKeyError("a witness signs with a cosignature/v1 (type 0x04) key")
+        self.store = store
+        self.signer = signer
+        self.clock = clock
+        self.max_batch = max_batch
+        self._queue: queue.Queue[_Pending | None] = queue.Queue(queue_limit)
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="witness-committer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    # --- intake --------------------------------------------------------------------------
+    def submit(self, body: bytes) -> Future[Reply]:
+        """Queue one request; malformed ones are answered at once (400)."""
+        try:
+            req = AddCheckpointRequest.parse(body)
+            note = parse_note(req.checkpoint)
+            cp = Checkpoint.parse_body(note.text)
+        except (AddCheckpointFormatError, CheckpointError, NoteError) as e:
+            return _done(Reply(400, str(e), "malformed"))
+        except ValueError as e:  # any other parse failure is still the sender's
+            return _done(Reply(400, f"malformed request: {e}", "malformed"))
+        if req.old_size > cp.size:
+            return _done(
+                Reply(
+                    400,
+                    f"old size {req.old_size} is above the checkpoint size {cp.size}",
+                    "bad_size",
+                )
+            )
+        p = _Pending(req, cp, note)
+        try:
+            self._queue.put_nowait(p)
+        except queue.Full:
+            return _done(Reply(503, "the witness is overloaded; retry shortly", "busy"))
+        return p.future
+
+    def add_checkpoint(self, body: bytes, timeout: float = REPLY_TIMEOUT) -> Reply:
+        """Synchronous form of :meth:`submit`."""
+        return self.submit(body).result(timeout)
+
+    # --- the committer -------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                self._process(batch)
+            except Exception:  # never leave a caller waiting, never kill the committer
+                log.exception("witness batch failed")
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_result(Reply(503, "internal error; retry", "unavailable"))
+            self.batches += 1
+            if stop:
+                return
+
+    def _process(self, batch: list[_Pending]) -> None:
+        decisions: list[Reply] = []
+        for attempt in range(3):
+            try:
+                with self.store.writer() as conn:
+                    decisions = self._decide(conn, batch)
+                break
+            except ConcurrentUpdate:
+                # Another process moved a log's state between our read and our write (it
+                # should not happen under BEGIN IMMEDIATE): decide again from the new state.
+                if attempt == 2:
+                    decisions = [Reply(503, "state changed concurrently; retry", "conflict")] * len(
+                        batch
+                    )
+            except SQLAlchemyError as e:
+                log.error("witness database error: %s", e)
+                decisions = [
+                    Reply(503, "the witness database is unavailable", "unavailable")
+                ] * len(batch)
+                break
+        # Persisted: only now may a cosignature leave the witness (tlog-witness §add-checkpoint).
+        ts = int(self.clock())
+        for p, d in zip(batch, decisions, strict=True):
+            if d is _ACCEPT:
+                sig = self.signer.sign(p.note.text.encode(), ts)
+                line = NoteSignature(self.signer.name, self.signer.verifier.key_id, sig)
+                p.future.set_result(Reply(200, format_cosignatures([line])))
+            else:
+                p.future.set_result(d)
+
+    def _decide(self, conn: Connection, batch: list[_Pending]) -> list[Reply]:
+        states = self.store.load(conn, {p.checkpoint.origin for p in batch})
+        out = [self._decide_one(conn, states.get(p.checkpoint.origin), p) for p in batch]
+        self.store.save(conn, list(states.values()))
+        return out
+
+    def _decide_one(self, conn: Connection, st: LogState | None, p: _Pending) -> Reply:
+        cp, req = p.checkpoint, p.request
+        if st is None:
+            return Reply(404, f"this witness does not witness the log {cp.origin!r}", "unknown_log")
+        try:
+            ok = verified_by(p.note, [st.verifier])
+        except NoteError as e:
+            return Reply(403, f"checkpoint signature does not verify: {e}", "bad_signature")
+        if not ok:
+            return Reply(
+                403, f"checkpoint is not signed by the key of {cp.origin}", "bad_signature"
+            )
+        if st.refused:
+            return Reply(403, f"this witness refuses {cp.origin}: {st.refused}", "log_refused")
+        if req.old_size != st.size:
+            return Reply(409, format_size(st.size))
+        if cp.size == st.size and st.root is not None:
+            if req.proof:
+                return Reply(
+                    422, "trees of equal size need an empty consistency proof", "bad_proof"
+                )
+            if cp.root != st.root:
+                # Two checkpoints of one size with different roots, both signed by the log:
+                # proof of a fork. Keep it and refuse the log until an operator acts.
+                eid = self.store.add_evidence(
+                    conn, st, FORK, req.old_size, req.proof, req.checkpoint
+                )
+                st.refused = (
+                    f"equivocation at size {cp.size} (evidence #{eid}); "
+                    "an operator must run 'jianzheng witness clear'"
+                )
+                st.changed = True
+                return Reply(409, format_size(st.size))
+            return _ACCEPT  # the same checkpoint again: cosign, state unchanged
+        if st.size == 0 and st.root is None:
+            # Never cosigned this log: trust on first use; the proof must be empty.
+            if req.proof:
+                return Reply(422, "the consistency proof from size 0 must be empty", "bad_proof")
+        else:
+            assert st.root is not None  # size > 0 was only ever stored with its root
+            try:
+                merkle.verify_consistency(st.size, cp.size, req.proof, st.root, cp.root)
+            except merkle.ProofError as e:
+                self.store.add_evidence(
+                    conn, st, INCONSISTENT, req.old_size, req.proof, req.checkpoint
+                )
+                return Reply(422, f"consistency proof does not verify: {e}", "bad_proof")
+        st.size, st.root, st.checkpoint, st.changed = cp.size, cp.root, req.checkpoint, True
+        return _ACCEPT
+
+    # --- reads -----------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.signer.name,
+            "verifier_key": self.signer.verifier.vkey,
+            "logs": self.store.logs(),
+        }
+
+
+def _done(r: Reply) -> Future[Reply]:
+    f: Future[Reply] = Future()
+    f.set_result(r)
+    return f
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
+    return bytes(body)
+
+
+def create_witness_app(core: WitnessCore) -> FastAPI:
+    """The witness's HTTP interface around a started :class:`WitnessCore`."""
+    app = FastAPI(title="Jianzheng witness", version="1", description=__doc__)
+    app.state.witness = core
+    install_error_handlers(app)
+
+    @app.post("/witness/add-checkpoint", tags=["witness"])
+    async def add_checkpoint(request: Request) -> Response:
+        """C2SP tlog-witness §add-checkpoint."""
+        body = await _read_body(request, MAX_REQUEST_BYTES)
+        try:
+            reply = await asyncio.wait_for(asyncio.wrap_future(core.submit(body)), REPLY_TIMEOUT)
+        except TimeoutError:
+            raise ApiError(503, "timeout", "the witness did not decide in time; retry") from None
+        if reply.status == 200:
+            return Response(reply.body, media_type=TEXT)
+        if reply.status == 409:
+            # tlog-witness: exactly this media type, without a charset parameter.
+            return Response(
+                reply.body, status_code=409, headers={"Content-Type": SIZE_CONTENT_TYPE}
+            )
+        headers = {"Retry-After": "1"} if reply.status == 503 else None
+        raise ApiError(reply.status, reply.code, reply.body, headers=headers)
+
+    @app.get("/witness/", tags=["witness"])
+    def witness_info() -> dict[str, Any]:
+        """The witness's name, verifier key, and the latest checkpoint it cosigned per log."""
+        return core.info()
+
+    @app.get("/witness/evidence", tags=["witness"])
+    def evidence(
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_EVIDENCE_PAGE)] = MAX_EVIDENCE_PAGE,
+    ) -> dict[str, Any]:
+        """Checkpoints that contradicted the stored state, oldest first; page with ``after``."""
+        items = core.store.evidence(after, limit)
+        nxt = items[-1]["id"] if len(items) == limit else None
+        return {"evidence": items, "next_after": nxt}
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def serve(
+    data_dir: Path, host: str, port: int, name: str | None, log_level: str = "warning"
+) -> None:
+    """Run the witness until interrupted (the ``jianzheng witness serve`` command)."""
+    import uvicorn
+
+    signer = load_or_create_witness_key(data_dir, name)
+    store = WitnessStore.open(data_dir)
+    core = WitnessCore(store, signer)
+    core.start()
+    try:
+        print(f"jianzheng witness: serving http://{host}:{port}/witness/", flush=True)
+        print(f"name: {signer.name}", flush=True)
+        print(f"verifier key: {signer.verifier.vkey}", flush=True)
+        logs = store.logs()
+        print(f"data: {data_dir.resolve()}  logs witnessed: {len(logs)}", flush=True)
+        uvicorn.run(
+            create_witness_app(core),
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        core.stop()
+        store.close()

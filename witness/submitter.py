@@ -1,0 +1,672 @@
+"""The log side of witnessing: gather cosignatures and RFC 3161 tokens for new checkpoints.
+
+:class:`Witnessing` is registered as a checkpoint listener of the :class:`Ledger`. The
+listener runs on the append path, so it only notes the newest checkpoint and wakes the
+background threads; nothing it does can make an append or a receipt wait for a witness.
+
+- One thread per witness submits checkpoints with C2SP tlog-witness add-checkpoint
+  (§add-checkpoint), each request bounded by a timeout, and on 409 retries from the size
+  the witness reports, with a consistency proof from that size. Submissions go in rounds:
+  all witnesses are asked about the same checkpoint, and the next round (the newest
+  checkpoint by then) starts once the quorum cosigned or every witness that is up has
+  answered. That way the k fastest witnesses cosign the same checkpoints, so a k-of-n
+  policy is met, and a burst of checkpoints costs each witness one request, not one each.
+  A witness that fails is retried with a doubling back-off and never holds up a round.
+- One thread asks the TSA for a token over each checkpoint's note body, newest first;
+  checkpoints it skipped under load are backfilled when it is idle. Its CPU use is capped
+  (it sleeps nine times as long as each token took: at most a tenth of the time), since
+  it shares the process, and Python's GIL, with appends.
+
+Every cosignature is verified with the witness's key before it is published or stored
+(``cosignatures``); tokens are checked against the TSA's CA certificate (see
+``witness/tsa.py``) and stored in ``checkpoint_timestamps``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import queue
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ledger.service import Ledger, NotFound
+from verifier.checkpoint import Checkpoint, CheckpointError
+from verifier.note import Note, NoteError, NoteSignature, Verifier, parse_note, parse_vkey
+from verifier.timestamp import TimestampError
+from verifier.witnessing import (
+    SIZE_CONTENT_TYPE,
+    AddCheckpointFormatError,
+    AddCheckpointRequest,
+    WitnessError,
+    WitnessPolicy,
+    cosigners,
+    parse_cosignatures,
+    parse_size,
+)
+from witness.records import WitnessRecords
+from witness.tsa import Timestamper, TsaError
+
+log = logging.getLogger("jianzheng.witnessing")
+
+DEFAULT_TIMEOUT = 5.0
+MAX_BACKOFF = 30.0
+#: A round ends at the latest this long after it began, even if a witness is still busy.
+ROUND_LIMIT = 10.0
+#: The timestamp thread sleeps this many times as long as each token took (CPU cap).
+TSA_DUTY_FACTOR = 9.0
+#: The timestamp thread waits at most this long for a witness round to finish first.
+TSA_YIELD = 0.5
+CACHE_SIZES = 1024
+#: Cosignatures gathered but not yet written; beyond this they stay in memory only.
+STORE_QUEUE = 100_000
+MAX_REPLY_BYTES = 64 << 10
+
+_ATTACHED: weakref.WeakKeyDictionary[Ledger, Witnessing] = weakref.WeakKeyDictionary()
+
+
+class WitnessConfigError(ValueError):
+    """A ``--witness VKEY@URL`` or quorum setting cannot be used."""
+
+
+@dataclass(frozen=True)
+class WitnessEndpoint:
+    """A witness the log submits to: its cosignature key and its add-checkpoint URL."""
+
+    verifier: Verifier
+    url: str
+
+    @classmethod
+    def parse(cls, spec: str) -> WitnessEndpoint:
+        """``VKEY@URL``; URL is the witness's base URL (``/witness/add-checkpoint`` is added)."""
+        vkey, sep, url = spec.partition("@")
+        if not sep or not url:
+            raise WitnessConfigError(f"--witness {spec!r}: want VKEY@URL")
+        try:
+            v = parse_vkey(vkey)
+        except NoteError as e:
+            raise WitnessConfigError(f"--witness: {e}") from None
+        if not url.startswith(("http://", "https://")):
+            raise WitnessConfigError(f"--witness {spec!r}: the URL must be http(s)://...")
+        url = url.rstrip("/")
+        if not url.endswith("/add-checkpoint"):
+            url += "/witness/add-checkpoint"
+        return cls(v, url)
+
+
+@dataclass(frozen=True)
+class _Target:
+    size: int
+    root: bytes
+    note: str
+    started: float
+
+
+class _Worker:
+    """One witness: its HTTP client and what the log knows of its state."""
+
+    def __init__(self, endpoint: WitnessEndpoint, timeout: float) -> None:
+        self.endpoint = endpoint
+        self.verifier = endpoint.verifier
+        self.http = httpx.Client(timeout=timeout)
+        self.done_size = -1  # the newest round target it finished with
+        self.known_size: int | None = None  # the witness's stored size, when known
+        self.cosigned_size = 0
+        self.failures = 0
+        self.backoff_until = 0.0
+        self.last_error: str | None = None
+        self.busy = False
+        self.thread: threading.Thread | None = None
+
+
+def witnessing_of(ledger: Ledger) -> Witnessing | None:
+    """The :class:`Witnessing` attached to ``ledger`` by :meth:`Witnessing.start`, if any."""
+    return _ATTACHED.get(ledger)
+
+
+class Witnessing:
+    """Cosignatures, witnessed size and trusted time for one ledger; see the module docstring."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        witnesses: Sequence[WitnessEndpoint] = (),
+        quorum: int | None = None,
+        timestamper: Timestamper | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if quorum is None:
+            quorum = len(witnesses)
+        try:
+            self.policy = WitnessPolicy([w.verifier for w in witnesses], quorum)
+        except WitnessError as e:
+            raise WitnessConfigError(str(e)) from None
+        self.ledger = ledger
+        self.records = WitnessRecords(ledger.store.engine)
+        self.timestamper = timestamper
+        self._workers = [_Worker(w, timeout) for w in witnesses]
+        self._keys = {(w.verifier.name, w.verifier.key_id) for w in witnesses}
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._latest: _Target | None = None
+        self._target: _Target | None = None
+        self._sigs: OrderedDict[int, dict[tuple[str, bytes], NoteSignature]] = OrderedDict()
+        self._max_cosigned = 0
+        self._proofs: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
+        self._witnessed = 0
+        self._ts_event = threading.Event()
+        self._ts_max = -1
+        self._ts_floor = 0
+        self._ts_thread: threading.Thread | None = None
+        self._to_store: queue.Queue[tuple[int, NoteSignature, int] | None] = queue.Queue(
+            STORE_QUEUE
+        )
+        self._store_thread: threading.Thread | None = None
+        #: Set by bench/bench_witness.py: record (size, announced, witnessed) monotonic times.
+        self.record_latency = False
+        self.latencies: list[tuple[int, float, float]] = []
+        self._announced: OrderedDict[int, float] = OrderedDict()
+
+    # --- life cycle ----------------------------------------------------------------------
+    @classmethod
+    def start(
+        cls,
+        ledger: Ledger,
+        witnesses: Sequence[WitnessEndpoint] = (),
+        quorum: int | None = None,
+        timestamper: Timestamper | None = None,
+        **kwargs: Any,
+    ) -> Witnessing:
+        """Create, attach to ``ledger`` (see :func:`witnessing_of`) and start the threads."""
+        w = cls(ledger, witnesses, quorum, timestamper, **kwargs)
+        w._start()
+        return w
+
+    def _start(self) -> None:
+        self._max_cosigned = self.records.max_cosigned_size()
+        self._witnessed = self.records.witnessed_size(sorted(self._keys), self.policy.quorum)
+        for wk in self._workers:
+            v = wk.verifier
+            have = self.records.latest_cosigned_by(v.name, v.key_id)
+            wk.cosigned_size = have or 0
+        head = self.ledger.head()
+        ts_max = self.records.max_timestamped_size()
+        self._ts_max = ts_max if ts_max is not None else -1
+        # Backfill only what this log produced since its last token; checkpoints older
+        # than that predate trusted time here and would only get a meaningless "now".
+        self._ts_floor = ts_max if ts_max is not None else max(head.size - 1, 0)
+        _ATTACHED[self.ledger] = self
+        # The evidence-bundle exporter (ledger/bundle.py) looks these up on the Ledger by
+        # name; binding them on the instance keeps the ledger package free of witness code.
+        vars(self.ledger).update(self._ledger_methods())
+        self.ledger.add_checkpoint_listener(self.on_checkpoint)
+        if head.note:
+            self.on_checkpoint(head.size, head.root, head.note)
+        for wk in self._workers:
+            wk.thread = threading.Thread(
+                target=self._worker_loop,
+                args=(wk,),
+                name=f"witness-{wk.verifier.name}",
+                daemon=True,
+            )
+            wk.thread.start()
+        if self.timestamper is not None:
+            self._ts_thread = threading.Thread(target=self._ts_loop, name="tsa", daemon=True)
+            self._ts_thread.start()
+        self._store_thread = threading.Thread(
+            target=self._store_loop, name="cosignature-store", daemon=True
+        )
+        self._store_thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._ts_event.set()
+        with self._cond:
+            self._cond.notify_all()
+        for wk in self._workers:
+            if wk.thread is not None:
+                wk.thread.join(timeout)
+            wk.http.close()
+        if self._ts_thread is not None:
+            self._ts_thread.join(timeout)
+        if self._store_thread is not None:
+            self._to_store.put(None)  # after the workers stopped: nothing is left behind
+            self._store_thread.join(timeout)
+        if _ATTACHED.get(self.ledger) is self:
+            del _ATTACHED[self.ledger]
+            for name in self._ledger_methods():
+                vars(self.ledger).pop(name, None)
+
+    def _ledger_methods(self) -> dict[str, object]:
+        return {
+            "witnessing": self,
+            "cosigned_checkpoint": self.cosigned_checkpoint,
+            "timestamp_reply": self.timestamp_reply,
+            "tsa_ca_pem": self.tsa_ca_pem,
+            "witness_policy": self.policy,
+        }
+
+    # --- the listener (append path: must stay cheap) ------------------------------------
+    def on_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        """Ledger checkpoint listener: note the newest checkpoint and wake the threads."""
+        if self._stop.is_set():
+            return
+        now = time.monotonic()
+        with self._cond:
+            if self._latest is None or size > self._latest.size:
+                self._latest = _Target(size, root, note, now)
+                if self.record_latency:
+                    self._announced[size] = now
+                    while len(self._announced) > 100_000:
+                        self._announced.popitem(last=False)
+                self._cond.notify_all()
+        self._ts_event.set()
+
+    # --- rounds --------------------------------------------------------------------------
+    def _quorum_met(self, size: int) -> bool:
+        have = self._sigs.get(size)
+        if have is None or not self.policy.quorum:
+            return False
+        return sum(1 for k in have if k in self._keys) >= self.policy.quorum
+
+    def _advance_locked(self, now: float) -> None:
+        latest, target = self._latest, self._target
+        if latest is None:
+            return
+        if target is None:
+            self._target = _Target(latest.size, latest.root, latest.note, now)
+            return
+        if latest.size <= target.size:
+            return
+        live_done = all(
+            wk.done_size >= target.size or (not wk.busy and wk.backoff_until > now)
+            for wk in self._workers
+        )
+        if self._quorum_met(target.size) or live_done or now - target.started > ROUND_LIMIT:
+            self._target = _Target(latest.size, latest.root, latest.note, now)
+            self._cond.notify_all()
+
+    def _next_target(self, wk: _Worker) -> _Target | None:
+        with self._cond:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                self._advance_locked(now)
+                t = self._target
+                if t is not None and wk.done_size < t.size and wk.backoff_until <= now:
+                    wk.busy = True
+                    return t
+                wait = 1.0
+                if wk.backoff_until > now:
+                    wait = min(wait, wk.backoff_until - now)
+                self._cond.wait(wait)
+        return None
+
+    def _worker_loop(self, wk: _Worker) -> None:
+        while True:
+            t = self._next_target(wk)
+            if t is None:
+                return
+            try:
+                ok = self._submit(wk, t)
+            except Exception as e:  # a bug or a lying witness must not kill the thread
+                log.exception("witness %s: submission failed", wk.verifier.name)
+                wk.last_error = f"internal error: {e}"
+                ok = False
+            with self._cond:
+                wk.busy = False
+                if ok:
+                    wk.done_size = max(wk.done_size, t.size)
+                    wk.failures = 0
+                    wk.last_error = None
+                else:
+                    # Not done: after the back-off it tries again (the newest checkpoint by
+                    # then), so a witness that comes back catches up even if the log is idle.
+                    wk.failures += 1
+                    wk.backoff_until = time.monotonic() + min(
+                        MAX_BACKOFF, 0.25 * 2 ** min(wk.failures - 1, 10)
+                    )
+                self._cond.notify_all()
+
+    def _submit(self, wk: _Worker, t: _Target) -> bool:
+        """Get ``wk``'s cosignature on ``t``; True when done with it (cosigned or superseded)."""
+        name = wk.verifier.name
+        if wk.known_size is None:
+            wk.known_size = wk.cosigned_size
+        for _ in range(3):
+            old = wk.known_size
+            if old > t.size:
+                return True  # the witness already holds a newer checkpoint of ours
+            proof: list[bytes] = []
+            if 0 < old < t.size:
+                try:
+                    proof = self._proof(old, t.size)
+                except NotFound:
+                    # The witness claims a size this log does not have: a fork elsewhere,
+                    # or a witness that lost its state. Say so loudly; it cannot be fixed here.
+                    wk.last_error = f"witness holds size {old}, beyond this log"
+                    log.error("witness %s reports size %d, larger than the log", name, old)
+                    return False
+            body = AddCheckpointRequest(old, tuple(proof), t.note).to_text().encode()
+            try:
+                r = wk.http.post(wk.endpoint.url, content=body)
+            except httpx.HTTPError as e:
+                wk.last_error = f"{type(e).__name__}: {e}"
+                log.warning("witness %s unreachable: %s", name, wk.last_error)
+                wk.known_size = None
+                return False
+            if r.status_code == 409 and r.headers.get("content-type", "").startswith(
+                SIZE_CONTENT_TYPE
+            ):
+                try:
+                    wk.known_size = parse_size(r.content[:64])
+                except AddCheckpointFormatError as e:
+                    wk.last_error = f"bad 409 reply: {e}"
+                    return False
+                if wk.known_size == old:
+                    # Same size, yet refused: it holds another root for this size.
+                    wk.last_error = f"witness refuses size {old}: it holds another checkpoint"
+                    log.error("witness %s: %s", name, wk.last_error)
+                    return False
+                continue
+            if r.status_code != 200:
+                wk.last_error = f"HTTP {r.status_code}: {r.text[:200]}"
+                log.warning("witness %s refused checkpoint %d: %s", name, t.size, wk.last_error)
+                return False
+            return self._accept(wk, t, r.content[:MAX_REPLY_BYTES])
+        wk.last_error = "the witness's size kept changing"
+        return False
+
+    def _proof(self, old: int, size: int) -> list[bytes]:
+        """RFC 9162 §2.1.4 PROOF(old, size); the witnesses of a round share one."""
+        key = (old, size)
+        with self._cond:
+            have = self._proofs.get(key)
+        if have is None:
+            have = self.ledger.consistency_proof(old, size)
+            with self._cond:
+                self._proofs[key] = have
+                while len(self._proofs) > 64:
+                    self._proofs.popitem(last=False)
+        return have
+
+    def _accept(self, wk: _Worker, t: _Target, reply: bytes) -> bool:
+        try:
+            note = parse_cosignatures(reply, parse_note(t.note))
+            found = cosigners(note, [wk.verifier])
+        except (WitnessError, NoteError) as e:
+            wk.last_error = f"bad cosignature reply: {e}"
+            log.error("witness %s: %s", wk.verifier.name, wk.last_error)
+            return False
+        if not found:
+            wk.last_error = "the reply holds no cosignature by this witness's key"
+            return False
+        v, ts = found[0]
+        sig = next(s for s in note.signatures if s.name == v.name and s.key_id == v.key_id)
+        wk.known_size = t.size
+        wk.cosigned_size = max(wk.cosigned_size, t.size)
+        # Publish first, store after: a verified cosignature is valid whether or not it is
+        # on disk yet, and the writes, batched by one thread, stay off the witnessing path
+        # and take the database's write lock less often from the sequencer.
+        self._remember_sig(t.size, sig)
+        try:
+            self._to_store.put_nowait((t.size, sig, ts))
+        except queue.Full:
+            log.warning(
+                "cosignature store queue full: %s on %d kept in memory only", v.name, t.size
+            )
+        return True
+
+    def _store_loop(self) -> None:
+        """Write gathered cosignatures to the database, many per transaction."""
+        failures = 0
+        while True:
+            first = self._to_store.get()
+            if first is None:
+                return
+            batch = [first]
+            last = False
+            while len(batch) < 256:
+                try:
+                    nxt = self._to_store.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    last = True
+                    break
+                batch.append(nxt)
+            while True:
+                try:
+                    self.records.put_cosignatures(batch)
+                    failures = 0
+                    break
+                except Exception:
+                    failures += 1
+                    log.exception("cannot store %d cosignature(s); retrying", len(batch))
+                    if self._stop.wait(min(MAX_BACKOFF, 0.25 * 2 ** min(failures - 1, 10))):
+                        if failures > 3:
+                            break  # shutting down: they can be gathered again
+            if last:
+                return
+
+    # --- cosignature cache ---------------------------------------------------------------
+    def _sigs_for_locked(self, size: int) -> dict[tuple[str, bytes], NoteSignature]:
+        have = self._sigs.get(size)
+        if have is None:
+            have = {}
+            if size <= self._max_cosigned:
+                for s in self.records.cosignatures_at(size):
+                    have[(s.name, s.key_id)] = s
+            self._sigs[size] = have
+            while len(self._sigs) > CACHE_SIZES:
+                self._sigs.popitem(last=False)
+        return have
+
+    def _remember_sig(self, size: int, sig: NoteSignature) -> None:
+        with self._cond:
+            self._sigs_for_locked(size)[(sig.name, sig.key_id)] = sig
+            self._max_cosigned = max(self._max_cosigned, size)
+            if size > self._witnessed and self._quorum_met(size):
+                self._witnessed = size
+                if self.record_latency:
+                    now = time.monotonic()
+                    for s in [s for s in self._announced if s <= size]:
+                        self.latencies.append((s, self._announced.pop(s), now))
+            self._cond.notify_all()
+
+    def _signatures(self, size: int) -> list[NoteSignature]:
+        with self._cond:
+            if size > self._max_cosigned and size not in self._sigs:
+                return []
+            have = self._sigs_for_locked(size)
+            return sorted(have.values(), key=lambda s: (s.name, s.key_id))
+
+    # --- timestamps ----------------------------------------------------------------------
+    def _ts_loop(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            # Clear before looking, so a checkpoint announced meanwhile still wakes us.
+            self._ts_event.clear()
+            with self._cond:
+                latest = self._latest
+            job: tuple[int, str] | None = None
+            backfill = False
+            if latest is not None and latest.size > self._ts_max:
+                job = (latest.size, latest.note)  # the newest checkpoint first
+            elif latest is not None and self._ts_floor < latest.size:
+                try:
+                    page = self.records.untimestamped(self._ts_floor, latest.size)
+                except Exception:
+                    log.exception("cannot list checkpoints without a token")
+                    page = []
+                if page:
+                    job, backfill = page[0], True
+                else:
+                    self._ts_floor = latest.size
+            if job is None:
+                self._ts_event.wait(5.0)
+                continue
+            # Let the witness round go first: building a token holds the GIL for
+            # milliseconds, and the witness threads need it to handle their replies.
+            with self._cond:
+                self._cond.wait_for(lambda: not any(wk.busy for wk in self._workers), TSA_YIELD)
+            started = time.monotonic()
+            try:
+                self._timestamp(*job)
+            except Exception as e:
+                failures += 1
+                if isinstance(e, TsaError | TimestampError | NoteError | CheckpointError):
+                    log.warning("timestamp for checkpoint %d failed: %s", job[0], e)
+                else:
+                    log.exception("timestamp for checkpoint %d failed", job[0])
+                self._stop.wait(min(MAX_BACKOFF, 0.25 * 2 ** min(failures - 1, 10)))
+                continue
+            failures = 0
+            if backfill:
+                # The page is oldest first: everything below this size has its token.
+                self._ts_floor = max(self._ts_floor, job[0])
+            self._stop.wait((time.monotonic() - started) * TSA_DUTY_FACTOR)
+
+    def _timestamp(self, size: int, note: str) -> None:
+        assert self.timestamper is not None
+        body = parse_note(note).text.encode()
+        reply, when = self.timestamper.issue(body)
+        gen = when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        self.records.put_timestamp(size, reply, gen, self.timestamper.source)
+        self._ts_max = max(self._ts_max, size)
+
+    # --- what the API and evidence bundles read -------------------------------------------
+    def cosigned_checkpoint(self, size: int) -> str:
+        """The log's checkpoint of ``size`` with every cosignature gathered so far (note text).
+
+        Raises :class:`ledger.service.NotFound` when the log signed no checkpoint of that size.
+        """
+        with self._cond:
+            latest = self._latest
+        if latest is not None and latest.size == size:
+            text = latest.note
+        else:
+            text = self.ledger.checkpoint_at(size).note
+        sigs = self._signatures(size)
+        if not sigs:
+            return text
+        note = parse_note(text)
+        for s in sigs:
+            note = note.add(s)
+        return note.to_text()
+
+    def cosigned_by(self, size: int) -> list[str]:
+        """Names of the witnesses whose cosignature on checkpoint ``size`` the log holds."""
+        return sorted({s.name for s in self._signatures(size)})
+
+    def witnessed_size(self) -> int:
+        """The largest checkpoint size cosigned by at least the quorum (0 if none)."""
+        with self._cond:
+            return self._witnessed
+
+    def witnessed_checkpoint(self) -> str | None:
+        size = self.witnessed_size()
+        if size == 0 or not self.policy.quorum:
+            return None
+        try:
+            return self.cosigned_checkpoint(size)
+        except NotFound:
+            return None
+
+    def timestamp_reply(self, size: int) -> bytes | None:
+        """The stored RFC 3161 TimeStampResp (DER) over checkpoint ``size``'s note body."""
+        if size > self._ts_max:
+            return None
+        return self.records.timestamp_at(size)
+
+    def timestamp_covering(self, size: int) -> tuple[int, bytes] | None:
+        """(size', reply) of the first timestamped checkpoint at or above ``size``.
+
+        A token over a later checkpoint bounds the time of every entry below it too (a
+        consistency proof links the two), for checkpoints the TSA thread skipped under load.
+        """
+        return self.records.timestamp_covering(size)
+
+    def tsa_ca_pem(self) -> bytes:
+        """The PEM CA certificate that timestamp tokens chain to."""
+        if self.timestamper is None:
+            raise NotFound("this log has no timestamp authority configured")
+        return self.timestamper.ca_pem
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per configured witness: name, verifier key, newest size it cosigned, health.
+
+        Public (``GET /v1/log``), so it leaves out URLs and error texts, which may name
+        internal hosts; those go to the service's log.
+        """
+        with self._cond:
+            return [
+                {
+                    "name": wk.verifier.name,
+                    "verifier_key": wk.verifier.vkey,
+                    "cosigned_size": wk.cosigned_size,
+                    "reachable": wk.last_error is None,
+                }
+                for wk in self._workers
+            ]
+
+    def receipt_fields(self, checkpoint_note: str) -> dict[str, Any]:
+        """What a receipt adds about its checkpoint: who cosigned it, and its token if any."""
+        return receipt_fields_for(self, checkpoint_note)
+
+
+def _size_of(note: str) -> int:
+    try:
+        return Checkpoint.parse_body(parse_note(note).text).size
+    except (NoteError, CheckpointError):
+        return -1
+
+
+def receipt_fields_for(w: Witnessing | None, checkpoint_note: str) -> dict[str, Any]:
+    """Receipt fields ``cosigned_by``, ``cosigned_checkpoint`` and ``timestamp``.
+
+    ``cosigned_by`` names the witnesses whose cosignature on the receipt's checkpoint the
+    log held when the receipt was made (often none yet for a fresh receipt: witnessing runs
+    after the reply); ``cosigned_checkpoint`` is that checkpoint with those cosignatures;
+    ``timestamp`` is the base64 DER RFC 3161 TimeStampResp over its body, or null.
+    """
+    if w is None:
+        return {"cosigned_by": [], "cosigned_checkpoint": checkpoint_note, "timestamp": None}
+    size = _size_of(checkpoint_note)
+    sigs = w._signatures(size) if size >= 0 else []
+    cosigned = checkpoint_note
+    if sigs:
+        note: Note = parse_note(checkpoint_note)
+        for s in sigs:
+            note = note.add(s)
+        cosigned = note.to_text()
+    reply = w.timestamp_reply(size) if size >= 0 else None
+    return {
+        "cosigned_by": sorted({s.name for s in sigs}),
+        "cosigned_checkpoint": cosigned,
+        "timestamp": base64.b64encode(reply).decode() if reply is not None else None,
+    }
+
+
+def log_fields(w: Witnessing | None) -> dict[str, Any]:
+    """``GET /v1/log`` fields: the witness policy, each witness, and the witnessed size."""
+    if w is None:
+        return {
+            "witnessed_size": 0,
+            "witnessed_checkpoint": None,
+            "witness_quorum": 0,
+            "witnesses": [],
+        }
+    return {
+        "witnessed_size": w.witnessed_size(),
+        "witnessed_checkpoint": w.witnessed_checkpoint(),
+        "witness_quorum": w.policy.quorum,
+        "witnesses": w.status(),
+    }
