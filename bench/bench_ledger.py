@@ -50,7 +50,7 @@ HOST = "127.0.0.1"
 def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--data", str(data), "--port", str(port),
-         "--origin", "bench.example/log"],
+         "--origin", "bench.example/log", "--rate-limit", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
     )
     import httpx
