@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -29,7 +30,32 @@ def jianzheng(
     )
 
 
-class Server:
+class Process:
+    """A child process with its log file: crash it (``kill``) or stop it cleanly."""
+
+    proc: subprocess.Popen[bytes]
+    log: IO[str]
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, as in a crash."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not stop within 15 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self.log.close()
+
+
+class Server(Process):
     """``jianzheng serve`` on a free loopback port; waits (bounded) until it answers."""
 
     def __init__(
@@ -68,21 +94,3 @@ class Server:
 
     def output(self) -> str:
         return Path(self.log.name).read_text()
-
-    def kill(self) -> None:
-        """SIGKILL: no clean shutdown, as in a crash."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.log.close()
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not stop within 15 s."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self.log.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -12,11 +11,11 @@ from typing import Any
 
 import httpx
 
-from tests.procs import ROOT
+from tests.procs import ROOT, Process
 from tests.servers import free_port
 
 
-class WitnessProc:
+class WitnessProc(Process):
     """``jianzheng witness serve`` on a free loopback port."""
 
     def __init__(self, data: Path, port: int | None = None) -> None:
@@ -53,22 +52,6 @@ class WitnessProc:
 
     def post(self, body: str) -> httpx.Response:
         return httpx.post(self.url + "/witness/add-checkpoint", content=body.encode(), timeout=10)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self.log.close()
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
