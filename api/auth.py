@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import insert, or_, select, update
 
@@ -35,6 +35,7 @@ from ledger.store import Store
 ROLES = ("platform", "reviewer", "archivist", "admin")
 PREFIX = "jz_"
 _TOKEN_RE = re.compile(r"jz_[A-Za-z0-9_-]{43}")
+_RFC3339_MS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 MAX_SCOPE_ITEMS = 1000
 MAX_TOKENS_LISTED = 1000
 
@@ -190,6 +191,16 @@ def revoke_token(store: Store, token_or_id: str, clock: Clock | None = None) -> 
     return str(row[0])
 
 
+def _instant(text: str) -> datetime | None:
+    """An expiry written by :func:`rfc3339` as an aware datetime; None for any other text."""
+    if not _RFC3339_MS.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text[:-1] + "+00:00")
+    except ValueError:
+        return None
+
+
 class TokenCheck:
     """Resolves bearer tokens to principals, with a short-lived cache."""
 
@@ -202,7 +213,10 @@ class TokenCheck:
     def __init__(self, store: Store, clock: Clock | None = None) -> None:
         self.store = store
         self.clock = clock or SystemClock()
-        self._cache: dict[bytes, tuple[float, Principal, str | None]] = {}
+        # digest -> (cached at, principal, expiry). The expiry is kept as a datetime: it is
+        # rfc3339() text, whose millisecond precision makes "expiry <= now" the same test
+        # as the text comparison with rfc3339(now), without formatting now per request.
+        self._cache: dict[bytes, tuple[float, Principal, datetime | None]] = {}
         self._lock = threading.Lock()
 
     def forget(self) -> None:
@@ -217,12 +231,12 @@ class TokenCheck:
         if scheme.lower() != "bearer" or not _TOKEN_RE.fullmatch(token):
             raise AuthError("malformed Authorization header: want 'Bearer jz_...'")
         digest = _hash(token)
-        now = rfc3339(self.clock.now())
         hit = self._cache.get(digest)
         if hit is not None and time.monotonic() - hit[0] < self.CACHE_SECONDS:
-            if hit[2] is not None and hit[2] <= now:
+            if hit[2] is not None and hit[2] <= self.clock.now().astimezone(UTC):
                 raise AuthError("unknown, expired or revoked token")
             return hit[1]
+        now = rfc3339(self.clock.now())
         with self.store.engine.connect() as conn:
             row = conn.execute(
                 select(
@@ -242,10 +256,13 @@ class TokenCheck:
         if row is None or not hmac.compare_digest(bytes(row[1]), digest):
             raise AuthError("unknown, expired or revoked token")
         p = Principal(row[0], row[2], _scope_of(row[4], row[5]))
+        expires = _instant(row[3]) if row[3] is not None else None
+        if row[3] is not None and expires is None:
+            return p  # an expiry not in rfc3339's form: leave it to the database each time
         with self._lock:
             if len(self._cache) >= self.CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[digest] = (time.monotonic(), p, row[3])
+            self._cache[digest] = (time.monotonic(), p, expires)
         return p
 
 

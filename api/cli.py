@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from api import cli_storage, cli_verify, cli_witness
 
@@ -51,11 +51,12 @@ def _fail(msg: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from api.app import create_app
+    from api.workers import settle_heap
     from ledger.service import Ledger
 
+    if args.workers < 1:
+        return _fail("--workers must be at least 1")
     ledger = Ledger.open(
         args.data, args.db, args.origin, max_batch=args.max_batch, max_delay=args.max_delay / 1000
     )
@@ -67,23 +68,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"origin: {info.origin}", flush=True)
         print(f"verifier key: {info.verifier_key}", flush=True)
         print(f"data: {args.data.resolve()}  log size: {info.size}", flush=True)
-        witnessing = cli_witness.start_witnessing(ledger, args)
-        app = create_app(ledger, rate_limit=args.rate_limit)
-        app.state.witnessing = witnessing
-        try:
-            uvicorn.run(
-                app,
-                host=args.host,
-                port=args.port,
-                log_level=args.log_level,
-                access_log=False,
-                timeout_graceful_shutdown=10,
-            )
-        finally:
-            witnessing.close()
+        if args.workers > 1:
+            # The parent migrated the database and created the keys above; the workers
+            # only open them. It serves nothing itself: it starts, watches and stops them.
+            cli_witness.check_witnessing(ledger, args)
+            print(f"workers: {args.workers}", flush=True)
+        else:
+            witnessing = cli_witness.start_witnessing(ledger, args)
+            app = create_app(ledger, rate_limit=args.rate_limit)
+            app.state.witnessing = witnessing
+            settle_heap()
+            try:
+                _run_uvicorn(app, args)
+            finally:
+                witnessing.close()
+            return 0
     finally:
         ledger.close()
-    return 0
+    from api.workers import supervise
+
+    return supervise(args.argv, args.host, args.port, args.workers)
+
+
+def _run_uvicorn(app: Any, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from api.http_body import BodyPiecesProtocol
+
+    uvicorn.run(
+        app,
+        http=BodyPiecesProtocol,  # request bodies without uvicorn's two copies
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
 
 
 def _first_admin_token(ledger: Ledger, data: Path) -> None:
@@ -238,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default="warning")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("JIANZHENG_WORKERS", "1")),
+        help="HTTP worker processes sharing the database (default 1; env JIANZHENG_WORKERS); "
+        "each applies --rate-limit on its own",
+    )
+    p.add_argument(
         "--rate-limit",
         type=float,
         default=1000.0,
@@ -298,7 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     from ledger.keys import LogKeyError
     from ledger.store import StoreError

@@ -131,7 +131,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if len(want) != 64 or any(c not in "0123456789abcdef" for c in want):
         return _fail(f"{args.sha256!r} is not a SHA-256 (64 hex digits)", 2)
     if not args.token:
-        return _fail("give a reviewer or archivist token with --token or JIANZHENG_TOKEN", 2)
+        return _fail("give a reader token with --token or JIANZHENG_TOKEN", 2)
     out: Path = args.output or Path(want)
     part = out.with_name(out.name + ".part")
     h = hashlib.sha256()

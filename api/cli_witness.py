@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ledger.service import Ledger
-    from witness.submitter import WitnessEndpoint, Witnessing
+    from witness.submitter import WitnessEndpoint, Witnessing, WorkerWitnessing
+    from witness.tsa import Timestamper
 
 
 def _default_dir(sub: str) -> Path:
@@ -72,12 +73,10 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def start_witnessing(ledger: Ledger, args: argparse.Namespace) -> Witnessing:
-    """Start gathering cosignatures and timestamps for ``ledger`` as ``serve`` was told to."""
-    from witness.submitter import WitnessConfigError, Witnessing
-    from witness.tsa import BuiltinTimestamper, HttpTimestamper, TimestampAuthority, Timestamper
+def make_timestamper(ledger: Ledger, args: argparse.Namespace) -> Timestamper:
+    """The TSA ``serve`` was told to use; the built-in one's keys are created on first use."""
+    from witness.tsa import BuiltinTimestamper, HttpTimestamper, TimestampAuthority
 
-    timestamper: Timestamper
     if args.tsa_url:
         if args.tsa_ca is None:
             raise SystemExit(_fail("--tsa-url needs --tsa-ca, the TSA's CA certificate (PEM)"))
@@ -85,22 +84,56 @@ def start_witnessing(ledger: Ledger, args: argparse.Namespace) -> Witnessing:
             ca = args.tsa_ca.read_bytes()
         except OSError as e:
             raise SystemExit(_fail(f"cannot read --tsa-ca: {e}")) from None
-        timestamper = HttpTimestamper(args.tsa_url, ca)
-    else:
-        timestamper = BuiltinTimestamper(
-            TimestampAuthority.load_or_create(ledger.data_dir, ledger.signer.name)
-        )
-    try:
-        w = Witnessing.start(ledger, args.witness, args.witness_quorum, timestamper)
-    except WitnessConfigError as e:
-        raise SystemExit(_fail(str(e))) from None
+        return HttpTimestamper(args.tsa_url, ca)
+    return BuiltinTimestamper(
+        TimestampAuthority.load_or_create(ledger.data_dir, ledger.signer.name)
+    )
+
+
+def _describe(args: argparse.Namespace, quorum: int, timestamper: Timestamper) -> None:
     if args.witness:
         print(
-            f"witnesses: {len(args.witness)}, quorum {w.policy.quorum}: "
+            f"witnesses: {len(args.witness)}, quorum {quorum}: "
             + ", ".join(e.verifier.name for e in args.witness),
             flush=True,
         )
     print(f"timestamps: {timestamper.source}", flush=True)
+
+
+def check_witnessing(ledger: Ledger, args: argparse.Namespace) -> None:
+    """Check the witnessing options and say what they are, without starting anything.
+
+    ``serve --workers N`` runs this once in the parent, so the TSA keys exist before the
+    worker processes start and a bad option fails before any of them does.
+    """
+    from witness.submitter import WitnessConfigError, witness_policy
+
+    timestamper = make_timestamper(ledger, args)
+    try:
+        policy = witness_policy(args.witness, args.witness_quorum)
+    except WitnessConfigError as e:
+        raise SystemExit(_fail(str(e))) from None
+    _describe(args, policy.quorum, timestamper)
+
+
+def start_witnessing(
+    ledger: Ledger, args: argparse.Namespace, *, workers: int = 1
+) -> Witnessing | WorkerWitnessing:
+    """Start gathering cosignatures and timestamps for ``ledger`` as ``serve`` was told to.
+
+    With several worker processes, one of them leads and the others follow
+    (:class:`witness.submitter.WorkerWitnessing`); the parent ran :func:`check_witnessing`.
+    """
+    from witness.submitter import WitnessConfigError, Witnessing, WorkerWitnessing
+
+    timestamper = make_timestamper(ledger, args)
+    if workers > 1:
+        return WorkerWitnessing(ledger, args.witness, args.witness_quorum, timestamper)
+    try:
+        w = Witnessing.start(ledger, args.witness, args.witness_quorum, timestamper)
+    except WitnessConfigError as e:
+        raise SystemExit(_fail(str(e))) from None
+    _describe(args, w.policy.quorum, timestamper)
     return w
 
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import base64
 import dataclasses
 import threading
+import time
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
-from api.auth import Principal
+from api.auth import Principal, TokenCheck
 from api.errors import ApiError
 from ledger.clock import SystemClock, rfc3339
-from ledger.models import PosterKeyRow
+from ledger.models import PosterKeyHistoryRow, PosterKeyRow
 from ledger.records import EventSubmission
 from ledger.store import Store
 from verifier.poster import PosterSignatureError, verify_event_signature
@@ -29,17 +30,24 @@ class PosterKey:
 
 
 class PosterKeys:
-    """Registered poster keys, cached in memory (the table is small and rarely written)."""
+    """Registered poster keys, cached in memory (the table is small and rarely written).
+
+    A change made through this process applies at once; one made through another worker
+    process within :data:`CACHE_SECONDS`, like a token revocation.
+    """
+
+    CACHE_SECONDS = TokenCheck.CACHE_SECONDS
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._cache: dict[str, PosterKey | None] = {}
+        self._cache: dict[str, tuple[float, PosterKey | None]] = {}
         self._lock = threading.Lock()
 
     def get(self, token_id: str) -> PosterKey | None:
         with self._lock:
-            if token_id in self._cache:
-                return self._cache[token_id]
+            hit = self._cache.get(token_id)
+            if hit is not None and time.monotonic() - hit[0] < self.CACHE_SECONDS:
+                return hit[1]
         with self.store.engine.connect() as conn:
             row = conn.execute(
                 select(PosterKeyRow.public_key, PosterKeyRow.required).where(
@@ -50,11 +58,17 @@ class PosterKeys:
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[token_id] = key
+            self._cache[token_id] = (time.monotonic(), key)
         return key
 
     def set(self, token_id: str, public_key: bytes, required: bool, *, replace: bool) -> None:
-        with self.store.engine.begin() as conn:
+        """Register (or, with ``replace``, rotate) the key, keeping its history.
+
+        Under the ledger's writer lock, so the log size read here is exact: the key covers
+        the records committed from that index on, and a replaced key those before it.
+        """
+        now = rfc3339(SystemClock().now())
+        with self.store.writer() as conn:
             have = conn.scalar(
                 select(PosterKeyRow.token_id).where(PosterKeyRow.token_id == token_id)
             )
@@ -65,13 +79,27 @@ class PosterKeys:
                     "a key is already registered for this token; an admin may "
                     "replace it (PUT /v1/tokens/{id}/poster-key)",
                 )
+            head = self.store.head(conn)
+            size = head.size if head else 0
             conn.execute(delete(PosterKeyRow).where(PosterKeyRow.token_id == token_id))
             conn.execute(
                 insert(PosterKeyRow).values(
+                    token_id=token_id, public_key=public_key, required=required, created_at=now
+                )
+            )
+            hist = PosterKeyHistoryRow
+            open_span = (hist.token_id == token_id) & hist.until_index.is_(None)
+            # Two changes with no record in between: the first never covered a record.
+            conn.execute(delete(hist).where(open_span, hist.from_index == size))
+            conn.execute(update(hist).where(open_span).values(until_index=size))
+            conn.execute(
+                insert(hist).values(
                     token_id=token_id,
+                    from_index=size,
+                    until_index=None,
                     public_key=public_key,
                     required=required,
-                    created_at=rfc3339(SystemClock().now()),
+                    registered_at=now,
                 )
             )
         with self._lock:

@@ -47,11 +47,27 @@ from tests.servers import free_port  # noqa: E402
 HOST = "127.0.0.1"
 
 
-def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(data: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--data", str(data), "--port", str(port),
-         "--origin", "bench.example/log", "--rate-limit", "0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+            "--origin",
+            "bench.example/log",
+            "--rate-limit",
+            "0",
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
     )
     import httpx
 
@@ -67,16 +83,21 @@ def start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def token(data: Path, role: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "api.cli", "token", "create", "--data", str(data),
-                          "--role", role], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "api.cli", "token", "create", "--data", str(data), "--role", role],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
-def http_section(seconds: float, conns: int) -> dict[str, Any]:
+def http_section(seconds: float, conns: int, workers: int, batch_conns: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         port = free_port()
-        proc = start_server(data, port)
+        proc = start_server(data, port, workers)
         try:
             auth = {"Authorization": f"Bearer {token(data, 'platform')}"}
             health = build_request("GET", "/healthz", HOST)
@@ -86,8 +107,9 @@ def http_section(seconds: float, conns: int) -> dict[str, Any]:
                 ev = make_event(project=f"E3301{rnd.randrange(200):08d}")
                 return build_request("POST", "/v1/events", HOST, json.dumps(ev).encode(), auth)
 
-            batch_body = json.dumps({"events": [make_event(project=f"B{i % 50}")
-                                                for i in range(1000)]}).encode()
+            batch_body = json.dumps(
+                {"events": [make_event(project=f"B{i % 50}") for i in range(1000)]}
+            ).encode()
             batch = build_request("POST", "/v1/events:batch", HOST, batch_body, auth)
 
             def run(make: Any, c: int) -> LoadResult:
@@ -95,7 +117,7 @@ def http_section(seconds: float, conns: int) -> dict[str, Any]:
 
             base = run(lambda i: health, conns)
             one = run(single, conns)
-            many = run(lambda i: batch, 4)
+            many = run(lambda i: batch, batch_conns)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -108,13 +130,17 @@ def http_section(seconds: float, conns: int) -> dict[str, Any]:
         "batch_events_ps": many.rate * 1000,
         "batch_p99_ms": many.percentile(99) * 1e3,
         "connections": conns,
+        "batch_connections": batch_conns,
+        "workers": workers,
     }
 
 
 def append_events(lg: Ledger, n: int, unit: int, projects: int = 500) -> float:
     """Append n events in units of ``unit`` through the sequencer; returns seconds."""
-    evs = [validate_event(make_event(project=f"P{i % projects:05d}"), lg.catalogue)
-           for i in range(min(n, 20_000))]
+    evs = [
+        validate_event(make_event(project=f"P{i % projects:05d}"), lg.catalogue)
+        for i in range(min(n, 20_000))
+    ]
     t0 = time.perf_counter()
     pending: list[Future[list[Appended]]] = []
     done = 0
@@ -136,9 +162,11 @@ def raw_sqlite_rate(rows: list[tuple[Any, ...]], batch: int, path: Path) -> floa
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=FULL")
-    con.execute("CREATE TABLE records (idx INTEGER PRIMARY KEY, project TEXT, seq INTEGER, "
-                "type TEXT, event_hash BLOB, record BLOB, poster TEXT, idempotency_key TEXT, "
-                "request_digest BLOB, UNIQUE(project, seq), UNIQUE(poster, idempotency_key))")
+    con.execute(
+        "CREATE TABLE records (idx INTEGER PRIMARY KEY, project TEXT, seq INTEGER, "
+        "type TEXT, event_hash BLOB, record BLOB, poster TEXT, idempotency_key TEXT, "
+        "request_digest BLOB, UNIQUE(project, seq), UNIQUE(poster, idempotency_key))"
+    )
     t0 = time.perf_counter()
     for i in range(0, len(rows), batch):
         con.execute("BEGIN IMMEDIATE")
@@ -159,16 +187,25 @@ def inprocess_section(n: int) -> dict[str, Any]:
             batches = lg.sequencer.batches - b0
             rate = n / dt
             with lg.store.reader() as conn:
-                rows = [tuple(r) for r in conn.exec_driver_sql(
-                    "SELECT idx, project, seq, type, event_hash, record, poster, "
-                    "idempotency_key, request_digest FROM records WHERE idx >= ? ORDER BY idx",
-                    (s0,))]
+                rows = [
+                    tuple(r)
+                    for r in conn.exec_driver_sql(
+                        "SELECT idx, project, seq, type, event_hash, record, poster, "
+                        "idempotency_key, request_digest FROM records WHERE idx >= ? ORDER BY idx",
+                        (s0,),
+                    )
+                ]
         finally:
             lg.close()
         avg_batch = max(1, round(len(rows) / max(1, batches)))
         raw = raw_sqlite_rate(rows, avg_batch, Path(tmp) / "raw.db")
-    return {"events": n, "ledger_eps": rate, "raw_sqlite_eps": raw, "ratio": rate / raw,
-            "avg_batch": avg_batch}
+    return {
+        "events": n,
+        "ledger_eps": rate,
+        "raw_sqlite_eps": raw,
+        "ratio": rate / raw,
+        "avg_batch": avg_batch,
+    }
 
 
 def proof_section(entries: int, cache: Path, samples: int) -> dict[str, Any]:
@@ -205,11 +242,16 @@ def proof_section(entries: int, cache: Path, samples: int) -> dict[str, Any]:
     proc = start_server(data, port)
     try:
         auth = {"Authorization": f"Bearer {token(data, 'reviewer')}"}
-        reqs = [build_request("GET", f"/v1/proofs/inclusion?index={i}&tree_size={size}", HOST,
-                              headers=auth) for i in idx]
+        reqs = [
+            build_request(
+                "GET", f"/v1/proofs/inclusion?index={i}&tree_size={size}", HOST, headers=auth
+            )
+            for i in idx
+        ]
         http = asyncio.run(run_load(HOST, port, lambda k: reqs[k % len(reqs)], 1, 5, 0.5))
-        health = asyncio.run(run_load(HOST, port, lambda k: build_request(
-            "GET", "/healthz", HOST), 1, 5, 0.5))
+        health = asyncio.run(
+            run_load(HOST, port, lambda k: build_request("GET", "/healthz", HOST), 1, 5, 0.5)
+        )
     finally:
         proc.terminate()
         proc.wait(30)
@@ -219,10 +261,13 @@ def proof_section(entries: int, cache: Path, samples: int) -> dict[str, Any]:
 
     return {
         "entries": size,
-        "cold_p50_ms": pct(cold, 50), "cold_p99_ms": pct(cold, 99),
-        "warm_p50_ms": pct(warm, 50), "warm_p99_ms": pct(warm, 99),
+        "cold_p50_ms": pct(cold, 50),
+        "cold_p99_ms": pct(cold, 99),
+        "warm_p50_ms": pct(warm, 50),
+        "warm_p99_ms": pct(warm, 99),
         "row_read_p50_ms": pct(row, 50),
-        "http_p50_ms": http.percentile(50) * 1e3, "http_p99_ms": http.percentile(99) * 1e3,
+        "http_p50_ms": http.percentile(50) * 1e3,
+        "http_p99_ms": http.percentile(99) * 1e3,
         "http_healthz_p50_ms": health.percentile(50) * 1e3,
         "mean_warm_ms": statistics.mean(warm) * 1e3,
     }
@@ -232,18 +277,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--batch-connections", type=int, default=8)
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="jianzheng serve --workers (default: one per core)",
+    )
     ap.add_argument("--inprocess-events", type=int, default=50_000)
     ap.add_argument("--proof-entries", type=int, default=1_000_000)
     ap.add_argument("--proof-samples", type=int, default=2000)
-    ap.add_argument("--cache", type=Path,
-                    default=Path(os.environ.get("JIANZHENG_CACHE", Path.home() / ".cache"
-                                                / "jianzheng")) / "bench")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("JIANZHENG_CACHE", Path.home() / ".cache" / "jianzheng"))
+        / "bench",
+    )
     ap.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
 
+    load0 = os.getloadavg()[0]
     print("HTTP appends ...", flush=True)
-    h = http_section(args.seconds, args.connections)
+    h = http_section(args.seconds, args.connections, args.workers, args.batch_connections)
     print(json.dumps(h, indent=1), flush=True)
     print("in-process append vs raw SQLite ...", flush=True)
     ip = inprocess_section(args.inprocess_events)
@@ -256,24 +312,77 @@ def main() -> None:
         return "meets" if (v >= target if higher else v <= target) else "**misses**"
 
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    md = f"""Run {when} on {platform.node() or 'this machine'} ({os.cpu_count()} cores), Python {platform.python_version()}.
-Command: `python bench/bench_ledger.py --seconds {args.seconds:g} --proof-entries {args.proof_entries}`.
-Durable commits: SQLite WAL + `synchronous=FULL`; server = one `jianzheng serve` process; load =
-`bench/loadgen.py` ({h['connections']} keep-alive connections, closed loop) on the same 2 cores.
-
-| measure | value | baseline in the same run | ratio | target |
-|---|---|---|---|---|
-| single-event appends over HTTP | {h['single_rps']:,.0f}/s | GET /healthz {h['healthz_rps']:,.0f}/s | {h['single_rps'] / h['healthz_rps']:.2f} | ≥ 2,000/s: {ok(h['single_rps'], 2000)} |
-| POST → receipt latency | p50 {h['single_p50_ms']:.1f} ms, p99 {h['single_p99_ms']:.1f} ms | | | p99 ≤ 250 ms: {ok(h['single_p99_ms'], 250, False)} |
-| batched events over HTTP (1000/batch) | {h['batch_events_ps']:,.0f}/s | GET /healthz {h['healthz_rps']:,.0f}/s | {h['batch_events_ps'] / h['healthz_rps']:.2f} | ≥ 20,000/s: {ok(h['batch_events_ps'], 20000)} |
-| in-process appends ({ip['events']:,} events, ~{ip['avg_batch']}/commit) | {ip['ledger_eps']:,.0f}/s | raw SQLite insert of the same rows {ip['raw_sqlite_eps']:,.0f}/s | {ip['ratio']:.2f} | |
-| inclusion proof, {pr['entries']:,} entries, in process, cold cache | p50 {pr['cold_p50_ms']:.2f} ms, p99 {pr['cold_p99_ms']:.2f} ms | PK row read p50 {pr['row_read_p50_ms']:.2f} ms | {pr['cold_p50_ms'] / pr['row_read_p50_ms']:.1f} | ≤ 2 ms: {ok(pr['cold_p99_ms'], 2, False)} |
-| inclusion proof, warm cache | p50 {pr['warm_p50_ms']:.3f} ms, p99 {pr['warm_p99_ms']:.3f} ms | | | ≤ 2 ms: {ok(pr['warm_p99_ms'], 2, False)} |
-| inclusion proof over HTTP (1 connection) | p50 {pr['http_p50_ms']:.2f} ms, p99 {pr['http_p99_ms']:.2f} ms | GET /healthz p50 {pr['http_healthz_p50_ms']:.2f} ms | {pr['http_p50_ms'] / pr['http_healthz_p50_ms']:.1f} | |
-"""
+    single, batch, base = h["single_rps"], h["batch_events_ps"], h["healthz_rps"]
+    p99 = h["single_p99_ms"]
+    rows = [
+        (
+            "single-event appends over HTTP",
+            f"{single:,.0f}/s",
+            f"GET /healthz {base:,.0f}/s",
+            f"{single / base:.2f}",
+            f"≥ 2,000/s: {ok(single, 2000)}",
+        ),
+        (
+            "POST → receipt latency",
+            f"p50 {h['single_p50_ms']:.1f} ms, p99 {p99:.1f} ms",
+            "",
+            "",
+            f"p99 ≤ 250 ms: {ok(p99, 250, False)}",
+        ),
+        (
+            "batched events over HTTP (1000/batch)",
+            f"{batch:,.0f}/s",
+            f"GET /healthz {base:,.0f}/s",
+            f"{batch / base:.2f}",
+            f"≥ 20,000/s: {ok(batch, 20000)}",
+        ),
+        (
+            f"in-process appends ({ip['events']:,} events, ~{ip['avg_batch']}/commit)",
+            f"{ip['ledger_eps']:,.0f}/s",
+            f"raw SQLite insert of the same rows {ip['raw_sqlite_eps']:,.0f}/s",
+            f"{ip['ratio']:.2f}",
+            "",
+        ),
+        (
+            f"inclusion proof, {pr['entries']:,} entries, in process, cold cache",
+            f"p50 {pr['cold_p50_ms']:.2f} ms, p99 {pr['cold_p99_ms']:.2f} ms",
+            f"PK row read p50 {pr['row_read_p50_ms']:.2f} ms",
+            f"{pr['cold_p50_ms'] / pr['row_read_p50_ms']:.1f}",
+            f"≤ 2 ms: {ok(pr['cold_p99_ms'], 2, False)}",
+        ),
+        (
+            "inclusion proof, warm cache",
+            f"p50 {pr['warm_p50_ms']:.3f} ms, p99 {pr['warm_p99_ms']:.3f} ms",
+            "",
+            "",
+            f"≤ 2 ms: {ok(pr['warm_p99_ms'], 2, False)}",
+        ),
+        (
+            "inclusion proof over HTTP (1 connection)",
+            f"p50 {pr['http_p50_ms']:.2f} ms, p99 {pr['http_p99_ms']:.2f} ms",
+            f"GET /healthz p50 {pr['http_healthz_p50_ms']:.2f} ms",
+            f"{pr['http_p50_ms'] / pr['http_healthz_p50_ms']:.1f}",
+            "",
+        ),
+    ]
+    table = "\n".join("| " + " | ".join(r) + " |" for r in rows)
+    node = platform.node() or "this machine"
+    md = (
+        f"Run {when} on {node} ({os.cpu_count()} cores), Python {platform.python_version()}; "
+        f"load average {load0:.2f} when it started.\n"
+        f"Command: `python bench/bench_ledger.py --seconds {args.seconds:g} "
+        f"--proof-entries {args.proof_entries} --workers {args.workers}`.\n"
+        "Durable commits: SQLite WAL + `synchronous=FULL`; server = "
+        f"`jianzheng serve --workers {h['workers']}`; load = `bench/loadgen.py` "
+        f"({h['connections']} keep-alive connections for single events, "
+        f"{h['batch_connections']} for batches, closed loop) on the same machine.\n\n"
+        "| measure | value | baseline in the same run | ratio | target |\n"
+        "|---|---|---|---|---|\n" + table + "\n"
+    )
     print(md)
     if not args.no_write:
-        write_section(ROOT / "docs" / "benchmarks.md", "ledger", "Ledger: appends, receipts, proofs", md)
+        title = "Ledger: appends, receipts, proofs"
+        write_section(ROOT / "docs" / "benchmarks.md", "ledger", title, md)
 
 
 if __name__ == "__main__":

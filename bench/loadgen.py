@@ -33,8 +33,9 @@ class LoadResult:
         return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
-def build_request(method: str, path: str, host: str, body: bytes = b"",
-                  headers: dict[str, str] | None = None) -> bytes:
+def build_request(
+    method: str, path: str, host: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
     for k, v in (headers or {}).items():
         lines.append(f"{k}: {v}")
@@ -55,10 +56,16 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, body
 
 
-async def run_load(host: str, port: int, make_request: Callable[[int], bytes],
-                   connections: int, seconds: float, warmup: float = 1.0,
-                   max_requests: int = 10_000_000,
-                   on_body: Callable[[bytes], None] | None = None) -> LoadResult:
+async def run_load(
+    host: str,
+    port: int,
+    make_request: Callable[[int], bytes],
+    connections: int,
+    seconds: float,
+    warmup: float = 1.0,
+    max_requests: int = 10_000_000,
+    on_body: Callable[[bytes], None] | None = None,
+) -> LoadResult:
     """Drive the server for ``seconds`` after ``warmup``; every socket wait is bounded."""
     res = LoadResult()
     t_start = time.perf_counter()

@@ -161,6 +161,8 @@ class BundlePlan:
     timestamp: bytes | None
     tsa_ca: bytes | None
     attachments: list[dict[str, Any]]
+    #: ``posters.json`` as written (its SHA-256 is signed in the project head).
+    posters: bytes
     with_files: bool
     exported_at: str
     #: The event types the bundle holds (to apply sealing rules before handing it out).
@@ -198,8 +200,15 @@ def plan_bundle(
     # as of that checkpoint, and the signed project head says so.
     records = [r for r in records if r[0] < size]
     last_hash = hashlib.sha256(records[-1][2]).digest()
+    posters = canonicalize({"posters": _posters(ledger, project, size)})
     head_body = fmt.ProjectHead(
-        ledger.signer.name, project, len(records), last_hash, cp.size, cp.root
+        ledger.signer.name,
+        project,
+        len(records),
+        last_hash,
+        cp.size,
+        cp.root,
+        hashlib.sha256(posters).digest(),
     ).body()
     head_note = sign_note(head_body, [ledger.signer]).to_text()
     timestamp = src.timestamp_reply(size) if src.timestamp_reply else None
@@ -224,6 +233,7 @@ def plan_bundle(
         timestamp=timestamp,
         tsa_ca=tsa_ca,
         attachments=_attachments(parsed, with_files),
+        posters=posters,
         with_files=with_files,
         exported_at=rfc3339(clock_now),
         event_types=frozenset(str(r.get("type")) for r in parsed),
@@ -312,6 +322,26 @@ def _choose_checkpoint(
     if fallback is not None:
         return fallback
     return newest_size, src.cosigned_checkpoint(newest_size) or newest_note
+
+
+def _posters(ledger: Ledger, project: str, below: int) -> list[dict[str, Any]]:
+    """Who posted each record (by seq), and every signing key each poster registered."""
+    with ledger.store.reader() as conn:
+        by_record = ledger.store.record_posters(conn, project, below)
+        spans = ledger.store.poster_key_spans(conn, [p for _, p in by_record])
+    out: dict[str, dict[str, Any]] = {}
+    for seq, poster in by_record:
+        out.setdefault(poster, {"poster": poster, "records": [], "keys": []})["records"].append(seq)
+    for k in spans:
+        out[k.token_id]["keys"].append(
+            {
+                "public_key": base64.b64encode(k.public_key).decode(),
+                "required": k.required,
+                "from_index": k.from_index,
+                "until_index": k.until_index,
+            }
+        )
+    return [out[p] for p in sorted(out)]
 
 
 def _attachments(records: list[dict[str, Any]], with_files: bool) -> list[dict[str, Any]]:
@@ -418,6 +448,7 @@ def iter_bundle(plan: BundlePlan, sources: BundleSources | None = None) -> Itera
             yield from member(fmt.TIMESTAMP, [plan.timestamp])
             yield from member(fmt.TSA_CA, [plan.tsa_ca])
         yield from member(fmt.ATTACHMENTS, [canonicalize({"attachments": plan.attachments})])
+        yield from member(fmt.POSTERS, [plan.posters])
         if plan.with_files:
             if src.open_object is None:
                 raise BundleExportError("files were asked for but no object store is available")

@@ -8,6 +8,7 @@ that was rolled back or swapped refuses to sign instead of forking the log.
 from __future__ import annotations
 
 import base64
+import fcntl
 import os
 from pathlib import Path
 
@@ -79,11 +80,23 @@ def read_high_water(data_dir: Path) -> tuple[int, bytes] | None:
 
 
 def write_high_water(data_dir: Path, size: int, root: bytes) -> None:
-    """Record the newest signed checkpoint (atomic replace; fsync keeps it across power loss)."""
+    """Record the newest signed checkpoint (atomic replace; fsync keeps it across power loss).
+
+    Worker processes sharing the data directory each write after their own commits, in
+    any order; under a file lock, the mark only ever moves forward.
+    """
     path = data_dir / HIGH_WATER_FILE
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        f.write(f"{size} {base64.b64encode(root).decode()}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    lock_fd = os.open(data_dir / (HIGH_WATER_FILE + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        have = read_high_water(data_dir)
+        if have is not None and have[0] >= size:
+            return
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write(f"{size} {base64.b64encode(root).decode()}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        os.close(lock_fd)

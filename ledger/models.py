@@ -6,7 +6,15 @@ these models describe it for queries.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -77,6 +85,38 @@ class PosterKeyRow(Base):
     public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     required: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[str] = mapped_column(String(40))
+
+
+class PosterKeyHistoryRow(Base):
+    """Every key a poster ever registered, and the log positions it covered.
+
+    A record at log index ``i`` posted by ``token_id`` was due to be signed with the key
+    whose ``from_index <= i < until_index`` (``until_index`` NULL: still current). Evidence
+    bundles carry this, so the verifier can tell the key in a record from the registered one.
+    """
+
+    __tablename__ = "poster_key_history"
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    from_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    until_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    required: Mapped[bool] = mapped_column(Boolean)
+    registered_at: Mapped[str] = mapped_column(String(40))
+
+
+class ObjectCitationRow(Base):
+    """An evidence object cited as an attachment by the record at log index ``idx``.
+
+    Written by the sequencer in the transaction that commits the record, so object reads
+    are authorised by project (and sealing) with one indexed lookup, never a scan of records.
+    """
+
+    __tablename__ = "object_citations"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    project: Mapped[str] = mapped_column(String(128))
+    trade_type: Mapped[str] = mapped_column(String(16))
+    event_type: Mapped[str] = mapped_column(String(64))
 
 
 class MetaRow(Base):

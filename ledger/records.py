@@ -9,7 +9,7 @@ and for how much, stays secret (招标投标法 第二十二条).
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -17,7 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from ledger.catalogue import TRADE_TYPES, Catalogue, UnknownEventType
-from verifier.canonical import Canonical, CanonicalError, canonicalize
+from verifier.canonical import (
+    MAX_SAFE_INTEGER,
+    Canonical,
+    CanonicalError,
+    canonical_string,
+    canonicalize,
+)
 from verifier.receipt import ENTRY_VERSION, entry_leaf_hash
 
 ZERO_HASH = bytes(32)
@@ -40,6 +46,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 MAX_TEXT = 128
 MAX_ATTACHMENTS = 256
 MAX_PAYLOAD_BYTES = 256 * 1024
+_ACTOR_KEYS = frozenset({"id", "role"})
 EVENT_FIELDS = frozenset(
     {
         "project",
@@ -75,10 +82,15 @@ def parse_rfc3339(value: object, where: str) -> datetime:
             f"{value[:40]!r} is not an RFC 3339 date-time with an offset "
             "(e.g. 2026-05-01T09:30:00+08:00); naive times are refused",
         )
-    frac = (m.group(7) or "")[1:7].ljust(6, "0") if m.group(7) else "000000"
-    off = m.group(8)
-    iso = f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}.{frac}"
-    iso += "+00:00" if off in ("Z", "z") else off
+    if len(value) == 25 and value[10] == "T":
+        # The common form (no fraction, a numeric offset) is already what fromisoformat
+        # reads, with the same result as the rebuilt form below.
+        iso = value
+    else:
+        frac = (m.group(7) or "")[1:7].ljust(6, "0") if m.group(7) else "000000"
+        off = m.group(8)
+        iso = f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}"
+        iso += f".{frac}" + ("+00:00" if off in ("Z", "z") else off)
     try:
         return datetime.fromisoformat(iso)
     except ValueError:
@@ -117,7 +129,7 @@ class Attachment:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventSubmission:
     """A validated event as posted by a platform service."""
 
@@ -175,10 +187,9 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
     """
     if not isinstance(obj, dict):
         raise InvalidEvent("$", "an event must be a JSON object")
-    extra = set(obj) - EVENT_FIELDS
-    if extra:
+    if not EVENT_FIELDS.issuperset(obj):
         raise InvalidEvent(
-            sorted(extra)[0],
+            sorted(set(obj) - EVENT_FIELDS)[0],
             "unknown field; the ledger fills seq, prev, index,"
             " recorded_at, salt and checkpoint itself",
         )
@@ -206,9 +217,8 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
     actor = obj.get("actor")
     if not isinstance(actor, dict):
         raise InvalidEvent("actor", "must be an object with id and role")
-    extra = set(actor) - {"id", "role"}
-    if extra:
-        raise InvalidEvent(f"actor.{sorted(extra)[0]}", "unknown field")
+    if not _ACTOR_KEYS.issuperset(actor):
+        raise InvalidEvent(f"actor.{sorted(set(actor) - _ACTOR_KEYS)[0]}", "unknown field")
     actor_out = {
         "id": _text(actor, "id", "actor.id"),
         "role": _text(actor, "role", "actor.role", 64),
@@ -219,7 +229,7 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
     payload = obj.get("payload", {})
     if not isinstance(payload, dict):
         raise InvalidEvent("payload", "must be a JSON object")
-    attachments = _attachments(obj.get("attachments", []))
+    attachments = _attachments(obj["attachments"]) if "attachments" in obj else ()
     key = obj.get("idempotency_key")
     if key is not None:
         key = _text(obj, "idempotency_key", "idempotency_key")
@@ -235,15 +245,20 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
         raise InvalidEvent(where, e.reason) from None
     if len(encoded) > MAX_PAYLOAD_BYTES:
         raise InvalidEvent("payload", f"is larger than {MAX_PAYLOAD_BYTES} bytes")
-    # The digest tells an idempotent replay from a conflicting reuse of the key.
-    digest = hashlib.sha256(canonicalize(obj)).digest() if key is not None else b""
+    canonical_payload = Canonical(encoded.decode())
+    # The digest tells an idempotent replay from a conflicting reuse of the key. It is
+    # canonicalize(obj); the payload's text is known already and is not encoded again.
+    digest = b""
+    if key is not None:
+        posted = {**obj, "payload": canonical_payload} if "payload" in obj else obj
+        digest = hashlib.sha256(canonicalize(posted)).digest()
     return EventSubmission(
         project,
         trade_type,
         etype,
         actor_out,
         occurred_at,
-        Canonical(encoded.decode()),
+        canonical_payload,
         attachments,
         key,
         digest,
@@ -252,10 +267,10 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
 
 
 def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+    return binascii.b2a_base64(data, newline=False).decode()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CommittedRecord:
     """A record as the ledger committed it, with its canonical bytes and hashes."""
 
@@ -281,7 +296,77 @@ def complete_record(
     checkpoint_size: int,
     checkpoint_root: bytes,
 ) -> CommittedRecord:
-    """Fill in what the ledger adds and hash the result (RFC 8785 canonical form)."""
+    """Fill in what the ledger adds and hash the result (RFC 8785 canonical form).
+
+    The canonical text is assembled from its members in their fixed RFC 8785 order,
+    which is what ``canonicalize(record_json(...))`` gives (tests/test_fast_paths.py
+    holds the two to each other); anything unusual takes that general path instead.
+    """
+    actor = ev.actor
+    payload = ev.payload
+    if (
+        0 <= index <= MAX_SAFE_INTEGER
+        and 0 <= seq <= MAX_SAFE_INTEGER
+        and 0 <= checkpoint_size <= MAX_SAFE_INTEGER
+        and type(payload) is Canonical
+        and actor.keys() == _ACTOR_KEYS
+        and type(actor["id"]) is str
+        and type(actor["role"]) is str
+    ):
+        q = canonical_string
+        if ev.attachments:
+            attachments = canonicalize([a.to_json() for a in ev.attachments]).decode()
+        else:
+            attachments = "[]"
+        sig = ev.poster_signature
+        signature = "" if sig is None else f'"poster_signature":{canonicalize(sig).decode()},'
+        # Encoded in three parts: the payload is often CJK text, and one string holding
+        # it all would be built and encoded wide.
+        head = (
+            f'{{"actor":{{"id":{q(actor["id"])},"role":{q(actor["role"])}}}'
+            f',"attachments":{attachments}'
+            f',"checkpoint":{{"root":"{b64(checkpoint_root)}","size":{checkpoint_size:d}}}'
+            f',"index":{index:d},"occurred_at":{q(ev.occurred_at)},"payload":'
+        )
+        tail = (
+            f',{signature}"prev":"{b64(prev)}","project":{q(ev.project)}'
+            f',"recorded_at":{q(recorded_at)},"salt":"{b64(salt)}","seq":{seq:d}'
+            f',"trade_type":{q(ev.trade_type)},"type":{q(ev.type)}}}'
+        )
+        try:
+            canonical = head.encode() + payload.encode() + tail.encode()
+        except UnicodeEncodeError:  # a lone surrogate: let canonicalize say where
+            canonical = b""
+        if canonical:
+            return CommittedRecord(
+                index, ev.project, seq, canonical, hashlib.sha256(canonical).digest()
+            )
+    record = record_json(
+        ev,
+        index=index,
+        seq=seq,
+        prev=prev,
+        recorded_at=recorded_at,
+        salt=salt,
+        checkpoint_size=checkpoint_size,
+        checkpoint_root=checkpoint_root,
+    )
+    canonical = canonicalize(record)
+    return CommittedRecord(index, ev.project, seq, canonical, hashlib.sha256(canonical).digest())
+
+
+def record_json(
+    ev: EventSubmission,
+    *,
+    index: int,
+    seq: int,
+    prev: bytes,
+    recorded_at: str,
+    salt: bytes,
+    checkpoint_size: int,
+    checkpoint_root: bytes,
+) -> dict[str, Any]:
+    """The record :func:`complete_record` commits, as a JSON object."""
     record: dict[str, Any] = {
         "project": ev.project,
         "trade_type": ev.trade_type,
@@ -299,8 +384,23 @@ def complete_record(
     }
     if ev.poster_signature is not None:
         record["poster_signature"] = ev.poster_signature
-    canonical = canonicalize(record)
-    return CommittedRecord(index, ev.project, seq, canonical, hashlib.sha256(canonical).digest())
+    return record
+
+
+def citation_rows(ev: EventSubmission, index: int) -> list[dict[str, Any]]:
+    """The ``object_citations`` rows of an event committed at ``index``: one per object."""
+    if not ev.attachments:
+        return []
+    return [
+        {
+            "sha256": sha,
+            "idx": index,
+            "project": ev.project,
+            "trade_type": ev.trade_type,
+            "event_type": ev.type,
+        }
+        for sha in sorted({a.sha256 for a in ev.attachments})
+    ]
 
 
 leaf_for_record = entry_leaf_hash

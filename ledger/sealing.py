@@ -22,6 +22,17 @@ def is_sealed_type(catalogue: Catalogue, event_type: str) -> bool:
     return et is not None and et.sealed
 
 
+def seals_attachments(catalogue: Catalogue, event_type: str) -> bool:
+    """Whether the files attached to events of this type are sealed (e.g. bid files)."""
+    et = catalogue.events.get(event_type)
+    return et is not None and et.sealed_attachments
+
+
+def may_read_sealed(catalogue: Catalogue, *, opened: bool, role: str) -> bool:
+    """Sealed parts open only after the project's opening, and only to the sealed readers."""
+    return opened and role in catalogue.sealed_readers
+
+
 def redact(
     record: dict[str, Any], catalogue: Catalogue, *, opened: bool, role: str
 ) -> dict[str, Any]:
@@ -31,7 +42,7 @@ def redact(
     withheld in part and will not match its event hash.
     """
     et = catalogue.events.get(str(record.get("type")))
-    if et is None or not et.sealed or (opened and role in catalogue.sealed_readers):
+    if et is None or not et.sealed or may_read_sealed(catalogue, opened=opened, role=role):
         return record
     out = dict(record)
     hidden: list[str] = []

@@ -10,6 +10,7 @@ deployments may run several), the sequencer notices the head moved and reloads.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import queue
@@ -27,8 +28,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.clock import Clock, rfc3339
 from ledger.keys import write_high_water
-from ledger.records import EventSubmission, complete_record, leaf_for_record
-from ledger.store import Store, StoreError
+from ledger.records import EventSubmission, citation_rows, complete_record, leaf_for_record
+from ledger.store import RecordValues, Store, StoreError
 from ledger.tiles import HASH, TILE_HEIGHT, TILE_WIDTH, TreeReader
 from verifier import merkle
 from verifier.checkpoint import Checkpoint
@@ -48,11 +49,44 @@ class IdempotencyConflict(ValueError):
         self.position = position
 
 
+class PosterKeyChanged(ValueError):
+    """The poster's registered key changed after the API checked the event's signature.
+
+    Checked again under the writer lock, because the committed record must carry the key
+    registered at its log position: a record signed with a key just replaced would
+    otherwise fail the offline verifier's registered-key check.
+    """
+
+    def __init__(self, position: int) -> None:
+        super().__init__(
+            f"events[{position}].signature: this poster's signing key changed while the "
+            "event waited to be appended; sign it with the current key and post it again"
+        )
+        self.position = position
+
+
+def stale_signature(
+    events: list[EventSubmission], registered: tuple[bytes, bool] | None, skip: set[int]
+) -> PosterKeyChanged | None:
+    """The first event (not in ``skip``) whose signature no longer fits the poster's key."""
+    for pos, ev in enumerate(events):
+        if pos in skip:
+            continue
+        sig = ev.poster_signature
+        if sig is None:
+            bad = registered is not None and registered[1]
+        else:
+            bad = registered is None or base64.b64decode(sig["public_key"]) != registered[0]
+        if bad:
+            return PosterKeyChanged(pos)
+    return None
+
+
 class SequencerBusy(RuntimeError):
     """The append queue is full; the caller should retry later."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Appended:
     """Where one event landed: its log index and event hash; ``replayed`` if already there."""
 
@@ -66,6 +100,28 @@ class _Unit:
     events: list[EventSubmission]
     poster: str
     future: Future[list[Appended]] = field(default_factory=Future)
+
+
+class SaltPool:
+    """32-byte record salts from the OS's CSPRNG, drawn 32 KiB at a time.
+
+    ``os.urandom`` releases the GIL around its system call; once per event, the sequencer
+    thread would hand the GIL to the HTTP thread thousands of times a second and wait up
+    to a switch interval (5 ms) to get it back each time.
+    """
+
+    SALT = 32
+    DRAW = 1024
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._at = 0
+
+    def __call__(self) -> bytes:
+        if self._at >= len(self._buf):
+            self._buf, self._at = os.urandom(self.SALT * self.DRAW), 0
+        self._at += self.SALT
+        return self._buf[self._at - self.SALT : self._at]
 
 
 class _ProjectTails:
@@ -108,8 +164,8 @@ class Sequencer:
         max_batch: int = 4096,
         max_delay: float = 0.002,
         queue_limit: int = 200_000,
-        salt: Callable[[], bytes] = lambda: os.urandom(32),
-        on_checkpoint: Callable[[int, bytes, str], None] | None = None,
+        salt: Callable[[], bytes] | None = None,
+        on_checkpoint: Callable[[int, int, bytes, str], None] | None = None,
     ) -> None:
         self.store = store
         self.signer = signer
@@ -120,7 +176,7 @@ class Sequencer:
         self.data_dir = data_dir
         self.max_batch = max_batch
         self.max_delay = max_delay
-        self._salt = salt
+        self._salt = salt or SaltPool()
         self._on_checkpoint = on_checkpoint
         self._queue: queue.Queue[_Unit | None] = queue.Queue()
         self._queued_events = 0
@@ -201,11 +257,11 @@ class Sequencer:
             else:
                 u.future.set_result(r)
         if head is not None and self.data_dir is not None:
-            write_high_water(self.data_dir, head[0], head[1])
+            write_high_water(self.data_dir, head[1], head[2])
 
     def _commit(
         self, units: list[_Unit]
-    ) -> tuple[list[list[Appended] | Exception], tuple[int, bytes, str] | None]:
+    ) -> tuple[list[list[Appended] | Exception], tuple[int, int, bytes, str] | None]:
         try:
             with self.store.writer() as conn:
                 results, staged = self._stage(conn, units)
@@ -214,7 +270,7 @@ class Sequencer:
         if staged is None:
             return results, None
         # Committed: adopt the new frontier, tiles and project tails.
-        frontier, tiles, tails, note = staged
+        frontier, tiles, tails, note, start = staged
         self._frontier = frontier
         for key, buf in tiles.items():
             # Tiles only grow, so the reader's cached narrower copy stays valid: it widens
@@ -227,7 +283,7 @@ class Sequencer:
         for key in [k for k in self.edge_tiles if k[1] != newest[k[0]]]:
             del self.edge_tiles[key]
         self._tails.update(tails)
-        return results, (frontier.size, frontier.root(), note)
+        return results, (start, frontier.size, frontier.root(), note)
 
     def _stage(
         self, conn: Connection, units: list[_Unit]
@@ -242,7 +298,13 @@ class Sequencer:
             for key in list(self.edge_tiles):
                 self.reader.forget(*key)
             self.edge_tiles.clear()
-            self._tails.clear()
+            if frontier is not None and frontier.size < size0:
+                # Another worker process appended [ours, size0): adopt the project tails
+                # it moved rather than forget them all.
+                moved = self.store.tails_between(conn, frontier.size, size0)
+                self._tails.update({p: (seq + 1, eh) for p, (seq, eh) in moved.items()})
+            else:
+                self._tails.clear()
             frontier = self.reader.frontier(size0)
             if frontier.root() != root0:
                 raise StoreError(
@@ -272,11 +334,13 @@ class Sequencer:
             buf += h
 
         recorded_at = rfc3339(self.clock.now())
-        rows: list[dict[str, Any]] = []
+        rows: list[RecordValues] = []
+        cites: list[dict[str, Any]] = []
         tails: dict[str, tuple[int, bytes]] = {}
         results: list[list[Appended] | Exception] = []
         # (poster, key) -> (index, digest, event hash) for keys seen in this batch or stored.
         known: dict[tuple[str, str], tuple[int, bytes | None, bytes]] = {}
+        registered = self.store.current_poster_keys(conn, sorted({u.poster for u in units}))
         for unit in units:
             keys: list[str] = [e.idempotency_key for e in unit.events if e.idempotency_key]
             missing = [k for k in keys if (unit.poster, k) not in known]
@@ -296,6 +360,13 @@ class Sequencer:
                     conflict = IdempotencyConflict(ikey, pos)
                     break
                 digests[ikey] = ev.digest
+            if conflict is None:
+                replays = {
+                    pos
+                    for pos, ev in enumerate(unit.events)
+                    if ev.idempotency_key is not None and (unit.poster, ev.idempotency_key) in known
+                }
+                conflict = stale_signature(unit.events, registered.get(unit.poster), replays)
             if conflict is not None:
                 results.append(conflict)
                 continue
@@ -323,18 +394,19 @@ class Sequencer:
                 if k is not None:
                     known[(unit.poster, k)] = (index, ev.digest, rec.event_hash)
                 rows.append(
-                    {
-                        "idx": index,
-                        "project": ev.project,
-                        "seq": seq,
-                        "type": ev.type,
-                        "event_hash": rec.event_hash,
-                        "record": rec.canonical,
-                        "poster": unit.poster,
-                        "idempotency_key": k,
-                        "request_digest": ev.digest if k is not None else None,
-                    }
+                    (
+                        index,
+                        ev.project,
+                        seq,
+                        ev.type,
+                        rec.event_hash,
+                        rec.canonical,
+                        unit.poster,
+                        k,
+                        ev.digest if k is not None else None,
+                    )
                 )
+                cites += citation_rows(ev, index)
                 out.append(Appended(index, rec.event_hash))
             results.append(out)
 
@@ -345,11 +417,12 @@ class Sequencer:
         body = Checkpoint(self.signer.name, size1, root1).body()
         note = sign_note(body, [self.signer]).to_text()
         self.store.add_records(conn, rows)
+        self.store.add_citations(conn, cites)
         self.store.put_tiles(conn, {k: (bytes(v), existed[k]) for k, v in tiles.items()})
         self.store.add_checkpoint(conn, size1, root1, note, recorded_at)
-        return results, (frontier, tiles, tails, note)
+        return results, (frontier, tiles, tails, note, size0)
 
 
 _Staged = tuple[
-    merkle.CompactRange, dict[tuple[int, int], bytearray], dict[str, tuple[int, bytes]], str
+    merkle.CompactRange, dict[tuple[int, int], bytearray], dict[str, tuple[int, bytes]], str, int
 ]

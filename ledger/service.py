@@ -5,6 +5,7 @@ This is the seam the API and the CLI use; it holds no HTTP and no argument parsi
 
 from __future__ import annotations
 
+import binascii
 import bisect
 import json
 import logging
@@ -13,23 +14,35 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ledger.catalogue import Catalogue, load_catalogue
 from ledger.clock import Clock, SystemClock
 from ledger.keys import LogKeyError, load_or_create_log_key, read_high_water
 from ledger.records import EventSubmission
 from ledger.sequencer import Appended, Sequencer
-from ledger.store import Head, Store, StoreError, make_engine, migrate
+from ledger.store import Citation, Head, Store, StoreError, make_engine, migrate
 from ledger.tiles import HASH, TILE_WIDTH, TreeReader, tile_width_at
 from verifier import merkle
 from verifier.note import Signer
-from verifier.receipt import ENTRY_VERSION, Receipt
+from verifier.receipt import ENTRY_VERSION, Receipt, receipt_json
 
 log = logging.getLogger("jianzheng.ledger")
 
 DEFAULT_ORIGIN = "jianzheng.localhost/log"
 RECENT_CHECKPOINTS = 4096
+#: Distinct (project, event type) citations of one object considered for a read: far more
+#: than any real file is cited by, and a bound on the work of one authorisation.
+MAX_CITATIONS = 1000
+
+#: Base64 proof nodes kept for the next receipts (about 10 MB at most).
+PROOF_NODES_KEPT = 1 << 16
+
+_T = TypeVar("_T")
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode()
 
 
 class NotFound(LookupError):
@@ -69,8 +82,15 @@ class Ledger:
         self.clock = clock or SystemClock()
         self.catalogue = catalogue or load_catalogue()
         self._edge: dict[tuple[int, int], bytes] = {}
-        self.reader = TreeReader(self._get_tile)
+        # Base64 of complete tree nodes already put in receipts: they never change, and
+        # consecutive receipts (above all single-event ones) share most of their proofs.
+        self._proof_b64: dict[int, str] = {}
+        self.reader = TreeReader(self._get_tile, fresh=self._db_tile)
         self._recent_lock = threading.Lock()
+        # Checkpoints this process signed: (first index of its batch, size, note), so a
+        # receipt names the checkpoint of the entry's own batch. Another worker process
+        # may have signed the ones in between; those come from the database.
+        self._recent_starts: list[int] = []
         self._recent_sizes: list[int] = []
         self._recent_notes: list[str] = []
         self._listeners: list[Callable[[int, bytes, str], None]] = []
@@ -107,7 +127,8 @@ class Ledger:
         ledger = cls(store, signer, data_dir, **kwargs)
         head = ledger._check_identity()
         # Seed the receipt cache so the first batch's receipts need no database lookup.
-        ledger._remember(head.size if head else 0, b"", head.note if head else "")
+        size = head.size if head else 0
+        ledger._remember(size, size, b"", head.note if head else "")
         ledger.sequencer.start()
         return ledger
 
@@ -152,6 +173,10 @@ class Ledger:
         edge = self._edge.get((level, index))
         if edge is not None:
             return edge
+        return self._db_tile(level, index)
+
+    def _db_tile(self, level: int, index: int) -> bytes:
+        """The stored tile, which another worker process may have widened past ours."""
         with self.store.reader() as conn:
             return self.store.get_tile(conn, level, index)
 
@@ -197,26 +222,29 @@ class Ledger:
         """
         self._listeners.append(fn)
 
-    def _remember(self, size: int, root: bytes, note: str) -> None:
+    def _remember(self, start: int, size: int, root: bytes, note: str) -> None:
+        """The sequencer committed entries [start, size) under checkpoint ``note``."""
         for fn in self._listeners:
             try:
                 fn(size, root, note)
             except Exception:  # a listener must never stop the log
                 log.exception("checkpoint listener failed")
         with self._recent_lock:
+            self._recent_starts.append(start)
             self._recent_sizes.append(size)
             self._recent_notes.append(note)
             if len(self._recent_sizes) > RECENT_CHECKPOINTS:
+                del self._recent_starts[: RECENT_CHECKPOINTS // 2]
                 del self._recent_sizes[: RECENT_CHECKPOINTS // 2]
                 del self._recent_notes[: RECENT_CHECKPOINTS // 2]
 
     def _checkpoint_for(self, index: int) -> tuple[int, str]:
         """The first checkpoint whose tree includes ``index`` (normally that of its batch)."""
         with self._recent_lock:
-            # The in-memory list is contiguous from process start: when some remembered
-            # checkpoint is <= index, the next one is the first to include it.
+            # The first remembered checkpoint above ``index`` is its batch's when that
+            # batch began at or before it (otherwise another process wrote the entry).
             i = bisect.bisect_right(self._recent_sizes, index)
-            if 0 < i < len(self._recent_sizes):
+            if i < len(self._recent_sizes) and self._recent_starts[i] <= index:
                 return self._recent_sizes[i], self._recent_notes[i]
         with self.store.reader() as conn:
             cp = self.store.checkpoint_covering(conn, index)
@@ -239,23 +267,53 @@ class Ledger:
         """Receipts for a batch's results, sharing the work their proofs have in common.
 
         Proofs of neighbouring leaves against one checkpoint share most of their hashes
-        (the right border above all), so each subtree hash is computed once per call.
+        (the right border above all), so each node is looked up once per call.
         """
-        memo: dict[tuple[int, int], bytes] = {}
-        node = self.reader.node
+        notes, proofs = self._proofs(done, bytes, {})
+        return [
+            Receipt(a.index, a.event_hash, note, tuple(proof))
+            for a, note, proof in zip(done, notes, proofs, strict=True)
+        ]
 
-        def subtree(begin: int, end: int) -> bytes:
-            h = memo.get((begin, end))
-            if h is None:
-                h = memo[(begin, end)] = merkle.subtree_hash(node, begin, end)
-            return h
+    def receipts_json(self, done: Sequence[Appended]) -> list[dict[str, Any]]:
+        """``[r.to_json() for r in self.receipts(done)]``, base64-encoding each node once."""
+        if len(self._proof_b64) > PROOF_NODES_KEPT:
+            self._proof_b64.clear()
+        notes, proofs = self._proofs(done, _b64, self._proof_b64)
+        return [
+            receipt_json(a.index, _b64(a.event_hash), note, proof)
+            for a, note, proof in zip(done, notes, proofs, strict=True)
+        ]
 
-        out = []
+    def _proofs(
+        self, done: Sequence[Appended], encode: Callable[[bytes], _T], known: dict[int, _T]
+    ) -> tuple[list[str], list[list[_T]]]:
+        """Per result: the note of its batch's checkpoint, and its encoded inclusion proof.
+
+        ``known`` holds encoded complete nodes (see :func:`merkle.inclusion_proofs`).
+        """
+        sizes: list[int] = []
+        notes: list[str] = []
+        size, note, last = 0, "", -1
         for a in done:
-            size, note = self._checkpoint_for(a.index)
-            proof = merkle.inclusion_proof_ranges(a.index, size)
-            out.append(Receipt(a.index, a.event_hash, note, tuple(subtree(b, e) for b, e in proof)))
-        return out
+            i = a.index
+            # An index above the previous one and below that one's checkpoint belongs to
+            # the same batch, so the same checkpoint (usually: all results of one call).
+            if not last < i < size:
+                size, note = self._checkpoint_for(i)
+            last = i
+            sizes.append(size)
+            notes.append(note)
+        proofs: list[list[_T]] = [[] for _ in done]
+        node = self.reader.batch_node()
+        for size in dict.fromkeys(sizes):
+            at = [pos for pos, s in enumerate(sizes) if s == size]
+            indices = [done[pos].index for pos in at]
+            for pos, proof in zip(
+                at, merkle.inclusion_proofs(node, indices, size, encode, known), strict=True
+            ):
+                proofs[pos] = proof
+        return notes, proofs
 
     # --- queries -----------------------------------------------------------------------
     def head(self) -> Head:
@@ -317,3 +375,8 @@ class Ledger:
         """(index, seq, canonical record) with seq > ``after``, at most ``limit``."""
         with self.store.reader() as conn:
             return self.store.project_records(conn, project, after, limit, event_type)
+
+    def object_citations(self, sha256: str, limit: int = MAX_CITATIONS) -> list[Citation]:
+        """The projects (and event types) whose records cite the object, earliest first."""
+        with self.store.reader() as conn:
+            return self.store.object_citations(conn, sha256, limit)

@@ -9,6 +9,10 @@ PostgreSQL, so two processes can never interleave appends.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -16,13 +20,55 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import make_url
 
-from ledger.models import CheckpointRow, MetaRow, RecordRow, TileRow
+from ledger.models import (
+    CheckpointRow,
+    MetaRow,
+    ObjectCitationRow,
+    PosterKeyHistoryRow,
+    PosterKeyRow,
+    RecordRow,
+    TileRow,
+)
 
 #: Arbitrary constant naming the ledger's advisory lock on PostgreSQL.
 PG_WRITER_LOCK = 0x4A5A_4C47  # "JZLG"
+
+#: The columns of a row for :meth:`Store.add_records`, in order.
+RECORD_COLUMNS = (
+    "idx",
+    "project",
+    "seq",
+    "type",
+    "event_hash",
+    "record",
+    "poster",
+    "idempotency_key",
+    "request_digest",
+)
+#: (idx, project, seq, type, event hash, canonical record, poster, key, request digest)
+RecordValues = tuple[int, str, int, str, bytes, bytes, str, str | None, bytes | None]
+_INSERT_SQL: dict[tuple[str, str, tuple[str, ...]], str] = {}
+
+
+def _insert_sql(conn: Connection, table: str, columns: tuple[str, ...]) -> str:
+    """A plain positional INSERT for the connection's driver (``?`` or ``%s`` markers)."""
+    dialect = conn.dialect
+    key = (dialect.name, table, columns)
+    sql = _INSERT_SQL.get(key)
+    if sql is None:
+        if dialect.paramstyle not in ("qmark", "format", "pyformat"):
+            raise StoreError(f"unsupported parameter style {dialect.paramstyle!r}")
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        quote = dialect.identifier_preparer.quote
+        # Only constant table and column names, quoted by the dialect; values are bound.
+        sql = _INSERT_SQL[key] = (
+            f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+            f"VALUES ({', '.join([mark] * len(columns))})"
+        )
+    return sql
 
 
 class StoreError(RuntimeError):
@@ -69,6 +115,27 @@ def migrate(engine: Engine) -> None:
 
 
 @dataclass(frozen=True)
+class Citation:
+    """A project citing an evidence object: through which event type, first at which index."""
+
+    project: str
+    trade_type: str
+    event_type: str
+    index: int
+
+
+@dataclass(frozen=True)
+class PosterKeySpan:
+    """A key a poster registered, due on the records at log indexes [from, until)."""
+
+    token_id: str
+    public_key: bytes
+    required: bool
+    from_index: int
+    until_index: int | None
+
+
+@dataclass(frozen=True)
 class Head:
     """The newest signed checkpoint in the database."""
 
@@ -77,16 +144,59 @@ class Head:
     note: str
 
 
+class _FileLock:
+    """Exclusive lock across threads and processes, on a file beside the SQLite database.
+
+    SQLite's own busy handler sleeps 1 to 100 ms between attempts, so two worker
+    processes taking turns through ``BEGIN IMMEDIATE`` alone would idle most of the time;
+    queueing on this lock first, a writer starts the moment the other is done.
+    """
+
+    def __init__(self, path: str, timeout: float = 30.0) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._mu = threading.Lock()
+        self._fd: int | None = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        if not self._mu.acquire(timeout=self._timeout):
+            raise StoreError(f"the writer lock was not free within {self._timeout:g} s")
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            deadline = time.monotonic() + self._timeout
+            while True:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreError(
+                            f"another process held {self._path} for {self._timeout:g} s"
+                        ) from None
+                    time.sleep(0.0002)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._mu.release()
+
+
 class Store:
     """Thin data access over the ledger tables; no ledger logic lives here."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        db = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._file_lock = _FileLock(db + ".writer-lock") if db and db != ":memory:" else None
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[Connection]:
         """One write transaction holding the single-writer lock until commit or rollback."""
-        with self.engine.connect() as conn:
+        lock = self._file_lock.held() if self._file_lock else contextlib.nullcontext()
+        with lock, self.engine.connect() as conn:
             conn = conn.execution_options(writer=True)
             with conn.begin():
                 if self.engine.dialect.name == "postgresql":
@@ -154,9 +264,24 @@ class Store:
                 )
 
     # --- records -----------------------------------------------------------------------
-    def add_records(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    def add_records(self, conn: Connection, rows: Sequence[RecordValues]) -> None:
+        """Insert records, each a tuple in the order of :data:`RECORD_COLUMNS`.
+
+        The rows go to the driver's ``executemany`` as they are: both drivers take ints,
+        str and bytes directly, and SQLAlchemy's per-row parameter processing cost about
+        as much as SQLite's own insert.
+        """
         if rows:
-            conn.execute(insert(RecordRow), list(rows))
+            conn.exec_driver_sql(_insert_sql(conn, RecordRow.__tablename__, RECORD_COLUMNS), rows)
+
+    def tails_between(self, conn: Connection, start: int, end: int) -> dict[str, tuple[int, bytes]]:
+        """project -> (seq, event hash) of its newest record among log indexes [start, end)."""
+        rows = conn.execute(
+            select(RecordRow.project, RecordRow.seq, RecordRow.event_hash)
+            .where(RecordRow.idx >= start, RecordRow.idx < end)
+            .order_by(RecordRow.idx)
+        )
+        return {project: (seq, bytes(eh)) for project, seq, eh in rows}
 
     def project_tail(self, conn: Connection, project: str) -> tuple[int, bytes] | None:
         """(seq, event hash) of the project's newest record."""
@@ -233,3 +358,59 @@ class Store:
             .order_by(RecordRow.idx)
         ).all()
         return [(r[0], bytes(r[1])) for r in rows]
+
+    # --- object citations ----------------------------------------------------------------
+    def add_citations(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(insert(ObjectCitationRow), list(rows))
+
+    def object_citations(self, conn: Connection, sha256: str, limit: int) -> list[Citation]:
+        """Who cites the object: one row per (project, event type), the earliest first.
+
+        An indexed lookup on the object's hash (the table's primary key prefix).
+        """
+        c = ObjectCitationRow
+        first = func.min(c.idx)
+        rows = conn.execute(
+            select(c.project, c.trade_type, c.event_type, first)
+            .where(c.sha256 == sha256)
+            .group_by(c.project, c.trade_type, c.event_type)
+            .order_by(first)
+            .limit(limit)
+        ).all()
+        return [Citation(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+    # --- posters -----------------------------------------------------------------------
+    def record_posters(self, conn: Connection, project: str, below: int) -> list[tuple[int, str]]:
+        """(seq, poster token id) of the project's records with log index below ``below``."""
+        rows = conn.execute(
+            select(RecordRow.seq, RecordRow.poster)
+            .where(RecordRow.project == project, RecordRow.idx < below)
+            .order_by(RecordRow.seq)
+        ).all()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def current_poster_keys(
+        self, conn: Connection, token_ids: Sequence[str]
+    ) -> dict[str, tuple[bytes, bool]]:
+        """token id -> (registered public key, signatures required), for those with a key."""
+        rows = conn.execute(
+            select(PosterKeyRow.token_id, PosterKeyRow.public_key, PosterKeyRow.required).where(
+                PosterKeyRow.token_id.in_(token_ids)
+            )
+        )
+        return {t: (bytes(k), bool(r)) for t, k, r in rows}
+
+    def poster_key_spans(self, conn: Connection, token_ids: Sequence[str]) -> list[PosterKeySpan]:
+        """Every key these posters registered, oldest first per poster."""
+        h = PosterKeyHistoryRow
+        out: list[PosterKeySpan] = []
+        ids = sorted(set(token_ids))
+        for start in range(0, len(ids), 500):
+            for r in conn.execute(
+                select(h.token_id, h.public_key, h.required, h.from_index, h.until_index)
+                .where(h.token_id.in_(ids[start : start + 500]))
+                .order_by(h.token_id, h.from_index)
+            ):
+                out.append(PosterKeySpan(r[0], bytes(r[1]), bool(r[2]), int(r[3]), r[4]))
+        return out

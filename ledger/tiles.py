@@ -95,8 +95,13 @@ class TreeReader:
     needed. The cache holds at most ``cache_tiles`` tiles (about 16 KiB each).
     """
 
-    def __init__(self, get_tile: TileGetter, cache_tiles: int = 4096) -> None:
+    def __init__(
+        self, get_tile: TileGetter, cache_tiles: int = 4096, fresh: TileGetter | None = None
+    ) -> None:
         self._get = get_tile
+        #: Asked when ``get_tile`` answers a tile narrower than needed: with several worker
+        #: processes, this process's newest copy of an edge tile may trail the stored one.
+        self._fresh = fresh
         self._cache: OrderedDict[tuple[int, int], _TileLevels] = OrderedDict()
         self._limit = cache_tiles
         # API threads and the sequencer share the cache; a tile is extended by one at a time.
@@ -115,6 +120,8 @@ class TreeReader:
         t = self._cache.get(key)
         if t is None or t.width < need:
             data = self._get(level, index)
+            if len(data) < need * HASH and self._fresh is not None:
+                data = self._fresh(level, index)
             if len(data) % HASH:
                 raise ValueError(f"tile {level}/{index} has a torn length {len(data)}")
             if t is None or len(data) < t.width * HASH:
@@ -136,6 +143,27 @@ class TreeReader:
         first = index << r  # position of its leftmost descendant in the stratum's row
         t = self._tile(stratum, first >> TILE_HEIGHT, (first & (TILE_WIDTH - 1)) + (1 << r))
         return t.levels[r][(first & (TILE_WIDTH - 1)) >> r]
+
+    def batch_node(self) -> merkle.NodeResolver:
+        """:meth:`node` for one burst of lookups, such as the receipts of one batch.
+
+        It keeps the tiles it used, so most lookups skip the shared cache's lock and LRU
+        bookkeeping. A kept tile stays right: tiles only grow, and a narrower copy than
+        a lookup needs is fetched again.
+        """
+        kept: dict[tuple[int, int], _TileLevels] = {}
+
+        def node(level: int, index: int) -> bytes:
+            stratum, r = divmod(level, TILE_HEIGHT)
+            first = index << r
+            at = first & (TILE_WIDTH - 1)
+            key = (stratum, first >> TILE_HEIGHT)
+            t = kept.get(key)
+            if t is None or len(t.levels[0]) < at + (1 << r):
+                t = kept[key] = self._tile(stratum, key[1], at + (1 << r))
+            return t.levels[r][at >> r]
+
+        return node
 
     def root(self, size: int) -> bytes:
         if size == 0:

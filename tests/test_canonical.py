@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from verifier import canonical
 from verifier.canonical import (
     MAX_DEPTH,
     MAX_SAFE_INTEGER,
@@ -498,3 +499,75 @@ def test_key_order_is_utf16_code_units(value: dict[str, int]) -> None:
     # A small alphabet straddling the surrogate range makes the cases where UTF-16 and
     # code-point order disagree frequent rather than rare.
     _check_key_order(canonicalize(value))
+
+
+# --------------------------------------------------------------------------------------
+# parse_strict_json skips its path-naming walk when nothing can be wrong; it must still
+# answer exactly as the walk would, value or error.
+# --------------------------------------------------------------------------------------
+
+
+def _parse_reference(data: bytes) -> object:
+    """parse_strict_json as first written: json.loads with the hooks, then always the walk."""
+    text = data.decode("utf-8")
+    value = json.loads(
+        text,
+        object_pairs_hook=canonical._object_pairs,
+        parse_float=canonical._reject_float,
+        parse_int=canonical._parse_int,
+        parse_constant=canonical._reject_constant,
+    )
+    try:
+        canonical._check_parsed(value, 0)
+    except canonical._PathError as fail:
+        raise fail.error() from None
+    return value
+
+
+_PIECES = st.sampled_from(
+    [
+        '"a"',
+        '"\\ud800"',
+        '"\\uD83D\\uDE00"',
+        '"\\\\ud800"',
+        "1.5",
+        "1e3",
+        "NaN",
+        "-0",
+        "7",
+        str(MAX_SAFE_INTEGER + 1),
+        "[]",
+        "{}",
+        '{"k":1,"k":2}',
+        '"\u00e9"',
+        "true",
+        "null",
+    ]
+)
+
+
+@st.composite
+def _nested_texts(draw: st.DrawFn) -> str:
+    """JSON texts around the depth limit, with the odd refused literal somewhere."""
+    text = draw(_PIECES)
+    for _ in range(draw(st.integers(0, MAX_DEPTH + 2))):
+        other = draw(_PIECES)
+        text = draw(
+            st.sampled_from(
+                [f"[{text}]", f"[{other},{text}]", f'{{"x":{text}}}', f'{{"y":{other},"x":{text}}}']
+            )
+        )
+    return text
+
+
+@given(_nested_texts())
+def test_parse_fast_path_answers_as_the_walk(text: str) -> None:
+    data = text.encode()
+    try:
+        want: object = _parse_reference(data)
+    except CanonicalError as e:
+        with pytest.raises(CanonicalError) as got:
+            parse_strict_json(data)
+        assert str(got.value) == str(e)
+    else:
+        assert parse_strict_json(data) == want

@@ -8,8 +8,10 @@ import os
 import stat
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.conftest import make_event
 from tests.procs import Server, jianzheng
 
 
@@ -34,6 +36,12 @@ def test_upload_then_fetch_verifies_and_refuses_tampered_bytes(tmp_path: Path) -
         assert body["media_type"] == "video/mp4" and body["chunk_count"] == 4
         again = jianzheng("upload", str(recording), "--url", srv.url, "--token", p_tok)
         assert "already stored" in again.stderr
+        # Cited by an event, the recording is evidence its project's readers may fetch.
+        attachment = {k: body[k] for k in ("sha256", "size", "media_type")}
+        ev = make_event(attachments=[{**attachment, "name": recording.name}])
+        httpx.post(
+            srv.url + "/v1/events", json=ev, headers={"Authorization": f"Bearer {p_tok}"}
+        ).raise_for_status()
 
         out = tmp_path / "fetched.mp4"
         got = jianzheng("fetch", digest, "-o", str(out), "--url", srv.url, "--token", a_tok)

@@ -144,6 +144,31 @@ def test_inclusion_proofs_match_reference_and_verify(data: st.DataObject) -> Non
 
 @settings(max_examples=300, deadline=None)
 @given(st.data())
+def test_batch_inclusion_proofs_match_single_ones(data: st.DataObject) -> None:
+    n = data.draw(st.integers(min_value=1, max_value=300))
+    start = data.draw(st.integers(min_value=0, max_value=n - 1))
+    run = list(range(start, data.draw(st.integers(min_value=start + 1, max_value=n))))
+    # A run of neighbours (one batch) followed by any indices in any order (replays).
+    indices = run + data.draw(st.lists(st.integers(min_value=0, max_value=n - 1), max_size=8))
+    node = _resolver(_entries(n))
+    want = [merkle.inclusion_proof(node, i, n) for i in indices]
+    assert merkle.inclusion_proofs(node, indices, n, lambda h: h) == want
+    assert merkle.inclusion_proofs(node, indices, n, bytes.hex) == [
+        [h.hex() for h in p] for p in want
+    ]
+    with pytest.raises(merkle.ProofShapeError):
+        merkle.inclusion_proofs(node, [*indices, n], n, bytes.hex)
+    # Complete nodes remembered across calls, for trees larger and smaller than this one.
+    known: dict[int, str] = {}
+    for size in (n, data.draw(st.integers(min_value=1, max_value=n)), n):
+        some = [i for i in indices if i < size]
+        assert merkle.inclusion_proofs(node, some, size, bytes.hex, known) == [
+            [h.hex() for h in merkle.inclusion_proof(node, i, size)] for i in some
+        ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
 def test_consistency_proofs_match_reference_and_verify(data: st.DataObject) -> None:
     n = data.draw(st.integers(min_value=1, max_value=200))
     m = data.draw(st.integers(min_value=1, max_value=n))

@@ -50,7 +50,15 @@ class Env:
         self.tok["scoped"] = create_token(lg.store, "reviewer", scope=make_scope(["P1"]))[1]
 
     def upload(self, data: bytes, **headers: str) -> httpx.Response:
-        return self.c.post("/v1/objects", content=data, headers=h(self.tok["platform"], **headers))
+        r: httpx.Response = self.c.post(
+            "/v1/objects", content=data, headers=h(self.tok["platform"], **headers)
+        )
+        return r
+
+    def cite(self, data: bytes, project: str = "P1") -> None:
+        """Post an event citing the object: from then on it is the project's evidence."""
+        ev = make_event(project=project, attachments=[attachment(data)])
+        self.c.post("/v1/events", json=ev, headers=h(self.tok["platform"])).raise_for_status()
 
 
 @pytest.fixture(params=["filesystem", "minio"])
@@ -80,6 +88,7 @@ def test_upload_then_download_whole_and_ranges(env: Env) -> None:
     assert r.headers["location"] == f"/v1/objects/{sha(data)}"
     again = env.upload(data)
     assert again.status_code == 200 and again.json()["chunk_root"] == body["chunk_root"]
+    env.cite(data)
 
     url = f"/v1/objects/{sha(data)}"
     reader = env.tok["archivist"]
@@ -112,6 +121,7 @@ def test_upload_then_download_whole_and_ranges(env: Env) -> None:
 def test_chunk_endpoint_proves_one_chunk(env: Env) -> None:
     data = os.urandom(4 * CHUNK_SIZE + 10)
     root = base64.b64decode(env.upload(data).json()["chunk_root"])
+    env.cite(data)
     for i in (0, 2, 4):
         r = env.c.get(f"/v1/objects/{sha(data)}/chunks/{i}", headers=h(env.tok["reviewer"]))
         assert r.status_code == 200, r.text
@@ -175,16 +185,22 @@ def test_upload_refusals(env: Env) -> None:
     r = env.c.post("/v1/objects", content=chunked(), headers=h(p))
     assert r.status_code == 413
     assert everything_in(env.objects) == []
-    # Roles: platforms upload; reviewers and archivists read; nobody anonymous.
+    # Roles: platforms upload; nobody anonymous.
     assert (
         env.c.post("/v1/objects", content=b"x", headers=h(env.tok["reviewer"])).status_code == 403
     )
     assert env.c.post("/v1/objects", content=b"x").status_code == 401
     env.objects.max_size = 1 << 30
     d = env.upload(b"bid").json()["sha256"]
-    assert env.c.get(f"/v1/objects/{d}", headers=h(p)).status_code == 403
-    # A token limited to some projects cannot tell which project an object belongs to.
-    assert env.c.get(f"/v1/objects/{d}", headers=h(env.tok["scoped"])).status_code == 404
+    # No record cites it yet, so it is nobody's evidence: the platform may check its own
+    # upload, readers see nothing yet.
+    assert env.c.get(f"/v1/objects/{d}", headers=h(p)).content == b"bid"
+    for t in ("reviewer", "archivist", "scoped"):
+        assert env.c.get(f"/v1/objects/{d}", headers=h(env.tok[t])).status_code == 404
+    env.cite(b"bid", project="P1")
+    # Cited, it is evidence of P1: its readers read it, the platform no longer does.
+    assert env.c.get(f"/v1/objects/{d}", headers=h(env.tok["scoped"])).content == b"bid"
+    assert env.c.get(f"/v1/objects/{d}", headers=h(p)).status_code == 404
 
 
 def test_legal_hold_endpoint(env: Env) -> None:
@@ -260,7 +276,8 @@ def test_minio_down_means_503_and_no_event(tmp_path: Path) -> None:
             assert err["code"] == "storage_unavailable" and "MinIO" in err["message"]
             assert lg.head().size == size0
             assert env.upload(os.urandom(10)).status_code == 503
-            reader = h(env.tok["archivist"])
+            # No event cites it (that post failed), so only the admin may try to read it.
+            reader = h(env.tok["admin"])
             assert c.get(f"/v1/objects/{sha(data)}", headers=reader).status_code == 503
             assert c.get(f"/v1/objects/{sha(data)}/chunks/0", headers=reader).status_code == 503
             # Events without attachments do not depend on the object store.

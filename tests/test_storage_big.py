@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from tests.conftest import make_event
 from tests.servers import free_port
 from verifier.chunks import CHUNK_SIZE, verify_chunk
 
@@ -115,7 +116,11 @@ def test_1gib_streaming_upload_keeps_server_memory_flat(
             assert body["sha256"] == digest.hexdigest() and body["size"] == GIB
             growth = peak - resting
             assert growth <= MAX_GROWTH_KIB, f"server RSS grew by {growth / 1024:.1f} MiB"
-            # One minute of a recording, checked without the rest: the middle chunk.
+            # One minute of a recording, checked without the rest: the middle chunk, read
+            # once an event cites the recording (before that it is no project's evidence).
+            att = {k: body[k] for k in ("sha256", "size", "media_type")}
+            ev = make_event(attachments=[{**att, "name": "opening.mp4"}])
+            http.post("/v1/events", json=ev, headers=auth).raise_for_status()
             i = GIB // CHUNK_SIZE // 2
             j = http.get(
                 f"/v1/objects/{body['sha256']}/chunks/{i}",

@@ -11,7 +11,10 @@ The format is specified in ``docs/bundle-format.md``; in short, a zip holding
 - ``checkpoint.txt``: that checkpoint as a signed note, with the witnesses' cosignatures;
 - ``project-head.txt``: a note signed by the log key stating how many records the project
   had at that checkpoint and the hash of the last one, so that a bundle with its newest
-  records cut off is caught (the chain alone cannot show a missing tail);
+  records cut off is caught (the chain alone cannot show a missing tail), and the SHA-256
+  of ``posters.json``;
+- ``posters.json``: which poster committed each record and the signing keys each poster
+  registered, so that a record signed with another key than the registered one is caught;
 - optionally ``timestamp.tsr`` (an RFC 3161 TimeStampResp over the checkpoint body) and
   ``tsa-ca.pem``;
 - ``attachments.json``: each attachment's hash, size and chunk root, and with files,
@@ -55,6 +58,12 @@ from verifier.note import (
     parse_vkey,
     verified_by,
 )
+from verifier.poster import (
+    PosterSignatureError,
+    RegisteredKey,
+    check_registered_key,
+    verify_record_signature,
+)
 from verifier.receipt import entry_leaf_hash
 from verifier.trust import TrustPolicy
 
@@ -69,6 +78,8 @@ PROJECT_HEAD = "project-head.txt"
 TIMESTAMP = "timestamp.tsr"
 TSA_CA = "tsa-ca.pem"
 ATTACHMENTS = "attachments.json"
+#: Optional (bundles before it lack it): posters of the records and their registered keys.
+POSTERS = "posters.json"
 FILES_PREFIX = "files/sha256/"
 REQUIRED_MEMBERS = (RECORDS, PROOFS, CHECKPOINT, PROJECT_HEAD, ATTACHMENTS)
 
@@ -105,7 +116,8 @@ class BundleFormatError(BundleError):
 
 @dataclass(frozen=True)
 class ProjectHead:
-    """What the log signs about a project at export: its record count and newest record."""
+    """What the log signs about a project at export: its record count and newest record,
+    and (optional line ``posters``) the SHA-256 of the bundle's ``posters.json``."""
 
     origin: str
     project: str
@@ -113,8 +125,12 @@ class ProjectHead:
     last_event_hash: bytes
     checkpoint_size: int
     checkpoint_root: bytes
+    posters_sha256: bytes | None = None
 
     def body(self) -> str:
+        posters = ""
+        if self.posters_sha256 is not None:
+            posters = f"posters {base64.b64encode(self.posters_sha256).decode()}\n"
         return (
             f"{PROJECT_HEAD_HEADER}\n"
             f"origin {self.origin}\n"
@@ -122,19 +138,25 @@ class ProjectHead:
             f"records {self.records}\n"
             f"last {base64.b64encode(self.last_event_hash).decode()}\n"
             f"checkpoint {self.checkpoint_size} {base64.b64encode(self.checkpoint_root).decode()}\n"
+            f"{posters}"
         )
 
     @classmethod
     def parse_body(cls, text: str) -> ProjectHead:
         lines = text.split("\n")
-        if len(lines) != 7 or lines[6] != "" or lines[0] != PROJECT_HEAD_HEADER:
-            raise BundleError(f"project head must be the 6 lines of {PROJECT_HEAD_HEADER}")
+        if len(lines) not in (7, 8) or lines[-1] != "" or lines[0] != PROJECT_HEAD_HEADER:
+            raise BundleError(f"project head must be the 6 or 7 lines of {PROJECT_HEAD_HEADER}")
         kv: dict[str, str] = {}
-        for line in lines[1:6]:
+        for line in lines[1:-1]:
             key, _, value = line.partition(" ")
+            if key in kv:
+                raise BundleError(f"project head has two {key!r} lines")
             kv[key] = value
+        if len(kv) == 6 and "posters" not in kv:
+            raise BundleError("project head has an unknown line")
         try:
             size, root = kv["checkpoint"].split(" ")
+            posters = kv.get("posters")
             head = cls(
                 kv["origin"],
                 kv["project"],
@@ -142,10 +164,13 @@ class ProjectHead:
                 base64.b64decode(kv["last"], validate=True),
                 int(size),
                 base64.b64decode(root, validate=True),
+                base64.b64decode(posters, validate=True) if posters is not None else None,
             )
         except (KeyError, ValueError, binascii.Error):
             raise BundleError("project head has a malformed line") from None
         if len(head.last_event_hash) != 32 or len(head.checkpoint_root) != 32:
+            raise BundleError("project head hashes must be 32 bytes")
+        if head.posters_sha256 is not None and len(head.posters_sha256) != 32:
             raise BundleError("project head hashes must be 32 bytes")
         return head
 
@@ -391,6 +416,8 @@ _T_RECORDS = ("记录格式与哈希", "records and their hashes")
 _T_INCLUSION = ("包含证明", "inclusion proofs")
 _T_CHAIN = ("项目哈希链", "project chain")
 _T_ATTACH = ("附件", "attachments")
+_T_POSTER_SIG = ("提交方签名", "poster signatures")
+_T_POSTER_KEYS = ("提交方登记密钥", "poster keys")
 
 
 # --- the verifier ------------------------------------------------------------------------------
@@ -479,9 +506,11 @@ class EvidenceBundle:
         t0 = time.perf_counter()
         records = self._check_records(out)
         rep.records = len(records)
-        self._check_head(out, sc, log, records)
+        head = self._check_head(out, sc, log, records)
         self._check_inclusion(out, sc, records)
         self._check_chain(out, sc, records)
+        self._check_poster_signatures(out, records)
+        self._check_poster_keys(out, records, head)
         rep.timings["records_seconds"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         hashed = self._check_attachments(out, records, check_files, workers)
@@ -923,7 +952,8 @@ class EvidenceBundle:
 
     def _check_head(
         self, out: _Checks, sc: _Signed | None, log: Verifier | None, records: list[_Record]
-    ) -> None:
+    ) -> ProjectHead | None:
+        """Check the project head; return it when it is signed by the log key."""
         try:
             note = parse_note(self.member(PROJECT_HEAD))
             head = ProjectHead.parse_body(note.text)
@@ -935,7 +965,7 @@ class EvidenceBundle:
                 f"{PROJECT_HEAD} is missing or malformed: {e}",
                 f"{PROJECT_HEAD} 缺失或格式错误：{e}",
             )
-            return
+            return None
         if log is None:
             out.add(
                 "project_head",
@@ -944,7 +974,7 @@ class EvidenceBundle:
                 "no log key to check the project head's signature with",
                 "没有日志密钥，无法核验项目记录总数声明",
             )
-            return
+            return None
         try:
             signed = log in verified_by(note, [log])
         except NoteError:
@@ -1005,6 +1035,7 @@ class EvidenceBundle:
                 f"日志签名声明项目 {head.project} 在规模为 {head.checkpoint_size} 的检查点时恰有 "
                 f"{head.records} 条记录，最后一条与证据包一致",
             )
+        return head if signed else None
 
     def _check_inclusion(self, out: _Checks, sc: _Signed | None, records: list[_Record]) -> None:
         if sc is None:
@@ -1165,6 +1196,152 @@ class EvidenceBundle:
                 f"seq 0..{len(records) - 1} 连续，每条记录的 prev 均指向前一条记录，"
                 "日志顺序与 seq 一致",
             )
+
+    # -- poster signatures and keys ------------------------------------------------------------
+    def _check_poster_signatures(self, out: _Checks, records: list[_Record]) -> None:
+        """Every ``poster_signature`` must verify over its record; name the keys that signed."""
+        problems = _Problems()
+        failures: list[dict[str, Any]] = []
+        signers: dict[str, int] = {}
+        unsigned = 0
+        for r in records:
+            ps = r.obj.get("poster_signature")
+            if ps is None:
+                unsigned += 1
+                continue
+            try:
+                verify_record_signature(r.obj)
+            except PosterSignatureError as e:
+                where = _where(r)
+                problems.add(
+                    f"{where}: the poster's signature does not verify: {e}",
+                    f"记录 seq {r.obj.get('seq')} 的提交方签名无效：{e}",
+                )
+                failures.append(_failure(r, e))
+                continue
+            key = str(ps["public_key"])
+            signers[key] = signers.get(key, 0) + 1
+        signed = sum(signers.values())
+        keys = [{"public_key": k, "records": n} for k, n in sorted(signers.items())]
+        extra: dict[str, Any] = {"signers": keys, "unsigned": unsigned}
+        if problems:
+            out.add(
+                "poster_signatures",
+                _T_POSTER_SIG,
+                "fail",
+                f"{len(problems)} poster signature(s) do not verify; first: {problems[0]}",
+                f"{len(problems)} 条记录的提交方签名无效；首个：{problems.zh[0]}",
+                details=problems,
+                details_zh=problems.zh[:MAX_DETAILS],
+                failures=failures[:MAX_DETAILS],
+                **extra,
+            )
+            return
+        named = ", ".join(f"{k} ({n})" for k, n in sorted(signers.items()))
+        out.add(
+            "poster_signatures",
+            _T_POSTER_SIG,
+            "pass",
+            f"{signed} record(s) carry a valid poster signature, {unsigned} unsigned"
+            + (f"; signed by {len(signers)} key(s): {named}" if signers else ""),
+            f"{signed} 条记录的提交方签名有效，{unsigned} 条未签名"
+            + (f"；签名密钥 {len(signers)} 个" if signers else ""),
+            **extra,
+        )
+
+    def _check_poster_keys(
+        self, out: _Checks, records: list[_Record], head: ProjectHead | None
+    ) -> None:
+        """Each record's key must be the one its poster registered for that log index."""
+        if POSTERS not in self._zip.members:
+            if head is not None and head.posters_sha256 is not None:
+                out.add(
+                    "poster_keys",
+                    _T_POSTER_KEYS,
+                    "fail",
+                    f"the log signed a poster registry in {PROJECT_HEAD}, but {POSTERS} was "
+                    "removed from the bundle",
+                    f"日志在 {PROJECT_HEAD} 中签名了提交方登记，但 {POSTERS} 已被移除",
+                )
+                return
+            out.add(
+                "poster_keys",
+                _T_POSTER_KEYS,
+                "warn",
+                f"the bundle has no {POSTERS} (an older export): the keys in the records were "
+                "not compared with the posters' registered keys",
+                f"证据包未附 {POSTERS}（旧版导出）：未将记录中的密钥与提交方登记的密钥比对",
+                required=False,
+            )
+            return
+        try:
+            raw = self.member(POSTERS)
+            posters, keys = _parse_posters(raw)
+        except (BundleError, CanonicalError) as e:
+            out.add(
+                "poster_keys",
+                _T_POSTER_KEYS,
+                "fail",
+                f"{POSTERS} is malformed: {e}",
+                f"{POSTERS} 格式错误：{e}",
+            )
+            return
+        if head is None or head.posters_sha256 != hashlib.sha256(raw).digest():
+            out.add(
+                "poster_keys",
+                _T_POSTER_KEYS,
+                "fail",
+                f"{POSTERS} is not the registry the log signed in {PROJECT_HEAD}: it was "
+                "replaced or altered (or the project head is not signed by the log)",
+                f"{POSTERS} 与日志在 {PROJECT_HEAD} 中签名的登记不符：已被替换或改动",
+            )
+            return
+        problems = _Problems()
+        failures: list[dict[str, Any]] = []
+        for r in records:
+            seq = r.obj.get("seq")
+            poster = posters.get(seq) if isinstance(seq, int) else None
+            if poster is None:
+                problems.append(f"{_where(r)}: {POSTERS} names no poster for it")
+                continue
+            try:
+                check_registered_key(r.obj, keys.get(poster, ()))
+            except PosterSignatureError as e:
+                problems.add(
+                    f"{_where(r)}, posted by {poster}: {e}",
+                    f"记录 seq {seq}（提交方 {poster}）未按其登记的密钥签名：{e}",
+                )
+                failures.append({**_failure(r, e), "poster": poster})
+        if problems:
+            out.add(
+                "poster_keys",
+                _T_POSTER_KEYS,
+                "fail",
+                f"{len(problems)} record(s) not signed as their poster registered; "
+                f"first: {problems[0]}",
+                f"{len(problems)} 条记录未按提交方登记的密钥签名；首个：{problems.zh[0]}",
+                details=problems,
+                details_zh=problems.zh[:MAX_DETAILS],
+                failures=failures[:MAX_DETAILS],
+            )
+            return
+        used = sorted(set(posters.values()))
+        out.add(
+            "poster_keys",
+            _T_POSTER_KEYS,
+            "pass",
+            f"every record is signed (or unsigned) as its poster's registration at that log "
+            f"index requires; {len(used)} poster(s), "
+            f"{sum(len(keys.get(u, ())) for u in used)} registered key(s)",
+            f"每条记录的签名均符合其提交方在该日志序号时登记的密钥；提交方 {len(used)} 个",
+            posters=[
+                {
+                    "poster": u,
+                    "keys": [base64.b64encode(k.public_key).decode() for k in keys.get(u, ())],
+                }
+                for u in used
+            ],
+        )
 
     # -- attachments -------------------------------------------------------------------------
     def _check_attachments(
@@ -1391,6 +1568,62 @@ def witness_cosigners(note: Note, witnesses: Sequence[Verifier]) -> list[tuple[V
                 out.append((v, cosignature_time(s.sig)))
                 break
     return out
+
+
+def _where(r: _Record) -> str:
+    return (
+        f"record seq {r.obj.get('seq')} (log index {r.obj.get('index')}, {RECORDS} line {r.line})"
+    )
+
+
+def _failure(r: _Record, e: Exception) -> dict[str, Any]:
+    """A failure as data: the record, and the error's type and reason."""
+    return {
+        "seq": r.obj.get("seq"),
+        "index": r.obj.get("index"),
+        "line": r.line,
+        "error": type(e).__name__,
+        "reason": str(e),
+    }
+
+
+def _parse_posters(raw: bytes) -> tuple[dict[int, str], dict[str, list[RegisteredKey]]]:
+    """``posters.json``: seq -> poster, and poster -> its registered keys."""
+    doc = parse_strict_json(raw)
+    items = doc.get("posters") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise BundleError('want {"posters": [...]}')
+    by_seq: dict[int, str] = {}
+    keys: dict[str, list[RegisteredKey]] = {}
+    for i, it in enumerate(items):
+        where = f"posters[{i}]"
+        if not isinstance(it, dict) or not isinstance(it.get("poster"), str):
+            raise BundleError(f"{where}: want an object naming its poster")
+        poster = it["poster"]
+        seqs, regs = it.get("records"), it.get("keys")
+        if poster in keys or not isinstance(seqs, list) or not isinstance(regs, list):
+            raise BundleError(f"{where}: a poster once, with lists records and keys")
+        for seq in seqs:
+            if not isinstance(seq, int) or seq in by_seq:
+                raise BundleError(f"{where}: record {seq!r} is not a seq, or has two posters")
+            by_seq[seq] = poster
+        keys[poster] = []
+        for k in regs:
+            try:
+                key = base64.b64decode(k["public_key"], validate=True)
+                span = RegisteredKey(
+                    key, bool(k["required"]), int(k["from_index"]), k["until_index"]
+                )
+            except (TypeError, KeyError, ValueError, binascii.Error):
+                raise BundleError(
+                    f"{where}: a key needs public_key, required, from_index and until_index"
+                ) from None
+            if len(key) != 32 or not (
+                span.until_index is None or isinstance(span.until_index, int)
+            ):
+                raise BundleError(f"{where}: a key must be 32 bytes over a span of log indexes")
+            keys[poster].append(span)
+    return by_seq, keys
 
 
 def _chunk_tree_factory() -> Callable[[], Any] | None:

@@ -22,7 +22,8 @@ import hashlib
 import json
 import json.encoder
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Canonical",
     "CanonicalError",
     "canonical_sha256",
+    "canonical_string",
     "canonicalize",
     "parse_strict_json",
 ]
@@ -53,6 +55,10 @@ _FLOAT_REASON: Final = "floats are not allowed; amounts are integers in fen"
 # for all of U+0000..U+10FFFF. It passes lone surrogates through unchanged, and those are
 # caught by the final strict UTF-8 encode.
 _quote: Final[Callable[[str], str]] = json.encoder.encode_basestring
+#: The canonical JSON text of a string, as :func:`canonicalize` writes it (a lone surrogate
+#: passes here; only the final UTF-8 encode refuses it). For callers that assemble a
+#: canonical object of fixed members piece by piece.
+canonical_string: Final[Callable[[str], str]] = _quote
 
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
@@ -323,6 +329,11 @@ class _Rejected:
     def __init__(self, reason: str, key: str | None = None) -> None:
         self.reason = reason
         self.key = key  # for a duplicate key: the key, appended to the object's path
+        _parsing.rejected = True
+
+
+#: Per thread: whether the parse under way made a :class:`_Rejected`.
+_parsing = threading.local()
 
 
 def _reject_float(literal: str) -> _Rejected:
@@ -391,6 +402,16 @@ def _check_parsed(value: object, depth: int) -> None:
         raise rejected
 
 
+#: Shared by all threads, as json.loads shares its own default decoder; json.loads with
+#: hooks would build a decoder (and its scanner) on every call.
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_object_pairs,
+    parse_float=_reject_float,
+    parse_int=_parse_int,
+    parse_constant=_reject_constant,
+)
+
+
 def parse_strict_json(data: bytes) -> object:
     """Parse UTF-8 JSON text into a value that :func:`canonicalize` accepts.
 
@@ -408,21 +429,43 @@ def parse_strict_json(data: bytes) -> object:
         # RFC 8259 §8.1: a byte order mark MUST NOT be added; json's own message for it
         # suggests utf-8-sig, which is wrong advice for our users.
         raise CanonicalError("$", "a byte order mark is not allowed")
+    _parsing.rejected = False
     try:
-        value: object = json.loads(
-            text,
-            object_pairs_hook=_object_pairs,
-            parse_float=_reject_float,
-            parse_int=_parse_int,
-            parse_constant=_reject_constant,
-        )
+        value: object = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise CanonicalError("$", f"invalid JSON: {exc.msg} at character {exc.pos}") from None
     except RecursionError:
         # The C scanner recurses per level; far beyond MAX_DEPTH anyway.
         raise CanonicalError("$", f"nesting deeper than {MAX_DEPTH} levels") from None
-    try:
-        _check_parsed(value, 0)
-    except _PathError as fail:
-        raise fail.error() from None
+    # The walk that names what is wrong is needed only when something may be: a hook
+    # refused a literal, the text has an escape that can make a lone surrogate (UTF-8
+    # text has none of its own), or there are enough brackets to nest too deep.
+    if (
+        _parsing.rejected
+        or "\\ud" in text
+        or "\\uD" in text
+        or (text.count("{") + text.count("[") > MAX_DEPTH and _too_deep(value, 0))
+    ):
+        try:
+            _check_parsed(value, 0)
+        except _PathError as fail:
+            raise fail.error() from None
     return value
+
+
+def _too_deep(value: object, depth: int) -> bool:
+    """Whether a container sits at depth MAX_DEPTH or below, as :func:`_check_parsed` sees it."""
+    items: Iterable[object]
+    if type(value) is dict:
+        items = value.values()
+    elif type(value) is list:
+        items = value
+    else:
+        return False
+    if depth >= MAX_DEPTH:
+        return True
+    for item in items:
+        t = type(item)
+        if (t is dict or t is list) and _too_deep(item, depth + 1):
+            return True
+    return False

@@ -114,12 +114,12 @@ def tlog_proof_text(
     index: int, hashes_b64: Sequence[str], checkpoint_text: str, extra: bytes | None = None
 ) -> str:
     """Format a c2sp.org/tlog-proof from already base64-encoded proof hashes."""
-    out = [PROOF_HEADER]
+    head = PROOF_HEADER
     if extra is not None:
-        out.append("extra " + base64.b64encode(extra).decode())
-    out.append(f"index {index}")
-    out.extend(hashes_b64)
-    return "\n".join(out) + "\n\n" + checkpoint_text
+        head += "\nextra " + base64.b64encode(extra).decode()
+    if not hashes_b64:
+        return f"{head}\nindex {index}\n\n{checkpoint_text}"
+    return f"{head}\nindex {index}\n" + "\n".join(hashes_b64) + "\n\n" + checkpoint_text
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ that says what did not match, so a caller cannot forget to look at the result.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 HASH_SIZE = 32
 
@@ -290,6 +291,68 @@ def inclusion_proof_ranges(index: int, size: int) -> list[tuple[int, int]]:
 def inclusion_proof(node: NodeResolver, index: int, size: int) -> list[bytes]:
     """PATH(index, D[0:size]) of RFC 9162 §2.1.3.1, leaf-side hash first."""
     return [subtree_hash(node, b, e) for b, e in inclusion_proof_ranges(index, size)]
+
+
+_T = TypeVar("_T")
+
+
+def inclusion_proofs(
+    node: NodeResolver,
+    indices: Iterable[int],
+    size: int,
+    encode: Callable[[bytes], _T],
+    known: dict[int, _T] | None = None,
+) -> list[list[_T]]:
+    """PATH(index, D[0:size]) for many indices of one tree, each hash passed through ``encode``.
+
+    Equal to ``[[encode(h) for h in inclusion_proof(node, i, size)] for i in indices]``,
+    but every node is resolved and encoded once, which is most of the work for the
+    neighbouring leaves of one batch. Leaf side first, at each level the proof holds the
+    sibling of the path's node when that sibling is not empty: the range
+    [s·2^level, min((s+1)·2^level, size)) with s = (index >> level) ^ 1. A sibling cut
+    short by ``size`` is the one right-border node of RFC 9162 §2.1.3.1 to be hashed
+    from its parts; every other one is a complete node.
+
+    ``known`` maps ``index << 6 | level`` of complete nodes to their encoded hash, to be
+    shared across calls (a complete node never changes); the call adds what it encodes.
+    """
+    top = (size - 1).bit_length() if size > 0 else 0
+    memo: dict[int, _T] = {} if known is None else known
+    border: dict[int, _T] = {}  # nodes cut short by `size`, good for this call only
+    out: list[list[_T]] = []
+    prev = -1
+    prev_proof: list[_T] = []
+    for index in indices:
+        if not 0 <= index < size:
+            raise ProofShapeError(f"index {index} is not below tree size {size}")
+        # From the level where the paths of `index` and the previous index meet, their
+        # siblings are the same: only the levels below it are new (about two for
+        # consecutive indices), the rest is the tail of the previous proof.
+        meet = top if prev < 0 else min(top, (index ^ prev).bit_length())
+        shared = 0  # hashes of the previous proof below `meet`
+        proof: list[_T] = []
+        append = proof.append
+        for level in range(meet):
+            if prev >= 0 and ((prev >> level) ^ 1) << level < size:
+                shared += 1
+            s = (index >> level) ^ 1
+            begin = s << level
+            if begin >= size:
+                continue  # no sibling here: the path's node is the tree's right border
+            key = s << 6 | level  # level < 64
+            if begin + (1 << level) <= size:
+                h = memo.get(key)
+                if h is None:
+                    h = memo[key] = encode(node(level, s))
+            else:
+                h = border.get(key)
+                if h is None:
+                    h = border[key] = encode(subtree_hash(node, begin, size))
+            append(h)
+        proof += prev_proof[shared:]
+        out.append(proof)
+        prev, prev_proof = index, proof
+    return out
 
 
 def consistency_proof(node: NodeResolver, size1: int, size2: int) -> list[bytes]:

@@ -7,11 +7,17 @@ prefixed by a context string so the signature cannot be replayed as any other me
 Left out: ``idempotency_key`` (a transport detail) and whatever the ledger adds. The
 committed record carries ``poster_signature: {"public_key", "signature"}`` (base64), so
 anyone holding the record can check it offline.
+
+Which key a poster *should* have used is a separate fact: the keys it registered, each due
+on a span of log indexes (:class:`RegisteredKey`, carried in evidence bundles).
+:func:`check_registered_key` compares the two.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -27,6 +33,27 @@ ATTACHMENT_FIELDS = ("sha256", "size", "media_type", "name")
 
 class PosterSignatureError(ValueError):
     """A poster signature is malformed or does not verify."""
+
+
+class UnregisteredPosterKey(PosterSignatureError):
+    """The record is signed with a key its poster had not registered for that log index."""
+
+
+class MissingPosterSignature(PosterSignatureError):
+    """The record is unsigned although its poster's registered key required signatures."""
+
+
+@dataclass(frozen=True)
+class RegisteredKey:
+    """A key a poster registered, due on the records at log indexes [from, until)."""
+
+    public_key: bytes
+    required: bool
+    from_index: int
+    until_index: int | None
+
+    def covers(self, index: int) -> bool:
+        return self.from_index <= index and (self.until_index is None or index < self.until_index)
 
 
 def signed_content(event: dict[str, Any]) -> bytes:
@@ -77,3 +104,28 @@ def verify_record_signature(record: dict[str, Any]) -> bool:
         raise PosterSignatureError("poster_signature.signature must be a base64 string")
     verify_event_signature(record, _b64(ps.get("public_key"), "public_key", 32), sig)
     return True
+
+
+def check_registered_key(record: dict[str, Any], keys: Sequence[RegisteredKey]) -> None:
+    """Raise unless the record's signing key is the one its poster registered for the
+    record's log index (or the record is unsigned and no registered key required it).
+
+    ``keys`` are the poster's registrations. The signature itself is checked by
+    :func:`verify_record_signature`; this compares only the key.
+    """
+    index = record.get("index")
+    due = [k for k in keys if isinstance(index, int) and k.covers(index)]
+    ps = record.get("poster_signature")
+    if ps is None:
+        if any(k.required for k in due):
+            raise MissingPosterSignature(
+                "the record is unsigned, but its poster's registered key required a signature"
+            )
+        return
+    public = _b64(ps.get("public_key") if isinstance(ps, dict) else None, "public_key", 32)
+    if not any(k.public_key == public for k in due):
+        want = ", ".join(base64.b64encode(k.public_key).decode() for k in due) or "none"
+        raise UnregisteredPosterKey(
+            f"signed with key {base64.b64encode(public).decode()}, but the key its poster had "
+            f"registered at log index {index} was {want}"
+        )

@@ -50,6 +50,23 @@ def _b64d(v: object, what: str) -> bytes:
         raise ReceiptError(f"{what} is not valid base64") from None
 
 
+def receipt_json(
+    index: int, event_hash_b64: str, checkpoint: str, proof_b64: list[str]
+) -> dict[str, Any]:
+    """The JSON form of a receipt (:meth:`Receipt.to_json`), from already base64 hashes.
+
+    The ledger encodes each proof node once for a whole batch of receipts and builds
+    their JSON here, so both paths give the same fields in the same order.
+    """
+    return {
+        "index": index,
+        "event_hash": event_hash_b64,
+        "checkpoint": checkpoint,
+        "inclusion_proof": proof_b64,
+        "tlog_proof": tlog_proof_text(index, proof_b64, checkpoint),
+    }
+
+
 @dataclass(frozen=True)
 class Receipt:
     """Proof that one event is in the log, verifiable offline."""
@@ -64,14 +81,12 @@ class Receipt:
         return TlogProof(self.index, self.inclusion_proof, self.checkpoint).to_text()
 
     def to_json(self) -> dict[str, Any]:
-        proof = [base64.b64encode(h).decode() for h in self.inclusion_proof]
-        return {
-            "index": self.index,
-            "event_hash": base64.b64encode(self.event_hash).decode(),
-            "checkpoint": self.checkpoint,
-            "inclusion_proof": proof,
-            "tlog_proof": tlog_proof_text(self.index, proof, self.checkpoint),
-        }
+        return receipt_json(
+            self.index,
+            base64.b64encode(self.event_hash).decode(),
+            self.checkpoint,
+            [base64.b64encode(h).decode() for h in self.inclusion_proof],
+        )
 
     @classmethod
     def from_json(cls, obj: object) -> Receipt:

@@ -64,6 +64,18 @@ REMEDIES: dict[str, tuple[str, str]] = {
         "The project's chain is broken: records are missing, duplicated or reordered. Ask for "
         "the complete bundle and report it.",
     ),
+    "poster_signatures": (
+        "所列记录的提交方签名无效：记录在提交方签名后被改动。以提交方留存的原件为准，并报告监督部门。",
+        "The named records' poster signatures do not verify: the records changed after the "
+        "poster signed them. Compare with the poster's own copies and report it.",
+    ),
+    "poster_keys": (
+        "所列记录不是用提交方当时登记的密钥签名的（或应签未签）：记录可能并非该提交方所发。"
+        "向提交方核实其密钥登记，并报告监督部门。",
+        "The named records were not signed with the key their poster had registered at the "
+        "time (or were unsigned where a signature was due): the poster may not have sent them. "
+        "Check the key registration with the poster and report it.",
+    ),
     "attachments": (
         "附件文件与记录中的哈希不符（被替换或损坏）。从对象存储重新获取原件，"
         "并运行 jianzheng audit --objects。",

@@ -25,7 +25,10 @@ Every cosignature is verified with the witness's key before it is published or s
 from __future__ import annotations
 
 import base64
+import fcntl
+import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -33,6 +36,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -126,6 +130,16 @@ class _Worker:
         self.thread: threading.Thread | None = None
 
 
+def witness_policy(witnesses: Sequence[WitnessEndpoint], quorum: int | None) -> WitnessPolicy:
+    """The k-of-n policy over ``witnesses`` (all of them when ``quorum`` is None)."""
+    try:
+        return WitnessPolicy(
+            [w.verifier for w in witnesses], len(witnesses) if quorum is None else quorum
+        )
+    except WitnessError as e:
+        raise WitnessConfigError(str(e)) from None
+
+
 def witnessing_of(ledger: Ledger) -> Witnessing | None:
     """The :class:`Witnessing` attached to ``ledger`` by :meth:`Witnessing.start`, if any."""
     return _ATTACHED.get(ledger)
@@ -142,13 +156,10 @@ class Witnessing:
         timestamper: Timestamper | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        poll: float | None = None,
+        status_file: Path | None = None,
     ) -> None:
-        if quorum is None:
-            quorum = len(witnesses)
-        try:
-            self.policy = WitnessPolicy([w.verifier for w in witnesses], quorum)
-        except WitnessError as e:
-            raise WitnessConfigError(str(e)) from None
+        self.policy = witness_policy(witnesses, quorum)
         self.ledger = ledger
         self.records = WitnessRecords(ledger.store.engine)
         self.timestamper = timestamper
@@ -174,6 +185,11 @@ class Witnessing:
         self.record_latency = False
         self.latencies: list[tuple[int, float, float]] = []
         self._announced: OrderedDict[int, float] = OrderedDict()
+        #: With several worker processes: how often to look for checkpoints the others
+        #: signed, and where to tell them which witnesses are reachable.
+        self._poll = poll
+        self._poll_thread: threading.Thread | None = None
+        self._status_file = status_file
 
     # --- life cycle ----------------------------------------------------------------------
     @classmethod
@@ -225,6 +241,38 @@ class Witnessing:
             target=self._store_loop, name="cosignature-store", daemon=True
         )
         self._store_thread.start()
+        if self._poll is not None:
+            self._poll_thread = threading.Thread(
+                target=self._poll_loop, name="checkpoint-poll", daemon=True
+            )
+            self._poll_thread.start()
+        self._publish_status()
+
+    def _poll_loop(self) -> None:
+        """Announce checkpoints that other worker processes committed (see ``poll``)."""
+        assert self._poll is not None
+        while not self._stop.wait(self._poll):
+            try:
+                head = self.ledger.head()
+            except Exception:
+                log.exception("cannot read the log's head")
+                continue
+            latest = self._latest
+            if head.note and (latest is None or head.size > latest.size):
+                self.on_checkpoint(head.size, head.root, head.note)
+
+    def _publish_status(self) -> None:
+        """Write which witnesses answer, for worker processes that do not submit."""
+        if self._status_file is None:
+            return
+        with self._cond:
+            status = {wk.verifier.name: wk.last_error is None for wk in self._workers}
+        tmp = self._status_file.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(status))
+            os.replace(tmp, self._status_file)
+        except OSError:
+            log.exception("cannot write %s", self._status_file)
 
     def close(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -240,6 +288,8 @@ class Witnessing:
         if self._store_thread is not None:
             self._to_store.put(None)  # after the workers stopped: nothing is left behind
             self._store_thread.join(timeout)
+        if self._poll_thread is not None:
+            self._poll_thread.join(timeout)
         if _ATTACHED.get(self.ledger) is self:
             del _ATTACHED[self.ledger]
             for name in self._ledger_methods():
@@ -314,6 +364,7 @@ class Witnessing:
             t = self._next_target(wk)
             if t is None:
                 return
+            was_up = wk.last_error is None
             try:
                 ok = self._submit(wk, t)
             except Exception as e:  # a bug or a lying witness must not kill the thread
@@ -334,6 +385,9 @@ class Witnessing:
                         MAX_BACKOFF, 0.25 * 2 ** min(wk.failures - 1, 10)
                     )
                 self._cond.notify_all()
+                changed = was_up != (wk.last_error is None)
+            if changed:
+                self._publish_status()
 
     def _submit(self, wk: _Worker, t: _Target) -> bool:
         """Get ``wk``'s cosignature on ``t``; True when done with it (cosigned or superseded)."""
@@ -620,6 +674,133 @@ class Witnessing:
     def receipt_fields(self, checkpoint_note: str) -> dict[str, Any]:
         """What a receipt adds about its checkpoint: who cosigned it, and its token if any."""
         return receipt_fields_for(self, checkpoint_note)
+
+
+class WitnessingFollower(Witnessing):
+    """Witnessing as a worker process that does not submit sees it (``serve --workers``).
+
+    One worker process, the leader, gathers cosignatures and tokens and stores them; the
+    others answer the same questions from the database, refreshed at most every
+    :data:`REFRESH` seconds, and learn which witnesses answer from the leader's status
+    file. A fresh receipt's checkpoint is above every stored cosignature, so the append
+    path asks the database nothing.
+    """
+
+    REFRESH = 0.5
+
+    def _start(self) -> None:
+        self._refreshed = float("-inf")
+        _ATTACHED[self.ledger] = self
+        vars(self.ledger).update(self._ledger_methods())
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._refreshed < self.REFRESH:
+            return
+        self._refreshed = now
+        try:
+            max_cosigned = self.records.max_cosigned_size()
+            witnessed = self.records.witnessed_size(sorted(self._keys), self.policy.quorum)
+            ts_max = self.records.max_timestamped_size()
+            per = [
+                self.records.latest_cosigned_by(wk.verifier.name, wk.verifier.key_id)
+                for wk in self._workers
+            ]
+        except Exception:
+            log.exception("cannot read witnessing state")
+            return
+        up: dict[str, bool] = {}
+        if self._status_file is not None:
+            try:
+                up = json.loads(self._status_file.read_text())
+            except (OSError, ValueError):
+                up = {}
+        with self._cond:
+            self._max_cosigned = max_cosigned
+            self._sigs.clear()  # a stored set may have grown since it was read
+            self._witnessed = witnessed
+            self._ts_max = ts_max if ts_max is not None else -1
+            for wk, have in zip(self._workers, per, strict=True):
+                wk.cosigned_size = have or 0
+                reachable = up.get(wk.verifier.name, True) is not False
+                wk.last_error = None if reachable else "unreachable (reported by the leader)"
+
+    def _signatures(self, size: int) -> list[NoteSignature]:
+        self._refresh()
+        return super()._signatures(size)
+
+    def witnessed_size(self) -> int:
+        self._refresh()
+        return super().witnessed_size()
+
+    def timestamp_reply(self, size: int) -> bytes | None:
+        self._refresh()
+        return super().timestamp_reply(size)
+
+    def status(self) -> list[dict[str, Any]]:
+        self._refresh()
+        return super().status()
+
+
+class WorkerWitnessing:
+    """Leader or follower witnessing for one of several worker processes.
+
+    The worker holding an exclusive lock on ``<data>/witnessing.lock`` is the leader: it
+    submits every checkpoint (its own, announced at once, and the other workers', found
+    by polling the head every :data:`POLL` seconds). The others follow; a follower waits
+    on the lock in a thread, and when the leader exits, the first to get it takes over.
+    """
+
+    POLL = 0.02
+    LOCK_FILE = "witnessing.lock"
+    STATUS_FILE = "witnessing.status"
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        witnesses: Sequence[WitnessEndpoint],
+        quorum: int | None,
+        timestamper: Timestamper | None,
+    ) -> None:
+        self._args = (ledger, witnesses, quorum, timestamper)
+        self._status = ledger.data_dir / self.STATUS_FILE
+        self._fd = os.open(ledger.data_dir / self.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        self._mu = threading.Lock()
+        self._closed = False
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.current: Witnessing = WitnessingFollower.start(
+                *self._args, status_file=self._status
+            )
+            threading.Thread(target=self._take_over, name="witnessing-standby", daemon=True).start()
+        else:
+            self.current = self._lead()
+
+    @property
+    def leader(self) -> bool:
+        return not isinstance(self.current, WitnessingFollower)
+
+    def _lead(self) -> Witnessing:
+        return Witnessing.start(*self._args, poll=self.POLL, status_file=self._status)
+
+    def _take_over(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks until the leader process exits
+        except OSError:
+            return
+        with self._mu:
+            if self._closed:
+                return
+            self.current.close()
+            self.current = self._lead()
+        log.warning("this worker process now gathers cosignatures and timestamps")
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._mu:
+            self._closed = True
+            self.current.close(timeout)
+        os.close(self._fd)
 
 
 def _size_of(note: str) -> int:

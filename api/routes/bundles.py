@@ -34,7 +34,7 @@ from ledger.bundle import (
     sources_for,
 )
 from ledger.records import PROJECT_RE
-from ledger.sealing import is_sealed_type
+from ledger.sealing import is_sealed_type, may_read_sealed
 from ledger.service import Ledger
 
 log = logging.getLogger("jianzheng.api.bundles")
@@ -92,7 +92,7 @@ async def project_bundle(
         raise ApiError(503, "bundle_unavailable", str(e), headers={"Retry-After": "5"}) from None
     if any(is_sealed_type(lg.catalogue, t) for t in plan.event_types):
         opened = await run_in_threadpool(lg.unsealed, project)
-        if not opened or p.role not in lg.catalogue.sealed_readers:
+        if not may_read_sealed(lg.catalogue, opened=opened, role=p.role):
             raise ApiError(
                 409,
                 "sealed",

@@ -7,6 +7,7 @@ import base64
 import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -19,7 +20,7 @@ from api.routes.objects import attachment_lookup
 from api.schemas import EVENT_SCHEMA
 from ledger.records import EventSubmission, InvalidEvent, validate_event
 from ledger.sealing import is_sealed_type, redact
-from ledger.sequencer import Appended, IdempotencyConflict, SequencerBusy
+from ledger.sequencer import Appended, IdempotencyConflict, PosterKeyChanged, SequencerBusy
 from ledger.service import Ledger, NotFound
 from witness.submitter import receipt_fields_for, witnessing_of
 
@@ -30,6 +31,16 @@ MAX_PAGE = 1000
 APPEND_TIMEOUT = 30.0
 
 router = APIRouter(tags=["events"])
+
+
+class ReceiptsResponse(JSONResponse):
+    """JSONResponse rendered by orjson: for plain JSON data (str, int, bool, None, lists
+    and dicts with str keys) the same bytes as Starlette's compact ``json.dumps`` with
+    ``ensure_ascii=False``, at about a ninth of its cost on a batch's 1.7 MB of receipts.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def validate(
@@ -59,22 +70,25 @@ async def append(lg: Ledger, events: list[EventSubmission], poster: str) -> list
     except IdempotencyConflict as e:
         field = f"events[{e.position}].idempotency_key"
         raise ApiError(409, "idempotency_conflict", str(e), field) from None
+    except PosterKeyChanged as e:
+        field = f"events[{e.position}].signature"
+        raise ApiError(409, "poster_key_changed", str(e), field) from None
     except TimeoutError:
         msg = "the append was not confirmed in time; retry with the same idempotency_key"
         raise ApiError(503, "timeout", msg, headers={"Retry-After": "1"}) from None
 
 
 def receipts_json(lg: Ledger, done: list[Appended]) -> list[dict[str, Any]]:
-    out = []
+    out = lg.receipts_json(done)
     w = witnessing_of(lg)
     witnessed: dict[str, dict[str, Any]] = {}  # per checkpoint: cosigned_by, timestamp
-    for a, r in zip(done, lg.receipts(done), strict=True):
-        j = r.to_json()
+    for a, j in zip(done, out, strict=True):
         j["replayed"] = a.replayed
-        if r.checkpoint not in witnessed:
-            witnessed[r.checkpoint] = receipt_fields_for(w, r.checkpoint)
-        j.update(witnessed[r.checkpoint])
-        out.append(j)
+        cp = j["checkpoint"]
+        fields = witnessed.get(cp)
+        if fields is None:
+            fields = witnessed[cp] = receipt_fields_for(w, cp)
+        j.update(fields)
     return out
 
 
@@ -103,7 +117,7 @@ async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
     ev = validate(lg, p, request.app.state.poster_keys, await read_json(request, MAX_EVENT_BODY))
     [ev] = await attachment_lookup(request, [ev])
     [a] = await append(lg, [ev], p.token_id)
-    return JSONResponse(receipts_json(lg, [a])[0], status_code=200 if a.replayed else 201)
+    return ReceiptsResponse(receipts_json(lg, [a])[0], status_code=200 if a.replayed else 201)
 
 
 @router.post("/v1/events:batch", status_code=201, openapi_extra=_body(BATCH_SCHEMA))
@@ -124,7 +138,7 @@ async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
     ]
     evs = await attachment_lookup(request, evs, [f"events[{i}]." for i in range(len(evs))])
     done = await append(lg, evs, p.token_id)
-    return JSONResponse({"receipts": receipts_json(lg, done)}, status_code=201)
+    return ReceiptsResponse({"receipts": receipts_json(lg, done)}, status_code=201)
 
 
 @router.get("/v1/events/{index}")

@@ -4,6 +4,9 @@ Contract: ``POST /v1/objects``, ``GET /v1/objects/{sha256}`` (RFC 9110 §14 rang
 ``GET /v1/objects/{sha256}/chunks/{i}``, ``POST /v1/objects/{sha256}/legal-hold``.
 The body of an upload is never held whole: it flows through a bounded pipe to an upload
 thread that hashes it and writes it to the store as it arrives.
+
+Every read is authorised through the projects that cite the object, and recorded in the
+authorising project's access chain before a byte is sent (:mod:`api.access`).
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
+from api.access import HOLD_OBJECT, authorize_object, record_access
 from api.auth import Principal
-from api.deps import Poster, Reader, not_found, read_json, role
+from api.deps import LedgerDep, Poster, not_found, read_json, role
 from api.errors import ApiError
 from ledger.records import MEDIA_TYPE_RE, EventSubmission
 from storage.base import (
@@ -93,6 +97,9 @@ async def get_objects(request: Request) -> EvidenceStore:
 ObjectsDep = Annotated[EvidenceStore, Depends(get_objects)]
 #: A complaint reviewer (or an admin) places and lifts legal holds.
 HoldSetter = Annotated[Principal, Depends(role("reviewer"))]
+#: Readers of cited objects, and the platform checking an upload no record cites yet;
+#: which objects each may read is decided per object (api.access.authorize_object).
+ObjectReader = Annotated[Principal, Depends(role("platform", "reviewer", "archivist"))]
 
 
 @contextlib.contextmanager
@@ -121,15 +128,6 @@ def _check_sha(sha256: str) -> str:
     if not SHA256_HEX.fullmatch(sha256):
         raise ApiError(422, "invalid_parameter", "sha256 must be 64 lowercase hex digits", "sha256")
     return sha256
-
-
-def _readable(p: Principal, sha256: str) -> None:
-    """Objects belong to no one project, so a token limited to some projects reads none.
-
-    Like every read outside a scope, this answers 404.
-    """
-    if not p.scope.unlimited:
-        raise not_found(f"no object with SHA-256 {sha256} is stored")
 
 
 # --- upload ----------------------------------------------------------------------------
@@ -314,14 +312,18 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return min(a for a, _ in spans), max(b for _, b in spans)
 
 
+def _close(it: Iterator[bytes]) -> None:
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
+
+
 def _close_after(it: Iterator[bytes]) -> Iterator[bytes]:
     """Iterate, and release the store's connection or file even if the client leaves."""
     try:
         yield from it
     finally:
-        close = getattr(it, "close", None)
-        if close is not None:
-            close()
+        _close(it)
 
 
 @router.get(
@@ -333,11 +335,11 @@ def _close_after(it: Iterator[bytes]) -> Iterator[bytes]:
     },
 )
 async def get_object(
-    sha256: str, request: Request, p: Reader, objects: ObjectsDep
+    sha256: str, request: Request, p: ObjectReader, lg: LedgerDep, objects: ObjectsDep
 ) -> StreamingResponse:
     """The object's bytes; a ``Range: bytes=...`` request gets 206 with that part."""
     _check_sha(sha256)
-    _readable(p, sha256)
+    cite = await run_in_threadpool(authorize_object, lg, p, sha256)
     with storage_errors():
         info: ObjectInfo = await run_in_threadpool(objects.require, sha256)
     headers = {
@@ -359,13 +361,21 @@ async def get_object(
         ) from None
     status = 200
     offset, length = 0, info.size
+    what: dict[str, Any] = {"what": "object", "sha256": sha256}
     if span is not None:
         status = 206
         offset, length = span[0], span[1] - span[0] + 1
         headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{info.size}"
+        what["range"] = {"first": span[0], "last": span[1]}
     with storage_errors():
         # Opened before the reply starts, so an unreachable store is still a clean 503.
         pieces = await run_in_threadpool(objects.read, info, offset, length)
+    if cite is not None:
+        try:
+            await record_access(lg, p, cite.project, cite.trade_type, what)
+        except BaseException:
+            _close(pieces)
+            raise
     headers["Content-Length"] = str(length)
     return StreamingResponse(
         _close_after(pieces), status_code=status, media_type=info.media_type, headers=headers
@@ -376,14 +386,19 @@ async def get_object(
     "/v1/objects/{sha256}/chunks/{index}",
     responses={200: _json(CHUNK_SCHEMA, "the chunk and its inclusion proof")},
 )
-async def get_chunk(sha256: str, index: int, p: Reader, objects: ObjectsDep) -> Response:
+async def get_chunk(
+    sha256: str, index: int, p: ObjectReader, lg: LedgerDep, objects: ObjectsDep
+) -> Response:
     """Chunk ``index`` (1 MiB) with its RFC 9162 inclusion proof against ``chunk_root``."""
     _check_sha(sha256)
     if index < 0:
         raise ApiError(422, "invalid_parameter", "the chunk index must be >= 0", "index")
-    _readable(p, sha256)
+    cite = await run_in_threadpool(authorize_object, lg, p, sha256)
     with storage_errors():
         chunk = await run_in_threadpool(objects.chunk, sha256, index)
+    if cite is not None:
+        what = {"what": "object_chunk", "sha256": sha256, "chunk": index}
+        await record_access(lg, p, cite.project, cite.trade_type, what)
     j = chunk.to_json()
     data = j.pop("data")
     # Base64 needs no JSON escaping, so the 1.4 MB string is spliced in as it is: through
@@ -412,11 +427,11 @@ async def get_chunk(sha256: str, index: int, p: Reader, objects: ObjectsDep) -> 
     },
 )
 async def legal_hold(
-    sha256: str, request: Request, p: HoldSetter, objects: ObjectsDep
+    sha256: str, request: Request, p: HoldSetter, lg: LedgerDep, objects: ObjectsDep
 ) -> dict[str, Any]:
     """Place (``{"hold": true}``) or lift (``{"hold": false}``) a legal hold."""
     _check_sha(sha256)
-    _readable(p, sha256)
+    await run_in_threadpool(authorize_object, lg, p, sha256, HOLD_OBJECT)
     body = await read_json(request, 1024)
     if not isinstance(body, dict) or set(body) != {"hold"} or not isinstance(body["hold"], bool):
         raise ApiError(422, "invalid_parameter", 'the body must be {"hold": true|false}', "hold")
