@@ -42,44 +42,15 @@ from ledger.records import validate_event  # noqa: E402
 from ledger.sequencer import Appended  # noqa: E402
 from ledger.service import Ledger  # noqa: E402
 from tests.conftest import make_event  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.procs import Server  # noqa: E402
 
 HOST = "127.0.0.1"
 
 
-def start_server(data: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "serve",
-            "--data",
-            str(data),
-            "--port",
-            str(port),
-            "--origin",
-            "bench.example/log",
-            "--rate-limit",
-            "0",
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://{HOST}:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not start")
+def start_server(data: Path, workers: int = 1) -> Server:
+    """``jianzheng serve`` on a free port (tests/procs.py), rate limit off, ``workers``."""
+    extra = ("--rate-limit", "0", "--workers", str(workers))
+    return Server(data, None, *extra, origin="bench.example/log")
 
 
 def token(data: Path, role: str) -> str:
@@ -96,8 +67,8 @@ def token(data: Path, role: str) -> str:
 def http_section(seconds: float, conns: int, workers: int, batch_conns: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        port = free_port()
-        proc = start_server(data, port, workers)
+        srv = start_server(data, workers)
+        port = srv.port
         try:
             auth = {"Authorization": f"Bearer {token(data, 'platform')}"}
             health = build_request("GET", "/healthz", HOST)
@@ -119,8 +90,7 @@ def http_section(seconds: float, conns: int, workers: int, batch_conns: int) -> 
             one = run(single, conns)
             many = run(lambda i: batch, batch_conns)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            srv.stop()
     assert one.errors == 0 and many.errors == 0, (one.statuses, many.statuses)
     return {
         "healthz_rps": base.rate,
@@ -238,8 +208,8 @@ def proof_section(entries: int, cache: Path, samples: int) -> dict[str, Any]:
         row = timed(lambda i: lg.record(i), idx)
     finally:
         lg.close()
-    port = free_port()
-    proc = start_server(data, port)
+    srv = start_server(data)
+    port = srv.port
     try:
         auth = {"Authorization": f"Bearer {token(data, 'reviewer')}"}
         reqs = [
@@ -253,8 +223,7 @@ def proof_section(entries: int, cache: Path, samples: int) -> dict[str, Any]:
             run_load(HOST, port, lambda k: build_request("GET", "/healthz", HOST), 1, 5, 0.5)
         )
     finally:
-        proc.terminate()
-        proc.wait(30)
+        srv.stop()
 
     def pct(xs: list[float], p: float) -> float:
         return sorted(xs)[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1e3

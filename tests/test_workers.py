@@ -49,6 +49,19 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def serve_workers(
+    data: Path, db: str | None, *extra: str, origin: str = "workers.example/log"
+) -> tuple[Server, list[int]]:
+    """``jianzheng serve --workers 2`` once both workers are up, and their pids."""
+    srv = Server(data, db, *extra, "--workers", "2", origin=origin)
+    deadline = time.monotonic() + 30
+    while len(children(srv.proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = children(srv.proc.pid)
+    assert len(workers) == 2, workers
+    return srv, workers
+
+
 def token(data: Path, db: str, role: str) -> str:
     out = jianzheng("token", "create", "--data", str(data), "--db", db, "--role", role)
     return out.stdout.strip().splitlines()[-1]
@@ -133,13 +146,8 @@ def _canonical(rec: dict[str, Any]) -> bytes:
 def test_two_workers_append_to_one_consistent_log(tmp_path: Path, db_url: str) -> None:
     data = tmp_path / "data"
     tok = token(data, db_url, "platform")
-    srv = Server(data, db_url, "--workers", "2")
+    srv, workers = serve_workers(data, db_url)
     try:
-        deadline = time.monotonic() + 30
-        while len(children(srv.proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        workers = children(srv.proc.pid)
-        assert len(workers) == 2, workers
         acked: list[dict[str, Any]] = []
         lock = threading.Lock()
         stop = threading.Event()
@@ -167,11 +175,8 @@ def test_two_workers_append_to_one_consistent_log(tmp_path: Path, db_url: str) -
 def test_a_killed_worker_loses_nothing_and_is_replaced(tmp_path: Path, db_url: str) -> None:
     data = tmp_path / "data"
     tok = token(data, db_url, "platform")
-    srv = Server(data, db_url, "--workers", "2")
+    srv, _ = serve_workers(data, db_url)
     try:
-        deadline = time.monotonic() + 30
-        while len(children(srv.proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
         acked: list[dict[str, Any]] = []
         lock = threading.Lock()
         stop = threading.Event()
@@ -215,12 +220,7 @@ def test_a_killed_worker_loses_nothing_and_is_replaced(tmp_path: Path, db_url: s
 
 def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    srv = Server(data, None, "--workers", "2")
-    deadline = time.monotonic() + 30
-    while len(children(srv.proc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    workers = children(srv.proc.pid)
-    assert len(workers) == 2
+    srv, workers = serve_workers(data, None)
     srv.kill()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and any(_alive(p) for p in workers):
@@ -277,7 +277,7 @@ def test_one_worker_gathers_cosignatures_and_another_takes_over(tmp_path: Path) 
         witnesses.append(w)
         args += ["--witness", f"{out.stdout.strip().splitlines()[-1]}@{w.url}"]
     tok = jianzheng("token", "create", "--data", str(data), "--role", "platform").stdout.split()[-1]
-    srv = Server(data, None, *args, "--witness-quorum", "2", "--workers", "2", origin=ORIGIN)
+    srv, _ = serve_workers(data, None, *args, "--witness-quorum", "2", origin=ORIGIN)
     auth = {"Authorization": f"Bearer {tok}"}
 
     def post(n: int) -> int:
