@@ -104,6 +104,7 @@ def worker_main(argv: list[str], parent: int) -> None:
     import uvicorn
 
     from api.cli import build_parser
+    from api.http_body import BodyPiecesProtocol
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
@@ -113,6 +114,7 @@ def worker_main(argv: list[str], parent: int) -> None:
     settle_heap()
     config = uvicorn.Config(
         app,
+        http=BodyPiecesProtocol,  # request bodies without uvicorn's two copies
         log_level=args.log_level,
         access_log=False,
         timeout_graceful_shutdown=10,

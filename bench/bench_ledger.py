@@ -91,6 +91,7 @@ def http_section(seconds: float, conns: int, workers: int, batch_conns: int) -> 
             many = run(lambda i: batch, batch_conns)
         finally:
             srv.stop()
+        Path(srv.log.name).unlink(missing_ok=True)
     assert one.errors == 0 and many.errors == 0, (one.statuses, many.statuses)
     return {
         "healthz_rps": base.rate,
@@ -224,6 +225,7 @@ def proof_section(entries: int, cache: Path, samples: int) -> dict[str, Any]:
         )
     finally:
         srv.stop()
+        Path(srv.log.name).unlink(missing_ok=True)
 
     def pct(xs: list[float], p: float) -> float:
         return sorted(xs)[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1e3

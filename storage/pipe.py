@@ -1,9 +1,10 @@
 """A bounded hand-off of a request body from the event loop to an upload thread.
 
 The event loop receives the body in small pieces; the upload thread hashes and stores
-it. The pipe coalesces pieces into blocks and holds at most ``depth`` of them, so a fast
-client waits for a slow store (HTTP flow control then slows the client) instead of
-filling memory. Every wait on either side has a timeout.
+it. The pipe passes the pieces on as they came (no copy), grouped into blocks of about
+``block_size`` bytes, and holds at most ``depth`` blocks, so a fast client waits for a
+slow store (HTTP flow control then slows the client) instead of filling memory. Every
+wait on either side has a timeout.
 """
 
 from __future__ import annotations
@@ -19,11 +20,17 @@ DEPTH = 4
 #: Longest pause of the client (or of the store) tolerated in the middle of an upload.
 IDLE_TIMEOUT = 60.0
 
-_EOF = b""
+#: Queued after the last block (and by ``fail``); an empty block is never queued otherwise.
+_EOF: list[bytes] = []
 
 
 class BlockPipe:
-    """Producer side is async (``feed``, ``close``, ``fail``); the consumer iterates it."""
+    """Producer side is async (``feed``, ``close``, ``fail``); the consumer iterates it.
+
+    The consumer gets the pieces fed, in order and unchanged; the pipe holds at most
+    ``depth`` blocks of at least ``block_size`` bytes, plus the pieces of the block being
+    gathered (less than ``block_size`` bytes).
+    """
 
     def __init__(
         self,
@@ -36,10 +43,13 @@ class BlockPipe:
         self._loop = loop
         self._block_size = block_size
         self._timeout = timeout
-        self._q: queue.Queue[bytes] = queue.Queue(maxsize=depth)
-        self._pieces: list[memoryview] = []
+        self._q: queue.Queue[list[bytes]] = queue.Queue(maxsize=depth)
+        self._pieces: list[bytes] = []
         self._pending = 0
         self._space = asyncio.Event()
+        #: True while the producer waits for space: only then does the consumer wake the
+        #: event loop (one cross-thread wake-up per block taken would be wasted work).
+        self._waiting = False
         self._error: BaseException | None = None
         #: Set by the consumer when it stops early; the producer then stops feeding.
         self.consumer_gone = False
@@ -47,26 +57,18 @@ class BlockPipe:
     # --- producer (event loop) ---------------------------------------------------------
     async def feed(self, piece: bytes) -> None:
         """Add a piece of the body; waits (bounded) while the pipe is full."""
-        # Pieces are joined once into exact blocks: with blocks a whole number of chunks,
-        # the chunk tree hashes them in place instead of copying them into its own buffer.
-        view = memoryview(piece)
-        while view:
-            take = min(self._block_size - self._pending, len(view))
-            self._pieces.append(view[:take])
-            self._pending += take
-            view = view[take:]
-            if self._pending == self._block_size:
-                block = b"".join(self._pieces)
-                self._pieces.clear()
-                self._pending = 0
-                await self._put(block)
+        if not piece:
+            return
+        self._pieces.append(piece)
+        self._pending += len(piece)
+        if self._pending >= self._block_size:
+            block, self._pieces, self._pending = self._pieces, [], 0
+            await self._put(block)
 
     async def close(self) -> None:
         """The body is complete."""
         if self._pieces:
-            block = b"".join(self._pieces)
-            self._pieces.clear()
-            self._pending = 0
+            block, self._pieces, self._pending = self._pieces, [], 0
             await self._put(block)
         await self._put(_EOF)
 
@@ -78,7 +80,7 @@ class BlockPipe:
         except queue.Full:
             pass  # the consumer sees the error when it takes its next block
 
-    async def _put(self, block: bytes) -> None:
+    async def _put(self, block: list[bytes]) -> None:
         while True:
             if self.consumer_gone:
                 return  # the upload already failed; its error is reported by the consumer
@@ -88,14 +90,19 @@ class BlockPipe:
             except queue.Full:
                 pass
             self._space.clear()
-            if not self._q.full() or self.consumer_gone:
-                continue
+            # Announce the wait before looking again: a block taken after this look is
+            # followed by a wake-up, one taken before it leaves room for the next try.
+            self._waiting = True
             try:
+                if not self._q.full() or self.consumer_gone:
+                    continue
                 await asyncio.wait_for(self._space.wait(), self._timeout)
             except TimeoutError:
                 raise UploadInterrupted(
                     f"the store took no data for {self._timeout:.0f} s; upload abandoned"
                 ) from None
+            finally:
+                self._waiting = False
 
     # --- consumer (upload thread) ------------------------------------------------------
     def _signal_space(self) -> None:
@@ -115,10 +122,11 @@ class BlockPipe:
                     ) from None
                 if self._error is not None:
                     raise UploadInterrupted(f"the upload was interrupted: {self._error}")
-                self._signal_space()
-                if block is _EOF or not block:
+                if self._waiting:
+                    self._signal_space()
+                if not block:
                     return
-                yield block
+                yield from block
         finally:
             self.consumer_gone = True
             self._signal_space()

@@ -151,6 +151,36 @@ def test_roundtrip_hashes_and_chunk_root(store: EvidenceStore, announce: bool) -
     assert store.present("0" * 64) is None
 
 
+def test_pieces_of_any_size_and_reused_buffers(store: EvidenceStore) -> None:
+    """Request bodies arrive in pieces of whatever size the server reads (about 250 KB).
+
+    Pieces straddle chunks and parts; the stores keep bytes pieces by reference until a
+    part is sent, so a piece in a buffer its owner fills again must be taken as it was.
+    """
+    data = os.urandom(2 * TEST_PART + 3 * CHUNK_SIZE + 12_345)
+    reused = bytearray(262_147)
+
+    def pieces() -> Iterator[bytes]:
+        i, n = 0, 0
+        while i < len(data):
+            size = (250_001, 1, 262_147, 65_536)[n % 4]
+            piece = data[i : i + size]
+            if n % 3 == 2:
+                reused[: len(piece)] = piece
+                yield memoryview(reused)[: len(piece)]  # type: ignore[misc]
+                reused[:] = bytes(len(reused))  # overwritten once handed over
+            else:
+                yield piece
+            i, n = i + size, n + 1
+
+    info, created = store.ingest(pieces(), sha(data), "video/mp4")
+    assert created and info.size == len(data)
+    assert info.chunk_root == merkle.tree_root(
+        [merkle.leaf_hash(data[i : i + CHUNK_SIZE]) for i in range(0, len(data), CHUNK_SIZE)]
+    )
+    assert b"".join(store.read(info, 0, info.size)) == data
+
+
 def test_identical_content_is_stored_once(store: EvidenceStore) -> None:
     data = os.urandom(TEST_PART + 100)
     first, created1 = store.ingest(blocks(data), sha(data), "application/pdf")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import cast
 
 from verifier import merkle
 
@@ -36,9 +35,13 @@ class ChunkTree:
     ``update`` may be called with pieces of any length; the tree cuts them into chunks
     itself. ``leaves`` keeps the leaf hashes (32 bytes per chunk, so 32 KiB per GiB),
     which is what a server needs to answer inclusion proofs later.
+
+    Each piece is hashed where it lies: into the object's SHA-256 and into the running
+    leaf hash of the chunk it falls in (a SHA-256 already fed the 0x00 leaf prefix), so
+    no chunk is ever buffered, joined or copied, whatever the pieces' sizes.
     """
 
-    __slots__ = ("_buf", "_chunk_size", "_done", "_range", "_sha", "_size", "leaves")
+    __slots__ = ("_chunk_size", "_done", "_fill", "_leaf", "_range", "_sha", "_size", "leaves")
 
     def __init__(self, chunk_size: int = CHUNK_SIZE) -> None:
         if chunk_size <= 0:
@@ -46,7 +49,8 @@ class ChunkTree:
         self._chunk_size = chunk_size
         self._sha = hashlib.sha256()
         self._range = merkle.CompactRange()
-        self._buf = bytearray()
+        self._leaf = _LEAF_SEED.copy()
+        self._fill = 0  # bytes of the current chunk hashed into _leaf
         self._size = 0
         self._done = False
         #: Concatenated leaf hashes of the complete chunks seen so far.
@@ -57,47 +61,46 @@ class ChunkTree:
         """Bytes seen so far."""
         return self._size
 
-    def _add_leaf(self, chunk: bytes | bytearray | memoryview) -> None:
-        # leaf_hash only concatenates its argument, which any buffer supports; handing it
-        # the view instead of bytes(view) saves a 1 MiB copy per chunk (a third of the
-        # hashing time, measured).
-        leaf = merkle.leaf_hash(cast(bytes, chunk))
+    def _end_chunk(self) -> None:
+        leaf = self._leaf.digest()
         self._range.append(leaf)
         self.leaves += leaf
+        self._leaf = _LEAF_SEED.copy()
+        self._fill = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
         """Feed the next piece of the object."""
         if self._done:
             raise ValueError("ChunkTree.update after finish")
-        if not data:
+        view = memoryview(data).cast("B")
+        n = len(view)
+        if not n:
             return
-        self._sha.update(data)
-        self._size += len(data)
-        view = memoryview(data)
+        self._sha.update(view)
+        self._size += n
         cs = self._chunk_size
-        if self._buf:
-            take = min(cs - len(self._buf), len(view))
-            self._buf += view[:take]
-            view = view[take:]
-            if len(self._buf) < cs:
-                return
-            self._add_leaf(self._buf)
-            self._buf = bytearray()
-        # Whole chunks straight from the caller's buffer, without copying them.
-        whole = len(view) - len(view) % cs
-        for off in range(0, whole, cs):
-            self._add_leaf(view[off : off + cs])
-        if whole < len(view):
-            self._buf += view[whole:]
+        off = 0
+        while off < n:
+            take = min(cs - self._fill, n - off)
+            # Slices of a memoryview share the caller's buffer: nothing is copied.
+            self._leaf.update(view[off : off + take])
+            self._fill += take
+            off += take
+            if self._fill == cs:
+                self._end_chunk()
 
     def finish(self) -> tuple[bytes, int, bytes, int]:
         """(SHA-256 of the object, size, chunk root, chunk count)."""
         if not self._done:
-            if self._buf:
-                self._add_leaf(self._buf)
-                self._buf = bytearray()
+            if self._fill:
+                self._end_chunk()
             self._done = True
         return self._sha.digest(), self._size, self._range.root(), self._range.size
+
+
+#: SHA-256 fed the RFC 9162 §2.1.1 leaf prefix (0x00): leaf hashes continue copies of it,
+#: so that leaf = SHA-256(0x00 || chunk) exactly as :func:`merkle.leaf_hash` computes it.
+_LEAF_SEED = hashlib.sha256(b"\x00")
 
 
 def _leaf_at(leaves: bytes | bytearray, i: int) -> bytes:
