@@ -271,6 +271,11 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     print("HTTP appends ...", flush=True)
     h = http_section(args.seconds, args.connections, args.workers, args.batch_connections)
+    one_worker: dict[str, Any] | None = None
+    if args.workers != 1:
+        print("HTTP appends, one worker ...", flush=True)
+        one_worker = http_section(args.seconds, args.connections, 1, args.batch_connections)
+        print(json.dumps(one_worker, indent=1), flush=True)
     print(json.dumps(h, indent=1), flush=True)
     print("in-process append vs raw SQLite ...", flush=True)
     ip = inprocess_section(args.inprocess_events)
@@ -336,6 +341,24 @@ def main() -> None:
             "",
         ),
     ]
+    if one_worker is not None:
+        w1 = one_worker
+        rows[3:3] = [
+            (
+                "the same with one worker process: single events",
+                f"{w1['single_rps']:,.0f}/s (p99 {w1['single_p99_ms']:.1f} ms)",
+                f"GET /healthz {w1['healthz_rps']:,.0f}/s",
+                f"{w1['single_rps'] / w1['healthz_rps']:.2f}",
+                "",
+            ),
+            (
+                "the same with one worker process: batched events",
+                f"{w1['batch_events_ps']:,.0f}/s",
+                f"GET /healthz {w1['healthz_rps']:,.0f}/s",
+                f"{w1['batch_events_ps'] / w1['healthz_rps']:.2f}",
+                "",
+            ),
+        ]
     table = "\n".join("| " + " | ".join(r) + " |" for r in rows)
     node = platform.node() or "this machine"
     md = (
