@@ -28,12 +28,10 @@ MAX_PROBLEMS = 1000
 PAGE = 5000
 
 
-@dataclass
-class AuditReport:
-    records: int = 0
-    checkpoints: int = 0
-    tiles: int = 0
-    problems: list[str] = field(default_factory=list)
+class ProblemList:
+    """What an audit report shares: its named problems, at most MAX_PROBLEMS of them."""
+
+    problems: list[str]
 
     @property
     def ok(self) -> bool:
@@ -42,6 +40,14 @@ class AuditReport:
     def problem(self, text: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(text)
+
+
+@dataclass
+class AuditReport(ProblemList):
+    records: int = 0
+    checkpoints: int = 0
+    tiles: int = 0
+    problems: list[str] = field(default_factory=list)
 
 
 def audit(

@@ -21,27 +21,19 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ledger.audit import ProblemList
 from ledger.models import RecordRow
 from ledger.store import Store
 from verifier.chunks import ChunkTree
 
-MAX_PROBLEMS = 1000
 PAGE = 5000
 
 
 @dataclass
-class ObjectAuditReport:
+class ObjectAuditReport(ProblemList):
     objects: int = 0
     bytes: int = 0
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def problem(self, text: str) -> None:
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(text)
 
 
 def _named_objects(store: Store) -> dict[str, tuple[int, str | None, int]]:

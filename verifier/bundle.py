@@ -390,6 +390,31 @@ class _Checks:
         self.items.append(c)
         return c
 
+    def passed(self, cid: str, title: tuple[str, str], en: str, zh: str, **extra: Any) -> Check:
+        return self.add(cid, title, "pass", en, zh, **extra)
+
+    def failed_on(
+        self,
+        cid: str,
+        title: tuple[str, str],
+        problems: _Problems,
+        en: str,
+        zh: str,
+        **extra: Any,
+    ) -> Check:
+        """A failing check over ``problems``: ``en``/``zh`` lead its message, which ends by
+        naming the first problem; all of them (bounded) are its details."""
+        return self.add(
+            cid,
+            title,
+            "fail",
+            en + problems[0],
+            zh + problems.zh[0],
+            details=problems,
+            details_zh=problems.zh[:MAX_DETAILS],
+            **extra,
+        )
+
 
 class _Problems(list[str]):
     """Problems found by one check: English in the list, Chinese alongside (same order)."""
@@ -575,20 +600,17 @@ class EvidenceBundle:
                     f"{name}: SHA-256 {digest} does not match the manifest's {entry['sha256']}"
                 )
         if problems:
-            out.add(
+            out.failed_on(
                 "manifest",
                 _T_MANIFEST,
-                "fail",
-                f"{len(problems)} member(s) do not match the manifest; first: {problems[0]}",
-                f"{len(problems)} 个成员与清单不符；首个：{problems.zh[0]}",
-                details=problems,
-                details_zh=problems.zh[:MAX_DETAILS],
+                problems,
+                f"{len(problems)} member(s) do not match the manifest; first: ",
+                f"{len(problems)} 个成员与清单不符；首个：",
             )
         else:
-            out.add(
+            out.passed(
                 "manifest",
                 _T_MANIFEST,
-                "pass",
                 f"all {len(members)} members are present and match their SHA-256 and size",
                 f"全部 {len(members)} 个成员齐全，SHA-256 与大小均与清单一致",
             )
@@ -603,10 +625,9 @@ class EvidenceBundle:
             note = ""
             if isinstance(claimed, str) and claimed != trust.log.vkey:
                 note = f"; the bundle names another log key ({claimed[:60]}...), which is ignored"
-            out.add(
+            out.passed(
                 "trust",
                 _T_TRUST,
-                "pass",
                 f"keys and witness policy come from the trust file: log {trust.log.name} "
                 f"({trust.log.key_id.hex()}), {trust.quorum} of {len(trust.witnesses)} "
                 f"witness(es){note}",
@@ -707,10 +728,9 @@ class EvidenceBundle:
             )
             return sc
         sc.verified = True
-        out.add(
+        out.passed(
             "log_signature",
             _T_LOG,
-            "pass",
             f"checkpoint {cp.origin} of size {cp.size} is signed by the log key {log.key_id.hex()}",
             f"规模为 {cp.size} 的检查点由日志密钥 {log.key_id.hex()} 签名",
             checkpoint_size=cp.size,
@@ -766,10 +786,9 @@ class EvidenceBundle:
             )
             return
         if len(found) >= quorum:
-            out.add(
+            out.passed(
                 "witnesses",
                 _T_WITNESS,
-                "pass",
                 f"{len(found)} of {len(witnesses)} witnesses cosigned checkpoint "
                 f"{sc.checkpoint.size} (quorum {quorum}): {names}",
                 f"{len(witnesses)} 个见证人中有 {len(found)} 个联署了规模为 {sc.checkpoint.size} "
@@ -862,10 +881,9 @@ class EvidenceBundle:
             )
             return
         ca_note = "" if demanded else f" (CA taken from the bundle's {TSA_CA})"
-        out.add(
+        out.passed(
             "timestamp",
             _T_TIMESTAMP,
-            "pass",
             f"RFC 3161 token: checkpoint {sc.checkpoint.size} existed by "
             f"{when:%Y-%m-%dT%H:%M:%SZ}{ca_note}",
             f"RFC 3161 时间戳：规模为 {sc.checkpoint.size} 的检查点不晚于 "
@@ -931,20 +949,17 @@ class EvidenceBundle:
                     problems.append(f"{where}: {key} is not a non-negative integer")
             records.append(_Record(n, canon, obj, hashlib.sha256(canon).digest()))
         if problems:
-            out.add(
+            out.failed_on(
                 "records",
                 _T_RECORDS,
-                "fail",
-                f"{len(problems)} problem(s) in {RECORDS}; first: {problems[0]}",
-                f"{RECORDS} 有 {len(problems)} 处问题；首个：{problems.zh[0]}",
-                details=problems,
-                details_zh=problems.zh[:MAX_DETAILS],
+                problems,
+                f"{len(problems)} problem(s) in {RECORDS}; first: ",
+                f"{RECORDS} 有 {len(problems)} 处问题；首个：",
             )
         else:
-            out.add(
+            out.passed(
                 "records",
                 _T_RECORDS,
-                "pass",
                 f"{len(records)} records of project {project}, each in canonical form and hashed",
                 f"项目 {project} 的 {len(records)} 条记录均为规范格式并已计算哈希",
             )
@@ -1016,20 +1031,17 @@ class EvidenceBundle:
                 "signed as the project's newest"
             )
         if problems:
-            out.add(
+            out.failed_on(
                 "project_head",
                 _T_HEAD,
-                "fail",
-                f"project head: {problems[0]}",
-                f"项目记录总数声明不符：{problems.zh[0]}",
-                details=problems,
-                details_zh=problems.zh[:MAX_DETAILS],
+                problems,
+                "project head: ",
+                "项目记录总数声明不符：",
             )
         else:
-            out.add(
+            out.passed(
                 "project_head",
                 _T_HEAD,
-                "pass",
                 f"the log signed that project {head.project} had exactly {head.records} records "
                 f"at checkpoint {head.checkpoint_size}, the last being the bundle's last",
                 f"日志签名声明项目 {head.project} 在规模为 {head.checkpoint_size} 的检查点时恰有 "
@@ -1114,14 +1126,12 @@ class EvidenceBundle:
         for seq in sorted(proofs)[:MAX_DETAILS]:
             problems.append(f"{PROOFS}: a proof for seq {seq}, which has no record")
         if problems:
-            out.add(
+            out.failed_on(
                 "inclusion",
                 _T_INCLUSION,
-                "fail",
-                f"{len(problems)} inclusion problem(s); first: {problems[0]}",
-                f"{len(problems)} 处包含证明问题；首个：{problems.zh[0]}",
-                details=problems,
-                details_zh=problems.zh[:MAX_DETAILS],
+                problems,
+                f"{len(problems)} inclusion problem(s); first: ",
+                f"{len(problems)} 处包含证明问题；首个：",
             )
         else:
             suffix = "" if sc.verified else " (the checkpoint's signature itself did not verify)"
@@ -1177,20 +1187,17 @@ class EvidenceBundle:
                 last_index = idx
             prev_hash = r.event_hash
         if problems:
-            out.add(
+            out.failed_on(
                 "chain",
                 _T_CHAIN,
-                "fail",
-                f"{len(problems)} chain problem(s); first: {problems[0]}",
-                f"哈希链有 {len(problems)} 处问题；首个：{problems.zh[0]}",
-                details=problems,
-                details_zh=problems.zh[:MAX_DETAILS],
+                problems,
+                f"{len(problems)} chain problem(s); first: ",
+                f"哈希链有 {len(problems)} 处问题；首个：",
             )
         else:
-            out.add(
+            out.passed(
                 "chain",
                 _T_CHAIN,
-                "pass",
                 f"seq 0..{len(records) - 1} contiguous, every prev links to the record before, "
                 "log order follows seq",
                 f"seq 0..{len(records) - 1} 连续，每条记录的 prev 均指向前一条记录，"
@@ -1225,23 +1232,20 @@ class EvidenceBundle:
         keys = [{"public_key": k, "records": n} for k, n in sorted(signers.items())]
         extra: dict[str, Any] = {"signers": keys, "unsigned": unsigned}
         if problems:
-            out.add(
+            out.failed_on(
                 "poster_signatures",
                 _T_POSTER_SIG,
-                "fail",
-                f"{len(problems)} poster signature(s) do not verify; first: {problems[0]}",
-                f"{len(problems)} 条记录的提交方签名无效；首个：{problems.zh[0]}",
-                details=problems,
-                details_zh=problems.zh[:MAX_DETAILS],
+                problems,
+                f"{len(problems)} poster signature(s) do not verify; first: ",
+                f"{len(problems)} 条记录的提交方签名无效；首个：",
                 failures=failures[:MAX_DETAILS],
                 **extra,
             )
             return
         named = ", ".join(f"{k} ({n})" for k, n in sorted(signers.items()))
-        out.add(
+        out.passed(
             "poster_signatures",
             _T_POSTER_SIG,
-            "pass",
             f"{signed} record(s) carry a valid poster signature, {unsigned} unsigned"
             + (f"; signed by {len(signers)} key(s): {named}" if signers else ""),
             f"{signed} 条记录的提交方签名有效，{unsigned} 条未签名"
@@ -1313,23 +1317,19 @@ class EvidenceBundle:
                 )
                 failures.append({**_failure(r, e), "poster": poster})
         if problems:
-            out.add(
+            out.failed_on(
                 "poster_keys",
                 _T_POSTER_KEYS,
-                "fail",
-                f"{len(problems)} record(s) not signed as their poster registered; "
-                f"first: {problems[0]}",
-                f"{len(problems)} 条记录未按提交方登记的密钥签名；首个：{problems.zh[0]}",
-                details=problems,
-                details_zh=problems.zh[:MAX_DETAILS],
+                problems,
+                f"{len(problems)} record(s) not signed as their poster registered; first: ",
+                f"{len(problems)} 条记录未按提交方登记的密钥签名；首个：",
                 failures=failures[:MAX_DETAILS],
             )
             return
         used = sorted(set(posters.values()))
-        out.add(
+        out.passed(
             "poster_keys",
             _T_POSTER_KEYS,
-            "pass",
             f"every record is signed (or unsigned) as its poster's registration at that log "
             f"index requires; {len(used)} poster(s), "
             f"{sum(len(keys.get(u, ())) for u in used)} registered key(s)",
@@ -1444,14 +1444,12 @@ class EvidenceBundle:
         else:
             file_note = "; files not included (export with files to check their contents)"
         if problems:
-            out.add(
+            out.failed_on(
                 "attachments",
                 _T_ATTACH,
-                "fail",
-                f"{len(problems)} attachment problem(s); first: {problems[0]}",
-                f"附件有 {len(problems)} 处问题；首个：{problems.zh[0]}",
-                details=problems,
-                details_zh=problems.zh[:MAX_DETAILS],
+                problems,
+                f"{len(problems)} attachment problem(s); first: ",
+                f"附件有 {len(problems)} 处问题；首个：",
             )
         elif unknown:
             out.add(
@@ -1463,10 +1461,9 @@ class EvidenceBundle:
                 details=unknown,
             )
         else:
-            out.add(
+            out.passed(
                 "attachments",
                 _T_ATTACH,
-                "pass",
                 f"{len(want)} attachment(s) agree between records and {ATTACHMENTS}{file_note}",
                 f"{len(want)} 个附件在记录与 {ATTACHMENTS} 中一致"
                 + ("，文件已重新计算哈希" if files_included and check_files else ""),

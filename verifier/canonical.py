@@ -210,16 +210,7 @@ def _encode_object(obj: dict[Any, Any], out: list[str], depth: int) -> None:
             append(f"{sep}{_quote(key)}:{value:d}")
         else:
             append(f"{sep}{_quote(key)}:")
-            try:
-                if t is dict:
-                    _encode_object(value, out, depth + 1)
-                elif t is list:
-                    _encode_array(value, out, depth + 1)
-                else:
-                    _encode(value, out, depth)
-            except _PathError as fail:
-                fail.segments.append(key)
-                raise
+            _encode_at(key, t, value, out, depth)
         sep = ","
     append("}")
 
@@ -240,18 +231,24 @@ def _encode_array(arr: list[Any], out: list[str], depth: int) -> None:
             append(f"{sep}{value:d}")
         else:
             append(sep)
-            try:
-                if t is dict:
-                    _encode_object(value, out, depth + 1)
-                elif t is list:
-                    _encode_array(value, out, depth + 1)
-                else:
-                    _encode(value, out, depth)
-            except _PathError as fail:
-                fail.segments.append(index)
-                raise
+            _encode_at(index, t, value, out, depth)
         sep = ","
     append("]")
+
+
+def _encode_at(segment: str | int, t: type, value: Any, out: list[str], depth: int) -> None:
+    """Encode a member or element that is not an inlined scalar (``t`` is its exact type);
+    a failure inside it names ``segment`` (its key or index) in the path."""
+    try:
+        if t is dict:
+            _encode_object(value, out, depth + 1)
+        elif t is list:
+            _encode_array(value, out, depth + 1)
+        else:
+            _encode(value, out, depth)
+    except _PathError as fail:
+        fail.segments.append(segment)
+        raise
 
 
 def _find_surrogate(value: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -22,6 +23,15 @@ def b64(b: bytes) -> str:
     return base64.b64encode(b).decode()
 
 
+def _proof_hashes(prove: Callable[[int, int], list[bytes]], a: int, b: int) -> list[str]:
+    """The proof's hashes in base64; a size or index the log cannot prove is a 404."""
+    try:
+        hashes = prove(a, b)
+    except NotFound as e:
+        raise ApiError(404, "not_found", str(e)) from None
+    return [b64(h) for h in hashes]
+
+
 @router.get("/v1/proofs/inclusion", tags=["proofs"])
 def proof_inclusion(
     _: Reader,
@@ -30,11 +40,8 @@ def proof_inclusion(
     tree_size: Annotated[int, Query(ge=1, le=MAX_INT64)],
 ) -> dict[str, Any]:
     """RFC 9162 §2.1.3 inclusion proof of ``index`` in the tree of ``tree_size``."""
-    try:
-        hashes = lg.inclusion_proof(index, tree_size)
-    except NotFound as e:
-        raise ApiError(404, "not_found", str(e)) from None
-    return {"index": index, "tree_size": tree_size, "hashes": [b64(h) for h in hashes]}
+    hashes = _proof_hashes(lg.inclusion_proof, index, tree_size)
+    return {"index": index, "tree_size": tree_size, "hashes": hashes}
 
 
 @router.get("/v1/proofs/consistency", tags=["proofs"])
@@ -45,11 +52,8 @@ def proof_consistency(
     second: Annotated[int, Query(ge=1, le=MAX_INT64)],
 ) -> dict[str, Any]:
     """RFC 9162 §2.1.4 consistency proof from tree size ``first`` to ``second``."""
-    try:
-        hashes = lg.consistency_proof(first, second)
-    except NotFound as e:
-        raise ApiError(404, "not_found", str(e)) from None
-    return {"first": first, "second": second, "hashes": [b64(h) for h in hashes]}
+    hashes = _proof_hashes(lg.consistency_proof, first, second)
+    return {"first": first, "second": second, "hashes": hashes}
 
 
 @router.get("/v1/log", tags=["log"])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from importlib import resources
@@ -419,6 +419,36 @@ def _fmt(t: datetime) -> str:
     return t.isoformat()
 
 
+def _deadline_in_force(
+    ctx: _Ctx, kind: str, zh: str, en: str, seqs: Sequence[int]
+) -> tuple[Event, datetime] | None:
+    """The deadline in force; None, with the rule reported as not evaluable (``zh``/``en``
+    when no deadline is recorded), when it cannot be told."""
+    try:
+        dl = _deadline(ctx.tl, kind)
+    except _CannotEvaluate as e:
+        ctx.cannot(e)
+        return None
+    if dl is None:
+        ctx.cannot(_CannotEvaluate(zh, en, seqs))
+    return dl
+
+
+def _timed(
+    ctx: _Ctx, events: Iterable[Event], name: str, fallback: str | None
+) -> Iterator[tuple[Event, datetime, str]]:
+    """Each event with its instant and the field that gave it, counted as checked; an event
+    whose instant cannot be read is reported as not evaluable and skipped."""
+    for e in events:
+        try:
+            at, used = ctx.tl.instant(e, name, fallback)
+        except _CannotEvaluate as err:
+            ctx.cannot(err)
+            continue
+        ctx.checked += 1
+        yield e, at, used
+
+
 # --- check kinds ------------------------------------------------------------------------------
 
 
@@ -622,28 +652,17 @@ def _check_opening(ctx: _Ctx, c: Mapping[str, Any]) -> None:
         return
     ctx.applicable = True
     tol = timedelta(seconds=int(c.get("tolerance_seconds", 0)))
-    try:
-        dl = _deadline(tl, "bid")
-    except _CannotEvaluate as e:
-        ctx.cannot(e)
-        return
+    dl = _deadline_in_force(
+        ctx,
+        "bid",
+        "已开标，但未记录投标截止时间",
+        "the opening is recorded but no bid deadline is",
+        [openings[0].seq],
+    )
     if dl is None:
-        ctx.cannot(
-            _CannotEvaluate(
-                "已开标，但未记录投标截止时间",
-                "the opening is recorded but no bid deadline is",
-                [openings[0].seq],
-            )
-        )
         return
     dl_event, deadline = dl
-    for op in openings:
-        try:
-            at, used = tl.instant(op, "opening_at", "occurred_at")
-        except _CannotEvaluate as e:
-            ctx.cannot(e)
-            continue
-        ctx.checked += 1
+    for op, at, used in _timed(ctx, openings, "opening_at", "occurred_at"):
         if not deadline <= at <= deadline + tol:
             ctx.violation(
                 f"开标时间 {_fmt(at)}（seq {op.seq}，字段 {used}）与投标截止时间 "
@@ -684,29 +703,18 @@ def _check_bids(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     if not bids and not openings:
         return
     ctx.applicable = True
-    try:
-        dl = _deadline(tl, "bid")
-    except _CannotEvaluate as e:
-        ctx.cannot(e)
-        return
+    dl = _deadline_in_force(
+        ctx,
+        "bid",
+        "未记录投标截止时间，无法判断投标是否逾期",
+        "no bid deadline is recorded, so late bids cannot be told apart",
+        [b.seq for b in bids[:5]],
+    )
     if dl is None:
-        ctx.cannot(
-            _CannotEvaluate(
-                "未记录投标截止时间，无法判断投标是否逾期",
-                "no bid deadline is recorded, so late bids cannot be told apart",
-                [b.seq for b in bids[:5]],
-            )
-        )
         return
     dl_event, deadline = dl
     on_time = 0
-    for b in bids:
-        try:
-            at, used = tl.instant(b, "submit_at", "occurred_at")
-        except _CannotEvaluate as e:
-            ctx.cannot(e)
-            continue
-        ctx.checked += 1
+    for b, at, used in _timed(ctx, bids, "submit_at", "occurred_at"):
         if at > deadline:
             ctx.violation(
                 f"投标（seq {b.seq}，{used} {_fmt(at)}）晚于投标截止时间 {_fmt(deadline)}"
@@ -896,28 +904,21 @@ def _check_not_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     if not subjects:
         return
     ctx.applicable = True
-    try:
-        ref = _deadline(tl, c["deadline"])
-    except _CannotEvaluate as e:
-        ctx.cannot(e)
-        return
     ref_zh, ref_en = _deadline_label(c["deadline"])
+    ref = _deadline_in_force(
+        ctx,
+        c["deadline"],
+        f"未记录{ref_zh}",
+        f"{ref_en} is not recorded",
+        [s.seq for s in subjects[:5]],
+    )
     if ref is None:
-        ctx.cannot(
-            _CannotEvaluate(
-                f"未记录{ref_zh}", f"{ref_en} is not recorded", [s.seq for s in subjects[:5]]
-            )
-        )
         return
     ref_event, ref_at = ref
     spec = c["subject"]
-    for s in subjects:
-        try:
-            at, used = tl.instant(s, spec.get("field", "occurred_at"), spec.get("fallback"))
-        except _CannotEvaluate as e:
-            ctx.cannot(e)
-            continue
-        ctx.checked += 1
+    for s, at, used in _timed(
+        ctx, subjects, spec.get("field", "occurred_at"), spec.get("fallback")
+    ):
         if at < ref_at:
             ctx.violation(
                 f"{_label(c, 'what_zh', s.type)}（seq {s.seq}，{used} {_fmt(at)}）早于"
