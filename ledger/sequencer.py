@@ -27,7 +27,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.clock import Clock, rfc3339
-from ledger.keys import write_high_water
+from ledger.keys import LogKeyError, write_high_water
 from ledger.records import EventSubmission, citation_rows, complete_record, leaf_for_record
 from ledger.store import RecordValues, Store, StoreError
 from ledger.tiles import HASH, TILE_HEIGHT, TILE_WIDTH, TreeReader
@@ -257,7 +257,11 @@ class Sequencer:
             else:
                 u.future.set_result(r)
         if head is not None and self.data_dir is not None:
-            write_high_water(self.data_dir, head[1], head[2])
+            try:
+                write_high_water(self.data_dir, head[1], head[2])
+            except (OSError, LogKeyError):
+                # The mark only guards restarts; losing one update must not stop appends.
+                log.exception("cannot record the high-water mark %d", head[1])
 
     def _commit(
         self, units: list[_Unit]

@@ -165,3 +165,17 @@ def test_key_of_another_origin_is_refused(ledger_factory: Any, tmp_path: Path) -
     lg.close()
     with pytest.raises(LogKeyError, match="origin"):
         ledger_factory(origin="other.example/log")
+
+
+def test_appends_go_on_when_the_high_water_mark_cannot_be_written(ledger_factory: Any) -> None:
+    """The mark guards restarts; a full or broken disk for it must not stop the log."""
+    lg = ledger_factory()
+    mark = lg.data_dir / "log.head"
+    assert not mark.exists()  # written after the first commit
+    mark.mkdir()  # neither readable nor replaceable as a file
+    try:
+        for _ in range(3):
+            lg.append([validate_event(make_event(), lg.catalogue)], "p").result(30)
+        assert lg.head().size == 3
+    finally:
+        mark.rmdir()
