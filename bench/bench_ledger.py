@@ -248,7 +248,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--batch-connections", type=int, default=8)
+    ap.add_argument("--batch-connections", type=int, default=16)
     ap.add_argument(
         "--workers",
         type=int,
