@@ -43,13 +43,19 @@ QUICK_EXIT = 10.0
 MAX_QUICK_EXITS = 5
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on (host, port) that other workers may bind too."""
+def shared_port_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) that the other workers may bind too."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
+    return sock
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A worker's listening socket on (host, port), beside the other workers' ones."""
+    sock = shared_port_socket(host, port)
     sock.listen(2048)
     sock.set_inheritable(False)
     return sock
@@ -126,15 +132,15 @@ def supervise(argv: list[str], host: str, port: int, workers: int) -> int:
     """Run ``workers`` worker processes until SIGINT or SIGTERM; returns the exit code."""
     # Hold the port (bound, not listening: the kernel gives connections only to the
     # workers' listening sockets) so that nothing else takes it while a worker restarts.
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    guard = socket.socket(family, socket.SOCK_STREAM)
-    guard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    guard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
-        guard.bind((host, port))
+        guard = shared_port_socket(host, port)
     except OSError as e:
         print(f"jianzheng: cannot listen on {host}:{port}: {e.strerror}", file=sys.stderr)
         return 2
+    if port == 0:
+        # One port for all: the one the kernel chose for the guard (the last --port wins).
+        argv = [*argv, "--port", str(guard.getsockname()[1])]
+        print(f"jianzheng: listening on port {guard.getsockname()[1]}", flush=True)
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()
 
