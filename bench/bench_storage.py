@@ -27,7 +27,6 @@ import resource
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,7 +46,8 @@ from minio.retention import Retention  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
 from storage.s3 import PART_SIZE  # noqa: E402
-from tests.servers import free_port, start_minio  # noqa: E402
+from tests.procs import Server, jianzheng  # noqa: E402
+from tests.servers import start_minio  # noqa: E402
 from verifier.chunks import CHUNK_SIZE, ChunkTree, verify_chunk  # noqa: E402
 
 MiB = 1 << 20
@@ -78,62 +78,8 @@ def reset_peak(pid: int) -> None:
 
 
 def cli(*args: str, env: dict[str, str]) -> str:
-    r = subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        cwd=ROOT,
-        env=env,
-    )
-    return r.stdout.strip().splitlines()[-1]
-
-
-class Serve:
-    """``jianzheng serve`` with the MinIO backend, in its own process."""
-
-    def __init__(self, data: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (data.parent / "serve.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "api.cli",
-                "serve",
-                "--data",
-                str(data),
-                "--port",
-                str(self.port),
-                "--origin",
-                "bench.example/storage",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=env,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((data.parent / "serve.log").read_text()[-2000:])
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("jianzheng serve did not start in 60 s")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.log.close()
+    """The last line a ``jianzheng`` command printed (a new token, say)."""
+    return jianzheng(*args, timeout=120, env=env).stdout.strip().splitlines()[-1]
 
 
 def write_random(path: Path, size: int) -> None:
@@ -182,7 +128,7 @@ class PeakSampler:
         return self.peak
 
 
-def api_upload(srv: Serve, token: str, path: Path, digest: str) -> float:
+def api_upload(srv: Server, token: str, path: Path, digest: str) -> float:
     size = path.stat().st_size
     headers = {
         "Authorization": f"Bearer {token}",
@@ -218,7 +164,7 @@ def raw_upload(client: Minio, bucket: str, path: Path, part: int) -> float:
     return time.perf_counter() - t
 
 
-def cite(srv: Serve, token: str, digest: str, size: int) -> None:
+def cite(srv: Server, token: str, digest: str, size: int) -> None:
     """Post an event citing the object: a reviewer reads only evidence some project cites."""
     event = {
         "project": "E330100000001",
@@ -250,7 +196,7 @@ def hashing_floor(gib: int = 1) -> float:
     return (time.thread_time() - t) / gib
 
 
-def chunk_check(srv: Serve, token: str, digest: str, n: int, samples: int) -> dict[str, Any]:
+def chunk_check(srv: Server, token: str, digest: str, n: int, samples: int) -> dict[str, Any]:
     rng = random.Random(7)
     total_ms, verify_ms, range_ms = [], [], []
     root: bytes | None = None
@@ -307,12 +253,12 @@ def main() -> None:
         "JIANZHENG_S3_BUCKET": "evidence",
         "JIANZHENG_S3_SECURE": "false",
     }
-    srv: Serve | None = None
+    srv: Server | None = None
     try:
         data = work / "data"
         platform_token = cli("token", "create", "--data", str(data), "--role", "platform", env=env)
         reviewer_token = cli("token", "create", "--data", str(data), "--role", "reviewer", env=env)
-        srv = Serve(data, env)
+        srv = Server(data, None, origin="bench.example/storage", env=env)
         raw = Minio(
             endpoint=minio.endpoint,
             access_key=minio.access_key,

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def jianzheng(
-    *args: str, timeout: float = 60, check: bool = True
+    *args: str, timeout: float = 60, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would (``python -m api.cli`` is the ``jianzheng`` script)."""
     return subprocess.run(
@@ -27,6 +27,7 @@ def jianzheng(
         timeout=timeout,
         check=check,
         cwd=ROOT,
+        env=env,
     )
 
 
@@ -59,7 +60,12 @@ class Server(Process):
     """``jianzheng serve`` on a free loopback port; waits (bounded) until it answers."""
 
     def __init__(
-        self, data: Path, db: str | None = None, *extra: str, origin: str = "crash.example/log"
+        self,
+        data: Path,
+        db: str | None = None,
+        *extra: str,
+        origin: str = "crash.example/log",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -79,7 +85,9 @@ class Server(Process):
         ]
         if db is not None:
             cmd += ["--db", db]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env=env
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

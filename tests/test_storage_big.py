@@ -7,9 +7,6 @@ import base64
 import hashlib
 import os
 import secrets
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_event
-from tests.servers import free_port
+from tests.procs import Server, jianzheng
 from verifier.chunks import CHUNK_SIZE, verify_chunk
 
 if TYPE_CHECKING:
@@ -42,16 +39,9 @@ def generated(size: int, seed: bytes) -> Iterator[bytes]:
         yield i.to_bytes(8, "big") + block[8:]
 
 
-def jianzheng(*args: str, env: dict[str, str]) -> str:
-    r = subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env=env,
-    )
-    return r.stdout.strip().splitlines()[-1]
+def token(data: Path, role: str, env: dict[str, str]) -> str:
+    out = jianzheng("token", "create", "--data", str(data), "--role", role, timeout=120, env=env)
+    return out.stdout.strip().splitlines()[-1]
 
 
 @pytest.mark.slow
@@ -70,28 +60,11 @@ def test_1gib_streaming_upload_keeps_server_memory_flat(
             "JIANZHENG_S3_SECURE": "false",
         }
     data = tmp_path / "data"
-    platform = jianzheng("token", "create", "--data", str(data), "--role", "platform", env=env)
-    reviewer = jianzheng("token", "create", "--data", str(data), "--role", "reviewer", env=env)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with (tmp_path / "serve.log").open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--data", str(data), "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    platform = token(data, "platform", env)
+    reviewer = token(data, "reviewer", env)
+    srv = Server(data, None, origin="big.example/log", env=env)
+    proc, url = srv.proc, srv.url
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "jianzheng serve did not start"
-            time.sleep(0.1)
         auth = {"Authorization": f"Bearer {platform}"}
         with httpx.Client(base_url=url, timeout=httpx.Timeout(300, connect=10)) as http:
             # Warm up: imports, threads, the bucket; then measure from the resting size.
@@ -136,9 +109,4 @@ def test_1gib_streaming_upload_keeps_server_memory_flat(
                 base64.b64decode(body["chunk_root"]),
             )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        srv.stop()
