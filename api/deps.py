@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 
 from api.auth import AuthError, Forbidden, Principal, RateLimiter, TokenCheck, require
 from api.errors import ApiError
+from api.http_body import read_body
 from ledger.service import Ledger
 from verifier.canonical import CanonicalError, parse_strict_json
 
@@ -79,23 +80,16 @@ Admin = Annotated[Principal, Depends(role("admin"))]
 
 async def read_json(request: Request, limit: int) -> object:
     """The request body parsed as strict JSON, refused past ``limit`` bytes (413)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
+    chunks = await read_body(request, limit)
     if not chunks:
         raise ApiError(400, "malformed", "request body is empty; send a JSON object")
     try:
-        return parse_strict_json(bytes(chunks))
+        return parse_strict_json(chunks)
     except CanonicalError as e:
         # Floats, duplicate keys and huge integers are well-formed JSON we refuse (422);
         # only what no JSON parser accepts is malformed (400).
         try:
-            json.loads(bytes(chunks))
+            json.loads(chunks)
         except ValueError:
             raise ApiError(400, "malformed", f"request body is not JSON: {e}") from None
         raise ApiError(422, "invalid_event", str(e)) from None

@@ -39,6 +39,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import ApiError, install_error_handlers
+from api.http_body import read_body
 from ledger.keys import _write_private as write_private_file
 from verifier import merkle
 from verifier.checkpoint import Checkpoint, CheckpointError
@@ -327,18 +328,6 @@ def _done(r: Reply) -> Future[Reply]:
     return f
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
-    return bytes(body)
-
-
 def create_witness_app(core: WitnessCore) -> FastAPI:
     """The witness's HTTP interface around a started :class:`WitnessCore`."""
     app = FastAPI(title="Jianzheng witness", version="1", description=__doc__)
@@ -348,7 +337,7 @@ def create_witness_app(core: WitnessCore) -> FastAPI:
     @app.post("/witness/add-checkpoint", tags=["witness"])
     async def add_checkpoint(request: Request) -> Response:
         """C2SP tlog-witness §add-checkpoint."""
-        body = await _read_body(request, MAX_REQUEST_BYTES)
+        body = await read_body(request, MAX_REQUEST_BYTES)
         try:
             reply = await asyncio.wait_for(asyncio.wrap_future(core.submit(body)), REPLY_TIMEOUT)
         except TimeoutError:
