@@ -88,7 +88,8 @@ def test_no_token_key_or_sealed_content_reaches_the_logs(tmp_path: Path) -> None
         reviewer,
         admin,
         key,
-        key.split("+")[-1],
+        # PRIVATE+KEY+<name>+<key id>+<base64>: the base64 may itself hold (or end in) "+".
+        key.split("+", 4)[4],
         str(secret_price),
         "BIDDER-SECRET-77",
     ):
