@@ -50,16 +50,22 @@ def _fail(msg: str) -> int:
     return 2
 
 
+def open_serving_ledger(args: argparse.Namespace) -> Ledger:
+    """The ledger as ``serve`` opens it (``--max-delay`` is in milliseconds)."""
+    from ledger.service import Ledger
+
+    return Ledger.open(
+        args.data, args.db, args.origin, max_batch=args.max_batch, max_delay=args.max_delay / 1000
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.workers import settle_heap
-    from ledger.service import Ledger
 
     if args.workers < 1:
         return _fail("--workers must be at least 1")
-    ledger = Ledger.open(
-        args.data, args.db, args.origin, max_batch=args.max_batch, max_delay=args.max_delay / 1000
-    )
+    ledger = open_serving_ledger(args)
     try:
         _first_admin_token(ledger, args.data)
         info = ledger.info()
@@ -76,7 +82,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else:
             witnessing = cli_witness.start_witnessing(ledger, args)
             app = create_app(ledger, rate_limit=args.rate_limit)
-            app.state.witnessing = witnessing
             settle_heap()
             try:
                 _run_uvicorn(app, args)

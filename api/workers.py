@@ -16,6 +16,7 @@ restarts one that dies, and stops them all on SIGINT or SIGTERM.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
 import logging
@@ -61,17 +62,13 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def worker_app(argv: list[str]) -> FastAPI:
+def worker_app(args: argparse.Namespace) -> FastAPI:
     """The app of one worker: its own ledger handle, sequencer and witnessing role."""
     from api import cli_witness
     from api.app import create_app
-    from api.cli import build_parser
-    from ledger.service import Ledger
+    from api.cli import open_serving_ledger
 
-    args = build_parser().parse_args(argv)
-    ledger = Ledger.open(
-        args.data, args.db, args.origin, max_batch=args.max_batch, max_delay=args.max_delay / 1000
-    )
+    ledger = open_serving_ledger(args)
     witnessing = cli_witness.start_witnessing(ledger, args, workers=args.workers)
 
     @contextlib.asynccontextmanager
@@ -82,9 +79,7 @@ def worker_app(argv: list[str]) -> FastAPI:
             witnessing.close()
             ledger.close()
 
-    app = create_app(ledger, rate_limit=args.rate_limit, lifespan=lifespan)
-    app.state.witnessing = witnessing
-    return app
+    return create_app(ledger, rate_limit=args.rate_limit, lifespan=lifespan)
 
 
 def settle_heap() -> None:
@@ -116,7 +111,7 @@ def worker_main(argv: list[str], parent: int) -> None:
     args = build_parser().parse_args(argv)
     sock = listen_socket(args.host, args.port)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    app = worker_app(argv)
+    app = worker_app(args)
     settle_heap()
     config = uvicorn.Config(
         app,

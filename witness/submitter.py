@@ -777,10 +777,6 @@ class WorkerWitnessing:
         else:
             self.current = self._lead()
 
-    @property
-    def leader(self) -> bool:
-        return not isinstance(self.current, WitnessingFollower)
-
     def _lead(self) -> Witnessing:
         return Witnessing.start(*self._args, poll=self.POLL, status_file=self._status)
 
