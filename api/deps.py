@@ -6,18 +6,18 @@ full-stack template's ``deps.py``.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from api.auth import AuthError, Forbidden, Principal, RateLimiter, TokenCheck, require
 from api.errors import ApiError
 from api.http_body import read_body
+from ledger.records import PROJECT_RE
 from ledger.service import Ledger
-from verifier.canonical import CanonicalError, parse_strict_json
+from verifier.canonical import CanonicalError, MalformedJSON, parse_strict_json
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a worker
 # thread, and those hops cost more than the work itself on the append path.
@@ -72,6 +72,15 @@ def role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
 #: Log positions, sizes and sequence numbers fit a signed 64-bit database column.
 MAX_INT64 = 2**63 - 1
 
+#: A project code in a path. Anything else (a NUL byte, say, which PostgreSQL refuses in
+#: text) is a 422 naming ``project`` before it reaches the database (issue 10 §4).
+ProjectCode = Annotated[
+    str, Path(pattern=f"^{PROJECT_RE.pattern}$", description="project code (event `project`)")
+]
+#: A token id in a path (16 hex digits; DELETE also takes the token itself, ``jz_`` and
+#: base64url). Refused (422) before the database sees it, like :data:`ProjectCode`.
+TokenId = Annotated[str, Path(pattern="^[A-Za-z0-9_-]{1,64}$", description="token id")]
+
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 Poster = Annotated[Principal, Depends(role("platform"))]
 Reader = Annotated[Principal, Depends(role("reviewer", "archivist"))]
@@ -85,11 +94,10 @@ async def read_json(request: Request, limit: int) -> object:
         raise ApiError(400, "malformed", "request body is empty; send a JSON object")
     try:
         return parse_strict_json(chunks)
+    except MalformedJSON as e:
+        # Only what no JSON parser accepts is malformed (400); the body is parsed once, and
+        # never again by a parser without a nesting limit (issue 10 §4).
+        raise ApiError(400, "malformed", f"request body is not JSON: {e}") from None
     except CanonicalError as e:
-        # Floats, duplicate keys and huge integers are well-formed JSON we refuse (422);
-        # only what no JSON parser accepts is malformed (400).
-        try:
-            json.loads(chunks)
-        except ValueError:
-            raise ApiError(400, "malformed", f"request body is not JSON: {e}") from None
+        # Floats, duplicate keys, huge integers, deep nesting: well-formed JSON we refuse.
         raise ApiError(422, "invalid_event", str(e)) from None

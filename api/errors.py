@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ledger.store import StoreError
 
@@ -104,4 +105,22 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"the ledger store is unavailable: {e}",
                 headers={"Retry-After": "1"},
             )
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> JSONResponse:
+        # The client hung up while sending its body: nothing was done, nobody is left to
+        # answer, and it is no fault of the service. One line, not a traceback.
+        log.info("client left during the request body: %s %s", request.method, request.url.path)
+        return error_response(
+            ApiError(400, "client_disconnected", "the client left before its body arrived")
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, e: Exception) -> JSONResponse:
+        # Last resort only: every known failure has its own answer above or in its route,
+        # and a 500 here is a bug to fix. Starlette still logs the traceback after this.
+        log.error("unexpected %s in %s %s", type(e).__name__, request.method, request.url.path)
+        return error_response(
+            ApiError(500, "internal_error", "internal error; the service logged it")
         )

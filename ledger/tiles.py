@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from verifier import merkle
 
@@ -37,6 +38,11 @@ def index_path(n: int) -> str:
     return "/".join([*("x" + g for g in groups[:-1]), groups[-1]])
 
 
+def _ascii_digits(text: str) -> bool:
+    # str.isdigit() also admits "²" or "١", which int() refuses or reads; paths are ASCII.
+    return text.isascii() and text.isdigit()
+
+
 def parse_index_path(parts: list[str]) -> int:
     """Inverse of :func:`index_path`; raises ValueError on any non-canonical form."""
     if not parts or len(parts) > 7:
@@ -45,12 +51,54 @@ def parse_index_path(parts: list[str]) -> int:
     for i, p in enumerate(parts):
         last = i == len(parts) - 1
         digits = p if last else (p[1:] if p.startswith("x") else "")
-        if len(digits) != 3 or not digits.isdigit():
-            raise ValueError(f"bad tile index element {p!r}")
+        if len(digits) != 3 or not _ascii_digits(digits):
+            raise ValueError(f"bad tile index element {p[:20]!r}")
         n = n * 1000 + int(digits)
     if index_path(n) != "/".join(parts):
         raise ValueError("non-canonical tile index")
     return n
+
+
+@dataclass(frozen=True)
+class TilePath:
+    """Where a tile path points: ``level`` None is an entry bundle, ``width`` None a full tile."""
+
+    level: int | None
+    index: int
+    width: int | None
+
+
+#: Tile levels have at most two digits (a 64-bit tree has fewer than 8 levels of tiles).
+_MAX_LEVEL_DIGITS = 2
+
+
+def parse_tile_path(path: str) -> TilePath:
+    """Parse ``<L>/<N>[.p/<W>]`` or ``entries/<N>[.p/<W>]`` (c2sp.org/tlog-tiles).
+
+    Only the canonical forms are accepted: decimal ASCII without leading zeros for the
+    level and the width (1..255), the index as :func:`index_path` writes it. Anything else
+    is a ValueError naming the bad part, shortened: the path comes from anyone.
+    """
+    parts = path.split("/")
+    width: int | None = None
+    if len(parts) >= 2 and parts[-2].endswith(".p"):
+        w = parts[-1]
+        # Length first: int() of a long digit string is slow, and refused past 4300 digits.
+        if not (0 < len(w) <= 3 and _ascii_digits(w)) or not 1 <= int(w) < TILE_WIDTH:
+            raise ValueError(f"bad partial tile width {w[:20]!r}")
+        if w != str(int(w)):
+            raise ValueError(f"non-canonical partial tile width {w!r}")
+        width = int(w)
+        parts = [*parts[:-2], parts[-2][:-2]]
+    if len(parts) < 2:
+        raise ValueError("tile path needs a level and an index")
+    index = parse_index_path(parts[1:])
+    level = parts[0]
+    if level == "entries":
+        return TilePath(None, index, width)
+    if 0 < len(level) <= _MAX_LEVEL_DIGITS and _ascii_digits(level) and level == str(int(level)):
+        return TilePath(int(level), index, width)
+    raise ValueError(f"bad tile level {level[:20]!r}")
 
 
 def tile_width_at(level: int, index: int, size: int) -> int:

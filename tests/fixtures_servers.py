@@ -11,6 +11,7 @@ CI=true, so that CI can never go green by skipping the database tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -80,9 +81,9 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture
-def fresh_pg_url(pg_url: str) -> Iterator[str]:
-    """URL of a new, empty database on the session server, dropped after the test."""
+@contextlib.contextmanager
+def new_pg_database(pg_url: str) -> Iterator[str]:
+    """URL of a new, empty database on the server of ``pg_url``, dropped on exit."""
     name = f"t_{secrets.token_hex(6)}"
     admin = libpq_url(pg_url)
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -96,6 +97,13 @@ def fresh_pg_url(pg_url: str) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+@pytest.fixture
+def fresh_pg_url(pg_url: str) -> Iterator[str]:
+    """URL of a new, empty database on the session server, dropped after the test."""
+    with new_pg_database(pg_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_SAFE_INTEGER",
     "Canonical",
     "CanonicalError",
+    "MalformedJSON",
     "canonical_sha256",
     "canonical_string",
     "canonicalize",
@@ -75,6 +76,15 @@ class CanonicalError(ValueError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class MalformedJSON(CanonicalError):
+    """Text that no JSON parser accepts: invalid UTF-8 or a syntax error (RFC 8259).
+
+    Every other :class:`CanonicalError` of :func:`parse_strict_json` is about well-formed
+    JSON that this project refuses (floats, duplicate keys, deep nesting, ...), so callers
+    can tell "not JSON" from "JSON we do not accept" without parsing a second time.
+    """
 
 
 class _PathError(Exception):
@@ -416,12 +426,13 @@ def parse_strict_json(data: bytes) -> object:
     mark (RFC 8785 §3.2.4, RFC 8259 §8.1), duplicate member names (RFC 8785 §3.1), any
     number that is not a plain integer literal (fractions, exponents, NaN, Infinity),
     integers outside ±(2**53 − 1) and lone surrogates (RFC 7493 §2.1, §2.2), and nesting
-    deeper than :data:`MAX_DEPTH`. Syntax errors are reported at ``$`` with their offset.
+    deeper than :data:`MAX_DEPTH`, however deep (no RecursionError escapes). Invalid UTF-8
+    and syntax errors are a :class:`MalformedJSON`, reported at ``$`` with their offset.
     """
     try:
         text = bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CanonicalError("$", f"invalid UTF-8 at byte {exc.start}") from None
+        raise MalformedJSON("$", f"invalid UTF-8 at byte {exc.start}") from None
     if text.startswith("\ufeff"):
         # RFC 8259 §8.1: a byte order mark MUST NOT be added; json's own message for it
         # suggests utf-8-sig, which is wrong advice for our users.
@@ -430,7 +441,7 @@ def parse_strict_json(data: bytes) -> object:
     try:
         value: object = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
-        raise CanonicalError("$", f"invalid JSON: {exc.msg} at character {exc.pos}") from None
+        raise MalformedJSON("$", f"invalid JSON: {exc.msg} at character {exc.pos}") from None
     except RecursionError:
         # The C scanner recurses per level; far beyond MAX_DEPTH anyway.
         raise CanonicalError("$", f"nesting deeper than {MAX_DEPTH} levels") from None

@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.access import record_access
-from api.deps import LedgerDep, Reader, check_scope
+from api.deps import LedgerDep, ProjectCode, Reader, check_scope
 from api.errors import ApiError
 from ledger.bundle import (
     BundleExportError,
@@ -33,7 +33,6 @@ from ledger.bundle import (
     plan_bundle,
     sources_for,
 )
-from ledger.records import PROJECT_RE
 from ledger.sealing import is_sealed_type, may_read_sealed
 from ledger.service import Ledger
 
@@ -60,7 +59,7 @@ def bundle_sources(request: Request, lg: Ledger) -> BundleSources:
     responses={200: {"content": {"application/zip": {}}, "description": "the evidence bundle"}},
 )
 async def project_bundle(
-    project: str,
+    project: ProjectCode,
     request: Request,
     p: Reader,
     lg: LedgerDep,
@@ -71,10 +70,6 @@ async def project_bundle(
     Verify it offline with ``jianzheng verify BUNDLE --trust FILE``.
     """
     missing = "no such project"
-    if not PROJECT_RE.fullmatch(project):
-        raise ApiError(
-            422, "invalid_parameter", f"{project[:40]!r} is not a project code", "project"
-        )
     # Scope first, from the project's first record: a project outside the token's scope
     # must look exactly like a missing one, whatever else would go wrong with it.
     first = await run_in_threadpool(lg.project_first_record, project)

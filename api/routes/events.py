@@ -13,7 +13,16 @@ from fastapi.responses import JSONResponse
 
 from api.access import access_chain, record_access
 from api.auth import Principal
-from api.deps import MAX_INT64, LedgerDep, Poster, Reader, check_scope, not_found, read_json
+from api.deps import (
+    MAX_INT64,
+    LedgerDep,
+    Poster,
+    ProjectCode,
+    Reader,
+    check_scope,
+    not_found,
+    read_json,
+)
 from api.errors import ApiError
 from api.posters import PosterKeys
 from api.routes.objects import attachment_lookup
@@ -171,7 +180,7 @@ async def get_event(
 
 @router.get("/v1/projects/{project}/events")
 async def project_events(
-    project: str,
+    project: ProjectCode,
     p: Reader,
     lg: LedgerDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -200,7 +209,7 @@ async def project_events(
 
 @router.get("/v1/projects/{project}/access")
 def project_access(
-    project: str,
+    project: ProjectCode,
     p: Reader,
     lg: LedgerDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,

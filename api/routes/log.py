@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 from api.deps import MAX_INT64, LedgerDep, Reader
 from api.errors import ApiError
 from ledger.service import NotFound
-from ledger.tiles import parse_index_path
+from ledger.tiles import parse_tile_path
 from witness.submitter import log_fields, witnessing_of
 
 router = APIRouter()
@@ -116,28 +116,15 @@ def checkpoint(lg: LedgerDep) -> Response:
 )
 def tile(path: str, lg: LedgerDep) -> Response:
     """C2SP tlog-tiles: /log/tile/<L>/<N>[.p/<W>] and /log/tile/entries/<N>[.p/<W>]."""
-    parts = path.split("/")
-    width: int | None = None
-    if len(parts) >= 2 and parts[-2].endswith(".p"):
-        w = parts[-1]
-        if not w.isdigit() or w != str(int(w)) or not 1 <= int(w) <= 255:
-            raise ApiError(404, "not_found", f"bad partial tile width {w!r}")
-        width = int(w)
-        parts = [*parts[:-2], parts[-2][:-2]]
-    if len(parts) < 2:
-        raise ApiError(404, "not_found", "tile path needs a level and an index")
     try:
-        index = parse_index_path(parts[1:])
+        where = parse_tile_path(path)
     except ValueError as e:
         raise ApiError(404, "not_found", str(e)) from None
-    level = parts[0]
     try:
-        if level == "entries":
-            data = lg.entry_bundle(index, width)
-        elif level.isdigit() and len(level) <= 2 and level == str(int(level)):
-            data = lg.tile(int(level), index, width)
+        if where.level is None:
+            data = lg.entry_bundle(where.index, where.width)
         else:
-            raise ApiError(404, "not_found", f"bad tile level {level!r}")
+            data = lg.tile(where.level, where.index, where.width)
     except NotFound as e:
         raise ApiError(404, "not_found", str(e)) from None
     return Response(data, media_type="application/octet-stream", headers=IMMUTABLE)

@@ -266,7 +266,20 @@ async def upload_object(request: Request, _: Poster, objects: ObjectsDep) -> JSO
 
 # --- download --------------------------------------------------------------------------
 
-_RANGE_SPEC = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
+# RFC 9110 §14.1.1: positions are ASCII DIGITs (\d would admit other scripts' digits).
+_RANGE_SPEC = re.compile(r"[ \t]*([0-9]*)[ \t]*-[ \t]*([0-9]*)[ \t]*")
+#: Any position of more digits than this lies beyond every object (and int() of thousands
+#: of digits is slow, and refused past 4300): such a position is read as this value.
+_POSITION_DIGITS = 18
+_BEYOND: int = 10**_POSITION_DIGITS
+
+
+def _position(digits: str) -> int:
+    """A byte position or suffix length of a range spec, capped at :data:`_BEYOND`."""
+    significant = digits.lstrip("0")
+    if len(significant) > _POSITION_DIGITS:
+        return _BEYOND
+    return int(significant or "0")
 
 
 class RangeNotSatisfiable(Exception):
@@ -295,15 +308,15 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             return None
         first, last = m.group(1), m.group(2)
         if first:
-            a = int(first)
-            b = int(last) if last else size - 1
+            a = _position(first)
+            b = _position(last) if last else size - 1
             if last and b < a:
                 return None
             if a >= size:
                 continue  # unsatisfiable on its own
             spans.append((a, min(b, size - 1)))
         else:
-            n = int(last)
+            n = _position(last)
             if n == 0 or size == 0:
                 continue
             spans.append((max(0, size - n), size - 1))

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Admin, Poster
+from api.deps import Admin, Poster, TokenId
 from api.errors import ApiError
 from api.posters import PosterKeys
 
@@ -42,10 +42,10 @@ def put_own_key(body: PosterKeyRequest, request: Request, p: Poster) -> dict[str
 
 
 @router.put("/v1/tokens/{token_id}/poster-key")
-def put_key(token_id: str, body: PosterKeyRequest, request: Request, _: Admin) -> dict[str, Any]:
+def put_key(
+    token_id: TokenId, body: PosterKeyRequest, request: Request, _: Admin
+) -> dict[str, Any]:
     """Admin: set or rotate a token's signing key, or change whether it is required."""
-    if len(token_id) > 64:
-        raise ApiError(404, "not_found", "no such token")
     keys: PosterKeys = request.app.state.poster_keys
     keys.set(token_id, _key(body), body.required, replace=True)
     return {"token_id": token_id, "public_key": body.public_key, "required": body.required}

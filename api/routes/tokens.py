@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import TokenCheck, create_token, list_tokens, make_scope, revoke_token
-from api.deps import Admin, LedgerDep
+from api.deps import Admin, LedgerDep, TokenId
 from api.errors import ApiError
 
 router = APIRouter(tags=["tokens"])
@@ -21,7 +21,8 @@ class TokenRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     role: str = Field(pattern="^(platform|reviewer|archivist|admin)$")
-    label: str = Field(default="", max_length=128)
+    # No control characters: a label is shown in listings, and PostgreSQL refuses NUL.
+    label: str = Field(default="", max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")
     projects: list[str] = Field(default_factory=list, max_length=1000)
     trade_types: list[str] = Field(default_factory=list, max_length=5)
     expires_at: datetime | None = None
@@ -52,10 +53,8 @@ def get_tokens(_: Admin, lg: LedgerDep) -> dict[str, Any]:
 
 
 @router.delete("/v1/tokens/{token_id}")
-def delete_token(token_id: str, request: Request, _: Admin, lg: LedgerDep) -> dict[str, Any]:
+def delete_token(token_id: TokenId, request: Request, _: Admin, lg: LedgerDep) -> dict[str, Any]:
     """Revoke a token by id; it stops working at once in this process."""
-    if len(token_id) > 64:
-        raise ApiError(404, "not_found", "no such token")
     try:
         revoked = revoke_token(lg.store, token_id)
     except LookupError:
