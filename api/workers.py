@@ -17,7 +17,9 @@ restarts one that dies, and stops them all on SIGINT or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -29,8 +31,10 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from multiprocessing.process import BaseProcess
+from types import FrameType
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 
 log = logging.getLogger("jianzheng.serve")
@@ -93,24 +97,76 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Stop this worker if the parent is gone (killed with SIGKILL, say)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
+#: prctl(2) option: the signal this process gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
+#: How often a worker checks for its parent where the kernel cannot tell it.
+PARENT_POLL = 0.5
+
+
+def _stop(reason: str) -> None:
+    log.warning("worker %s stops: %s", os.getpid(), reason)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Stop this worker the moment its parent is gone (killed with SIGKILL, say).
+
+    On Linux the kernel sends SIGTERM as the parent dies (prctl PR_SET_PDEATHSIG; strictly,
+    as the parent's thread that started the worker ends, and :func:`supervise` starts them
+    all from its main thread). A thread polls the parent id as well, for other systems and
+    for a parent that died before the request. Workers without their parent must not go on
+    answering: nobody would restart or stop them, and they would hold the port (issue 10 §4).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+                log.warning("prctl(PR_SET_PDEATHSIG): %s", os.strerror(ctypes.get_errno()))
+        except (OSError, AttributeError) as e:  # no libc to load, or no prctl in it
+            log.warning("prctl(PR_SET_PDEATHSIG) unavailable: %s", e)
+    if os.getppid() != parent:
+        _stop("the parent died while it started")
+        return
+
+    def poll() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        _stop("the parent is gone")
+
+    threading.Thread(target=poll, name="parent-watch", daemon=True).start()
+
+
+class WorkerServer(uvicorn.Server):
+    """uvicorn's server that stops accepting connections as soon as it is told to stop.
+
+    uvicorn notices SIGTERM on its next tick (up to 0.1 s later) and only then closes its
+    listening sockets; until then the kernel would still hand this worker new
+    connections. The handler closes them at once, through the event loop (it runs in the
+    loop's thread, but may interrupt the loop anywhere).
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not serving yet, or done: nothing listens
+            return
+        loop.call_soon_threadsafe(self._stop_listening)
+
+    def _stop_listening(self) -> None:
+        for server in getattr(self, "servers", ()):
+            server.close()  # idempotent; uvicorn's own shutdown closes them again
 
 
 def worker_main(argv: list[str], parent: int) -> None:
     """Entry point of a worker process (spawned, so it imports everything afresh)."""
-    import uvicorn
-
     from api.cli import build_parser
     from api.http_body import BodyPiecesProtocol
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
+    _exit_with_parent(parent)
     sock = listen_socket(args.host, args.port)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     app = worker_app(args)
     settle_heap()
     config = uvicorn.Config(
@@ -120,7 +176,7 @@ def worker_main(argv: list[str], parent: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    WorkerServer(config).run(sockets=[sock])
 
 
 def supervise(argv: list[str], host: str, port: int, workers: int) -> int:

@@ -221,14 +221,29 @@ def test_a_killed_worker_loses_nothing_and_is_replaced(tmp_path: Path, db_url: s
         srv.stop()
 
 
-def test_workers_exit_when_the_parent_is_killed(tmp_path: Path) -> None:
+def test_workers_stop_answering_as_soon_as_the_parent_is_killed(tmp_path: Path) -> None:
+    """A worker learns of its parent's death from the kernel (PR_SET_PDEATHSIG) and closes
+    its listening socket at once; it used to poll once a second and keep answering."""
     data = tmp_path / "data"
     srv, workers = serve_workers(data, None)
+    assert httpx.get(srv.url + "/healthz", timeout=5).status_code == 200
+    srv.proc.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    last_answer = None
+    while time.monotonic() - killed < 1.5:
+        try:
+            # A new connection each time: the kernel hands it to any worker still listening.
+            if httpx.get(srv.url + "/healthz", timeout=1).status_code == 200:
+                last_answer = time.monotonic() - killed
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.01)
     srv.kill()
+    assert last_answer is None or last_answer < 0.3, f"answered {last_answer:.2f} s after"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and any(_alive(p) for p in workers):
         time.sleep(0.1)
-    assert not any(_alive(p) for p in workers), "workers kept serving without their parent"
+    assert not any(_alive(p) for p in workers), "workers kept running without their parent"
 
 
 def test_workers_must_be_positive(tmp_path: Path) -> None:
