@@ -7,7 +7,10 @@ the event schema is still published in the OpenAPI document.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.types import Lifespan
 
 from api.auth import RateLimiter, TokenCheck
@@ -16,6 +19,7 @@ from api.posters import PosterKeys
 from api.routes import bundles, events, log, posters, tokens
 from api.routes import objects as objects_routes
 from api.routes import witnessing as witnessing_routes
+from api.schemas import openapi_components
 from ledger.service import Ledger
 from storage.service import EvidenceStore, open_evidence_store
 
@@ -54,6 +58,24 @@ def create_app(
     app.include_router(objects_routes.router, responses=ERROR_RESPONSES)
     app.include_router(witnessing_routes.router, responses=ERROR_RESPONSES)
     app.include_router(bundles.router, responses=ERROR_RESPONSES)
+
+    def openapi() -> dict[str, Any]:
+        # The posted event is a union of one schema per event type, discriminated on
+        # ``type`` and generated from the catalogue, so generated clients check payloads.
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(
+                openapi_components(ledger.catalogue)
+            )
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

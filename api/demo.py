@@ -1,8 +1,12 @@
 """``jianzheng demo``: post a realistic tender's life to a running ledger and verify it.
 
 The events follow one engineering tender (依法必须招标的施工项目) from registration to
-archiving, with lawful periods: 20+ days from documents to deadline (招标投标法 第二十四条),
-opening at the deadline (第三十四条), three days of candidate publicity (实施条例 第五十四条).
+archiving in 2026 (inside the shipped holiday calendar). Every period holds under strict
+民法典 第二百零一条、第二百零三条 counting (the starting day is not counted; a period
+whose last day is a rest day runs to the end of the next working day, at 24:00): 20+ days
+from documents to deadline (招标投标法 第二十四条), opening at the deadline (第三十四条),
+three days of candidate publicity (实施条例 第五十四条). Every payload uses the event
+catalogue's field names, so ``jianzheng verify`` passes the exported bundle.
 Every receipt is verified offline against the log's verifier key. The bid files the
 ``bid_submitted`` events cite are small generated stand-ins, uploaded first through
 ``POST /v1/objects``, since the ledger refuses an attachment it does not hold.
@@ -22,6 +26,14 @@ from verifier.note import parse_vkey
 from verifier.receipt import Receipt, ReceiptError
 
 CST = timezone(timedelta(hours=8))
+BIDDERS = [f"91330100MA{n:08d}" for n in (27001, 27002, 27003, 27004, 27005)]
+EXPERTS = [f"EXP-{n:04d}" for n in (1101, 1207, 1315, 1422, 1530)]
+PLACE = "杭州市公共资源交易中心 开标室3"
+
+
+def at(month: int, day: int, hour: int = 9, minute: int = 0) -> str:
+    """An instant in 2026, China Standard Time (inside the shipped holiday calendar)."""
+    return datetime(2026, month, day, hour, minute, tzinfo=CST).isoformat()
 
 
 def demo_bid_files(project: str, n: int = 5) -> list[bytes]:
@@ -32,31 +44,29 @@ def demo_bid_files(project: str, n: int = 5) -> list[bytes]:
     ]
 
 
-def tender_lifecycle(
-    project: str, start: datetime, bid_files: list[bytes] | None = None
-) -> list[dict[str, Any]]:
-    """About fifty events of one engineering tender, in order."""
-    files = bid_files if bid_files is not None else demo_bid_files(project)
-    bidders = [f"91330100MA{n:08d}" for n in (27001, 27002, 27003, 27004, 27005)]
-    experts = [f"EXP-{n:04d}" for n in (1101, 1207, 1315, 1422, 1530)]
-    t = start
+def lawful_tender(project: str, bid_files: list[bytes]) -> list[dict[str, Any]]:
+    """The events of one engineering tender, each lawful, citing the five ``bid_files``.
+
+    Field names and values follow the event catalogue (``GET /v1/catalogue``). Replies and
+    decryptions name the event they follow by its ``idempotency_key``.
+    """
     evs: list[dict[str, Any]] = []
+    agency = {"id": "AG-330100-018", "role": "tender_agent"}
+    centre = {"id": "PRTC-HZ", "role": "platform"}
 
     def add(
         kind: str,
-        actor: tuple[str, str],
-        after: timedelta,
+        actor: dict[str, str],
+        when: str,
         payload: dict[str, Any],
         attachments: list[dict[str, Any]] | None = None,
     ) -> None:
-        nonlocal t
-        t = t + after
         ev: dict[str, Any] = {
             "project": project,
             "trade_type": "engineering",
             "type": kind,
-            "actor": {"id": actor[0], "role": actor[1]},
-            "occurred_at": t.isoformat(),
+            "actor": actor,
+            "occurred_at": when,
             "payload": payload,
             "idempotency_key": f"{project}-{len(evs):03d}",
         }
@@ -64,101 +74,136 @@ def tender_lifecycle(
             ev["attachments"] = attachments
         evs.append(ev)
 
-    agency = ("AG-330100-018", "tender_agent")
-    centre = ("PRTC-HZ", "platform")
-    deadline = start + timedelta(days=23, hours=1)
+    deadline = at(3, 25, 10)
     add(
-        "project_registered",
-        centre,
-        timedelta(0),
-        {"name": "城西污水处理厂提标改造工程施工", "estimate_fen": 4_860_000_000},
+        "project_registered", centre, at(3, 2), {"method": "open_tender", "estimate": 4_860_000_000}
     )
     add(
         "tender_notice_published",
         agency,
-        timedelta(hours=1),
-        {
-            "issue_start": (start + timedelta(hours=1)).isoformat(),
-            "bid_deadline": deadline.isoformat(),
-            "place": "杭州市公共资源交易中心 开标室3",
-        },
+        at(3, 2, 10),
+        {"issue_start": at(3, 2, 10), "bid_deadline": deadline, "place": PLACE},
     )
-    add("documents_issue_opened", agency, timedelta(minutes=1), {})
-    add("documents_issue_closed", agency, timedelta(days=6), {})
-    add("clarification_issued", agency, timedelta(days=1), {"number": 1})
-    for i, b in enumerate(bidders):
+    add("documents_issue_opened", agency, at(3, 2, 10, 1), {"issue_open": at(3, 2, 10, 1)})
+    # Five days from 2 March end on Saturday 7 March: under 第203条 the sale runs to Monday 9.
+    add("documents_issue_closed", agency, at(3, 9, 17), {"issue_close": at(3, 9, 17)})
+    # Exactly fifteen days before the deadline (25 March is a Wednesday).
+    add(
+        "clarification_issued",
+        agency,
+        at(3, 10),
+        {"clarif_at": at(3, 10), "applies_to": "tender_documents"},
+    )
+    for i, b in enumerate(BIDDERS):
         add(
             "bid_deposit_paid",
-            (b, "bidder"),
-            timedelta(days=1, minutes=i),
-            {"amount_fen": 80_000_000},
+            {"id": b, "role": "bidder"},
+            at(3, 11, 9, i),
+            {"bidder": b, "amount": 80_000_000, "payer_account": f"6222-{i:04d}"},
         )
-    for i, b in enumerate(bidders):
-        digest = hashlib.sha256(files[i]).hexdigest()
+    bid_keys: list[str] = []
+    for i, b in enumerate(BIDDERS):
+        data = bid_files[i]
+        digest = hashlib.sha256(data).hexdigest()
+        bid_keys.append(f"{project}-{len(evs):03d}")
         add(
             "bid_submitted",
-            (b, "bidder"),
-            timedelta(days=2, minutes=i),
-            {"ciphertext_sha256": digest},
+            {"id": b, "role": "bidder"},
+            at(3, 20, 9, i),
+            {
+                "bidder": b,
+                "price": 4_650_100_000 + i * 10_000_000,
+                "bid_file": f"bid-{i + 1}.enc",
+                "submit_at": at(3, 20, 9, i),
+                "ciphertext_hash": digest,
+            },
             [
                 {
                     "sha256": digest,
-                    "size": len(files[i]),
+                    "size": len(data),
                     "media_type": "application/octet-stream",
                     "name": f"bid-{i + 1}.enc",
                 }
             ],
         )
-    t = deadline - timedelta(seconds=1)
-    add("bid_deadline_reached", centre, timedelta(seconds=1), {"bids": len(bidders)})
+    add("bid_deadline_reached", centre, deadline, {"bid_deadline": deadline, "bid_count": 5})
+    add("bid_opening_started", agency, deadline, {"opening_at": deadline, "place": PLACE})
+    add("av_recording_started", centre, at(3, 25, 10, 1), {"session": "开标室3-上午"})
+    for i in range(len(BIDDERS)):
+        add(
+            "bid_decrypted",
+            centre,
+            at(3, 25, 10, 2 + i),
+            {"decrypt_at": at(3, 25, 10, 2 + i), "bid_ref": {"idempotency_key": bid_keys[i]}},
+        )
+    add("opening_record_published", agency, at(3, 25, 10, 30), {"published_at": at(3, 25, 10, 30)})
+    add("av_recording_stopped", centre, at(3, 25, 10, 31), {"session": "开标室3-上午"})
+    add("expert_drawn", centre, at(3, 25, 11), {"expert_ids": EXPERTS, "method": "random"})
+    add("committee_formed", agency, at(3, 25, 11, 30), {"expert_ids": EXPERTS})
+    add("qualification_reviewed", agency, at(3, 25, 14), {"qualified_count": 5})
+    for e in EXPERTS:
+        add(
+            "score_submitted",
+            {"id": e, "role": "expert"},
+            at(3, 26, 10),
+            {"expert_id": e, "bidder": BIDDERS[3], "criterion": "price", "score": "88.50"},
+        )
     add(
-        "bid_opening_started",
+        "evaluation_report_signed",
         agency,
-        timedelta(0),
-        {"opening_at": deadline.isoformat(), "place": "杭州市公共资源交易中心 开标室3"},
+        at(3, 26, 17),
+        {
+            "report_at": at(3, 26, 17),
+            "signers": EXPERTS,
+            "dissenters": [],
+            "ranked_candidates": [BIDDERS[3], BIDDERS[1], BIDDERS[0]],
+        },
     )
-    add("av_recording_started", centre, timedelta(seconds=5), {"room": "开标室3"})
-    for b in bidders:
-        add("bid_decrypted", (b, "bidder"), timedelta(minutes=2), {})
-    add(
-        "opening_record_published",
-        agency,
-        timedelta(minutes=10),
-        {"prices_fen": [4_712_300_000, 4_698_000_000, 4_805_500_000, 4_650_100_000, 4_733_900_000]},
-    )
-    add("av_recording_stopped", centre, timedelta(minutes=1), {"room": "开标室3"})
-    for e in experts:
-        add("expert_drawn", centre, timedelta(minutes=1), {"expert": e, "method": "random"})
-    add("committee_formed", agency, timedelta(minutes=30), {"members": experts})
-    add("qualification_reviewed", agency, timedelta(hours=1), {"passed": 5})
-    for e in experts:
-        for b in bidders[:2]:
-            add(
-                "score_submitted",
-                (e, "expert"),
-                timedelta(minutes=3),
-                {"bidder": b, "score_centi": 8_850},
-            )
-    add("evaluation_report_signed", agency, timedelta(hours=1), {"signers": experts})
+    # Published the next day; three days of publicity end on Monday 30 March.
     add(
         "candidates_published",
         agency,
-        timedelta(days=1),
+        at(3, 27),
         {
-            "candidates": bidders[:3],
-            "publicity_start": (t + timedelta(days=1)).isoformat(),
-            "publicity_end": (t + timedelta(days=4)).isoformat(),
+            "candidates": [BIDDERS[3], BIDDERS[1], BIDDERS[0]],
+            "publicity_start": at(3, 27),
+            "publicity_end": at(3, 30, 17),
         },
     )
-    add("winner_determined", agency, timedelta(days=5), {"winner": bidders[3]})
-    add("award_notice_issued", agency, timedelta(days=1), {"winner": bidders[3]})
+    add("winner_determined", agency, at(3, 31, 10), {"winner": BIDDERS[3], "rank": 1})
     add(
-        "contract_signed", (bidders[3], "bidder"), timedelta(days=12), {"amount_fen": 4_650_100_000}
+        "award_notice_issued",
+        agency,
+        at(4, 1, 10),
+        {"notice_at": at(4, 1, 10), "winner": BIDDERS[3]},
     )
-    add("contract_published", agency, timedelta(days=1), {})
-    for b in bidders[:3]:
-        add("deposit_refunded", centre, timedelta(days=1), {"bidder": b})
-    add("archive_package_created", centre, timedelta(days=10), {"items": len(evs)})
+    add("tender_report_filed", agency, at(4, 8, 10), {"filed_at": at(4, 8, 10)})
+    add(
+        "contract_signed",
+        {"id": BIDDERS[3], "role": "bidder"},
+        at(4, 20, 10),
+        {"contract_at": at(4, 20, 10)},
+    )
+    add(
+        "performance_bond_posted",
+        {"id": BIDDERS[3], "role": "bidder"},
+        at(4, 20, 11),
+        {"amount": 400_000_000, "contract_price": 4_680_100_000},
+    )
+    add("contract_published", agency, at(4, 21), {"published_at": at(4, 21)})
+    for i, b in enumerate(BIDDERS):
+        add(
+            "deposit_refunded",
+            centre,
+            at(4, 22, 9, i),
+            {"bidder": b, "amount": 80_000_000, "refunded_at": at(4, 22, 9, i)},
+        )
+    add(
+        "archive_package_created",
+        centre,
+        at(5, 8),
+        {"retention_until": "2056-05-08", "retention_class": "30y"},
+    )
     return evs
 
 
@@ -170,7 +215,7 @@ def run_demo(url: str, token: str | None, events: int = 50, project: str | None 
         return 2
     project = project or f"E3301{secrets.randbelow(10**12):012d}"
     files = demo_bid_files(project)
-    evs = tender_lifecycle(project, datetime(2026, 3, 2, 9, 0, tzinfo=CST), files)[:events]
+    evs = lawful_tender(project, files)[:events]
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
         try:

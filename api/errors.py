@@ -17,7 +17,11 @@ log = logging.getLogger("jianzheng.api")
 
 
 class ApiError(Exception):
-    """An error answered as JSON: ``{"error": {"status", "code", "message", "field"?}}``."""
+    """An error answered as JSON: ``{"error": {"status", "code", "message", "field"?}}``.
+
+    ``message_zh`` is the message in Chinese; ``extra`` adds members such as ``expected``
+    and ``catalogue_version`` to a refused event's error.
+    """
 
     def __init__(
         self,
@@ -26,6 +30,9 @@ class ApiError(Exception):
         message: str,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        message_zh: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -33,6 +40,8 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.headers = headers
+        self.message_zh = message_zh
+        self.extra = extra
 
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -46,7 +55,17 @@ ERROR_SCHEMA: dict[str, Any] = {
                 "status": {"type": "integer"},
                 "code": {"type": "string"},
                 "message": {"type": "string"},
+                "message_zh": {"type": "string", "description": "the message in Chinese"},
                 "field": {"type": "string"},
+                "expected": {
+                    "type": "string",
+                    "description": "what the event catalogue expects in the field",
+                },
+                "expected_zh": {"type": "string"},
+                "catalogue_version": {
+                    "type": "integer",
+                    "description": "the event catalogue version the event was checked by",
+                },
             },
         }
     },
@@ -72,8 +91,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def error_response(e: ApiError) -> JSONResponse:
     body: dict[str, Any] = {"status": e.status, "code": e.code, "message": e.message}
+    if e.message_zh is not None:
+        body["message_zh"] = e.message_zh
     if e.field is not None:
         body["field"] = e.field
+    if e.extra:
+        body.update(e.extra)
     return JSONResponse({"error": body}, status_code=e.status, headers=e.headers)
 
 

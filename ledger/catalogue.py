@@ -16,6 +16,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
+from typing import Any
+
+from verifier.payload import EXTENSIONS, FIELD_TYPES, FieldSpec, PayloadChecker, PayloadError
 
 __all__ = [
     "FIELD_TYPES",
@@ -25,6 +28,7 @@ __all__ = [
     "Catalogue",
     "CatalogueError",
     "EventType",
+    "FieldSpec",
     "TradeType",
     "UnknownEventType",
     "UnknownTradeType",
@@ -49,10 +53,9 @@ PHASES: tuple[str, ...] = (
     "access",
 )
 STATUSES: tuple[str, ...] = ("confirmed", "to-confirm")
-# "instant" is RFC 3339 with an offset; "date" is a calendar date (YYYY-MM-DD).
-FIELD_TYPES: tuple[str, ...] = ("instant", "date", "int", "string", "string[]")
-
-CATALOGUE_VERSION = 1
+#: The catalogue version this code reads. Every record carries the version it was committed
+#: under (``catalogue_version``); records without it were committed under version 1.
+CATALOGUE_VERSION = 2
 _RESOURCE = "catalogue.json"
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _TRADE_TYPE_KEYS = frozenset({"letter", "name_zh", "name_en"})
@@ -70,6 +73,26 @@ _EVENT_KEYS = frozenset(
         "fields",
     }
 )
+#: Optional event keys: groups of optional fields of which at least one must be given.
+_OPTIONAL_EVENT_KEYS = frozenset({"one_of_required"})
+_FIELD_KEYS = frozenset({"type", "required", "zh", "en", "example"})
+# Which constraints each field type takes (all of its keys beyond _FIELD_KEYS).
+_CONSTRAINTS: dict[str, frozenset[str]] = {
+    "int": frozenset({"min", "max"}),
+    "string": frozenset({"max_length", "pattern"}),
+    "instant": frozenset(),
+    "date": frozenset(),
+    "string[]": frozenset({"max_items", "max_length"}),
+    "enum": frozenset({"values"}),
+    "reference": frozenset({"to"}),
+}
+# Constraints a type must state, so that every string and list is bounded.
+_REQUIRED_CONSTRAINTS: dict[str, frozenset[str]] = {
+    "string": frozenset({"max_length"}),
+    "string[]": frozenset({"max_items", "max_length"}),
+    "enum": frozenset({"values"}),
+    "reference": frozenset({"to"}),
+}
 _HOW_TO_LIST = (
     "valid codes are the 'code' entries in ledger/catalogue.json, "
     "or call ledger.catalogue.load_catalogue().codes()"
@@ -87,6 +110,7 @@ class UnknownEventType(KeyError):
     def __init__(self, code: str, suggestions: tuple[str, ...] = ()) -> None:
         hint = f"; did you mean {', '.join(map(repr, suggestions))}?" if suggestions else ""
         self.code = code
+        self.suggestions = suggestions
         self.message = f"unknown event type {code!r}{hint} ({_HOW_TO_LIST})"
         super().__init__(self.message)
 
@@ -132,8 +156,20 @@ class EventType:
     sealed_fields: tuple[str, ...]
     # True when the event's attachment objects are sealed until opening.
     sealed_attachments: bool
-    # Payload field name -> one of FIELD_TYPES; documents what the rules read, not a schema.
-    fields: Mapping[str, str] = field(hash=False)
+    #: The payload's fields, in catalogue order; nothing else may be posted (but
+    #: ``extensions``).
+    fields: Mapping[str, FieldSpec] = field(hash=False)
+    #: Groups of optional fields of which a payload gives at least one.
+    one_of_required: tuple[tuple[str, ...], ...] = ()
+
+    @functools.cached_property
+    def checker(self) -> PayloadChecker:
+        """The compiled check of a posted payload (verifier.payload)."""
+        return PayloadChecker(self.fields, one_of_required=self.one_of_required)
+
+    def example_payload(self) -> dict[str, Any]:
+        """A valid payload built from each field's example (documentation and tests)."""
+        return {n: f.example for n, f in self.fields.items()}
 
     @property
     def confirmed(self) -> bool:
@@ -238,6 +274,13 @@ def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
             raise CatalogueError(f"{origin}.events[{i}]: duplicate event code {ev.code!r}")
         events[ev.code] = ev
 
+    for ev in events.values():
+        for f in ev.fields.values():
+            for target in f.to:
+                if target not in events:
+                    raise CatalogueError(
+                        f"{origin}: {ev.code}.fields.{f.name}.to: {target!r} is not an event code"
+                    )
     if sealed_until not in events:
         raise CatalogueError(f"{origin}.sealed_until: {sealed_until!r} is not an event code")
     return Catalogue(
@@ -285,7 +328,7 @@ def _parse_event(raw: object, where: str) -> EventType:
     code = obj.get("code")
     if isinstance(code, str):
         where = f"{where} ({code})"
-    _exact_keys(obj, _EVENT_KEYS, where)
+    _exact_keys(obj, _EVENT_KEYS, where, _OPTIONAL_EVENT_KEYS)
 
     code = _text(obj["code"], f"{where}.code")
     if not _SNAKE.fullmatch(code):
@@ -326,6 +369,20 @@ def _parse_event(raw: object, where: str) -> EventType:
     if not isinstance(sealed_attachments, bool):
         raise CatalogueError(f"{where}.sealed_attachments: expected true or false")
 
+    groups: list[tuple[str, ...]] = []
+    raw_groups = obj.get("one_of_required", [])
+    if not isinstance(raw_groups, list):
+        raise CatalogueError(f"{where}.one_of_required: expected a list of lists of field names")
+    for i, g in enumerate(raw_groups):
+        group = _text_list(g, f"{where}.one_of_required[{i}]")
+        for name in group:
+            spec = fields.get(name)
+            if spec is None or spec.required:
+                raise CatalogueError(
+                    f"{where}.one_of_required[{i}]: {name!r} is not an optional field"
+                )
+        groups.append(group)
+
     return EventType(
         code=code,
         name_zh=_text(obj["name_zh"], f"{where}.name_zh"),
@@ -337,19 +394,81 @@ def _parse_event(raw: object, where: str) -> EventType:
         sealed_fields=sealed_fields,
         sealed_attachments=sealed_attachments,
         fields=fields,
+        one_of_required=tuple(groups),
     )
 
 
-def _parse_fields(raw: object, where: str) -> Mapping[str, str]:
+def _parse_fields(raw: object, where: str) -> Mapping[str, FieldSpec]:
     obj = _object(raw, where)
-    for name, ftype in obj.items():
-        if not _SNAKE.fullmatch(name):
-            raise CatalogueError(f"{where}: field name {name!r} is not snake_case")
-        if not isinstance(ftype, str) or ftype not in FIELD_TYPES:
+    out: dict[str, FieldSpec] = {}
+    for name, rawspec in obj.items():
+        if not _SNAKE.fullmatch(name) or name == EXTENSIONS:
             raise CatalogueError(
-                f"{where}.{name}: bad field type {ftype!r}; expected one of {FIELD_TYPES}"
+                f"{where}: field name {name!r} is not snake_case (or is the reserved "
+                f"{EXTENSIONS!r})"
             )
-    return MappingProxyType({name: str(ftype) for name, ftype in obj.items()})
+        out[name] = _parse_field(name, rawspec, f"{where}.{name}")
+    return MappingProxyType(out)
+
+
+def _parse_field(name: str, raw: object, where: str) -> FieldSpec:
+    spec = _object(raw, where)
+    ftype = spec.get("type")
+    if not isinstance(ftype, str) or ftype not in FIELD_TYPES:
+        raise CatalogueError(
+            f"{where}.type: bad field type {ftype!r}; expected one of {FIELD_TYPES}"
+        )
+    _exact_keys(
+        spec,
+        _FIELD_KEYS | _REQUIRED_CONSTRAINTS.get(ftype, frozenset()),
+        where,
+        _CONSTRAINTS[ftype] - _REQUIRED_CONSTRAINTS.get(ftype, frozenset()),
+    )
+    if not isinstance(spec["required"], bool):
+        raise CatalogueError(f"{where}.required: expected true or false")
+
+    def bound(key: str, lo: int = 0) -> int | None:
+        v = spec.get(key)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise CatalogueError(f"{where}.{key}: expected an integer >= {lo}")
+        return v
+
+    pattern = spec.get("pattern")
+    if pattern is not None:
+        pattern = _text(pattern, f"{where}.pattern")
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise CatalogueError(f"{where}.pattern: not a regular expression: {e}") from e
+    values = _text_list(spec["values"], f"{where}.values") if ftype == "enum" else ()
+    if ftype == "enum" and not values:
+        raise CatalogueError(f"{where}.values: an enum needs at least one value")
+    to = _text_list(spec["to"], f"{where}.to") if ftype == "reference" else ()
+    if ftype == "reference" and not to:
+        raise CatalogueError(f"{where}.to: a reference names at least one event type")
+    field_spec = FieldSpec(
+        name=name,
+        type=ftype,
+        required=spec["required"],
+        zh=_text(spec["zh"], f"{where}.zh"),
+        en=_text(spec["en"], f"{where}.en"),
+        example=spec["example"],
+        minimum=bound("min", -(2**53 - 1)),
+        maximum=bound("max", -(2**53 - 1)),
+        max_length=bound("max_length", 1),
+        pattern=pattern,
+        values=values,
+        to=to,
+        max_items=bound("max_items", 1),
+    )
+    # The example is what docs/integration.md shows and tests post: it must be valid.
+    try:
+        PayloadChecker({name: field_spec}).check({name: field_spec.example})
+    except PayloadError as e:
+        raise CatalogueError(f"{where}.example: {e.problem}; expected {e.expected}") from None
+    return field_spec
 
 
 def _object(raw: object, where: str) -> dict[str, object]:
@@ -362,12 +481,17 @@ def _object(raw: object, where: str) -> dict[str, object]:
     return raw
 
 
-def _exact_keys(obj: Mapping[str, object], expected: frozenset[str], where: str) -> None:
+def _exact_keys(
+    obj: Mapping[str, object],
+    expected: frozenset[str],
+    where: str,
+    optional: frozenset[str] = frozenset(),
+) -> None:
     missing = sorted(expected - obj.keys())
     if missing:
         raise CatalogueError(f"{where}: missing key(s) {', '.join(missing)}")
     # Unknown keys are rejected so a misspelt key (e.g. "sealed_field") cannot be ignored.
-    extra = sorted(obj.keys() - expected)
+    extra = sorted(obj.keys() - expected - optional)
     if extra:
         raise CatalogueError(f"{where}: unknown key(s) {', '.join(extra)}")
 

@@ -16,13 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ledger.catalogue import TRADE_TYPES, Catalogue, UnknownEventType
+from ledger.catalogue import CATALOGUE_VERSION, TRADE_TYPES, Catalogue, UnknownEventType
 from verifier.canonical import (
     MAX_SAFE_INTEGER,
     Canonical,
     CanonicalError,
     canonical_string,
     canonicalize,
+)
+from verifier.payload import (
+    CONTROL_RE,
+    PayloadError,
+    control_path,
+    parse_instant,
 )
 from verifier.receipt import ENTRY_VERSION, entry_leaf_hash
 
@@ -34,15 +40,13 @@ PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
 #: character posted project codes cannot contain, so the process chain stays the process.
 ACCESS_SUFFIX = "~access"
 ACCESS_EVENT = "evidence_accessed"
-# RFC 3339 §5.6 date-time with a mandatory offset; fractional seconds up to nanoseconds.
-RFC3339_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
-)
 SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(;.{0,200})?")
 
 # Control characters, and lone surrogates (which cannot be encoded as UTF-8, RFC 8785 §3.2.4).
-_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_CONTROL = CONTROL_RE
+_CONTROL_EN = "must not contain control characters or lone surrogates"
+_CONTROL_ZH = "不得含控制字符或孤立代理项"
 MAX_TEXT = 128
 MAX_ATTACHMENTS = 256
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -63,46 +67,63 @@ EVENT_FIELDS = frozenset(
 
 
 class InvalidEvent(ValueError):
-    """A posted event breaks a rule; ``field`` names where (dotted path)."""
+    """A posted event breaks a rule; ``field`` names where (dotted path).
 
-    def __init__(self, field: str, message: str) -> None:
+    ``message_zh`` says the same in Chinese; ``expected`` (and ``expected_zh``) what the
+    catalogue wants there, when it is a payload field.
+    """
+
+    def __init__(
+        self,
+        field: str,
+        message: str,
+        message_zh: str | None = None,
+        *,
+        expected: str | None = None,
+        expected_zh: str | None = None,
+    ) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.message_zh = message_zh
+        self.expected = expected
+        self.expected_zh = expected_zh
+
+    @classmethod
+    def from_payload(cls, e: PayloadError, version: int) -> InvalidEvent:
+        """The refusal of a payload field, naming the catalogue version it was checked by."""
+        return cls(
+            f"payload.{e.field}",
+            f"{e.problem}; expected {e.expected} (event catalogue version {version})",
+            f"{e.problem_zh}；应为{e.expected_zh}（事件目录第 {version} 版）",
+            expected=e.expected,
+            expected_zh=e.expected_zh,
+        )
 
 
 def parse_rfc3339(value: object, where: str) -> datetime:
     """Parse an RFC 3339 date-time that carries an offset; naive times are refused."""
-    if not isinstance(value, str):
-        raise InvalidEvent(where, "must be an RFC 3339 date-time string")
-    m = RFC3339_RE.fullmatch(value)
-    if m is None:
+    try:
+        return parse_instant(value)
+    except ValueError as e:
         raise InvalidEvent(
             where,
-            f"{value[:40]!r} is not an RFC 3339 date-time with an offset "
+            f"{e}: expected an RFC 3339 date-time with an offset "
             "(e.g. 2026-05-01T09:30:00+08:00); naive times are refused",
-        )
-    if len(value) == 25 and value[10] == "T":
-        # The common form (no fraction, a numeric offset) is already what fromisoformat
-        # reads, with the same result as the rebuilt form below.
-        iso = value
-    else:
-        frac = (m.group(7) or "")[1:7].ljust(6, "0") if m.group(7) else "000000"
-        off = m.group(8)
-        iso = f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}"
-        iso += f".{frac}" + ("+00:00" if off in ("Z", "z") else off)
-    try:
-        return datetime.fromisoformat(iso)
-    except ValueError:
-        raise InvalidEvent(where, f"{value[:40]!r} is not a valid date-time") from None
+            f"{str(value)[:40]!r} 不是带时区偏移的 RFC 3339 时间（如 2026-05-01T09:30:00+08:00）",
+        ) from None
 
 
 def _text(obj: dict[str, Any], key: str, where: str, limit: int = MAX_TEXT) -> str:
     v = obj.get(key)
     if not isinstance(v, str) or not v or len(v) > limit:
-        raise InvalidEvent(where, f"must be a non-empty string of at most {limit} characters")
+        raise InvalidEvent(
+            where,
+            f"must be a non-empty string of at most {limit} characters",
+            f"须为不超过 {limit} 个字符的非空字符串",
+        )
     if _CONTROL.search(v):
-        raise InvalidEvent(where, "must not contain control characters or lone surrogates")
+        raise InvalidEvent(where, _CONTROL_EN, _CONTROL_ZH)
     return v
 
 
@@ -149,30 +170,45 @@ class EventSubmission:
     signature: str | None = None
     #: Set once checked: {"public_key", "signature"} committed in the record.
     poster_signature: dict[str, str] | None = None
+    #: The event catalogue version the payload was checked under, committed in the record
+    #: so that the verifier judges the record by the same catalogue.
+    catalogue_version: int = CATALOGUE_VERSION
 
 
 def _attachments(value: object) -> tuple[Attachment, ...]:
     if not isinstance(value, list):
-        raise InvalidEvent("attachments", "must be a list")
+        raise InvalidEvent("attachments", "must be a list", "须为列表")
     if len(value) > MAX_ATTACHMENTS:
-        raise InvalidEvent("attachments", f"at most {MAX_ATTACHMENTS} attachments per event")
+        raise InvalidEvent(
+            "attachments",
+            f"at most {MAX_ATTACHMENTS} attachments per event",
+            f"每个事件至多 {MAX_ATTACHMENTS} 个附件",
+        )
     out = []
     for i, a in enumerate(value):
         where = f"attachments[{i}]"
         if not isinstance(a, dict):
-            raise InvalidEvent(where, "must be an object")
+            raise InvalidEvent(where, "must be an object", "须为对象")
         extra = set(a) - {"sha256", "size", "media_type", "name"}
         if extra:
-            raise InvalidEvent(f"{where}.{sorted(extra)[0]}", "unknown field")
+            raise InvalidEvent(f"{where}.{sorted(extra)[0]}", "unknown field", "未知字段")
         digest = a.get("sha256")
         if not isinstance(digest, str) or not SHA256_HEX_RE.fullmatch(digest):
-            raise InvalidEvent(f"{where}.sha256", "must be 64 lowercase hex digits")
+            raise InvalidEvent(
+                f"{where}.sha256", "must be 64 lowercase hex digits", "须为 64 位小写十六进制数字"
+            )
         size = a.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise InvalidEvent(f"{where}.size", "must be a non-negative integer (bytes)")
+            raise InvalidEvent(
+                f"{where}.size", "must be a non-negative integer (bytes)", "须为非负整数（字节）"
+            )
         media = _text(a, "media_type", f"{where}.media_type", 255)
         if not MEDIA_TYPE_RE.fullmatch(media):
-            raise InvalidEvent(f"{where}.media_type", f"{media[:40]!r} is not a media type")
+            raise InvalidEvent(
+                f"{where}.media_type",
+                f"{media[:40]!r} is not a media type",
+                f"{media[:40]!r} 不是媒体类型",
+            )
         name = _text(a, "name", f"{where}.name", 255)
         out.append(Attachment(digest, size, media, name))
     return tuple(out)
@@ -186,12 +222,13 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
     the ledger's own access records, which no poster may write.
     """
     if not isinstance(obj, dict):
-        raise InvalidEvent("$", "an event must be a JSON object")
+        raise InvalidEvent("$", "an event must be a JSON object", "事件须为 JSON 对象")
     if not EVENT_FIELDS.issuperset(obj):
         raise InvalidEvent(
             sorted(set(obj) - EVENT_FIELDS)[0],
             "unknown field; the ledger fills seq, prev, index,"
             " recorded_at, salt and checkpoint itself",
+            "未知字段；seq、prev、index、recorded_at、salt 和 checkpoint 由账本填写",
         )
     project = _text(obj, "project", "project")
     code = project.removesuffix(ACCESS_SUFFIX) if internal else project
@@ -200,25 +237,44 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
             "project",
             "project codes use letters, digits, '.', '_' and '-'"
             " (at most 120, starting with a letter or digit)",
+            "项目编号由字母、数字、'.'、'_'、'-' 组成，以字母或数字开头，至多 120 个字符",
         )
     trade_type = obj.get("trade_type")
     if trade_type not in TRADE_TYPES:
-        raise InvalidEvent("trade_type", f"must be one of {', '.join(TRADE_TYPES)}")
+        raise InvalidEvent(
+            "trade_type",
+            f"must be one of {', '.join(TRADE_TYPES)}",
+            f"须为其中之一：{', '.join(TRADE_TYPES)}",
+        )
     etype = _text(obj, "type", "type", 64)
     if etype == ACCESS_EVENT and not internal:
-        raise InvalidEvent("type", f"{ACCESS_EVENT} is recorded by the ledger itself")
+        raise InvalidEvent(
+            "type",
+            f"{ACCESS_EVENT} is recorded by the ledger itself",
+            f"{ACCESS_EVENT} 只由账本自行记录",
+        )
     try:
         if not catalogue.allows(etype, trade_type):
-            raise InvalidEvent("type", f"event type {etype!r} does not apply to {trade_type}")
+            raise InvalidEvent(
+                "type",
+                f"event type {etype!r} does not apply to {trade_type}",
+                f"事件类型 {etype!r} 不适用于 {trade_type}",
+            )
     except UnknownEventType:
         raise InvalidEvent(
-            "type", f"unknown event type {etype!r}; see the event catalogue (GET /v1/catalogue)"
+            "type",
+            f"unknown event type {etype!r}; see the event catalogue (GET /v1/catalogue)",
+            f"未知事件类型 {etype!r}；见事件目录（GET /v1/catalogue）",
         ) from None
     actor = obj.get("actor")
     if not isinstance(actor, dict):
-        raise InvalidEvent("actor", "must be an object with id and role")
+        raise InvalidEvent(
+            "actor", "must be an object with id and role", "须为含 id 和 role 的对象"
+        )
     if not _ACTOR_KEYS.issuperset(actor):
-        raise InvalidEvent(f"actor.{sorted(set(actor) - _ACTOR_KEYS)[0]}", "unknown field")
+        raise InvalidEvent(
+            f"actor.{sorted(set(actor) - _ACTOR_KEYS)[0]}", "unknown field", "未知字段"
+        )
     actor_out = {
         "id": _text(actor, "id", "actor.id"),
         "role": _text(actor, "role", "actor.role", 64),
@@ -228,7 +284,17 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
     assert isinstance(occurred_at, str)
     payload = obj.get("payload", {})
     if not isinstance(payload, dict):
-        raise InvalidEvent("payload", "must be a JSON object")
+        raise InvalidEvent("payload", "must be a JSON object", "须为 JSON 对象")
+    if internal:
+        # The ledger's own access records: not posted, so only kept free of control text.
+        bad = control_path(payload, "payload")
+        if bad is not None:
+            raise InvalidEvent(bad, _CONTROL_EN, _CONTROL_ZH)
+    else:
+        try:
+            catalogue.events[etype].checker.check(payload)
+        except PayloadError as e:
+            raise InvalidEvent.from_payload(e, catalogue.version) from None
     attachments = _attachments(obj["attachments"]) if "attachments" in obj else ()
     key = obj.get("idempotency_key")
     if key is not None:
@@ -242,9 +308,13 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
         encoded = canonicalize(payload)
     except CanonicalError as e:
         where = "payload" if e.path == "$" else f"payload.{e.path}"
-        raise InvalidEvent(where, e.reason) from None
+        raise InvalidEvent(where, e.reason, f"无法按 RFC 8785 规范化：{e.reason}") from None
     if len(encoded) > MAX_PAYLOAD_BYTES:
-        raise InvalidEvent("payload", f"is larger than {MAX_PAYLOAD_BYTES} bytes")
+        raise InvalidEvent(
+            "payload",
+            f"is larger than {MAX_PAYLOAD_BYTES} bytes",
+            f"超过 {MAX_PAYLOAD_BYTES} 字节",
+        )
     canonical_payload = Canonical(encoded.decode())
     # The digest tells an idempotent replay from a conflicting reuse of the key. It is
     # canonicalize(obj); the payload's text is known already and is not encoded again.
@@ -263,6 +333,7 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
         key,
         digest,
         signature,
+        catalogue_version=catalogue.version,
     )
 
 
@@ -308,6 +379,8 @@ def complete_record(
         0 <= index <= MAX_SAFE_INTEGER
         and 0 <= seq <= MAX_SAFE_INTEGER
         and 0 <= checkpoint_size <= MAX_SAFE_INTEGER
+        and type(ev.catalogue_version) is int
+        and 0 <= ev.catalogue_version <= MAX_SAFE_INTEGER
         and type(payload) is Canonical
         and actor.keys() == _ACTOR_KEYS
         and type(actor["id"]) is str
@@ -324,7 +397,7 @@ def complete_record(
         # it all would be built and encoded wide.
         head = (
             f'{{"actor":{{"id":{q(actor["id"])},"role":{q(actor["role"])}}}'
-            f',"attachments":{attachments}'
+            f',"attachments":{attachments},"catalogue_version":{ev.catalogue_version:d}'
             f',"checkpoint":{{"root":"{b64(checkpoint_root)}","size":{checkpoint_size:d}}}'
             f',"index":{index:d},"occurred_at":{q(ev.occurred_at)},"payload":'
         )
@@ -375,6 +448,7 @@ def record_json(
         "occurred_at": ev.occurred_at,
         "payload": ev.payload,
         "attachments": [a.to_json() for a in ev.attachments],
+        "catalogue_version": ev.catalogue_version,
         "seq": seq,
         "prev": b64(prev),
         "index": index,

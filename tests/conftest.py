@@ -32,16 +32,27 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def example_payload(type_: str, **over: Any) -> dict[str, Any]:
+    """The catalogue's example payload of ``type_``, with fields replaced by ``over``."""
+    from ledger.catalogue import load_catalogue
+
+    return {**load_catalogue().get(type_).example_payload(), **over}
+
+
 def make_event(
     project: str = "E330100000001", type_: str = "project_registered", **over: Any
 ) -> dict[str, Any]:
+    """A valid event of ``type_``; its payload is the catalogue's example payload."""
+    from ledger.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
     ev: dict[str, Any] = {
         "project": project,
         "trade_type": "engineering",
         "type": type_,
         "actor": {"id": "PRTC-HZ", "role": "platform"},
         "occurred_at": "2026-03-02T09:00:00+08:00",
-        "payload": {"name": "城西污水处理厂提标改造工程", "estimate_fen": 4_860_000_000},
+        "payload": catalogue.get(type_).example_payload() if type_ in catalogue else {},
     }
     ev.update(over)
     return ev

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import create_token, make_scope
 from ledger.service import Ledger
-from tests.conftest import make_event
+from tests.conftest import example_payload, make_event
 
 
 @pytest.fixture
@@ -128,12 +128,12 @@ def test_sealed_bids_are_hidden_until_opening_then_only_from_allowed_roles(setup
     bid = make_event(
         project="PA",
         type_="bid_submitted",
-        payload={
-            "bidder": "91330100MA00027001",
-            "price": 4_650_100_000,
-            "bid_file": "bid-1.enc",
-            "round": 1,
-        },
+        payload=example_payload(
+            "bid_submitted",
+            bidder="91330100MA00027001",
+            price=4_650_100_000,
+            extensions={"cn.gov.hz.ggzy/round": 1},
+        ),
         actor={"id": "91330100MA00027001", "role": "bidder"},
     )
     idx = c.post("/v1/events", json=bid, headers=post).json()["index"]
@@ -141,7 +141,9 @@ def test_sealed_bids_are_hidden_until_opening_then_only_from_allowed_roles(setup
     for t in (tok["rev_all"], tok["admin"], archivist):
         rec = c.get(f"/v1/events/{idx}", headers=h(t)).json()["record"]
         assert rec["payload"]["price"] == "[sealed]" and rec["payload"]["bidder"] == "[sealed]"
-        assert rec["actor"]["id"] == "[sealed]" and rec["payload"]["round"] == 1
+        assert rec["actor"]["id"] == "[sealed]" and rec["payload"]["extensions"] == {
+            "cn.gov.hz.ggzy/round": 1
+        }
         assert set(rec["sealed"]) >= {"payload.price", "payload.bidder", "actor.id"}
         listing = c.get("/v1/projects/PA/events", headers=h(t)).text
         assert "4650100000" not in listing and "91330100MA00027001" not in listing
@@ -220,12 +222,12 @@ def test_poster_signatures_are_checked_committed_and_verifiable(setup: Any) -> N
     assert rec["poster_signature"]["public_key"] == pub
     assert verify_record_signature(rec)
     # A signature over other content is refused, naming the field.
-    forged = make_event(project="PS", payload={"estimate_fen": 1})
+    forged = make_event(project="PS", payload={"method": "open_tender", "estimate": 1})
     forged["signature"] = ev["signature"]
     r = c.post("/v1/events:batch", json={"events": [forged]}, headers=h(t))
     assert r.status_code == 422 and r.json()["error"]["field"] == "events[0].signature"
     # Tampering with the committed record is caught offline.
-    rec["payload"]["estimate_fen"] += 1
+    rec["payload"]["estimate"] += 1
     from verifier.poster import PosterSignatureError
 
     with pytest.raises(PosterSignatureError):

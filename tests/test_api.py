@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import create_token
 from ledger.service import Ledger
-from tests.conftest import make_event
+from tests.conftest import example_payload, make_event
 from verifier import merkle
 from verifier.checkpoint import TlogProof, open_checkpoint
 from verifier.note import parse_vkey
@@ -169,7 +169,13 @@ def test_idempotent_post_returns_the_original_receipt(api: Any) -> None:
     assert a.status_code == 201 and b.status_code == 200
     assert a.json()["index"] == b.json()["index"]
     assert a.json()["checkpoint"] == b.json()["checkpoint"]
-    c = client.post("/v1/events", json=make_event(idempotency_key="abc", payload={}), headers=h)
+    c = client.post(
+        "/v1/events",
+        json=make_event(
+            idempotency_key="abc", payload=example_payload("project_registered", estimate=1)
+        ),
+        headers=h,
+    )
     assert c.status_code == 409
     assert client.get("/v1/log").json()["size"] == 1
 

@@ -71,7 +71,12 @@ class Signed:
 
 
 def event(n: int) -> dict[str, Any]:
-    return make_event(project=PROJECT, payload={"name": f"第{n}号公告", "estimate_fen": n})
+    payload = {
+        "method": "open_tender",
+        "estimate": n,
+        "extensions": {"cn.gov.hz.ggzy/name": f"第{n}号公告"},
+    }
+    return make_event(project=PROJECT, payload=payload)
 
 
 @pytest.fixture

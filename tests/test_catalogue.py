@@ -143,7 +143,7 @@ def _event(data: dict[str, Any], code: str) -> dict[str, Any]:
 
 
 def test_loads_and_is_cached(cat: Catalogue) -> None:
-    assert cat.version == 1
+    assert cat.version == 2
     assert load_catalogue() is cat
 
 
@@ -188,7 +188,9 @@ def test_every_event_well_formed(cat: Catalogue) -> None:
         assert ev.phase in PHASES
         assert ev.trade_types and set(ev.trade_types) <= set(TRADE_TYPES)
         assert ev.status in ("confirmed", "to-confirm")
-        assert set(ev.fields.values()) <= set(FIELD_TYPES)
+        assert {f.type for f in ev.fields.values()} <= set(FIELD_TYPES)
+        for f in ev.fields.values():
+            assert f.zh and f.en, (ev.code, f.name)
         assert set(ev.sealed_fields) <= set(ev.fields)
 
 
@@ -217,13 +219,16 @@ def test_bid_events_are_sealed_until_opening(cat: Catalogue) -> None:
     for code in ("bid_submitted", "bid_modified", "bid_withdrawn"):
         ev = cat.get(code)
         assert {"bidder", "price", "bid_file"} <= set(ev.sealed_fields), code
-        assert ev.fields["price"] == "int"
+        assert ev.fields["price"].type == "int"
         assert ev.sealed
     assert cat.get("bid_submitted").sealed_attachments
     assert cat.get("bid_modified").sealed_attachments
     opening = cat.get("bid_opening_started")
     assert not opening.sealed
-    assert dict(opening.fields) == {"opening_at": "instant", "place": "string"}
+    assert {n: f.type for n, f in opening.fields.items()} == {
+        "opening_at": "instant",
+        "place": "string",
+    }
 
 
 def test_only_bid_events_are_sealed(cat: Catalogue) -> None:
@@ -235,12 +240,23 @@ def test_only_bid_events_are_sealed(cat: Catalogue) -> None:
 
 
 def test_documented_rule_fields(cat: Catalogue) -> None:
-    assert dict(cat.get("tender_notice_published").fields) == {
-        "issue_start": "instant",
-        "bid_deadline": "instant",
-        "place": "string",
+    notice = cat.get("tender_notice_published").fields
+    assert {n: (f.type, f.required) for n, f in notice.items()} == {
+        "issue_start": ("instant", True),
+        "bid_deadline": ("instant", True),
+        "place": ("string", True),
     }
-    assert dict(cat.get("contract_signed").fields) == {"contract_at": "instant"}
+    assert notice["place"].max_length == 200
+    signed = cat.get("contract_signed").fields
+    assert {n: f.type for n, f in signed.items()} == {"contract_at": "instant"}
+    reply = cat.get("objection_answered").fields["in_reply_to"]
+    assert (reply.type, reply.to) == ("reference", ("objection_filed",))
+    assert cat.get("objection_filed").fields["target"].values == (
+        "prequal_documents",
+        "tender_documents",
+        "opening",
+        "evaluation_result",
+    )
 
 
 def test_trade_type_filtering(cat: Catalogue) -> None:
@@ -294,6 +310,15 @@ def test_event_type_is_frozen_and_hashable(cat: Catalogue) -> None:
 # --- malformed catalogues -----------------------------------------------------------
 
 
+_AT: dict[str, Any] = {
+    "type": "instant",
+    "required": True,
+    "zh": "合同签订时间",
+    "en": "When the contract was signed",
+    "example": "2026-04-20T10:00:00+08:00",
+}
+
+
 def _mutate_event(target: str, /, **changes: Any) -> dict[str, Any]:
     data = copy.deepcopy(_raw())
     for i, ev in enumerate(data["events"]):
@@ -330,7 +355,7 @@ def _duplicated(code: str) -> dict[str, Any]:
 
 MALFORMED = [
     pytest.param([], "expected a JSON object", id="not an object"),
-    pytest.param({**_raw(), "version": 2}, "version", id="wrong version"),
+    pytest.param({**_raw(), "version": 3}, "version", id="wrong version"),
     pytest.param({**_raw(), "version": True}, "version", id="bool version"),
     pytest.param({**_raw(), "extra": 1}, "unknown key", id="extra top key"),
     pytest.param({**_raw(), "events": []}, "non-empty list", id="no events"),
@@ -357,19 +382,98 @@ MALFORMED = [
         _duplicated("bid_submitted"), "duplicate event code 'bid_submitted'", id="duplicate code"
     ),
     pytest.param(
-        _mutate_event("contract_signed", fields={"contract_at": "datetime"}),
+        _mutate_event("contract_signed", fields={"contract_at": {**_AT, "type": "datetime"}}),
         "bad field type 'datetime'",
         id="bad field type",
     ),
     pytest.param(
-        _mutate_event("contract_signed", fields={"contract_at": 1}),
+        _mutate_event("contract_signed", fields={"contract_at": {**_AT, "type": 1}}),
         "bad field type",
         id="field type not a string",
     ),
     pytest.param(
-        _mutate_event("contract_signed", fields={"ContractAt": "instant"}),
+        _mutate_event("contract_signed", fields={"contract_at": "instant"}),
+        "expected a JSON object",
+        id="field spec not an object",
+    ),
+    pytest.param(
+        _mutate_event("contract_signed", fields={"ContractAt": _AT}),
         "snake",
         id="bad field name",
+    ),
+    pytest.param(
+        _mutate_event("contract_signed", fields={"extensions": _AT}),
+        "reserved",
+        id="field named extensions",
+    ),
+    pytest.param(
+        _mutate_event("contract_signed", fields={"contract_at": {**_AT, "required": "yes"}}),
+        "required: expected true or false",
+        id="required not bool",
+    ),
+    pytest.param(
+        _mutate_event("contract_signed", fields={"contract_at": {**_AT, "max_length": 9}}),
+        "unknown key(s) max_length",
+        id="constraint of another type",
+    ),
+    pytest.param(
+        _mutate_event("contract_signed", fields={"contract_at": {**_AT, "example": "today"}}),
+        "contract_at.example",
+        id="invalid example",
+    ),
+    pytest.param(
+        _mutate_event(
+            "contract_signed",
+            fields={
+                "who": {"type": "string", "required": True, "zh": "x", "en": "x", "example": "a"}
+            },
+        ),
+        "missing key(s) max_length",
+        id="unbounded string",
+    ),
+    pytest.param(
+        _mutate_event(
+            "contract_signed",
+            fields={
+                "k": {
+                    "type": "enum",
+                    "required": True,
+                    "zh": "x",
+                    "en": "x",
+                    "values": [],
+                    "example": "a",
+                }
+            },
+        ),
+        "at least one value",
+        id="empty enum",
+    ),
+    pytest.param(
+        _mutate_event(
+            "contract_signed",
+            fields={
+                "r": {
+                    "type": "reference",
+                    "required": True,
+                    "zh": "x",
+                    "en": "x",
+                    "to": ["bid_sent"],
+                    "example": {"index": 1},
+                }
+            },
+        ),
+        "'bid_sent' is not an event code",
+        id="reference to unknown type",
+    ),
+    pytest.param(
+        _mutate_event("contract_signed", fields={"contract_at": {**_AT, "pattern": "("}}),
+        "unknown key(s) pattern",
+        id="pattern on an instant",
+    ),
+    pytest.param(
+        _mutate_event("contract_signed", one_of_required=[["contract_at"]]),
+        "'contract_at' is not an optional field",
+        id="one_of_required names a required field",
     ),
     pytest.param(
         _mutate_event("contract_signed", code="Contract-Signed"), "snake_case", id="bad code"
@@ -432,7 +536,9 @@ def test_malformed_file_raises_clear_error(tmp_path: Path, data: Any, needle: st
 
 
 def test_error_names_the_offending_event() -> None:
-    data = _mutate_event("bid_withdrawn", fields={"bidder": "str"}, sealed_fields=["bidder"])
+    data = _mutate_event(
+        "bid_withdrawn", fields={"bidder": {**_AT, "type": "str"}}, sealed_fields=["bidder"]
+    )
     with pytest.raises(CatalogueError, match=r"\(bid_withdrawn\)\.fields\.bidder"):
         parse_catalogue(data)
 

@@ -8,7 +8,7 @@ digest, the records insert, and the expiry of cached tokens.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +19,6 @@ from api.auth import AuthError, TokenCheck, create_token
 from ledger.catalogue import load_catalogue
 from ledger.models import RecordRow
 from ledger.records import (
-    RFC3339_RE,
     Attachment,
     EventSubmission,
     InvalidEvent,
@@ -31,6 +30,7 @@ from ledger.records import (
 from ledger.store import RECORD_COLUMNS
 from tests.conftest import FakeClock, make_event
 from verifier.canonical import Canonical, CanonicalError, canonicalize
+from verifier.payload import RFC3339_RE
 
 # Any scalar value but lone surrogates, which no validated event holds (tested below).
 _text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
@@ -65,6 +65,7 @@ def _events(draw: st.DrawFn) -> EventSubmission:
         tuple(draw(st.lists(_attachment, max_size=3))),
         draw(st.none() | _text),
         poster_signature=draw(st.none() | st.dictionaries(_text, _text, max_size=2)),
+        catalogue_version=draw(st.integers(0, 2**53 - 1)),
     )
 
 
@@ -115,7 +116,8 @@ def test_record_rows_fill_every_column_of_the_table() -> None:
 
 
 def _rfc3339_reference(value: str) -> datetime | None:
-    """parse_rfc3339 as first written: every match rebuilt into fromisoformat's form."""
+    """parse_rfc3339 as first written: every match rebuilt into fromisoformat's form, and
+    refused when its UTC time leaves years 1..9999."""
     m = RFC3339_RE.fullmatch(value)
     if m is None:
         return None
@@ -124,9 +126,11 @@ def _rfc3339_reference(value: str) -> datetime | None:
     iso = f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}.{frac}"
     iso += "+00:00" if off in ("Z", "z") else off
     try:
-        return datetime.fromisoformat(iso)
-    except ValueError:
+        t = datetime.fromisoformat(iso)
+        t.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
+    return t
 
 
 def _digits(top: int) -> st.SearchStrategy[str]:
@@ -157,10 +161,26 @@ def test_parse_rfc3339_agrees_with_the_reference(
         assert parse_rfc3339(value, "at") == want
 
 
+# Platform data under extensions: any JSON whose strings hold no control characters.
+_clean = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")), max_size=12)
+_clean_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _clean,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_clean, inner, max_size=3),
+    max_leaves=8,
+)
+
+
 @settings(max_examples=100, deadline=None)
-@given(st.dictionaries(_text, _json, max_size=4), st.booleans())
-def test_event_digest_is_the_hash_of_the_posted_event(payload: dict[str, Any], has: bool) -> None:
-    obj = make_event(idempotency_key="k-1", payload=payload)
+@given(
+    st.dictionaries(
+        st.from_regex(r"cn\.gov\.[a-z]{1,5}/[a-z_]{1,8}", fullmatch=True), _clean_json, max_size=4
+    ),
+    st.booleans(),
+)
+def test_event_digest_is_the_hash_of_the_posted_event(ext: dict[str, Any], has: bool) -> None:
+    obj = make_event(
+        type_="prequal_result_notified", idempotency_key="k-1", payload={"extensions": ext}
+    )
     if not has:
         del obj["payload"]
     ev = validate_event(obj, load_catalogue())

@@ -90,7 +90,7 @@ def test_idempotency_replays_and_conflicts(ledger_factory: Any) -> None:
     [c] = post(lg, [ev], poster="p2")
     assert not c.replayed and c.index == 1
     # Same key, different event: refused, and nothing of the batch is appended.
-    changed = make_event(idempotency_key="k-1", payload={"estimate_fen": 1})
+    changed = make_event(idempotency_key="k-1", payload={"method": "open_tender", "estimate": 1})
     with pytest.raises(IdempotencyConflict):
         post(lg, [make_event(), changed])
     assert lg.head().size == 2

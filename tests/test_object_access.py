@@ -27,7 +27,7 @@ from ledger.service import Ledger
 from ledger.store import StoreError, migrate
 from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
-from tests.conftest import make_event
+from tests.conftest import example_payload, make_event
 from verifier.chunks import CHUNK_SIZE
 
 BID = b"sealed bid file: price 4650100000" * 1000
@@ -160,7 +160,9 @@ def bid(e: Env, project: str = "PA") -> int:
         make_event(
             project=project,
             type_="bid_submitted",
-            payload={"bidder": "91330100MA00027001", "price": 4_650_100_000, "round": 1},
+            payload=example_payload(
+                "bid_submitted", bidder="91330100MA00027001", price=4_650_100_000
+            ),
             actor={"id": "91330100MA00027001", "role": "bidder"},
             attachments=[att(BID, "bid.enc")],
         )

@@ -26,7 +26,7 @@ from api.deps import (
 from api.errors import ApiError
 from api.posters import PosterKeys
 from api.routes.objects import attachment_lookup
-from api.schemas import EVENT_SCHEMA
+from api.schemas import POSTED_EVENT_REF
 from ledger.records import EventSubmission, InvalidEvent, validate_event
 from ledger.sealing import is_sealed_type, redact
 from ledger.sequencer import Appended, IdempotencyConflict, PosterKeyChanged, SequencerBusy
@@ -59,13 +59,32 @@ def validate(
     try:
         ev = validate_event(obj, lg.catalogue)
     except InvalidEvent as e:
-        field = prefix + e.field if e.field != "$" else (prefix.rstrip(".") or "$")
-        raise ApiError(422, "invalid_event", f"{field}: {e.message}", field) from None
+        raise invalid_event(e, lg.catalogue.version, prefix) from None
     if not p.scope.allows(ev.project, ev.trade_type):
         msg = f"this token may not post for project {ev.project} ({ev.trade_type})"
         raise ApiError(403, "forbidden", msg, prefix + "project")
     assert isinstance(obj, dict)
     return keys.check(p, ev, obj, prefix)
+
+
+def invalid_event(e: InvalidEvent, version: int, prefix: str = "") -> ApiError:
+    """The 422 of a refused event: the field, what was expected, the catalogue version,
+    and the message in English and Chinese (issue 11, "Bad input")."""
+    field = prefix + e.field if e.field != "$" else (prefix.rstrip(".") or "$")
+    zh = e.message_zh or f"事件无效：{e.message}"
+    extra: dict[str, Any] = {"catalogue_version": version}
+    if e.expected is not None:
+        extra["expected"] = e.expected
+    if e.expected_zh is not None:
+        extra["expected_zh"] = e.expected_zh
+    return ApiError(
+        422,
+        "invalid_event",
+        f"{field}: {e.message}",
+        field,
+        message_zh=f"{field}：{zh}",
+        extra=extra,
+    )
 
 
 async def append(lg: Ledger, events: list[EventSubmission], poster: str) -> list[Appended]:
@@ -114,13 +133,13 @@ BATCH_SCHEMA = {
             "type": "array",
             "minItems": 1,
             "maxItems": MAX_BATCH_EVENTS,
-            "items": EVENT_SCHEMA,
+            "items": POSTED_EVENT_REF,
         },
     },
 }
 
 
-@router.post("/v1/events", status_code=201, openapi_extra=_body(EVENT_SCHEMA))
+@router.post("/v1/events", status_code=201, openapi_extra=_body(POSTED_EVENT_REF))
 async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
     """Append one event; the reply is its receipt, sent once the event is durable."""
     ev = validate(lg, p, request.app.state.poster_keys, await read_json(request, MAX_EVENT_BODY))

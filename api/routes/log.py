@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 
 from api.deps import MAX_INT64, LedgerDep, Reader
 from api.errors import ApiError
+from api.schemas import EXTENSIONS_SCHEMA, JSON_SCHEMA_DIALECT, catalogue_entry
+from ledger.catalogue import Catalogue, UnknownEventType
 from ledger.service import NotFound
 from ledger.tiles import parse_tile_path
 from witness.submitter import log_fields, witnessing_of
@@ -74,22 +77,44 @@ def log_info(lg: LedgerDep) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _catalogue_json(catalogue: Catalogue) -> dict[str, Any]:
+    return {
+        "version": catalogue.version,
+        "json_schema_dialect": JSON_SCHEMA_DIALECT,
+        "extensions": EXTENSIONS_SCHEMA["description"],
+        "events": [catalogue_entry(catalogue, e) for e in catalogue],
+    }
+
+
 @router.get("/v1/catalogue", tags=["log"])
 def catalogue(lg: LedgerDep) -> dict[str, Any]:
-    """Public: the event types the ledger accepts, per trade type."""
-    return {
-        "version": lg.catalogue.version,
-        "events": [
-            {
-                "code": e.code,
-                "name_zh": e.name_zh,
-                "name_en": e.name_en,
-                "trade_types": list(e.trade_types),
-                "phase": e.phase,
-            }
-            for e in lg.catalogue
-        ],
-    }
+    """Public: the event types the ledger accepts, per trade type, each with its payload
+    fields (type, required, constraints, meaning in Chinese and English), an example
+    payload and the JSON Schema (2020-12) of the event."""
+    return _catalogue_json(lg.catalogue)
+
+
+@router.get("/v1/catalogue/{type}", tags=["log"])
+def catalogue_type(
+    type: Annotated[str, Path(min_length=1, max_length=64)],
+    lg: LedgerDep,
+) -> dict[str, Any]:
+    """Public: one event type with its fields, example payload and JSON Schema."""
+    cat = lg.catalogue
+    try:
+        cat.get(type)
+    except UnknownEventType as e:
+        hint = f"; did you mean {', '.join(e.suggestions)}?" if e.suggestions else ""
+        zh = f"；是否应为 {'、'.join(e.suggestions)}？" if e.suggestions else ""
+        raise ApiError(
+            404,
+            "not_found",
+            f"unknown event type {type[:64]!r}{hint} (GET /v1/catalogue lists them)",
+            "type",
+            message_zh=f"未知事件类型 {type[:64]!r}{zh}（见 GET /v1/catalogue）",
+        ) from None
+    return {"version": cat.version, **catalogue_entry(cat, cat.get(type))}
 
 
 @router.get("/log/checkpoint", tags=["tiles"], response_class=PlainTextResponse)

@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any, Literal
 
+from verifier.payload import parse_instant
 from verifier.rules.days import (
     HolidayCalendar,
     OutsideCalendar,
@@ -38,11 +39,6 @@ RULE_STATUSES = ("confirmed", "to-confirm")
 TRADE_TYPES = ("engineering", "procurement", "land", "mining", "property")
 MAX_FINDINGS_PER_RULE = 50
 
-# RFC 3339 §5.6 with a mandatory offset (the ledger refuses naive times the same way).
-_RFC3339 = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
-)
-
 
 class RuleCatalogueError(ValueError):
     """``rules.json`` is malformed (a bug in the shipped data or a local edit)."""
@@ -56,18 +52,6 @@ class _CannotEvaluate(Exception):
         self.zh = zh
         self.en = en
         self.seqs = tuple(seqs)
-
-
-def parse_instant(value: object) -> datetime:
-    """An RFC 3339 date-time with offset; fractions beyond microseconds are truncated."""
-    if not isinstance(value, str):
-        raise ValueError("not a string")
-    m = _RFC3339.fullmatch(value)
-    if m is None:
-        raise ValueError(f"{value[:40]!r} is not an RFC 3339 date-time with an offset")
-    frac = (m.group(3) or ".0")[:7]
-    off = "+00:00" if m.group(4) in ("Z", "z") else m.group(4)
-    return datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{frac}{off}")
 
 
 # --- the project's events ------------------------------------------------------------------
@@ -573,6 +557,15 @@ def _check_period(ctx: _Ctx, c: Mapping[str, Any]) -> None:
                 )
 
 
+def _refers_to(ref: object, target: Event) -> bool:
+    """Whether a reference field names ``target``. Catalogue version 1 wrote the ``seq`` as
+    text; version 2 writes a reference object, which the ledger completes with the
+    resolved ``index`` and ``seq`` (docs/catalogue.md)."""
+    if isinstance(ref, dict):
+        return ref.get("seq") == target.seq or ref.get("index") == target.index
+    return ref is not None and str(ref) == str(target.seq)
+
+
 def _targets(
     src: Event, tspec: Mapping[str, Any], candidates: list[Event], claimed: set[int]
 ) -> list[Event]:
@@ -583,9 +576,9 @@ def _targets(
     if pair in ("reply", "next"):
         later = [e for e in candidates if e.seq > src.seq and e.seq not in claimed]
         if pair == "reply":
-            # A reply names what it answers by seq in its in_reply_to field; otherwise the
-            # first unclaimed later one is taken as the answer.
-            named = [e for e in later if str(e.value("in_reply_to")) == str(src.seq)]
+            # A reply names what it answers in its in_reply_to field; otherwise the first
+            # unclaimed later one is taken as the answer.
+            named = [e for e in later if _refers_to(e.value("in_reply_to"), src)]
             later = named or later
         if not later:
             return []

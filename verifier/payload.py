@@ -1,0 +1,420 @@
+"""Typed event payloads: the catalogue's field specifications and the one checker of them.
+
+The event catalogue (``ledger/catalogue.json``) describes each event type's payload field
+by field (:class:`FieldSpec`). :class:`PayloadChecker` compiles those specifications once
+into plain Python checks; the ledger runs it on every posted event (an append-only ledger
+cannot correct what it accepted, so a payload is right at the door or refused), and the
+offline verifier runs it on every record under the catalogue version the record was
+committed with. Standard library only, like the rest of the verifier.
+
+Platform-specific data goes in one ``extensions`` object whose keys are namespaced
+(``cn.gov.hz.ggzy/section``); no rule reads it, and only its strings are checked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Final
+
+__all__ = [
+    "CONTROL_RE",
+    "EXTENSIONS",
+    "EXTENSION_KEY_RE",
+    "FIELD_TYPES",
+    "REFERENCE_KEYS",
+    "RFC3339_RE",
+    "FieldSpec",
+    "PayloadChecker",
+    "PayloadError",
+    "control_path",
+    "parse_date",
+    "parse_instant",
+]
+
+#: "instant" is RFC 3339 with an offset; "date" a calendar date; "reference" names an
+#: earlier event of the same project (``{"idempotency_key": ...}`` or ``{"index": ...}``).
+FIELD_TYPES: Final = ("int", "string", "instant", "date", "string[]", "enum", "reference")
+#: The one payload member no catalogue field may be named: platform-specific data.
+EXTENSIONS: Final = "extensions"
+#: A reverse-DNS namespace, a slash, then a name: ``cn.gov.hz.ggzy/section``.
+EXTENSION_KEY_RE: Final = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+/[A-Za-z0-9_.-]{1,64}")
+MAX_EXTENSION_KEY: Final = 128
+#: What a poster writes in a reference: exactly one of these. The ledger adds the resolved
+#: ``index`` and ``seq`` (see docs/catalogue.md).
+REFERENCE_KEYS: Final = ("idempotency_key", "index")
+#: C0 and C1 control characters, DEL, and lone surrogates (which UTF-8 cannot encode).
+CONTROL_RE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_MAX_SAFE: Final = 2**53 - 1
+#: RFC 3339 §5.6 date-time with a mandatory offset; fractional seconds up to nanoseconds.
+RFC3339_RE: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Only these years' neighbours can leave 1..9999 when converted to UTC.
+_SAFE_YEARS: Final = (1, 9999)
+_INSTANT_EXAMPLE: Final = "2026-03-25T10:00:00+08:00"
+
+
+def parse_instant(value: object) -> datetime:
+    """An RFC 3339 date-time with an offset, as an aware datetime (ValueError otherwise).
+
+    Naive times are refused, as are impossible dates and instants whose UTC time falls
+    outside years 1..9999 (``9999-12-31T23:59:59-14:00``). Fractions beyond microseconds
+    are truncated.
+    """
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    m = RFC3339_RE.fullmatch(value)
+    if m is None:
+        raise ValueError(f"{value[:40]!r} is not an RFC 3339 date-time with an offset")
+    if len(value) == 25 and value[10] == "T":
+        # The common form (no fraction, a numeric offset) is already what fromisoformat
+        # reads, with the same result as the rebuilt form below.
+        iso = value
+    else:
+        frac = (m.group(7) or "")[1:7].ljust(6, "0") if m.group(7) else "000000"
+        off = m.group(8)
+        iso = f"{m.group(1)}-{m.group(2)}-{m.group(3)}T{m.group(4)}:{m.group(5)}:{m.group(6)}"
+        iso += f".{frac}" + ("+00:00" if off in ("Z", "z") else off)
+    try:
+        t = datetime.fromisoformat(iso)
+        if not _SAFE_YEARS[0] < t.year < _SAFE_YEARS[1]:
+            t.astimezone(UTC)  # raises OverflowError when the UTC time leaves years 1..9999
+    except (ValueError, OverflowError):
+        raise ValueError(f"{value[:40]!r} is not a valid date-time") from None
+    return t
+
+
+def parse_date(value: object) -> date:
+    """A calendar date ``YYYY-MM-DD`` (ValueError otherwise, e.g. ``2026-02-30``)."""
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise ValueError(f"{str(value)[:40]!r} is not a date YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid date") from None
+
+
+class PayloadError(ValueError):
+    """A payload breaks its event type's specification.
+
+    ``field`` is the path inside the payload (``bid_deadline``, ``expert_ids[2]``,
+    ``extensions``); ``expected``/``expected_zh`` say what the catalogue wants and
+    ``problem``/``problem_zh`` what was wrong.
+    """
+
+    def __init__(
+        self, field: str, expected: str, expected_zh: str, problem: str, problem_zh: str
+    ) -> None:
+        super().__init__(f"{field}: {problem}; expected {expected}")
+        self.field = field
+        self.expected = expected
+        self.expected_zh = expected_zh
+        self.problem = problem
+        self.problem_zh = problem_zh
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One payload field as the catalogue describes it."""
+
+    name: str
+    type: str
+    required: bool
+    zh: str
+    en: str
+    example: Any = field(compare=False)
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    values: tuple[str, ...] = ()
+    to: tuple[str, ...] = ()
+    max_items: int | None = None
+
+    def expected(self) -> tuple[str, str]:
+        """What a valid value looks like, in English and Chinese."""
+        t = self.type
+        if t == "int":
+            lo = self.minimum if self.minimum is not None else -_MAX_SAFE
+            hi = self.maximum if self.maximum is not None else _MAX_SAFE
+            return f"an integer from {lo} to {hi}", f"{lo} 至 {hi} 之间的整数"
+        if t == "string":
+            en = f"a non-empty string of at most {self.max_length} characters"
+            zh = f"不超过 {self.max_length} 个字符的非空字符串"
+            if self.pattern:
+                en += f" matching {self.pattern}"
+                zh += f"，且符合 {self.pattern}"
+            return en, zh
+        if t == "instant":
+            return (
+                f"an RFC 3339 date-time with an offset, e.g. {_INSTANT_EXAMPLE}",
+                f"带时区偏移的 RFC 3339 时间，如 {_INSTANT_EXAMPLE}",
+            )
+        if t == "date":
+            return (
+                "a calendar date YYYY-MM-DD, e.g. 2026-05-08",
+                "日历日期 YYYY-MM-DD，如 2026-05-08",
+            )
+        if t == "string[]":
+            return (
+                f"a list of at most {self.max_items} non-empty strings of at most "
+                f"{self.max_length} characters",
+                f"至多 {self.max_items} 项的列表，"
+                f"每项为不超过 {self.max_length} 个字符的非空字符串",
+            )
+        if t == "enum":
+            vals = ", ".join(self.values)
+            return f"one of {vals}", f"取值之一：{vals}"
+        names = ", ".join(self.to)
+        return (
+            f'a reference {{"idempotency_key": "..."}} or {{"index": N}} to an earlier {names}',
+            f'引用本项目此前的 {names}：{{"idempotency_key": "..."}} 或 {{"index": N}}',
+        )
+
+
+# A check takes the value and its path and raises PayloadError.
+_Check = Callable[[Any, str], None]
+
+
+def _got(value: object) -> tuple[str, str]:
+    if isinstance(value, bool):
+        kind = "a boolean"
+    elif isinstance(value, int):
+        kind = f"the integer {value}"
+    elif isinstance(value, str):
+        kind = f"the string {value[:40]!r}"
+    elif value is None:
+        kind = "null"
+    elif isinstance(value, list):
+        kind = "a list"
+    elif isinstance(value, dict):
+        kind = "an object"
+    else:
+        kind = type(value).__name__
+    return f"got {kind}", f"实为 {kind}"
+
+
+def _compile(spec: FieldSpec, committed: bool) -> _Check:
+    """The check of one field's value (the spec's type and constraints, nothing else)."""
+    exp, exp_zh = spec.expected()
+
+    def fail(where: str, value: object, en: str | None = None, zh: str | None = None) -> None:
+        got, got_zh = _got(value)
+        raise PayloadError(where, exp, exp_zh, en or got, zh or got_zh)
+
+    t = spec.type
+    if t == "int":
+        lo = spec.minimum if spec.minimum is not None else -_MAX_SAFE
+        hi = spec.maximum if spec.maximum is not None else _MAX_SAFE
+
+        def check_int(v: Any, where: str) -> None:
+            if type(v) is not int or not lo <= v <= hi:
+                fail(where, v)
+
+        return check_int
+    if t == "string":
+        limit = spec.max_length or 0
+        rx = re.compile(spec.pattern) if spec.pattern else None
+
+        def check_string(v: Any, where: str) -> None:
+            if type(v) is not str or not v or len(v) > limit:
+                fail(where, v)
+            if CONTROL_RE.search(v):
+                fail(where, v, *_CONTROL_PROBLEM)
+            if rx is not None and not rx.fullmatch(v):
+                fail(where, v)
+
+        return check_string
+    if t == "instant":
+
+        def check_instant(v: Any, where: str) -> None:
+            try:
+                parse_instant(v)
+            except ValueError:
+                fail(where, v)
+
+        return check_instant
+    if t == "date":
+
+        def check_date(v: Any, where: str) -> None:
+            try:
+                parse_date(v)
+            except ValueError:
+                fail(where, v)
+
+        return check_date
+    if t == "string[]":
+        items = spec.max_items or 0
+        limit = spec.max_length or 0
+
+        def check_list(v: Any, where: str) -> None:
+            if type(v) is not list or len(v) > items:
+                fail(where, v)
+            for i, s in enumerate(v):
+                if type(s) is not str or not s or len(s) > limit:
+                    fail(f"{where}[{i}]", s)
+                if CONTROL_RE.search(s):
+                    fail(f"{where}[{i}]", s, *_CONTROL_PROBLEM)
+
+        return check_list
+    if t == "enum":
+        allowed = frozenset(spec.values)
+
+        def check_enum(v: Any, where: str) -> None:
+            if type(v) is not str or v not in allowed:
+                fail(where, v)
+
+        return check_enum
+    if t == "reference":
+        return _reference_check(fail, committed)
+    raise ValueError(f"unknown field type {t!r}")
+
+
+_CONTROL_PROBLEM: Final = (
+    "the text holds a control character or a lone surrogate",
+    "文本含控制字符或孤立代理项",
+)
+
+
+def _reference_check(fail: Callable[..., None], committed: bool) -> _Check:
+    # Posted: exactly one of idempotency_key / index. Committed: the same, plus the
+    # resolved index and seq the ledger adds once it resolves the reference.
+    resolved = frozenset({"index", "seq"})
+
+    def check_reference(v: Any, where: str) -> None:
+        if type(v) is not dict:
+            fail(where, v)
+        named = [k for k in REFERENCE_KEYS if k in v]
+        extra = set(v) - set(REFERENCE_KEYS) - (resolved if committed else set())
+        if extra:
+            k = sorted(extra)[0]
+            fail(f"{where}.{k}", v.get(k), "unknown member", "未知成员")
+        if committed:
+            if "idempotency_key" not in v and "index" not in v:
+                fail(where, v)
+        elif len(named) != 1:
+            fail(where, v, "it must name exactly one of idempotency_key, index", "须且仅须给出其一")
+        key = v.get("idempotency_key")
+        if key is not None and (
+            type(key) is not str or not key or len(key) > 128 or CONTROL_RE.search(key)
+        ):
+            fail(f"{where}.idempotency_key", key)
+        for k in ("index", "seq"):
+            if k in v and (type(v[k]) is not int or not 0 <= v[k] <= _MAX_SAFE):
+                fail(f"{where}.{k}", v[k])
+
+    return check_reference
+
+
+def _check_extensions(value: object) -> None:
+    exp = (
+        "an object whose keys are namespaced like cn.gov.hz.ggzy/section",
+        "对象，键名须带命名空间，如 cn.gov.hz.ggzy/section",
+    )
+    if type(value) is not dict:
+        raise PayloadError(EXTENSIONS, *exp, *_got(value))
+    for k in value:
+        if len(k) > MAX_EXTENSION_KEY or not EXTENSION_KEY_RE.fullmatch(k):
+            raise PayloadError(
+                f"{EXTENSIONS}.{k[:64]}",
+                *exp,
+                "the key has no namespace (reverse DNS name, then '/')",
+                "键名缺少命名空间（反向域名加 /）",
+            )
+    bad = _control_path(value, EXTENSIONS, 0)
+    if bad is not None:
+        raise PayloadError(
+            bad, "text without control characters", "不含控制字符的文本", *_CONTROL_PROBLEM
+        )
+
+
+def _control_path(value: object, where: str, depth: int) -> str | None:
+    """The path of the first string (or key) under ``value`` holding a control character."""
+    if type(value) is str:
+        return where if CONTROL_RE.search(value) else None
+    if depth > 64:  # parse_strict_json bounds nesting already; this only guards recursion
+        return where
+    if type(value) is dict:
+        for k, v in value.items():
+            if CONTROL_RE.search(k):
+                return f"{where}.{k[:64]!r}"
+            found = _control_path(v, f"{where}.{k}", depth + 1)
+            if found is not None:
+                return found
+    elif type(value) is list:
+        for i, v in enumerate(value):
+            found = _control_path(v, f"{where}[{i}]", depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def control_path(value: object, where: str) -> str | None:
+    """The path of the first string or key in ``value`` holding a control character."""
+    return _control_path(value, where, 0)
+
+
+class PayloadChecker:
+    """One event type's payload specification, compiled into checks.
+
+    ``committed`` accepts references as the ledger commits them (with the resolved
+    ``index`` and ``seq``); posted references name exactly one of them.
+    """
+
+    def __init__(
+        self,
+        fields: Mapping[str, FieldSpec],
+        *,
+        one_of_required: Iterable[tuple[str, ...]] = (),
+        committed: bool = False,
+    ) -> None:
+        self.fields = dict(fields)
+        self.allowed = frozenset(fields) | {EXTENSIONS}
+        self.required = tuple(n for n, s in fields.items() if s.required)
+        self.one_of_required = tuple(one_of_required)
+        self._checks = tuple((n, _compile(s, committed)) for n, s in fields.items())
+
+    def check(self, payload: Mapping[str, Any]) -> None:
+        """Raise :class:`PayloadError` at the first thing wrong with ``payload``."""
+        if not self.allowed.issuperset(payload):
+            self._unknown(payload)
+        for name in self.required:
+            if name not in payload:
+                spec = self.fields[name]
+                exp, exp_zh = spec.expected()
+                raise PayloadError(name, exp, exp_zh, "the field is required", "缺少必填字段")
+        for name, check in self._checks:
+            v = payload.get(name)
+            if v is not None or name in payload:
+                check(v, name)
+        for group in self.one_of_required:
+            if not any(n in payload for n in group):
+                names = ", ".join(group)
+                raise PayloadError(
+                    group[0],
+                    f"at least one of {names}",
+                    f"至少填写其中之一：{names}",
+                    "none is given",
+                    "均未填写",
+                )
+        if EXTENSIONS in payload:
+            _check_extensions(payload[EXTENSIONS])
+
+    def _unknown(self, payload: Mapping[str, Any]) -> None:
+        name = sorted(set(payload) - self.allowed)[0]
+        close = difflib.get_close_matches(name, sorted(self.allowed), n=1, cutoff=0.6)
+        known = ", ".join(sorted(self.fields)) or "none"
+        hint_en = f"; did you mean {close[0]!r}?" if close else ""
+        hint_zh = f"；是否应为 {close[0]}？" if close else ""
+        raise PayloadError(
+            name[:64],
+            f"one of the catalogued fields ({known}), or platform data under {EXTENSIONS}",
+            f"事件目录所列字段（{known}），平台自有数据请放入 {EXTENSIONS}",
+            f"unknown field{hint_en}",
+            f"未知字段{hint_zh}",
+        )
