@@ -15,6 +15,7 @@ from starlette.types import Lifespan
 
 from api.auth import RateLimiter, TokenCheck
 from api.errors import ERROR_RESPONSES, install_error_handlers
+from api.limits import ServeLimits
 from api.posters import PosterKeys
 from api.routes import bundles, events, log, posters, tokens
 from api.routes import objects as objects_routes
@@ -32,10 +33,13 @@ def create_app(
     *,
     rate_limit: float = DEFAULT_RATE_LIMIT,
     objects: EvidenceStore | None = None,
+    limits: ServeLimits | None = None,
     lifespan: Lifespan[FastAPI] | None = None,
 ) -> FastAPI:
     """Build the API around an open :class:`Ledger` (and the evidence store, by default
-    the one the JIANZHENG_S3_* environment or the data directory describes)."""
+    the one the JIANZHENG_S3_* environment or the data directory describes, with the
+    upload slots of ``limits``)."""
+    limits = limits or ServeLimits()
     app = FastAPI(
         title="Jianzheng 见证 audit ledger",
         version="1",
@@ -49,7 +53,12 @@ def create_app(
     app.state.tokens = TokenCheck(ledger.store)
     app.state.limiter = RateLimiter(rate_limit)
     app.state.poster_keys = PosterKeys(ledger.store)
-    app.state.objects = objects or open_evidence_store(ledger.data_dir, ledger.store.engine)
+    app.state.objects = objects or open_evidence_store(
+        ledger.data_dir,
+        ledger.store.engine,
+        max_uploads=limits.max_uploads,
+        uploads_per_owner=limits.uploads_per_token,
+    )
     install_error_handlers(app)
     app.include_router(events.router, responses=ERROR_RESPONSES)
     app.include_router(log.router, responses=ERROR_RESPONSES)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from api import cli_storage, cli_verify, cli_witness
+from api import cli_storage, cli_verify, cli_witness, limits
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,6 +65,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         return _fail("--workers must be at least 1")
+    limits.raise_fd_limit()  # before the check: the cap is measured against the limit
+    serve_limits = limits.from_args(args)
+    try:
+        serve_limits.check()
+    except ValueError as e:
+        return _fail(str(e))
     ledger = open_serving_ledger(args)
     try:
         _first_admin_token(ledger, args.data)
@@ -81,10 +87,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"workers: {args.workers}", flush=True)
         else:
             witnessing = cli_witness.start_witnessing(ledger, args)
-            app = create_app(ledger, rate_limit=args.rate_limit)
+            app = create_app(ledger, rate_limit=args.rate_limit, limits=serve_limits)
             settle_heap()
             try:
-                _run_uvicorn(app, args)
+                _run_uvicorn(app, args, serve_limits)
             finally:
                 witnessing.close()
             return 0
@@ -95,14 +101,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return supervise(args.argv, args.host, args.port, args.workers)
 
 
-def _run_uvicorn(app: Any, args: argparse.Namespace) -> None:
+def _run_uvicorn(app: Any, args: argparse.Namespace, serve_limits: limits.ServeLimits) -> None:
     import uvicorn
-
-    from api.http_body import BodyPiecesProtocol
 
     uvicorn.run(
         app,
-        http=BodyPiecesProtocol,  # request bodies without uvicorn's two copies
+        # Request bodies without uvicorn's two copies, under the limits of api/limits.py.
+        **limits.uvicorn_options(serve_limits),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -276,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests per second per token (default 1000; 0 turns it off)",
     )
     cli_witness.add_serve_options(p)  # --witness VKEY@URL, --witness-quorum K, --tsa-url
+    limits.add_arguments(p)  # --header-timeout, --max-connections, --uploads-per-token, ...
     p.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="manage bearer tokens")

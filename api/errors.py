@@ -79,6 +79,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "missing, unknown, expired or revoked token"),
         (403, "the token's role or scope does not allow this"),
         (404, "not found (or outside the token's scope)"),
+        (408, "request headers or body too slow (the connection is closed)"),
         (409, "conflict (idempotency key reused, existing key)"),
         (413, "request too large"),
         (416, "range not satisfiable"),

@@ -37,6 +37,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from api import limits
+
 log = logging.getLogger("jianzheng.serve")
 
 #: Seconds a worker has to finish its requests and close after SIGTERM, before SIGKILL.
@@ -83,7 +85,9 @@ def worker_app(args: argparse.Namespace) -> FastAPI:
             witnessing.close()
             ledger.close()
 
-    return create_app(ledger, rate_limit=args.rate_limit, lifespan=lifespan)
+    return create_app(
+        ledger, rate_limit=args.rate_limit, limits=limits.from_args(args), lifespan=lifespan
+    )
 
 
 def settle_heap() -> None:
@@ -161,7 +165,6 @@ class WorkerServer(uvicorn.Server):
 def worker_main(argv: list[str], parent: int) -> None:
     """Entry point of a worker process (spawned, so it imports everything afresh)."""
     from api.cli import build_parser
-    from api.http_body import BodyPiecesProtocol
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
@@ -171,7 +174,8 @@ def worker_main(argv: list[str], parent: int) -> None:
     settle_heap()
     config = uvicorn.Config(
         app,
-        http=BodyPiecesProtocol,  # request bodies without uvicorn's two copies
+        # Request bodies without uvicorn's two copies, under the limits of api/limits.py.
+        **limits.uvicorn_options(limits.from_args(args)),
         log_level=args.log_level,
         access_log=False,
         timeout_graceful_shutdown=10,

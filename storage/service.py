@@ -49,7 +49,10 @@ DEFAULT_RETENTION = "15y"
 #: Largest object accepted (a long 开标/评标 recording fits); JIANZHENG_MAX_OBJECT_BYTES.
 DEFAULT_MAX_SIZE = 64 << 30
 #: Uploads running at once; more are refused with 503 rather than queued without bound.
-DEFAULT_MAX_UPLOADS = 4
+DEFAULT_MAX_UPLOADS = 16
+#: Uploads running at once from one token (issue 10 §3: one token's slow uploads must not
+#: take every slot); more from it are refused with 429.
+DEFAULT_UPLOADS_PER_OWNER = 4
 
 _RETENTION_RE = re.compile(r"(\d{1,6})([ydhms])")
 
@@ -179,6 +182,47 @@ class _NullWriter:
         pass
 
 
+class UploadSlots:
+    """Upload slots: at most ``total`` at once, and at most ``per_owner`` for one owner."""
+
+    def __init__(self, total: int, per_owner: int) -> None:
+        if total < 1 or per_owner < 1:
+            raise ValueError("upload slots must be at least 1")
+        self.total = total
+        self.per_owner = per_owner
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+        self._count = 0
+
+    def acquire(self, owner: str) -> str | None:
+        """Take a slot; None if taken, else why not: ``"owner"`` (this owner holds
+        ``per_owner``) or ``"total"`` (every slot is taken)."""
+        with self._lock:
+            mine = self._held.get(owner, 0)
+            if mine >= self.per_owner:
+                return "owner"
+            if self._count >= self.total:
+                return "total"
+            self._held[owner] = mine + 1
+            self._count += 1
+            return None
+
+    def release(self, owner: str) -> None:
+        with self._lock:
+            mine = self._held.get(owner, 0)
+            if mine <= 0:
+                raise ValueError(f"no upload slot held by {owner!r}")
+            if mine == 1:
+                del self._held[owner]
+            else:
+                self._held[owner] = mine - 1
+            self._count -= 1
+
+    def in_use(self) -> int:
+        with self._lock:
+            return self._count
+
+
 class EvidenceStore:
     """Content-addressed evidence: bytes in a backend, hashes and retention in the database."""
 
@@ -190,6 +234,7 @@ class EvidenceStore:
         retention: RetentionPeriod | str = DEFAULT_RETENTION,
         max_size: int = DEFAULT_MAX_SIZE,
         max_uploads: int = DEFAULT_MAX_UPLOADS,
+        uploads_per_owner: int = DEFAULT_UPLOADS_PER_OWNER,
         clock: Clock | None = None,
     ) -> None:
         self.backend = backend
@@ -199,8 +244,8 @@ class EvidenceStore:
         )
         self.max_size = max_size
         self.clock = clock or SystemClock()
-        #: Upload slots; the API refuses an upload when none is free.
-        self.upload_slots = threading.BoundedSemaphore(max_uploads)
+        #: Upload slots per token; the API refuses an upload when none is free.
+        self.upload_slots = UploadSlots(max_uploads, min(uploads_per_owner, max_uploads))
         self._max_uploads = max_uploads
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
@@ -429,12 +474,17 @@ def backend_from_env(data_dir: Path, env: Mapping[str, str] | None = None) -> Ob
 
 
 def open_evidence_store(
-    data_dir: Path, engine: Engine, env: Mapping[str, str] | None = None
+    data_dir: Path,
+    engine: Engine,
+    env: Mapping[str, str] | None = None,
+    *,
+    max_uploads: int = DEFAULT_MAX_UPLOADS,
+    uploads_per_owner: int = DEFAULT_UPLOADS_PER_OWNER,
 ) -> EvidenceStore:
     """The evidence store the service uses, configured from the environment.
 
     JIANZHENG_RETENTION (default 15y) and JIANZHENG_MAX_OBJECT_BYTES (default 64 GiB)
-    apply to both backends.
+    apply to both backends; the upload slots come from ``jianzheng serve``'s flags.
     """
     env = os.environ if env is None else env
     max_text = env.get("JIANZHENG_MAX_OBJECT_BYTES", "").strip()
@@ -445,4 +495,6 @@ def open_evidence_store(
         engine,
         retention=env.get("JIANZHENG_RETENTION", DEFAULT_RETENTION),
         max_size=int(max_text) if max_text else DEFAULT_MAX_SIZE,
+        max_uploads=max_uploads,
+        uploads_per_owner=uploads_per_owner,
     )

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -66,6 +67,7 @@ class Server(Process):
         *extra: str,
         origin: str = "crash.example/log",
         env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -86,7 +88,7 @@ class Server(Process):
         if db is not None:
             cmd += ["--db", db]
         self.proc = subprocess.Popen(
-            cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env=env
+            cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env=env, preexec_fn=preexec_fn
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

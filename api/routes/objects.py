@@ -201,18 +201,30 @@ def _media_type(request: Request) -> str:
         }
     },
 )
-async def upload_object(request: Request, _: Poster, objects: ObjectsDep) -> JSONResponse:
+async def upload_object(request: Request, p: Poster, objects: ObjectsDep) -> JSONResponse:
     """Store the request body as an evidence object; 201 when new, 200 when already held.
 
     The reply names the object by ``sha256`` and gives its ``size``, ``chunk_root``
     (RFC 6962 root over its 1 MiB chunks) and ``media_type`` (the request's Content-Type).
+    A token has a few upload slots of its own (429 when it uses them all), so that its
+    slow uploads never hold up another token's (issue 10 §3); 503 when the whole service
+    has none free.
     """
     expected, header = expected_digest(request.headers)
     media_type = _media_type(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > objects.max_size:
         raise ApiError(413, "too_large", f"an object may be at most {objects.max_size} bytes")
-    if not objects.upload_slots.acquire(blocking=False):
+    slots = objects.upload_slots
+    full = slots.acquire(p.token_id)
+    if full == "owner":
+        raise ApiError(
+            429,
+            "too_many_uploads",
+            f"this token already has {slots.per_owner} uploads running; retry when one ends",
+            headers={"Retry-After": "5"},
+        )
+    if full is not None:
         raise ApiError(
             503,
             "busy",
@@ -224,10 +236,10 @@ async def upload_object(request: Request, _: Poster, objects: ObjectsDep) -> JSO
     try:
         job = loop.run_in_executor(objects.executor, objects.ingest, pipe, expected, media_type)
     except BaseException:
-        objects.upload_slots.release()
+        slots.release(p.token_id)
         raise
     # The slot is free only once the upload thread is done, whatever happens here.
-    job.add_done_callback(lambda _: objects.upload_slots.release())
+    job.add_done_callback(lambda _: slots.release(p.token_id))
     try:
         async for piece in request.stream():
             if pipe.consumer_gone:
