@@ -283,7 +283,9 @@ class GuardedProtocol(BodyPiecesProtocol):
             # (an upload aborts and stores nothing) and its answer goes nowhere.
             cycle.disconnected = True
             cycle.message_event.set()
-        if response is not None and (cycle is None or not cycle.response_started):
+        if response is not None and (
+            cycle is None or cycle.response_complete or not cycle.response_started
+        ):
             self.transport.write(response)
         self.transport.close()
 
@@ -340,7 +342,10 @@ class GuardedProtocol(BodyPiecesProtocol):
                 continue
             if conn._head_since is not None and now - conn._head_since > lim.header_timeout:
                 msg = f"the request headers took longer than {lim.header_timeout:g} s"
-                conn._close(_error(408, "timeout", msg))
+                cycle = conn.cycle
+                # A 408 would read as the answer to a pipelined request still running.
+                in_flight = cycle is not None and not cycle.response_complete
+                conn._close(None if in_flight else _error(408, "timeout", msg))
             elif conn._in_body and not conn.flow.read_paused:
                 # Reading is paused only while the app has not taken what came: the
                 # server's delay, not the client's.
