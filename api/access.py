@@ -1,4 +1,10 @@
-"""Who may read evidence, and the record of every read (查询调阅 must be traceable).
+"""Who may touch a project's evidence, and the record of every read (查询调阅 must be traceable).
+
+One function decides whether a token's scope covers a project, :func:`authorize`, and
+every path calls it: records by index, project listings, access logs, bundles, objects
+(download, range, chunk), legal holds and posting. It judges by the project's *stored*
+trade type, which the project's first record fixed (issue 10 §1), never by a trade type a
+request declares or a page of records happens to start with.
 
 Reads of records, object downloads and bundle exports append an ``evidence_accessed``
 event naming the token, its role, and what was read, to the project's access chain
@@ -17,6 +23,7 @@ Everything else answers 404, exactly as for an object that is not stored (OWASP 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +33,13 @@ from api.errors import ApiError
 from ledger.clock import rfc3339
 from ledger.records import ACCESS_EVENT, ACCESS_SUFFIX, validate_event
 from ledger.sealing import may_read_sealed, seals_attachments
-from ledger.sequencer import SequencerBusy
+from ledger.sequencer import SequencerBusy, TradeTypeMismatch
 from ledger.service import Ledger
 from ledger.store import Citation, StoreError
 
-#: The poster identity under which the ledger records reads.
+#: The poster identities under which the ledger records reads and legal holds.
 ACCESS_POSTER = "jianzheng:access"
+HOLD_POSTER = "jianzheng:legal-hold"
 TIMEOUT = 30.0
 
 
@@ -39,31 +47,95 @@ def access_chain(project: str) -> str:
     return project + ACCESS_SUFFIX
 
 
+def authorize(
+    p: Principal, project: str, stored: str | None, *, creating: str | None = None
+) -> str | None:
+    """The object-level authorization of every path (OWASP API1): the trade type by which
+    ``p``'s scope covers ``project``, or None when it does not (or the project has none).
+
+    ``stored`` is the project's stored trade type (:meth:`Ledger.project_trade_type`).
+    ``creating`` is only for posting: the trade type a new project's first event declares,
+    which that event fixes as the stored one; for an existing project it is ignored.
+    """
+    trade_type = stored if stored is not None else creating
+    if trade_type is None or not p.scope.allows(project, trade_type):
+        return None
+    return trade_type
+
+
+def authorize_project(lg: Ledger, p: Principal, project: str, what: str) -> str:
+    """The project's stored trade type if ``p`` may read it; 404 otherwise, exactly as for
+    a project with no records, so a scoped token cannot learn which others exist."""
+    trade_type = authorize(p, project, lg.project_trade_type(project))
+    if trade_type is None:
+        raise not_found(what)
+    return trade_type
+
+
+def authorize_post(
+    p: Principal, project: str, declared: str, stored: str | None, field: str
+) -> None:
+    """May ``p`` post an event of trade type ``declared`` to ``project`` (whose stored trade
+    type is ``stored``)? 403 when its scope does not cover the project; 422 naming ``field``
+    when the project is of another trade type.
+
+    The sequencer checks the trade type again under the writer lock (two first events of
+    one project racing); this answers early, before the event is queued.
+    """
+    matches = stored is None or stored == declared
+    if matches and authorize(p, project, stored, creating=declared) is not None:
+        return
+    # Refused either way. Only a poster whose scope covers what the event claims learns
+    # why: the cross-sector post of issue 10 §1 gets a 422 naming the project's trade type.
+    if not matches and authorize(p, project, None, creating=declared) is not None:
+        e = TradeTypeMismatch(0, project, str(stored), declared)
+        raise ApiError(
+            422,
+            "invalid_event",
+            f"{field}: {e.reason}",
+            field,
+            message_zh=f"{field}：{e.reason_zh}",
+        )
+    msg = f"this token may not post for project {project} ({declared})"
+    raise ApiError(403, "forbidden", msg, field.removesuffix("trade_type") + "project")
+
+
 async def record_access(
     lg: Ledger, p: Principal, project: str, trade_type: str, what: dict[str, Any]
 ) -> None:
     """Append the access event and wait (bounded) until it is committed."""
+    await record_event(lg, p, access_chain(project), trade_type, ACCESS_EVENT, what, ACCESS_POSTER)
+
+
+async def record_event(
+    lg: Ledger,
+    p: Principal,
+    chain: str,
+    trade_type: str,
+    event_type: str,
+    payload: dict[str, Any],
+    poster: str,
+    refusal: str = "the read could not be recorded, so it is refused",
+) -> None:
+    """Append an event only the ledger records (``p`` as its actor) to ``chain`` and wait
+    (bounded) until it is committed; 503 when it cannot be, and the caller does nothing."""
     ev = validate_event(
         {
-            "project": access_chain(project),
+            "project": chain,
             "trade_type": trade_type,
-            "type": ACCESS_EVENT,
+            "type": event_type,
             "actor": {"id": p.token_id, "role": p.role},
             "occurred_at": rfc3339(lg.clock.now()),
-            "payload": what,
+            "payload": payload,
         },
         lg.catalogue,
         internal=True,
     )
     try:
-        await asyncio.wait_for(asyncio.wrap_future(lg.append([ev], ACCESS_POSTER)), TIMEOUT)
-    except (SequencerBusy, StoreError, TimeoutError) as e:
-        raise ApiError(
-            503,
-            "access_not_recorded",
-            f"the read could not be recorded, so it is refused: {e}",
-            headers={"Retry-After": "1"},
-        ) from None
+        await asyncio.wait_for(asyncio.wrap_future(lg.append([ev], poster)), TIMEOUT)
+    except (SequencerBusy, StoreError, TimeoutError, TradeTypeMismatch) as e:
+        code = "access_not_recorded" if event_type == ACCESS_EVENT else "not_recorded"
+        raise ApiError(503, code, f"{refusal}: {e}", headers={"Retry-After": "1"}) from None
 
 
 @dataclass(frozen=True)
@@ -77,8 +149,11 @@ class ObjectRule:
 
 #: Downloads and chunk reads: the record readers, for the files their records cite.
 READ_OBJECT = ObjectRule(("reviewer", "archivist", "admin"), ("platform", "admin"), sealing=True)
-#: Legal holds freeze files without reading them, so sealing does not stand in their way.
-HOLD_OBJECT = ObjectRule(("reviewer", "admin"), ("reviewer", "admin"), sealing=False)
+#: Legal holds follow the read rules: a hold's reply describes the file (size, media type,
+#: chunk root), so a sealed bid file is as absent to a hold as to a read before the opening
+#: (issue 10 §2). A file no record cites belongs to no project whose chain could record the
+#: hold, so it cannot be held yet.
+HOLD_OBJECT = ObjectRule(("reviewer", "admin"), (), sealing=True)
 
 
 def authorize_object(
@@ -98,14 +173,17 @@ def authorize_object(
     by_project: dict[str, list[Citation]] = {}
     for c in cites:
         by_project.setdefault(c.project, []).append(c)
+    stored = lg.project_trade_types(sorted(by_project))
     for project in sorted(by_project):
         found = by_project[project]
-        if not p.scope.allows(project, found[0].trade_type):
+        trade_type = authorize(p, project, stored.get(project))
+        if trade_type is None:
             continue
         # A file a project cites as a sealed bid stays sealed in that project, even if the
         # project cites it elsewhere too.
         sealed = rule.sealing and any(seals_attachments(lg.catalogue, c.event_type) for c in found)
         if sealed and not may_read_sealed(lg.catalogue, opened=lg.unsealed(project), role=p.role):
             continue
-        return found[0]
+        # The citation's own trade type is the event's; the project's stored one counts.
+        return dataclasses.replace(found[0], trade_type=trade_type)
     raise missing

@@ -55,14 +55,12 @@ class Scope:
     projects: frozenset[str] | None = None
     trade_types: frozenset[str] | None = None
 
-    def allows(self, project: str, trade_type: str | None) -> bool:
-        """Both limits apply; a project whose trade type is unknown passes only a
-        project list (it has no records yet, so nothing of it can leak)."""
+    def allows(self, project: str, trade_type: str) -> bool:
+        """Both limits apply. ``trade_type`` is the project's stored one: call this only
+        through :func:`api.access.authorize`, the one authorization of every path."""
         if self.projects is not None and project not in self.projects:
             return False
-        if self.trade_types is not None:
-            return trade_type is not None and trade_type in self.trade_types
-        return True
+        return self.trade_types is None or trade_type in self.trade_types
 
     @property
     def unlimited(self) -> bool:

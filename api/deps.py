@@ -50,12 +50,6 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", what)
 
 
-def check_scope(p: Principal, project: str, trade_type: str | None, what: str) -> None:
-    """Object-level authorization: outside the token's scope looks exactly like absent."""
-    if not p.scope.allows(project, trade_type):
-        raise not_found(what)
-
-
 def role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting ``roles`` (and admin)."""
 

@@ -42,6 +42,18 @@ class RecordRow(Base):
     )
 
 
+class ProjectRow(Base):
+    """A project's trade type, fixed by its first record and written in that record's
+    transaction (issue 10 §1): every later event must match it, and every scope check
+    reads it. Access chains (``<project>~access``) have no row; they are their project's."""
+
+    __tablename__ = "projects"
+    project: Mapped[str] = mapped_column(String(128), primary_key=True)
+    trade_type: Mapped[str] = mapped_column(String(16))
+    #: Log index of the project's first record (seq 0).
+    first_index: Mapped[int] = mapped_column(BigInteger)
+
+
 class TileRow(Base):
     """A C2SP tile: up to 256 hashes at Merkle level 8·level (only ever widened)."""
 

@@ -40,6 +40,13 @@ PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")
 #: character posted project codes cannot contain, so the process chain stays the process.
 ACCESS_SUFFIX = "~access"
 ACCESS_EVENT = "evidence_accessed"
+#: Legal holds placed on and lifted from a project's evidence files, recorded in the
+#: project's own chain (so in its bundle) by the ledger when a reviewer asks (issue 10 §2).
+HOLD_SET_EVENT = "legal_hold_set"
+HOLD_RELEASED_EVENT = "legal_hold_released"
+#: Event types only the ledger records; no poster may post them. They are about handling
+#: the evidence, not steps of the trading process, and may come at any time.
+LEDGER_EVENTS = frozenset({ACCESS_EVENT, HOLD_SET_EVENT, HOLD_RELEASED_EVENT})
 SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(;.{0,200})?")
 
@@ -247,11 +254,11 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
             f"须为其中之一：{', '.join(TRADE_TYPES)}",
         )
     etype = _text(obj, "type", "type", 64)
-    if etype == ACCESS_EVENT and not internal:
+    if etype in LEDGER_EVENTS and not internal:
         raise InvalidEvent(
             "type",
-            f"{ACCESS_EVENT} is recorded by the ledger itself",
-            f"{ACCESS_EVENT} 只由账本自行记录",
+            f"{etype} is recorded by the ledger itself",
+            f"{etype} 只由账本自行记录",
         )
     try:
         if not catalogue.allows(etype, trade_type):

@@ -28,7 +28,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.clock import Clock, rfc3339
 from ledger.keys import LogKeyError, write_high_water
-from ledger.records import EventSubmission, citation_rows, complete_record, leaf_for_record
+from ledger.records import (
+    ACCESS_SUFFIX,
+    EventSubmission,
+    citation_rows,
+    complete_record,
+    leaf_for_record,
+)
 from ledger.store import RecordValues, Store, StoreError
 from ledger.tiles import HASH, TILE_HEIGHT, TILE_WIDTH, TreeReader
 from verifier import merkle
@@ -82,6 +88,29 @@ def stale_signature(
     return None
 
 
+class TradeTypeMismatch(ValueError):
+    """An event's trade type is not its project's, which the project's first event fixed.
+
+    Checked under the writer lock against committed state (and the events before it in
+    the same batch), so two workers cannot bind one project to two trade types; the
+    event's whole unit is refused (issue 10 §1: a scope by trade type must mean something).
+    """
+
+    def __init__(self, position: int, project: str, trade_type: str, declared: str) -> None:
+        #: The refusal without the field's name, for the API to put its own in front.
+        self.reason = (
+            f"project {project} is a {trade_type} project (fixed by its first event); "
+            f"this event says {declared}"
+        )
+        self.reason_zh = (
+            f"项目 {project} 为 {trade_type} 项目（由其首个事件确定），本事件却为 {declared}"
+        )
+        super().__init__(f"events[{position}].trade_type: {self.reason}")
+        self.position = position
+        self.project = project
+        self.trade_type = trade_type
+
+
 class SequencerBusy(RuntimeError):
     """The append queue is full; the caller should retry later."""
 
@@ -124,21 +153,33 @@ class SaltPool:
         return self._buf[self._at - self.SALT : self._at]
 
 
+#: A chain's tail: (next seq, hash of its newest record, the project's stored trade type).
+#: The trade type is None for a project without records, and for access chains.
+Tail = tuple[int, bytes, str | None]
+
+
 class _ProjectTails:
-    """LRU of project -> (next seq, hash of the newest record), read through to the store."""
+    """LRU of project -> :data:`Tail`, read through to the store.
+
+    Only ever read inside the writer transaction, so what it holds is committed state (or
+    this process's batch just committed); a failed batch clears it.
+    """
 
     def __init__(self, limit: int = 100_000) -> None:
-        self._d: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._d: OrderedDict[str, Tail] = OrderedDict()
         self._limit = limit
 
-    def get(self, store: Store, conn: Connection, project: str) -> tuple[int, bytes]:
+    def get(self, store: Store, conn: Connection, project: str) -> Tail:
         v = self._d.get(project)
         if v is None:
             tail = store.project_tail(conn, project)
-            v = (tail[0] + 1, tail[1]) if tail else (0, bytes(32))
+            v = (tail[0] + 1, tail[1], tail[2]) if tail else (0, bytes(32), None)
+            if tail:
+                # Remembered, so access records of an old project cost no query each.
+                self.update({project: v})
         return v
 
-    def update(self, changes: dict[str, tuple[int, bytes]]) -> None:
+    def update(self, changes: dict[str, Tail]) -> None:
         for k, v in changes.items():
             self._d[k] = v
             self._d.move_to_end(k)
@@ -306,7 +347,7 @@ class Sequencer:
                 # Another worker process appended [ours, size0): adopt the project tails
                 # it moved rather than forget them all.
                 moved = self.store.tails_between(conn, frontier.size, size0)
-                self._tails.update({p: (seq + 1, eh) for p, (seq, eh) in moved.items()})
+                self._tails.update({p: (seq + 1, eh, tt) for p, (seq, eh, tt) in moved.items()})
             else:
                 self._tails.clear()
             frontier = self.reader.frontier(size0)
@@ -340,7 +381,8 @@ class Sequencer:
         recorded_at = rfc3339(self.clock.now())
         rows: list[RecordValues] = []
         cites: list[dict[str, Any]] = []
-        tails: dict[str, tuple[int, bytes]] = {}
+        tails: dict[str, Tail] = {}
+        projects: list[dict[str, Any]] = []
         results: list[list[Appended] | Exception] = []
         # (poster, key) -> (index, digest, event hash) for keys seen in this batch or stored.
         known: dict[tuple[str, str], tuple[int, bytes | None, bytes]] = {}
@@ -370,7 +412,9 @@ class Sequencer:
                     for pos, ev in enumerate(unit.events)
                     if ev.idempotency_key is not None and (unit.poster, ev.idempotency_key) in known
                 }
-                conflict = stale_signature(unit.events, registered.get(unit.poster), replays)
+                conflict = stale_signature(
+                    unit.events, registered.get(unit.poster), replays
+                ) or self._mismatch(conn, tails, unit.events, replays)
             if conflict is not None:
                 results.append(conflict)
                 continue
@@ -382,7 +426,9 @@ class Sequencer:
                     out.append(Appended(idx, eh, replayed=True))
                     continue
                 index = frontier.size
-                seq, prev = tails.get(ev.project) or self._tails.get(self.store, conn, ev.project)
+                seq, prev, bound = tails.get(ev.project) or self._tails.get(
+                    self.store, conn, ev.project
+                )
                 rec = complete_record(
                     ev,
                     index=index,
@@ -393,7 +439,13 @@ class Sequencer:
                     checkpoint_size=size0,
                     checkpoint_root=root0,
                 )
-                tails[ev.project] = (seq + 1, rec.event_hash)
+                if bound is None and not ev.project.endswith(ACCESS_SUFFIX):
+                    # The project's first event fixes its trade type, in this transaction.
+                    bound = ev.trade_type
+                    projects.append(
+                        {"project": ev.project, "trade_type": bound, "first_index": index}
+                    )
+                tails[ev.project] = (seq + 1, rec.event_hash, bound)
                 frontier.append(leaf_for_record(rec.event_hash), visit)
                 if k is not None:
                     known[(unit.poster, k)] = (index, ev.digest, rec.event_hash)
@@ -422,11 +474,37 @@ class Sequencer:
         note = sign_note(body, [self.signer]).to_text()
         self.store.add_records(conn, rows)
         self.store.add_citations(conn, cites)
+        self.store.add_projects(conn, projects)
         self.store.put_tiles(conn, {k: (bytes(v), existed[k]) for k, v in tiles.items()})
         self.store.add_checkpoint(conn, size1, root1, note, recorded_at)
         return results, (frontier, tiles, tails, note, size0)
 
+    def _mismatch(
+        self,
+        conn: Connection,
+        tails: dict[str, Tail],
+        events: list[EventSubmission],
+        skip: set[int],
+    ) -> TradeTypeMismatch | None:
+        """The first event (not in ``skip``: replays) whose trade type is not its project's:
+        the stored one, or the one an earlier event of the unit gives a new project. An
+        access record belongs to its project (``<project>~access``)."""
+        fixed: dict[str, str] = {}
+        for pos, ev in enumerate(events):
+            if pos in skip:
+                continue
+            project = ev.project.removesuffix(ACCESS_SUFFIX)
+            have = fixed.get(project)
+            if have is None:
+                have = (tails.get(project) or self._tails.get(self.store, conn, project))[2]
+                if have is None:
+                    if project == ev.project:
+                        fixed[project] = ev.trade_type
+                    continue
+                fixed[project] = have
+            if have != ev.trade_type:
+                return TradeTypeMismatch(pos, project, have, ev.trade_type)
+        return None
 
-_Staged = tuple[
-    merkle.CompactRange, dict[tuple[int, int], bytearray], dict[str, tuple[int, bytes]], str, int
-]
+
+_Staged = tuple[merkle.CompactRange, dict[tuple[int, int], bytearray], dict[str, Tail], str, int]

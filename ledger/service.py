@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import binascii
 import bisect
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -34,6 +33,9 @@ RECENT_CHECKPOINTS = 4096
 #: Distinct (project, event type) citations of one object considered for a read: far more
 #: than any real file is cited by, and a bound on the work of one authorisation.
 MAX_CITATIONS = 1000
+
+#: Projects whose trade type is remembered (it never changes once stored).
+TRADE_TYPES_KEPT = 100_000
 
 #: Base64 proof nodes kept for the next receipts (about 10 MB at most).
 PROOF_NODES_KEPT = 1 << 16
@@ -94,6 +96,10 @@ class Ledger:
         self._recent_sizes: list[int] = []
         self._recent_notes: list[str] = []
         self._listeners: list[Callable[[int, bytes, str], None]] = []
+        # project -> stored trade type. Only found ones are kept: a project's trade type
+        # never changes once its first record fixed it, while one not found yet may be
+        # created by any append (here or in another worker process).
+        self._trade_types: dict[str, str] = {}
         self.sequencer = Sequencer(
             store,
             signer,
@@ -364,10 +370,26 @@ class Ledger:
         with self.store.reader() as conn:
             return self.store.project_has_type(conn, project, self.catalogue.sealed_until)
 
-    def project_first_record(self, project: str) -> dict[str, Any] | None:
-        """The project's first record (seq 0), e.g. to learn its trade type."""
-        rows = self.project_records(project, -1, 1)
-        return json.loads(rows[0][2]) if rows else None
+    def project_trade_type(self, project: str) -> str | None:
+        """The trade type the project's first record fixed; None if it has no records."""
+        tt = self._trade_types.get(project)
+        if tt is None:
+            tt = self.project_trade_types([project]).get(project)
+        return tt
+
+    def project_trade_types(self, projects: Sequence[str]) -> dict[str, str]:
+        """project -> stored trade type, for those of ``projects`` that have records."""
+        known = self._trade_types
+        out = {p: known[p] for p in projects if p in known}
+        missing = [p for p in projects if p not in out]
+        if missing:
+            with self.store.reader() as conn:
+                found = self.store.project_trade_types(conn, missing)
+            if len(known) + len(found) > TRADE_TYPES_KEPT:
+                known.clear()
+            known.update(found)
+            out.update(found)
+        return out
 
     def project_records(
         self, project: str, after: int, limit: int, event_type: str | None = None

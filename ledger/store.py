@@ -29,6 +29,7 @@ from ledger.models import (
     ObjectCitationRow,
     PosterKeyHistoryRow,
     PosterKeyRow,
+    ProjectRow,
     RecordRow,
     TileRow,
 )
@@ -278,29 +279,51 @@ class Store:
         if rows:
             conn.exec_driver_sql(_insert_sql(conn, RecordRow.__tablename__, RECORD_COLUMNS), rows)
 
-    def tails_between(self, conn: Connection, start: int, end: int) -> dict[str, tuple[int, bytes]]:
-        """project -> (seq, event hash) of its newest record among log indexes [start, end)."""
+    def tails_between(
+        self, conn: Connection, start: int, end: int
+    ) -> dict[str, tuple[int, bytes, str | None]]:
+        """project -> (seq, event hash, stored trade type) of its newest record among log
+        indexes [start, end); the trade type is None for access chains (they have no row)."""
         newest = (
             select(func.max(RecordRow.idx))
             .where(RecordRow.idx >= start, RecordRow.idx < end)
             .group_by(RecordRow.project)
         )
         rows = conn.execute(
-            select(RecordRow.project, RecordRow.seq, RecordRow.event_hash).where(
-                RecordRow.idx.in_(newest.scalar_subquery())
-            )
+            select(RecordRow.project, RecordRow.seq, RecordRow.event_hash, ProjectRow.trade_type)
+            .outerjoin(ProjectRow, ProjectRow.project == RecordRow.project)
+            .where(RecordRow.idx.in_(newest.scalar_subquery()))
         )
-        return {project: (seq, bytes(eh)) for project, seq, eh in rows}
+        return {project: (seq, bytes(eh), tt) for project, seq, eh, tt in rows}
 
-    def project_tail(self, conn: Connection, project: str) -> tuple[int, bytes] | None:
-        """(seq, event hash) of the project's newest record."""
+    def project_tail(self, conn: Connection, project: str) -> tuple[int, bytes, str | None] | None:
+        """(seq, event hash, stored trade type) of the project's newest record."""
         row = conn.execute(
-            select(RecordRow.seq, RecordRow.event_hash)
+            select(RecordRow.seq, RecordRow.event_hash, ProjectRow.trade_type)
+            .outerjoin(ProjectRow, ProjectRow.project == RecordRow.project)
             .where(RecordRow.project == project)
             .order_by(RecordRow.seq.desc())
             .limit(1)
         ).first()
-        return (row[0], bytes(row[1])) if row else None
+        return (row[0], bytes(row[1]), row[2]) if row else None
+
+    def add_projects(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Bind new projects to their trade type, in the transaction of their first record."""
+        if rows:
+            conn.execute(insert(ProjectRow), list(rows))
+
+    def project_trade_types(self, conn: Connection, projects: Sequence[str]) -> dict[str, str]:
+        """project -> its stored trade type, for those of ``projects`` that have records."""
+        out: dict[str, str] = {}
+        names = sorted(set(projects))
+        for start in range(0, len(names), 500):
+            for project, tt in conn.execute(
+                select(ProjectRow.project, ProjectRow.trade_type).where(
+                    ProjectRow.project.in_(names[start : start + 500])
+                )
+            ):
+                out[project] = tt
+        return out
 
     def find_idempotent(
         self, conn: Connection, poster: str, keys: Sequence[str]

@@ -151,7 +151,11 @@ def test_bola_test_fails_when_the_object_check_is_removed(
     """The probe above is not vacuous: without the per-object check it reports every leak."""
     import api.routes.objects as routes
 
-    monkeypatch.setattr(routes, "authorize_object", lambda *a, **k: None)
+    def unchecked(lg: Ledger, *_: Any) -> Any:
+        """Authorised through the first citing project, whoever asks."""
+        return lg.object_citations(sha(OTHER))[0]
+
+    monkeypatch.setattr(routes, "authorize_object", unchecked)
     assert len(bola_leaks(env)) == 4
 
 

@@ -206,6 +206,9 @@ def test_upload_refusals(env: Env) -> None:
 def test_legal_hold_endpoint(env: Env) -> None:
     d = env.upload(b"complaint evidence").json()["sha256"]
     url = f"/v1/objects/{d}/legal-hold"
+    # Not evidence of any project yet: no project's chain could record a hold on it.
+    assert env.c.post(url, json={"hold": True}, headers=h(env.tok["admin"])).status_code == 404
+    env.cite(b"complaint evidence")
     r = env.c.post(url, json={"hold": True}, headers=h(env.tok["reviewer"]))
     assert r.status_code == 200 and r.json()["legal_hold"] is True
     assert env.objects.require(d).legal_hold

@@ -20,8 +20,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.access import record_access
-from api.deps import LedgerDep, ProjectCode, Reader, check_scope
+from api.access import authorize_project, record_access
+from api.deps import LedgerDep, ProjectCode, Reader
 from api.errors import ApiError
 from ledger.bundle import (
     BundleExportError,
@@ -70,12 +70,9 @@ async def project_bundle(
     Verify it offline with ``jianzheng verify BUNDLE --trust FILE``.
     """
     missing = "no such project"
-    # Scope first, from the project's first record: a project outside the token's scope
+    # Scope first, by the project's stored trade type: a project outside the token's scope
     # must look exactly like a missing one, whatever else would go wrong with it.
-    first = await run_in_threadpool(lg.project_first_record, project)
-    if first is None:
-        raise ApiError(404, "not_found", missing)
-    check_scope(p, project, first.get("trade_type"), missing)
+    trade_type = await run_in_threadpool(authorize_project, lg, p, project, missing)
     sources = bundle_sources(request, lg)
     try:
         plan = await run_in_threadpool(plan_bundle, lg, project, sources, with_files=files)
@@ -99,7 +96,7 @@ async def project_bundle(
         lg,
         p,
         project,
-        plan.trade_type,
+        trade_type,
         {
             "what": "bundle",
             "files": files,

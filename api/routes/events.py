@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.access import access_chain, record_access
+from api.access import access_chain, authorize_post, authorize_project, record_access
 from api.auth import Principal
 from api.deps import (
     MAX_INT64,
@@ -19,7 +19,6 @@ from api.deps import (
     Poster,
     ProjectCode,
     Reader,
-    check_scope,
     not_found,
     read_json,
 )
@@ -27,9 +26,15 @@ from api.errors import ApiError
 from api.posters import PosterKeys
 from api.routes.objects import attachment_lookup
 from api.schemas import POSTED_EVENT_REF
-from ledger.records import EventSubmission, InvalidEvent, validate_event
+from ledger.records import ACCESS_SUFFIX, EventSubmission, InvalidEvent, validate_event
 from ledger.sealing import is_sealed_type, redact
-from ledger.sequencer import Appended, IdempotencyConflict, PosterKeyChanged, SequencerBusy
+from ledger.sequencer import (
+    Appended,
+    IdempotencyConflict,
+    PosterKeyChanged,
+    SequencerBusy,
+    TradeTypeMismatch,
+)
 from ledger.service import Ledger, NotFound
 from witness.submitter import receipt_fields_for, witnessing_of
 
@@ -52,17 +57,25 @@ class ReceiptsResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def validate(
-    lg: Ledger, p: Principal, keys: PosterKeys, obj: object, prefix: str = ""
-) -> EventSubmission:
-    """Check one posted event, the poster's scope, and the poster's signature."""
+def parse(lg: Ledger, obj: object, prefix: str = "") -> EventSubmission:
+    """Check one posted event against the record format and the catalogue (422)."""
     try:
-        ev = validate_event(obj, lg.catalogue)
+        return validate_event(obj, lg.catalogue)
     except InvalidEvent as e:
         raise invalid_event(e, lg.catalogue.version, prefix) from None
-    if not p.scope.allows(ev.project, ev.trade_type):
-        msg = f"this token may not post for project {ev.project} ({ev.trade_type})"
-        raise ApiError(403, "forbidden", msg, prefix + "project")
+
+
+def admit(
+    p: Principal,
+    keys: PosterKeys,
+    ev: EventSubmission,
+    obj: object,
+    stored: dict[str, str],
+    prefix: str = "",
+) -> EventSubmission:
+    """The poster's scope over the event's project (by its stored trade type, ``stored``)
+    and the poster's signature."""
+    authorize_post(p, ev.project, ev.trade_type, stored.get(ev.project), prefix + "trade_type")
     assert isinstance(obj, dict)
     return keys.check(p, ev, obj, prefix)
 
@@ -87,7 +100,9 @@ def invalid_event(e: InvalidEvent, version: int, prefix: str = "") -> ApiError:
     )
 
 
-async def append(lg: Ledger, events: list[EventSubmission], poster: str) -> list[Appended]:
+async def append(
+    lg: Ledger, events: list[EventSubmission], poster: str, single: bool = False
+) -> list[Appended]:
     """Queue the events and wait (bounded) until their batch is durable."""
     try:
         fut = lg.append(events, poster)
@@ -101,6 +116,17 @@ async def append(lg: Ledger, events: list[EventSubmission], poster: str) -> list
     except PosterKeyChanged as e:
         field = f"events[{e.position}].signature"
         raise ApiError(409, "poster_key_changed", str(e), field) from None
+    except TradeTypeMismatch as e:
+        # Another event fixed the project's trade type first (issue 10 §1); nothing of
+        # this unit was committed.
+        field = "trade_type" if single else f"events[{e.position}].trade_type"
+        raise ApiError(
+            422,
+            "invalid_event",
+            f"{field}: {e.reason}",
+            field,
+            message_zh=f"{field}：{e.reason_zh}",
+        ) from None
     except TimeoutError:
         msg = "the append was not confirmed in time; retry with the same idempotency_key"
         raise ApiError(503, "timeout", msg, headers={"Retry-After": "1"}) from None
@@ -142,9 +168,12 @@ BATCH_SCHEMA = {
 @router.post("/v1/events", status_code=201, openapi_extra=_body(POSTED_EVENT_REF))
 async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
     """Append one event; the reply is its receipt, sent once the event is durable."""
-    ev = validate(lg, p, request.app.state.poster_keys, await read_json(request, MAX_EVENT_BODY))
+    obj = await read_json(request, MAX_EVENT_BODY)
+    ev = parse(lg, obj)
+    stored = lg.project_trade_types([ev.project])
+    ev = admit(p, request.app.state.poster_keys, ev, obj, stored)
     [ev] = await attachment_lookup(request, [ev])
-    [a] = await append(lg, [ev], p.token_id)
+    [a] = await append(lg, [ev], p.token_id, single=True)
     return ReceiptsResponse(receipts_json(lg, [a])[0], status_code=200 if a.replayed else 201)
 
 
@@ -160,9 +189,13 @@ async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
     if len(items) > MAX_BATCH_EVENTS:
         msg = f"a batch holds at most {MAX_BATCH_EVENTS} events"
         raise ApiError(413, "too_large", msg, "events")
+    parsed = [parse(lg, x, f"events[{i}].") for i, x in enumerate(items)]
+    # One lookup of the projects' stored trade types for the whole batch.
+    stored = lg.project_trade_types(sorted({ev.project for ev in parsed}))
+    keys = request.app.state.poster_keys
     evs = [
-        validate(lg, p, request.app.state.poster_keys, x, f"events[{i}].")
-        for i, x in enumerate(items)
+        admit(p, keys, ev, x, stored, f"events[{i}].")
+        for i, (ev, x) in enumerate(zip(parsed, items, strict=True))
     ]
     evs = await attachment_lookup(request, evs, [f"events[{i}]." for i in range(len(evs))])
     done = await append(lg, evs, p.token_id)
@@ -182,14 +215,15 @@ async def get_event(
     except NotFound:
         raise not_found(missing) from None
     record = json.loads(canonical)
-    check_scope(p, record["project"], record["trade_type"], missing)
+    # An access record belongs to its project, whose readers read it (and whose access
+    # chain records that read).
+    project = str(record["project"]).removesuffix(ACCESS_SUFFIX)
+    trade_type = authorize_project(lg, p, project, missing)
     if is_sealed_type(lg.catalogue, record["type"]):
-        record = redact(record, lg.catalogue, opened=lg.unsealed(record["project"]), role=p.role)
+        record = redact(record, lg.catalogue, opened=lg.unsealed(project), role=p.role)
     receipt = lg.receipt(index, event_hash).to_json()
     receipt.update(receipt_fields_for(witnessing_of(lg), receipt["checkpoint"]))
-    await record_access(
-        lg, p, record["project"], record["trade_type"], {"what": "record", "index": index}
-    )
+    await record_access(lg, p, project, trade_type, {"what": "record", "index": index})
     return {
         "record": record,
         "event_hash": base64.b64encode(event_hash).decode(),
@@ -206,21 +240,15 @@ async def project_events(
     after: Annotated[int, Query(ge=-1, le=MAX_INT64)] = -1,
 ) -> dict[str, Any]:
     """A project's records in seq order with seq > ``after`` (the last seq already seen)."""
+    trade_type = authorize_project(lg, p, project, "no such project")
     rows = lg.project_records(project, after, limit)
     records = [json.loads(r) for _, _, r in rows]
-    if not p.scope.unlimited:
-        first = records[0] if records else lg.project_first_record(project)
-        check_scope(p, project, first["trade_type"] if first else None, "no such project")
     if any(is_sealed_type(lg.catalogue, r["type"]) for r in records):
         opened = lg.unsealed(project)
         records = [redact(r, lg.catalogue, opened=opened, role=p.role) for r in records]
     if records:
         await record_access(
-            lg,
-            p,
-            project,
-            records[0]["trade_type"],
-            {"what": "records", "after": after, "count": len(records)},
+            lg, p, project, trade_type, {"what": "records", "after": after, "count": len(records)}
         )
     nxt = rows[-1][1] if len(rows) == limit else None
     return {"project": project, "records": records, "next_after": nxt}
@@ -235,8 +263,7 @@ def project_access(
     after: Annotated[int, Query(ge=-1, le=MAX_INT64)] = -1,
 ) -> dict[str, Any]:
     """Who read this project's evidence, and when: its evidence_accessed records."""
-    first = lg.project_first_record(project)
-    check_scope(p, project, first["trade_type"] if first else None, "no such project")
+    authorize_project(lg, p, project, "no such project")
     rows = lg.project_records(access_chain(project), after, limit)
     nxt = rows[-1][1] if len(rows) == limit else None
     return {"project": project, "access": [json.loads(r) for _, _, r in rows], "next_after": nxt}

@@ -27,11 +27,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from api.access import HOLD_OBJECT, authorize_object, record_access
+from api.access import HOLD_OBJECT, HOLD_POSTER, authorize_object, record_access, record_event
 from api.auth import Principal
 from api.deps import LedgerDep, Poster, not_found, read_json, role
 from api.errors import ApiError
-from ledger.records import MEDIA_TYPE_RE, EventSubmission
+from ledger.records import (
+    HOLD_RELEASED_EVENT,
+    HOLD_SET_EVENT,
+    MEDIA_TYPE_RE,
+    EventSubmission,
+)
 from storage.base import (
     SHA256_HEX,
     DigestMismatch,
@@ -50,6 +55,7 @@ log = logging.getLogger("jianzheng.api")
 #: copy of a large object without an announced digest takes a while).
 COMMIT_TIMEOUT = 3600.0
 MAX_RANGES = 64
+MAX_HOLD_REASON = 500
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 router = APIRouter(tags=["objects"])
@@ -444,7 +450,10 @@ async def get_chunk(
                         "type": "object",
                         "required": ["hold"],
                         "additionalProperties": False,
-                        "properties": {"hold": {"type": "boolean"}},
+                        "properties": {
+                            "hold": {"type": "boolean"},
+                            "reason": {"type": "string", "maxLength": MAX_HOLD_REASON},
+                        },
                     }
                 }
             },
@@ -454,14 +463,55 @@ async def get_chunk(
 async def legal_hold(
     sha256: str, request: Request, p: HoldSetter, lg: LedgerDep, objects: ObjectsDep
 ) -> dict[str, Any]:
-    """Place (``{"hold": true}``) or lift (``{"hold": false}``) a legal hold."""
+    """Place (``{"hold": true}``) or lift (``{"hold": false}``) a legal hold; an optional
+    ``reason`` (e.g. the complaint's reference) goes into the record.
+
+    The read rules apply (a sealed bid file is absent until the opening), and every change
+    is recorded as a ``legal_hold_set`` / ``legal_hold_released`` event in the chain of the
+    project that authorises it, before the store is changed: a change that cannot be
+    recorded is not made (issue 10 §2). Setting what is already set records nothing.
+    """
     _check_sha(sha256)
-    await run_in_threadpool(authorize_object, lg, p, sha256, HOLD_OBJECT)
-    body = await read_json(request, 1024)
-    if not isinstance(body, dict) or set(body) != {"hold"} or not isinstance(body["hold"], bool):
-        raise ApiError(422, "invalid_parameter", 'the body must be {"hold": true|false}', "hold")
+    cite = await run_in_threadpool(authorize_object, lg, p, sha256, HOLD_OBJECT)
+    body = await read_json(request, 4096)
+    if (
+        not isinstance(body, dict)
+        or "hold" not in body
+        or not set(body) <= {"hold", "reason"}
+        or not isinstance(body["hold"], bool)
+    ):
+        raise ApiError(
+            422,
+            "invalid_parameter",
+            'the body must be {"hold": true|false[, "reason": "..."]}',
+            "hold",
+        )
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > MAX_HOLD_REASON or not reason.isprintable():
+        msg = f"reason must be printable text of at most {MAX_HOLD_REASON} characters"
+        raise ApiError(422, "invalid_parameter", msg, "reason")
+    hold: bool = body["hold"]
+    if cite is None:  # HOLD_OBJECT admits no uncited object; never reached
+        raise not_found(f"no object with SHA-256 {sha256} is stored")
     with storage_errors():
-        info = await run_in_threadpool(objects.set_legal_hold, sha256, body["hold"])
+        info = await run_in_threadpool(objects.require, sha256)
+    if info.legal_hold == hold:
+        return info.to_json()
+    payload: dict[str, Any] = {"sha256": sha256}
+    if reason:
+        payload["reason"] = reason
+    await record_event(
+        lg,
+        p,
+        cite.project,
+        cite.trade_type,
+        HOLD_SET_EVENT if hold else HOLD_RELEASED_EVENT,
+        payload,
+        HOLD_POSTER,
+        "the legal hold could not be recorded, so it was not changed",
+    )
+    with storage_errors():
+        info = await run_in_threadpool(objects.set_legal_hold, sha256, hold)
     return info.to_json()
 
 
