@@ -26,7 +26,7 @@ from api.auth import create_token, make_scope
 from ledger.service import Ledger
 from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
-from tests.conftest import make_event
+from tests.conftest import example_payload, make_event
 
 GP = "G3301000001"  # a procurement project
 EP = "E3301000001"  # an engineering project
@@ -284,7 +284,7 @@ def bid(project: str, trade_type: str, file: bytes) -> dict[str, Any]:
         project=project,
         type_="bid_submitted",
         trade_type=trade_type,
-        payload={"bidder": "91330100MA00027001", "price": 4_650_100_000},
+        payload=example_payload("bid_submitted", bidder="91330100MA00027001", price=4_650_100_000),
         actor={"id": "91330100MA00027001", "role": "bidder"},
         attachments=[
             {"sha256": sha(file), "size": len(file), "media_type": "application/pdf", "name": "b"}
