@@ -12,6 +12,8 @@ and the server can accept nobody else. The limits here keep the service answerin
   the end of the body); otherwise 408 and close. Time when the server itself is not
   reading (the store is slower than the client) does not count against the client.
   An upload cut off this way stores nothing (the upload thread aborts its write).
+* **Answer read.** A client that reads nothing of its answer for ``body_timeout``
+  seconds (the server's writes stall) is disconnected.
 * **Keep-alive.** An idle kept-alive connection is closed after ``keep_alive`` seconds.
 * **Connection cap.** At most ``max_connections`` connections per process, set below the
   file-descriptor limit so that there is room left to accept, and to refuse. When a new
@@ -126,25 +128,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--header-timeout",
         type=float,
         default=d.header_timeout,
+        metavar="S",
         help=f"seconds a request's headers may take (default {d.header_timeout:g})",
     )
     g.add_argument(
         "--keep-alive",
         type=float,
         default=d.keep_alive,
+        metavar="S",
         help=f"seconds an idle connection is kept open (default {d.keep_alive:g})",
     )
     g.add_argument(
         "--body-timeout",
         type=float,
         default=d.body_timeout,
+        metavar="S",
         help="a request body must bring --min-body-rate bytes per second over every this "
-        f"many seconds, or end (default {d.body_timeout:g})",
+        "many seconds, or end; and a client may leave its answer unread this long "
+        f"(default {d.body_timeout:g})",
     )
     g.add_argument(
         "--min-body-rate",
         type=int,
         default=d.min_body_rate,
+        metavar="BYTES",
         help=f"bytes per second below which a request body is cut off with 408 "
         f"(default {d.min_body_rate}; 0: only a body that stops for --body-timeout)",
     )
@@ -152,6 +159,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--max-connections",
         type=int,
         default=d.max_connections,
+        metavar="N",
         help="open connections per process (default 0: automatic, a quarter of "
         f"'ulimit -n' kept spare, at most {AUTO_MAX_CONNECTIONS})",
     )
@@ -159,12 +167,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--max-uploads",
         type=int,
         default=d.max_uploads,
+        metavar="N",
         help=f"evidence uploads at once per process (default {d.max_uploads})",
     )
     g.add_argument(
         "--uploads-per-token",
         type=int,
         default=d.uploads_per_token,
+        metavar="N",
         help=f"evidence uploads at once from one token (default {d.uploads_per_token})",
     )
 
