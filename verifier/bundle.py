@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from verifier import merkle
 from verifier.canonical import CanonicalError, canonicalize, parse_strict_json
@@ -93,12 +93,18 @@ MAX_ATTACHMENTS = MAX_MEMBERS - 16
 MAX_RECORD_LINE = 1 << 20
 MAX_SMALL_MEMBER = 64 << 20
 MAX_RECORDS_BYTES = 4 << 30
+#: All members but the attachment files together, uncompressed: what the checks may
+#: inflate at most, however a zip bomb declares its members.
+MAX_INFLATED_BYTES = 2 * MAX_RECORDS_BYTES + 16 * MAX_SMALL_MEMBER
 MAX_DETAILS = 100
 READ_BLOCK = 1 << 20
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-#: What reading a damaged member raises (bad CRC, bad deflate stream, cut short).
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
+#: What reading a damaged member raises (bad CRC, bad deflate stream, cut short), or a
+#: member refused unread (:meth:`_Zip.refusal`).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
+#: The compression methods a bundle uses (docs/bundle-format.md).
+_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 
 CheckStatus = Literal["pass", "fail", "warn", "cannot_evaluate"]
 
@@ -204,6 +210,22 @@ class _Zip:
         if len(infos) > MAX_MEMBERS:
             self.close()
             raise BundleFormatError(f"bundle has more than {MAX_MEMBERS} members")
+        # Members lie side by side in the zip, so their compressed sizes add up to less than
+        # the zip: more means overlapping members, the "non-recursive" zip bomb, where every
+        # member reuses the same bytes (or a damaged central directory).
+        length = _length(fileobj)
+        if length is not None and sum(i.compress_size for i in infos) > length:
+            self.close()
+            raise BundleFormatError(
+                "the members' sizes add up to more than the zip: they overlap (a zip bomb?)"
+            )
+        inflated = sum(i.file_size for i in infos if not i.filename.startswith(FILES_PREFIX))
+        if inflated > MAX_INFLATED_BYTES:
+            self.close()
+            raise BundleFormatError(
+                f"the members other than files/ expand to {inflated} bytes, more than "
+                f"{MAX_INFLATED_BYTES}"
+            )
         self.members: dict[str, zipfile.ZipInfo] = {}
         self.duplicates: list[str] = []
         for info in infos:
@@ -216,6 +238,27 @@ class _Zip:
         if self._own is not None:
             self._own.close()
 
+    @staticmethod
+    def refusal(info: zipfile.ZipInfo) -> str | None:
+        """Why the member is not read at all, or None: what a bundle never holds.
+
+        Encrypted members and other compression methods than the format's; attachment
+        files compressed (the format stores them, so their size is their size in the
+        zip: no bomb); other members larger than the bound of their kind.
+        """
+        if info.flag_bits & 1:
+            return "is encrypted"
+        if info.compress_type not in _METHODS:
+            return f"uses compression method {info.compress_type}, which bundles do not use"
+        if info.filename.startswith(FILES_PREFIX):
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+                return "is compressed; attachment files are stored uncompressed"
+            return None
+        bound = MAX_RECORDS_BYTES if info.filename in (RECORDS, PROOFS) else MAX_SMALL_MEMBER
+        if info.file_size > bound:
+            return f"is larger than {bound} bytes"
+        return None
+
     def read_small(self, name: str) -> bytes:
         info = self.members.get(name)
         if info is None:
@@ -223,13 +266,18 @@ class _Zip:
         if info.file_size > MAX_SMALL_MEMBER:
             raise BundleFormatError(f"{name} is larger than {MAX_SMALL_MEMBER} bytes")
         try:
-            with self.zf.open(info) as f:
+            with self.open(name) as f:
                 return f.read(MAX_SMALL_MEMBER + 1)
         except _ZIP_ERRORS as e:
             raise BundleFormatError(f"{name} cannot be read: {e}") from None
 
     def open(self, name: str) -> IO[bytes]:
-        return self.zf.open(self.members[name])
+        """The member's bytes, inflated; BundleFormatError for a member :meth:`refusal` refuses."""
+        info = self.members[name]
+        why = self.refusal(info)
+        if why is not None:
+            raise BundleFormatError(f"{name} {why}")
+        return self.zf.open(info)
 
     def raw_range(self, info: zipfile.ZipInfo) -> tuple[int, int] | None:
         """(offset, length) of a stored, unencrypted member's bytes in the file (APPNOTE 4.3.7).
@@ -251,6 +299,17 @@ class _Zip:
         ):
             raise BundleFormatError(f"{info.filename}: local header names another file")
         return info.header_offset + 30 + n + m, info.file_size
+
+
+def _length(f: IO[bytes]) -> int | None:
+    """The size of a seekable file, or None."""
+    try:
+        here = f.tell()
+        end = f.seek(0, os.SEEK_END)
+        f.seek(here)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return end
 
 
 def _blocks_from_range(path: Path, offset: int, length: int) -> Iterator[memoryview]:
@@ -443,6 +502,39 @@ _T_CHAIN = ("项目哈希链", "project chain")
 _T_ATTACH = ("附件", "attachments")
 _T_POSTER_SIG = ("提交方签名", "poster signatures")
 _T_POSTER_KEYS = ("提交方登记密钥", "poster keys")
+_T_RULES = ("程序规则", "process rules")
+#: The trust anchor of a bundle whose trust check could not be completed: none.
+_NO_TRUST: tuple[Verifier | None, tuple[Verifier, ...], int] = (None, (), 0)
+_T = TypeVar("_T")
+
+
+def _object(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """``doc[key]`` if it is a JSON object, else an empty one: hostile JSON has any shape."""
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _guarded(
+    out: _Checks, cid: str, title: tuple[str, str], run: Callable[[], _T], fallback: _T
+) -> _T:
+    """Run one check; an exception it did not foresee fails that check, not the verifier.
+
+    Every check handles the damage it expects and names it. This is the last resort that
+    keeps any hostile bundle from ending the run without a report (issue 10 §5): the
+    check fails (never passes) and says what went wrong; the other checks still run.
+    """
+    try:
+        return run()
+    except Exception as e:
+        what = f"{type(e).__name__}: {str(e)[:200]}"
+        out.add(
+            cid,
+            title,
+            "fail",
+            f"the check could not be completed on this bundle ({what})",
+            f"该项核验无法在此证据包上完成（{what}）",
+        )
+        return fallback
 
 
 # --- the verifier ------------------------------------------------------------------------------
@@ -521,29 +613,52 @@ class EvidenceBundle:
         rep.trade_type = str(m.get("trade_type", ""))
         rep.trusted = trust is not None
 
-        self._check_manifest(out)
-        log, witnesses, quorum = self._trust_anchor(out, trust, allow_untrusted)
-        sc = self._check_checkpoint(out, log)
+        def step(cid: str, title: tuple[str, str], run: Callable[[], _T], fallback: _T) -> _T:
+            return _guarded(out, cid, title, run, fallback)
+
+        step("manifest", _T_MANIFEST, lambda: self._check_manifest(out), None)
+        log, witnesses, quorum = step(
+            "trust", _T_TRUST, lambda: self._trust_anchor(out, trust, allow_untrusted), _NO_TRUST
+        )
+        sc = step("checkpoint", _T_LOG, lambda: self._check_checkpoint(out, log), None)
         rep.log_origin = sc.checkpoint.origin if sc else ""
         rep.checkpoint_size = sc.checkpoint.size if sc else 0
-        self._check_witnesses(out, sc, witnesses, quorum, demanded=trust is not None)
-        self._check_timestamp(out, sc, trust)
+        step(
+            "witnesses",
+            _T_WITNESS,
+            lambda: self._check_witnesses(out, sc, witnesses, quorum, demanded=trust is not None),
+            None,
+        )
+        step("timestamp", _T_TIMESTAMP, lambda: self._check_timestamp(out, sc, trust), None)
         t0 = time.perf_counter()
-        records = self._check_records(out)
+        none: list[_Record] = []
+        records = step("records", _T_RECORDS, lambda: self._check_records(out), none)
         rep.records = len(records)
-        head = self._check_head(out, sc, log, records)
-        self._check_inclusion(out, sc, records)
-        self._check_chain(out, sc, records)
-        self._check_poster_signatures(out, records)
-        self._check_poster_keys(out, records, head)
+        head = step("project_head", _T_HEAD, lambda: self._check_head(out, sc, log, records), None)
+        step("inclusion", _T_INCLUSION, lambda: self._check_inclusion(out, sc, records), None)
+        step("chain", _T_CHAIN, lambda: self._check_chain(out, sc, records), None)
+        step(
+            "poster_signatures",
+            _T_POSTER_SIG,
+            lambda: self._check_poster_signatures(out, records),
+            None,
+        )
+        step(
+            "poster_keys", _T_POSTER_KEYS, lambda: self._check_poster_keys(out, records, head), None
+        )
         rep.timings["records_seconds"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        hashed = self._check_attachments(out, records, check_files, workers)
+        hashed = step(
+            "attachments",
+            _T_ATTACH,
+            lambda: self._check_attachments(out, records, check_files, workers),
+            0,
+        )
         rep.timings["files_seconds"] = time.perf_counter() - t1
         rep.timings["files_bytes"] = float(hashed)
         rep.timeline = [_timeline_entry(r) for r in records]
         if rules:
-            self._check_rules(out, rep, records)
+            step("rules", _T_RULES, lambda: self._check_rules(out, rep, records), None)
         return rep
 
     # -- manifest --------------------------------------------------------------------------
@@ -621,7 +736,7 @@ class EvidenceBundle:
     ) -> tuple[Verifier | None, tuple[Verifier, ...], int]:
         m = self.manifest
         if trust is not None:
-            claimed = (m.get("log") or {}).get("verifier_key")
+            claimed = _object(m, "log").get("verifier_key")
             note = ""
             if isinstance(claimed, str) and claimed != trust.log.vkey:
                 note = f"; the bundle names another log key ({claimed[:60]}...), which is ignored"
@@ -640,9 +755,12 @@ class EvidenceBundle:
         witnesses: list[Verifier] = []
         quorum = 0
         try:
-            log = parse_vkey(str((m.get("log") or {}).get("verifier_key", "")))
-            wp = m.get("witnesses") or {}
-            witnesses = [parse_vkey(str(v)) for v in wp.get("verifier_keys", [])][:64]
+            log = parse_vkey(str(_object(m, "log").get("verifier_key", "")))
+            wp = _object(m, "witnesses")
+            keys = wp.get("verifier_keys", [])
+            if not isinstance(keys, list):
+                raise ValueError("witnesses.verifier_keys is not a list")
+            witnesses = [parse_vkey(str(v)) for v in keys[:64]]
             quorum = int(wp.get("quorum", 0))
         except (NoteError, TypeError, ValueError, AttributeError) as e:
             out.add(
@@ -1488,6 +1606,9 @@ class EvidenceBundle:
 
         def one(job: tuple[str, zipfile.ZipInfo]) -> tuple[str, tuple[str, int, str | None] | str]:
             digest, info = job
+            why = _Zip.refusal(info)
+            if why is not None:
+                return digest, f"not read: it {why}"
             try:
                 rng = self._zip.raw_range(info)
                 if rng is not None and self._zip.path is not None:
@@ -1495,7 +1616,7 @@ class EvidenceBundle:
                     return digest, _digest_blocks(blocks, chunk_tree)
                 with self._zip.open(info.filename) as f:
                     return digest, _digest_blocks(_blocks_from_stream(f), chunk_tree)
-            except (OSError, zipfile.BadZipFile, BundleFormatError, EOFError) as e:
+            except _ZIP_ERRORS as e:
                 return digest, f"cannot be read ({e})"
 
         n = workers if workers is not None else min(4, os.cpu_count() or 1)

@@ -100,7 +100,8 @@ def parse_trust(data: bytes | str) -> TrustPolicy:
             elif word == "quorum":
                 if quorum is not None:
                     raise TrustError(f"line {n}: a second 'quorum' line")
-                if not value.isdigit() or len(value) > 3:
+                # ASCII: str.isdigit() admits "²", which int() refuses.
+                if not (value.isascii() and value.isdigit()) or len(value) > 3:
                     raise TrustError(f"line {n}: quorum {value!r} is not a small whole number")
                 quorum = int(value)
             elif word == "tsa-ca":

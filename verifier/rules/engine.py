@@ -54,6 +54,28 @@ class _CannotEvaluate(Exception):
         self.seqs = tuple(seqs)
 
 
+#: Years the rules count in. :func:`verifier.payload.parse_instant` takes any instant
+#: whose UTC time is within years 1..9999, but moving one near either end to China
+#: Standard Time, or adding a period to it, leaves what ``datetime`` holds; the rules
+#: then cannot be evaluated, and say so (issue 10 §5).
+FIRST_YEAR, LAST_YEAR = 1000, 8999
+
+
+def countable_instant(value: object) -> datetime:
+    """:func:`~verifier.payload.parse_instant`, within :data:`FIRST_YEAR`..:data:`LAST_YEAR`
+    (ValueError otherwise)."""
+    instant = parse_instant(value)
+    if not FIRST_YEAR <= instant.year <= LAST_YEAR:
+        raise ValueError(f"{value!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+    return instant
+
+
+def _whole(value: object) -> int:
+    """A record's ``seq`` or ``index``, or -1 when it is not an integer (the record checks
+    report that; the rules still run on what can be read)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+
 # --- the project's events ------------------------------------------------------------------
 
 
@@ -75,8 +97,8 @@ class Event:
         payload = r.get("payload")
         actor = r.get("actor")
         return cls(
-            seq=int(r.get("seq", -1)),
-            index=int(r.get("index", -1)),
+            seq=_whole(r.get("seq")),
+            index=_whole(r.get("index")),
             type=str(r.get("type", "")),
             trade_type=str(r.get("trade_type", "")),
             occurred_at=str(r.get("occurred_at", "")),
@@ -123,7 +145,7 @@ class Timeline:
                 [e.seq],
             )
         try:
-            return parse_instant(raw), used
+            return countable_instant(raw), used
         except ValueError as err:
             raise _CannotEvaluate(
                 f"事件 seq {e.seq}（{e.type}）的字段 {used} 不是带时区的时间：{err}",
@@ -137,7 +159,7 @@ class Timeline:
         for e in self.events:
             for raw in (e.recorded_at, e.occurred_at):
                 try:
-                    t = parse_instant(raw)
+                    t = countable_instant(raw)
                 except ValueError:
                     continue
                 if best is None or t > best:
@@ -1036,9 +1058,24 @@ def evaluate(
         if tl.trade_type not in rule.trade_types:
             continue
         ctx = _Ctx(tl, rule, cal)
-        for c in rule.checks:
-            _KINDS[c["kind"]](ctx, c)
-        out.append(_result(ctx))
+        try:
+            for c in rule.checks:
+                _KINDS[c["kind"]](ctx, c)
+            out.append(_result(ctx))
+        except Exception as e:
+            # Last resort: each check names the values it cannot read; anything else a
+            # hostile record provokes leaves this rule unevaluated, not the verifier dead.
+            what = f"{type(e).__name__}: {str(e)[:200]}"
+            out.append(
+                RuleResult(
+                    rule,
+                    "cannot_evaluate",
+                    True,
+                    f"无法评估：记录中的数值超出本验证器的处理范围（{what}）",
+                    f"cannot evaluate: the records hold values this verifier cannot handle "
+                    f"({what})",
+                )
+            )
     return out
 
 
