@@ -127,6 +127,33 @@ def test_sealed_bids_are_not_exported_before_the_opening(api: Api) -> None:
     assert not any(a["payload"].get("what") == "bundle" for a in acc.json()["access"])
 
 
+def test_a_legal_hold_is_in_the_projects_bundle(api: Api, tmp_path: Path) -> None:
+    """Holds are records of the project's own chain (issue 10 §2), so the bundle a
+    reviewer takes to court shows them, and still verifies."""
+    files: dict[str, bytes] = {}
+    lawful_tender(PROJECT, files)
+    api.post_tender(PROJECT)
+    held = sorted(files)[0]
+    r = api.c.post(
+        f"/v1/objects/{held}/legal-hold",
+        json={"hold": True, "reason": "complaint 2026-017"},
+        headers=auth(api.tok["reviewer"]),
+    )
+    assert r.status_code == 200, r.text
+    r = api.c.get(f"/v1/projects/{PROJECT}/bundle", headers=auth(api.tok["archivist"]))
+    assert r.status_code == 200, r.text
+    out = tmp_path / "held.zip"
+    out.write_bytes(r.content)
+    vkey = api.c.get("/v1/log").json()["verifier_key"]
+    rep = verify_bundle(out, TrustPolicy(parse_vkey(vkey)))
+    assert rep.ok, render_text(rep)
+    with zipfile.ZipFile(out) as zf:
+        recs = [json.loads(x) for x in zf.read(fmt.RECORDS).splitlines()]
+    [hold] = [x for x in recs if x["type"] == "legal_hold_set"]
+    assert hold["payload"] == {"sha256": held, "reason": "complaint 2026-017"}
+    assert hold["actor"]["role"] == "reviewer" and hold["trade_type"] == "engineering"
+
+
 # --- the command line ---------------------------------------------------------------------
 
 

@@ -201,6 +201,73 @@ def test_bid_files_are_sealed_until_the_opening_then_only_for_sealed_readers(env
     assert env.c.get(f"/v1/objects/{sha(BID)}", headers=h(env.tok["rev_b"])).status_code == 404
 
 
+def held(e: Env, sha256: str) -> bool:
+    objects: EvidenceStore = e.c.app.state.objects  # type: ignore[attr-defined]
+    return objects.require(sha256).legal_hold
+
+
+def project_records(e: Env, project: str) -> list[dict[str, Any]]:
+    return [json.loads(r) for _, _, r in e.lg.project_records(project, -1, 1000)]
+
+
+def test_a_legal_hold_tells_nothing_of_a_sealed_bid_file_before_the_opening(env: Env) -> None:
+    """Issue 10 §2: the hold answered a sealed bid file's size, media type and chunk root
+    to any reviewer in scope. Before the opening it is as absent as a file never stored."""
+    bid(env)
+    size0 = env.lg.head().size
+    absent = "0" * 64
+    for t in ("reviewer", "rev_a", "admin"):
+        for hold in (True, False):
+            url = "/v1/objects/{}/legal-hold"
+            got = env.c.post(url.format(sha(BID)), json={"hold": hold}, headers=h(env.tok[t]))
+            none = env.c.post(url.format(absent), json={"hold": hold}, headers=h(env.tok[t]))
+            assert got.status_code == none.status_code == 404, (t, got.text)
+            assert got.json() == json.loads(none.text.replace(absent, sha(BID)))
+            assert str(len(BID)) not in got.text and "chunk_root" not in got.text
+    assert not held(env, sha(BID))
+    assert env.lg.head().size == size0, "a refused hold was recorded"
+
+
+def test_every_legal_hold_change_is_a_record_of_the_project(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bid(env)
+    open_bids(env)
+    reviewer, url = env.tok["rev_a"], f"/v1/objects/{sha(BID)}/legal-hold"
+    r = env.c.post(url, json={"hold": True, "reason": "投诉 2026-017"}, headers=h(reviewer))
+    assert r.status_code == 200 and r.json()["legal_hold"] is True and held(env, sha(BID))
+    # Setting what is set changes nothing and records nothing.
+    size = env.lg.head().size
+    assert env.c.post(url, json={"hold": True}, headers=h(reviewer)).status_code == 200
+    assert env.lg.head().size == size
+    r = env.c.post(url, json={"hold": False}, headers=h(env.tok["reviewer"]))
+    assert r.status_code == 200 and not held(env, sha(BID))
+    holds = [x for x in project_records(env, "PA") if x["type"].startswith("legal_hold")]
+    listing = env.c.get("/v1/tokens", headers=h(env.tok["admin"])).json()["tokens"]
+    scoped = {"projects": ["PA"], "trade_types": None}
+    unlimited = {"projects": None, "trade_types": None}
+    rev_a = next(t["id"] for t in listing if t["role"] == "reviewer" and t["scope"] == scoped)
+    rev = next(t["id"] for t in listing if t["role"] == "reviewer" and t["scope"] == unlimited)
+    assert [(x["type"], x["payload"], x["actor"]) for x in holds] == [
+        (
+            "legal_hold_set",
+            {"sha256": sha(BID), "reason": "投诉 2026-017"},
+            {"id": rev_a, "role": "reviewer"},
+        ),
+        ("legal_hold_released", {"sha256": sha(BID)}, {"id": rev, "role": "reviewer"}),
+    ]
+    # Visible to the project's readers, and no poster may write such a record itself.
+    listed = env.c.get("/v1/projects/PA/events", headers=h(env.tok["rev_a"])).json()["records"]
+    assert [x["type"] for x in listed][-2:] == ["legal_hold_set", "legal_hold_released"]
+    fake = make_event(project="PA", type_="legal_hold_set", payload={"sha256": sha(BID)})
+    r = env.c.post("/v1/events", json=fake, headers=h(env.tok["platform"]))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "type"
+    # A hold that cannot be recorded is not made.
+    monkeypatch.setattr(env.lg, "append", failed_future)
+    r = env.c.post(url, json={"hold": True}, headers=h(reviewer))
+    assert r.status_code == 503 and not held(env, sha(BID))
+
+
 def test_a_file_sealed_in_one_project_is_read_through_another_that_cites_it_openly(
     env: Env,
 ) -> None:
