@@ -196,6 +196,10 @@ def uvicorn_options(limits: ServeLimits) -> dict[str, Any]:
     return {
         "http": protocol_class(limits),
         "timeout_keep_alive": limits.keep_alive,
+        # The API has no WebSocket route. With WebSockets on, an upgraded connection
+        # passes to another protocol object and never leaves the connection registry:
+        # enough upgrade requests would fill the cap for good.
+        "ws": "none",
     }
 
 
@@ -298,6 +302,10 @@ class GuardedProtocol(BodyPiecesProtocol):
         ):
             self.transport.write(response)
         self.transport.close()
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """An ``Upgrade`` header is answered as a plain request, without two log lines
+        each (anyone could fill the log with them)."""
 
     # --- request life cycle --------------------------------------------------------------
     def on_message_begin(self) -> None:

@@ -216,6 +216,23 @@ def test_connection_cap_closes_the_longest_idle_then_refuses(port: int) -> None:
         assert answer(c) == (200, b'{"size": 1}')
 
 
+def test_upgrade_requests_do_not_leak_connection_slots(port: int) -> None:
+    # Each would have left the connection registry for good (WebSockets on): the cap of 8
+    # filled, and every later connection refused.
+    for _ in range(3 * LIMITS.max_connections):
+        with connect(port) as s:
+            s.sendall(
+                b"POST /read HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                b"Content-Length: 0\r\n\r\n"
+            )
+            assert answer(s)[0] == 200
+    time.sleep(0.2)
+    with connect(port) as s:
+        s.sendall(request("/read", b"ok"))
+        assert answer(s) == (200, b'{"size": 2}')
+
+
 def test_automatic_cap_leaves_descriptors_spare() -> None:
     assert auto_connection_cap(1024) == 768
     assert auto_connection_cap(256) == 128
