@@ -188,7 +188,7 @@ def event_schema(ev: EventType) -> dict[str, Any]:
     props["type"] = {"type": "string", "const": ev.code}
     props["trade_type"] = {"type": "string", "enum": list(ev.trade_types)}
     props["payload"] = payload_schema(ev)
-    if any(f.required for f in ev.fields.values()):
+    if ev.one_of_required or any(f.required for f in ev.fields.values()):
         out["required"] = [*out["required"], "payload"]
     return out
 

@@ -18,7 +18,13 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-from verifier.payload import EXTENSIONS, FIELD_TYPES, FieldSpec, PayloadChecker, PayloadError
+from verifier.payload import (
+    EXTENSIONS,
+    FIELD_TYPES,
+    FieldSpec,
+    PayloadChecker,
+    parse_field_spec,
+)
 
 __all__ = [
     "FIELD_TYPES",
@@ -75,24 +81,6 @@ _EVENT_KEYS = frozenset(
 )
 #: Optional event keys: groups of optional fields of which at least one must be given.
 _OPTIONAL_EVENT_KEYS = frozenset({"one_of_required"})
-_FIELD_KEYS = frozenset({"type", "required", "zh", "en", "example"})
-# Which constraints each field type takes (all of its keys beyond _FIELD_KEYS).
-_CONSTRAINTS: dict[str, frozenset[str]] = {
-    "int": frozenset({"min", "max"}),
-    "string": frozenset({"max_length", "pattern"}),
-    "instant": frozenset(),
-    "date": frozenset(),
-    "string[]": frozenset({"max_items", "max_length"}),
-    "enum": frozenset({"values"}),
-    "reference": frozenset({"to"}),
-}
-# Constraints a type must state, so that every string and list is bounded.
-_REQUIRED_CONSTRAINTS: dict[str, frozenset[str]] = {
-    "string": frozenset({"max_length"}),
-    "string[]": frozenset({"max_items", "max_length"}),
-    "enum": frozenset({"values"}),
-    "reference": frozenset({"to"}),
-}
 _HOW_TO_LIST = (
     "valid codes are the 'code' entries in ledger/catalogue.json, "
     "or call ledger.catalogue.load_catalogue().codes()"
@@ -412,63 +400,10 @@ def _parse_fields(raw: object, where: str) -> Mapping[str, FieldSpec]:
 
 
 def _parse_field(name: str, raw: object, where: str) -> FieldSpec:
-    spec = _object(raw, where)
-    ftype = spec.get("type")
-    if not isinstance(ftype, str) or ftype not in FIELD_TYPES:
-        raise CatalogueError(
-            f"{where}.type: bad field type {ftype!r}; expected one of {FIELD_TYPES}"
-        )
-    _exact_keys(
-        spec,
-        _FIELD_KEYS | _REQUIRED_CONSTRAINTS.get(ftype, frozenset()),
-        where,
-        _CONSTRAINTS[ftype] - _REQUIRED_CONSTRAINTS.get(ftype, frozenset()),
-    )
-    if not isinstance(spec["required"], bool):
-        raise CatalogueError(f"{where}.required: expected true or false")
-
-    def bound(key: str, lo: int = 0) -> int | None:
-        v = spec.get(key)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise CatalogueError(f"{where}.{key}: expected an integer >= {lo}")
-        return v
-
-    pattern = spec.get("pattern")
-    if pattern is not None:
-        pattern = _text(pattern, f"{where}.pattern")
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            raise CatalogueError(f"{where}.pattern: not a regular expression: {e}") from e
-    values = _text_list(spec["values"], f"{where}.values") if ftype == "enum" else ()
-    if ftype == "enum" and not values:
-        raise CatalogueError(f"{where}.values: an enum needs at least one value")
-    to = _text_list(spec["to"], f"{where}.to") if ftype == "reference" else ()
-    if ftype == "reference" and not to:
-        raise CatalogueError(f"{where}.to: a reference names at least one event type")
-    field_spec = FieldSpec(
-        name=name,
-        type=ftype,
-        required=spec["required"],
-        zh=_text(spec["zh"], f"{where}.zh"),
-        en=_text(spec["en"], f"{where}.en"),
-        example=spec["example"],
-        minimum=bound("min", -(2**53 - 1)),
-        maximum=bound("max", -(2**53 - 1)),
-        max_length=bound("max_length", 1),
-        pattern=pattern,
-        values=values,
-        to=to,
-        max_items=bound("max_items", 1),
-    )
-    # The example is what docs/integration.md shows and tests post: it must be valid.
     try:
-        PayloadChecker({name: field_spec}).check({name: field_spec.example})
-    except PayloadError as e:
-        raise CatalogueError(f"{where}.example: {e.problem}; expected {e.expected}") from None
-    return field_spec
+        return parse_field_spec(name, raw)
+    except ValueError as e:
+        raise CatalogueError(f"{where}: {e}") from None
 
 
 def _object(raw: object, where: str) -> dict[str, object]:

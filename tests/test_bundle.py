@@ -648,3 +648,45 @@ def test_verifier_runs_with_server_libraries_blocked(exported: Exported, tmp_pat
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "0 []", r.stdout + r.stderr
     assert "验证通过" in page.read_text() and "VERIFIED" in r.stderr
+
+
+# --- payloads judged by the catalogue version of each record ------------------------------
+
+
+def _payloads(rep: VerificationReport) -> Any:
+    return next(c for c in rep.checks if c.id == "payloads")
+
+
+def test_each_payload_is_judged_by_its_own_catalogue_version(
+    exported: Exported, tmp_path: Path
+) -> None:
+    ok = _payloads(verify(exported.path, exported.trust))
+    assert ok.status == "pass" and set(ok.extra["catalogue_versions"]) == {"2"}
+
+    def edit(ls: list[bytes]) -> list[bytes]:
+        naive = json.loads(ls[16])  # the opening, its time written without an offset
+        naive["payload"]["opening_at"] = "2026-03-25 10:00"
+        ls[16] = canonicalize(naive)
+        old = json.loads(ls[17])  # as committed before version 2: untyped, any field
+        del old["catalogue_version"]
+        old["payload"] = {"room": "开标室3"}
+        ls[17] = canonicalize(old)
+        return ls
+
+    rep = verify(
+        rebuild(edit_records(members(exported.path), edit), tmp_path / "t.zip"), exported.trust
+    )
+    msg = failed(rep)["payloads"]
+    assert "seq 16" in msg and "payload.opening_at" in msg and "catalogue version 2" in msg
+    assert "seq 17" not in msg and _payloads(rep).extra["catalogue_versions"]["1"] == 1
+
+    def newer(ls: list[bytes]) -> list[bytes]:
+        r = json.loads(ls[3])
+        r["catalogue_version"] = 99
+        ls[3] = canonicalize(r)
+        return ls
+
+    rep = verify(
+        rebuild(edit_records(members(exported.path), newer), tmp_path / "n.zip"), exported.trust
+    )
+    assert _payloads(rep).status == "cannot_evaluate" and "99" in _payloads(rep).message

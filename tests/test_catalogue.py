@@ -418,7 +418,7 @@ MALFORMED = [
     ),
     pytest.param(
         _mutate_event("contract_signed", fields={"contract_at": {**_AT, "example": "today"}}),
-        "contract_at.example",
+        "contract_at: example",
         id="invalid example",
     ),
     pytest.param(

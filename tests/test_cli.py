@@ -17,9 +17,25 @@ def test_serve_prints_url_origin_and_key_and_demo_verifies(tmp_path: Path) -> No
         token = jianzheng("token", "create", "--data", str(data), "--role", "platform")
         tok = token.stdout.strip().splitlines()[-1]
         assert tok.startswith("jz_")
-        out = jianzheng("demo", "--url", srv.url, "--token", tok, timeout=120)
+        out = jianzheng(
+            "demo", "--url", srv.url, "--token", tok, "--project", "E3301-DEMO", timeout=120
+        )
         n = len(lawful_tender("E1"))
         assert f"{n}/{n} receipts verified offline" in out.stdout, out.stdout + out.stderr
+        # The demo's tender is lawful under strict 民法典 第201/203条 counting and uses the
+        # catalogue's field names: its bundle verifies, every rule evaluated.
+        rev = jianzheng("token", "create", "--data", str(data), "--role", "reviewer")
+        bundle = tmp_path / "demo.zip"
+        jianzheng(
+            "bundle", "export", "--url", srv.url, "--token", rev.stdout.split()[-1],
+            "--project", "E3301-DEMO", "--with-files", "-o", str(bundle),
+        )  # fmt: skip
+        key = out.stdout.split(", key ", 1)[1].split()[0]
+        trust = tmp_path / "trust.txt"
+        trust.write_text(f"log {key}\n")
+        verified = jianzheng("verify", str(bundle), "--trust", str(trust), check=False)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "验证通过 / VERIFIED" in verified.stdout and "CANNOT" not in verified.stdout.upper()
         printed = srv.output()
         assert f"serving {srv.url}" in printed
         assert "origin: demo.example/log" in printed

@@ -58,6 +58,7 @@ from verifier.note import (
     parse_vkey,
     verified_by,
 )
+from verifier.payload import PayloadError, UnknownCatalogueVersion, load_payload_catalogues
 from verifier.poster import (
     PosterSignatureError,
     RegisteredKey,
@@ -497,6 +498,7 @@ _T_WITNESS = ("见证人联署策略", "witness policy")
 _T_TIMESTAMP = ("可信时间戳", "trusted timestamp")
 _T_HEAD = ("项目记录总数声明", "project head")
 _T_RECORDS = ("记录格式与哈希", "records and their hashes")
+_T_PAYLOADS = ("记录内容与事件目录", "payloads and the event catalogue")
 _T_INCLUSION = ("包含证明", "inclusion proofs")
 _T_CHAIN = ("项目哈希链", "project chain")
 _T_ATTACH = ("附件", "attachments")
@@ -637,6 +639,7 @@ class EvidenceBundle:
         head = step("project_head", _T_HEAD, lambda: self._check_head(out, sc, log, records), None)
         step("inclusion", _T_INCLUSION, lambda: self._check_inclusion(out, sc, records), None)
         step("chain", _T_CHAIN, lambda: self._check_chain(out, sc, records), None)
+        step("payloads", _T_PAYLOADS, lambda: self._check_payloads(out, records), None)
         step(
             "poster_signatures",
             _T_POSTER_SIG,
@@ -1323,6 +1326,75 @@ class EvidenceBundle:
             )
 
     # -- poster signatures and keys ------------------------------------------------------------
+    def _check_payloads(self, out: _Checks, records: list[_Record]) -> None:
+        """Each record's payload against the catalogue version it was committed under."""
+        cats = load_payload_catalogues()
+        problems = _Problems()
+        per_version: dict[int, int] = {}
+        newer: set[int] = set()
+        for r in records:
+            version = r.obj.get("catalogue_version", 1)  # absent before version 2
+            if type(version) is not int or version < 1:
+                problems.add(
+                    f"{_where(r)}: catalogue_version {str(version)[:20]!r} is not a version",
+                    f"记录 seq {r.obj.get('seq')} 的 catalogue_version 无效",
+                )
+                continue
+            per_version[version] = per_version.get(version, 0) + 1
+            payload = r.obj.get("payload")
+            try:
+                found = cats.checker(version, str(r.obj.get("type")))
+            except UnknownCatalogueVersion:
+                newer.add(version)
+                continue
+            if found is None or not isinstance(payload, dict):
+                continue
+            checker, sealed = found
+            try:
+                checker.check({k: v for k, v in payload.items() if k not in sealed})
+            except PayloadError as e:
+                problems.add(
+                    f"{_where(r)}: payload.{e.field}: {e.problem}; expected {e.expected} "
+                    f"(catalogue version {version})",
+                    f"记录 seq {r.obj.get('seq')} 的 payload.{e.field}：{e.problem_zh}；"
+                    f"应为{e.expected_zh}（事件目录第 {version} 版）",
+                )
+        counts = ", ".join(f"version {v}: {n}" for v, n in sorted(per_version.items()))
+        counts_zh = "，".join(f"第 {v} 版 {n} 条" for v, n in sorted(per_version.items()))
+        extra: dict[str, Any] = {"catalogue_versions": {str(v): n for v, n in per_version.items()}}
+        if problems:
+            out.failed_on(
+                "payloads",
+                _T_PAYLOADS,
+                problems,
+                f"{len(problems)} payload(s) break the catalogue they were committed under; "
+                "first: ",
+                f"{len(problems)} 条记录的内容不符合其提交时的事件目录；首个：",
+                **extra,
+            )
+        elif newer:
+            names = ", ".join(map(str, sorted(newer)))
+            out.add(
+                "payloads",
+                _T_PAYLOADS,
+                "cannot_evaluate",
+                f"records were committed under catalogue version(s) {names}, newer than this "
+                "verifier knows; update the verifier to check their payloads",
+                f"部分记录按本验证程序未知的事件目录第 {names} 版提交，请更新验证程序",
+                required=False,
+                **extra,
+            )
+        else:
+            out.passed(
+                "payloads",
+                _T_PAYLOADS,
+                f"every payload holds to the catalogue version it was committed under "
+                f"({counts or 'no records'}; version 1 typed no payloads)",
+                f"每条记录的内容均符合其提交时的事件目录（{counts_zh or '无记录'}；"
+                "第 1 版未规定字段类型）",
+                **extra,
+            )
+
     def _check_poster_signatures(self, out: _Checks, records: list[_Record]) -> None:
         """Every ``poster_signature`` must verify over its record; name the keys that signed."""
         problems = _Problems()

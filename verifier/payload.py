@@ -14,10 +14,14 @@ Platform-specific data goes in one ``extensions`` object whose keys are namespac
 from __future__ import annotations
 
 import difflib
+import functools
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from importlib import resources
+from types import MappingProxyType
 from typing import Any, Final
 
 __all__ = [
@@ -28,11 +32,16 @@ __all__ = [
     "REFERENCE_KEYS",
     "RFC3339_RE",
     "FieldSpec",
+    "PayloadCatalogues",
     "PayloadChecker",
     "PayloadError",
+    "UnknownCatalogueVersion",
     "control_path",
+    "load_payload_catalogues",
     "parse_date",
+    "parse_field_spec",
     "parse_instant",
+    "parse_payload_catalogues",
 ]
 
 #: "instant" is RFC 3339 with an offset; "date" a calendar date; "reference" names an
@@ -359,6 +368,94 @@ def control_path(value: object, where: str) -> str | None:
     return _control_path(value, where, 0)
 
 
+_FIELD_KEYS: Final = frozenset({"type", "required", "zh", "en", "example"})
+# Which constraints each field type takes (all of its keys beyond _FIELD_KEYS).
+_CONSTRAINTS: Final[dict[str, frozenset[str]]] = {
+    "int": frozenset({"min", "max"}),
+    "string": frozenset({"max_length", "pattern"}),
+    "instant": frozenset(),
+    "date": frozenset(),
+    "string[]": frozenset({"max_items", "max_length"}),
+    "enum": frozenset({"values"}),
+    "reference": frozenset({"to"}),
+}
+# Constraints a type must state, so that every string and list is bounded.
+_REQUIRED_CONSTRAINTS: Final[dict[str, frozenset[str]]] = {
+    "string": frozenset({"max_length"}),
+    "string[]": frozenset({"max_items", "max_length"}),
+    "enum": frozenset({"values"}),
+    "reference": frozenset({"to"}),
+}
+
+
+def parse_field_spec(name: str, raw: object) -> FieldSpec:
+    """One field of the catalogue's ``fields`` object; ValueError names the bad key."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+    ftype = raw.get("type")
+    if not isinstance(ftype, str) or ftype not in FIELD_TYPES:
+        raise ValueError(f"type: bad field type {ftype!r}; expected one of {FIELD_TYPES}")
+    must = _FIELD_KEYS | _REQUIRED_CONSTRAINTS.get(ftype, frozenset())
+    missing = sorted(must - raw.keys())
+    if missing:
+        raise ValueError(f"missing key(s) {', '.join(missing)}")
+    extra = sorted(raw.keys() - must - _CONSTRAINTS[ftype])
+    if extra:
+        raise ValueError(f"unknown key(s) {', '.join(extra)}")
+    if not isinstance(raw["required"], bool):
+        raise ValueError("required: expected true or false")
+
+    def text(key: str) -> str:
+        v = raw[key]
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"{key}: expected a non-empty string")
+        return v
+
+    def texts(key: str) -> tuple[str, ...]:
+        v = raw[key]
+        if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+            raise ValueError(f"{key}: expected a non-empty list of strings (at least one value)")
+        if len(set(v)) != len(v):
+            raise ValueError(f"{key}: duplicate entries")
+        return tuple(v)
+
+    def bound(key: str, lo: int) -> int | None:
+        v = raw.get(key)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= _MAX_SAFE:
+            raise ValueError(f"{key}: expected an integer from {lo} to {_MAX_SAFE}")
+        return v
+
+    pattern = text("pattern") if "pattern" in raw else None
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"pattern: not a regular expression: {e}") from None
+    spec = FieldSpec(
+        name=name,
+        type=ftype,
+        required=raw["required"],
+        zh=text("zh"),
+        en=text("en"),
+        example=raw["example"],
+        minimum=bound("min", -_MAX_SAFE),
+        maximum=bound("max", -_MAX_SAFE),
+        max_length=bound("max_length", 1),
+        pattern=pattern,
+        values=texts("values") if ftype == "enum" else (),
+        to=texts("to") if ftype == "reference" else (),
+        max_items=bound("max_items", 1),
+    )
+    # The example is what the guide shows and the tests post: it must be valid.
+    try:
+        PayloadChecker({name: spec}).check({name: spec.example})
+    except PayloadError as e:
+        raise ValueError(f"example: {e.problem}; expected {e.expected}") from None
+    return spec
+
+
 class PayloadChecker:
     """One event type's payload specification, compiled into checks.
 
@@ -418,3 +515,82 @@ class PayloadChecker:
             f"unknown field{hint_en}",
             f"未知字段{hint_zh}",
         )
+
+
+# One event type under one catalogue version: fields, one_of_required, sealed field names.
+_VersionedEvent = tuple[dict[str, FieldSpec], tuple[tuple[str, ...], ...], frozenset[str]]
+
+
+class UnknownCatalogueVersion(KeyError):
+    """A record names a catalogue version this verifier does not know (it is older)."""
+
+
+@dataclass(frozen=True)
+class PayloadCatalogues:
+    """The payload specifications of every catalogue version the ledger has used.
+
+    The verifier judges each record by the version it was committed under
+    (``catalogue_version``; records without it are version 1, whose payloads were not
+    typed). Sealed fields are left to the sealing checks: in a bundle their values may
+    stand redacted or as commitments.
+    """
+
+    #: version -> event code -> (fields, one_of_required, sealed fields); None: untyped.
+    versions: Mapping[int, Mapping[str, _VersionedEvent] | None] = field(hash=False)
+
+    def checker(self, version: int, code: str) -> tuple[PayloadChecker, frozenset[str]] | None:
+        """The committed-form checker of ``code`` under ``version`` and the sealed field
+        names to leave out; None when that version typed no payloads or lacks ``code``."""
+        if version not in self.versions:
+            raise UnknownCatalogueVersion(version)
+        events = self.versions[version]
+        if events is None or code not in events:
+            return None
+        return _committed_checker(self, version, code)
+
+
+@functools.cache
+def _committed_checker(
+    cats: PayloadCatalogues, version: int, code: str
+) -> tuple[PayloadChecker, frozenset[str]]:
+    events = cats.versions[version]
+    assert events is not None
+    fields, groups, sealed = events[code]
+    specs = {n: (replace(f, required=False) if n in sealed else f) for n, f in fields.items()}
+    keep = tuple(g for g in groups if not set(g) & sealed)
+    return PayloadChecker(specs, one_of_required=keep, committed=True), sealed
+
+
+def parse_payload_catalogues(data: object) -> PayloadCatalogues:
+    """Read ``verifier/catalogues.json`` (ValueError when malformed)."""
+    if not isinstance(data, dict) or not isinstance(data.get("versions"), dict):
+        raise ValueError('expected {"versions": {...}}')
+    versions: dict[int, Any] = {}
+    for key, raw in data["versions"].items():
+        if not key.isdigit():
+            raise ValueError(f"versions: {key!r} is not a version number")
+        if raw is None:
+            versions[int(key)] = None
+            continue
+        if not isinstance(raw, dict):
+            raise ValueError(f"versions.{key}: expected an object of event types")
+        events: dict[str, Any] = {}
+        for code, ev in raw.items():
+            where = f"versions.{key}.{code}"
+            if not isinstance(ev, dict) or not isinstance(ev.get("fields"), dict):
+                raise ValueError(f"{where}: expected an object with fields")
+            try:
+                fields = {n: parse_field_spec(n, f) for n, f in ev["fields"].items()}
+            except ValueError as e:
+                raise ValueError(f"{where}.fields: {e}") from None
+            groups = tuple(tuple(g) for g in ev.get("one_of_required", []))
+            events[code] = (fields, groups, frozenset(ev.get("sealed_fields", [])))
+        versions[int(key)] = MappingProxyType(events)
+    return PayloadCatalogues(MappingProxyType(versions))
+
+
+@functools.cache
+def load_payload_catalogues() -> PayloadCatalogues:
+    """The packaged ``verifier/catalogues.json``."""
+    text = resources.files("verifier").joinpath("catalogues.json").read_text("utf-8")
+    return parse_payload_catalogues(json.loads(text))
