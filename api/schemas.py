@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 from ledger.catalogue import TRADE_TYPES, Catalogue, EventType, FieldSpec
-from ledger.records import ACCESS_EVENT, MAX_ATTACHMENTS, MEDIA_TYPE_RE, PROJECT_RE
+from ledger.records import LEDGER_EVENTS, MAX_ATTACHMENTS, MEDIA_TYPE_RE, PROJECT_RE
 from verifier.canonical import MAX_SAFE_INTEGER
 from verifier.payload import EXTENSIONS, MAX_EXTENSION_KEY, RFC3339_RE
 
@@ -198,8 +198,9 @@ POSTED_EVENT_REF: dict[str, Any] = {"$ref": "#/components/schemas/PostedEvent"}
 
 
 def posted_types(catalogue: Catalogue) -> list[EventType]:
-    """The event types a platform may post (the access records are the ledger's own)."""
-    return [ev for ev in catalogue if ev.code != ACCESS_EVENT]
+    """The event types a platform may post (access records and legal holds are the
+    ledger's own)."""
+    return [ev for ev in catalogue if ev.code not in LEDGER_EVENTS]
 
 
 def schema_name(code: str) -> str:
@@ -238,7 +239,7 @@ def catalogue_entry(catalogue: Catalogue, ev: EventType) -> dict[str, Any]:
         "status": ev.status,
         "sealed_fields": list(ev.sealed_fields),
         "sealed_attachments": ev.sealed_attachments,
-        "posted": ev.code != ACCESS_EVENT,
+        "posted": ev.code not in LEDGER_EVENTS,
         "fields": [
             {
                 "name": f.name,

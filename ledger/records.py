@@ -292,8 +292,9 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
     payload = obj.get("payload", {})
     if not isinstance(payload, dict):
         raise InvalidEvent("payload", "must be a JSON object", "须为 JSON 对象")
-    if internal:
-        # The ledger's own access records: not posted, so only kept free of control text.
+    if etype == ACCESS_EVENT:
+        # The ledger's own access records (what was read, which varies by route): not
+        # posted, so only kept free of control text.
         bad = control_path(payload, "payload")
         if bad is not None:
             raise InvalidEvent(bad, _CONTROL_EN, _CONTROL_ZH)

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ledger.catalogue import TRADE_TYPES, load_catalogue  # noqa: E402
+from ledger.records import LEDGER_EVENTS  # noqa: E402
 
 VERIFIER_COPY = ROOT / "verifier" / "catalogues.json"
 GUIDE = ROOT / "docs" / "integration.md"
@@ -146,7 +147,7 @@ def _reference() -> str:
             out.append(f"- 开标前保密 sealed until opening: {', '.join(ev.sealed_fields)}")
         for group in ev.one_of_required:
             out.append(f"- 至少填写其一 at least one of: {', '.join(group)}")
-        if ev.code == "evidence_accessed":
+        if ev.code in LEDGER_EVENTS:
             out.append("- 由账本自行记录，平台不可提交 / written by the ledger, never posted")
         out.append("")
         if ev.fields:
