@@ -172,7 +172,11 @@ def cite(srv: Server, token: str, digest: str, size: int) -> None:
         "type": "project_registered",
         "actor": {"id": "PRTC-HZ", "role": "platform"},
         "occurred_at": "2026-03-02T09:00:00+08:00",
-        "payload": {"name": "开标评标录像", "estimate_fen": 4_860_000_000},
+        "payload": {
+            "method": "open_tender",
+            "estimate": 4_860_000_000,
+            "extensions": {"cn.gov.hz.ggzy/name": "开标评标录像"},
+        },
         "attachments": [
             {"sha256": digest, "size": size, "media_type": "video/mp4", "name": "opening.mp4"}
         ],

@@ -124,7 +124,7 @@ def test_the_race_through_the_api_a_stale_worker_cache_gets_409(ledger_factory: 
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
 
     def event(n: int, key: Ed25519PrivateKey, **over: Any) -> dict[str, Any]:
-        ev = make_event(project="K2", payload={"name": f"第{n}号", "estimate_fen": n}, **over)
+        ev = make_event(project="K2", payload={"method": "open_tender", "estimate": n}, **over)
         ev["signature"] = sign_event(ev, key)
         return ev
 
