@@ -79,6 +79,10 @@ def everything_in(store: EvidenceStore) -> list[str]:
     if isinstance(b, FilesystemStore):
         return sorted(str(p.relative_to(b.root)) for p in b.root.rglob("*") if p.is_file())
     assert isinstance(b, MinioStore)
+    # The store creates its bucket on first use: a poll that comes before the first upload
+    # reached MinIO finds no bucket, which holds nothing.
+    if not b.client.bucket_exists(bucket_name=b.bucket):
+        return []
     out = [
         f"{o.object_name}@{o.version_id}"
         for o in b.client.list_objects(bucket_name=b.bucket, recursive=True, include_version=True)
