@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Lifespan
 
-from api.auth import RateLimiter, TokenCheck
+from api.auth import AUTH_FAILURES_PER_SECOND, RateLimiter, TokenCheck
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.limits import ServeLimits
 from api.posters import PosterKeys
@@ -32,6 +32,7 @@ def create_app(
     ledger: Ledger,
     *,
     rate_limit: float = DEFAULT_RATE_LIMIT,
+    auth_failure_rate: float = AUTH_FAILURES_PER_SECOND,
     objects: EvidenceStore | None = None,
     limits: ServeLimits | None = None,
     lifespan: Lifespan[FastAPI] | None = None,
@@ -52,6 +53,8 @@ def create_app(
     app.state.ledger = ledger
     app.state.tokens = TokenCheck(ledger.store)
     app.state.limiter = RateLimiter(rate_limit)
+    # Requests without a valid token, per client address (0 disables).
+    app.state.auth_failures = RateLimiter(auth_failure_rate)
     app.state.poster_keys = PosterKeys(ledger.store)
     app.state.objects = objects or open_evidence_store(
         ledger.data_dir,

@@ -15,12 +15,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -200,13 +202,22 @@ def _instant(text: str) -> datetime | None:
 
 
 class TokenCheck:
-    """Resolves bearer tokens to principals, with a short-lived cache."""
+    """Resolves bearer tokens to principals, with a short-lived cache, and remembers the
+    tokens the database does not know, so that one never costs a query twice.
+
+    A token unknown once stays unknown: tokens are drawn at random when created (nobody
+    can present one before that), and expiry and revocation are for good. So the
+    negative cache needs no expiry, only a bound (issue 10 §3: a request without a valid
+    token touches the database at most once).
+    """
 
     #: Seconds a looked-up token is trusted before the database is asked again; bounds how
     #: long a revoked token keeps working in another process. Revocations through this
     #: process take effect at once (``forget``).
     CACHE_SECONDS = 5.0
     CACHE_LIMIT = 10_000
+    #: Digests of unknown, expired or revoked tokens remembered (the oldest go first).
+    UNKNOWN_LIMIT = 10_000
 
     def __init__(self, store: Store, clock: Clock | None = None) -> None:
         self.store = store
@@ -215,13 +226,18 @@ class TokenCheck:
         # rfc3339() text, whose millisecond precision makes "expiry <= now" the same test
         # as the text comparison with rfc3339(now), without formatting now per request.
         self._cache: dict[bytes, tuple[float, Principal, datetime | None]] = {}
+        self._unknown: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()
 
-    def authenticate(self, authorization: str | None) -> Principal:
+    def authenticate(
+        self, authorization: str | None, before_lookup: Callable[[], None] | None = None
+    ) -> Principal:
+        """The token's principal; :class:`AuthError` otherwise. ``before_lookup`` runs just
+        before the database would be asked, and may refuse by raising (a throttled client)."""
         if not authorization:
             raise AuthError("missing bearer token: send 'Authorization: Bearer <token>'")
         scheme, _, token = authorization.partition(" ")
@@ -234,6 +250,10 @@ class TokenCheck:
             if hit[2] is not None and hit[2] <= self.clock.now().astimezone(UTC):
                 raise AuthError("unknown, expired or revoked token")
             return hit[1]
+        if digest in self._unknown:
+            raise AuthError("unknown, expired or revoked token")
+        if before_lookup is not None:
+            before_lookup()
         now = rfc3339(self.clock.now())
         with self.store.engine.connect() as conn:
             row = conn.execute(
@@ -252,6 +272,10 @@ class TokenCheck:
             ).first()
         # One message for unknown, expired and revoked: the caller learns nothing more.
         if row is None or not hmac.compare_digest(bytes(row[1]), digest):
+            with self._lock:
+                self._unknown[digest] = None
+                if len(self._unknown) > self.UNKNOWN_LIMIT:
+                    self._unknown.popitem(last=False)
             raise AuthError("unknown, expired or revoked token")
         p = Principal(row[0], row[2], _scope_of(row[4], row[5]))
         expires = _instant(row[3]) if row[3] is not None else None
@@ -271,9 +295,12 @@ def require(principal: Principal, *roles: str) -> None:
 
 
 class RateLimiter:
-    """Token bucket per token id: ``rate`` requests per second, bursts up to ``2 × rate``.
+    """Token bucket per key (a token id, or a client address): ``rate`` requests per
+    second, bursts up to ``2 × rate``.
 
-    OWASP API4 (unrestricted resource consumption). ``rate <= 0`` disables it.
+    OWASP API4 (unrestricted resource consumption). ``rate <= 0`` disables it. At most
+    :attr:`MAX_BUCKETS` keys are kept; the one unseen longest goes first (its bucket would
+    have refilled by then anyway), so no flood of new keys grows the table or resets it.
     """
 
     MAX_BUCKETS = 100_000
@@ -281,8 +308,18 @@ class RateLimiter:
     def __init__(self, rate: float) -> None:
         self.rate = rate
         self.burst = max(1.0, 2 * rate)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def peek(self, key: str) -> float:
+        """Like :meth:`check`, without spending anything."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
 
     def check(self, key: str) -> float:
         """0 if the request may go ahead, else seconds until it may (for Retry-After)."""
@@ -290,12 +327,33 @@ class RateLimiter:
             return 0.0
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
+            buckets = self._buckets
+            tokens, last = buckets.get(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                return 0.0
-            if len(self._buckets) >= self.MAX_BUCKETS:
-                self._buckets.clear()
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
+            ok = tokens >= 1
+            buckets[key] = (tokens - 1 if ok else tokens, now)
+            buckets.move_to_end(key)
+            if len(buckets) > self.MAX_BUCKETS:
+                buckets.popitem(last=False)
+        return 0.0 if ok else (1 - tokens) / self.rate
+
+
+#: Requests per second without a valid token (401) allowed per client address, in bursts
+#: of twice that; past it 429, before the database is asked (issue 10 §3).
+AUTH_FAILURES_PER_SECOND = 10.0
+
+
+def client_key(host: str | None) -> str:
+    """The rate-limit key of a client address: the address, or its /64 for IPv6 (one
+    subscriber usually holds a whole /64, so per address would be no limit at all)."""
+    if not host:
+        return "-"
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64]
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)

@@ -12,7 +12,15 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from api.auth import AuthError, Forbidden, Principal, RateLimiter, TokenCheck, require
+from api.auth import (
+    AuthError,
+    Forbidden,
+    Principal,
+    RateLimiter,
+    TokenCheck,
+    client_key,
+    require,
+)
 from api.errors import ApiError
 from api.http_body import read_body
 from ledger.records import PROJECT_RE
@@ -28,21 +36,48 @@ async def get_ledger(request: Request) -> Ledger:
     return lg
 
 
+class _Throttled(Exception):
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+
+
+def _too_many(wait: float, msg: str) -> ApiError:
+    retry = str(max(1, math.ceil(wait)))
+    return ApiError(429, "rate_limited", msg, headers={"Retry-After": retry})
+
+
 async def get_principal(request: Request) -> Principal:
-    """The caller, authenticated and within its rate limit (401 / 429 otherwise)."""
+    """The caller, authenticated and within its rate limit (401 / 429 otherwise).
+
+    Requests without a valid token are limited per client address: past the limit they
+    get 429 before the database is asked, so nobody without a token can keep it busy
+    (issue 10 §3).
+    """
     tokens: TokenCheck = request.app.state.tokens
+    failures: RateLimiter = request.app.state.auth_failures
+    client = client_key(request.client.host if request.client else None)
+
+    def gate() -> None:
+        wait = failures.peek(client)
+        if wait > 0:
+            raise _Throttled(wait)
+
+    no_token = f"more than {failures.rate:g} requests per second without a valid token"
     try:
-        p = tokens.authenticate(request.headers.get("authorization"))
+        p = tokens.authenticate(request.headers.get("authorization"), gate)
+    except _Throttled as e:
+        raise _too_many(e.wait, no_token) from None
     except AuthError as e:
+        wait = failures.check(client)
+        if wait > 0:
+            raise _too_many(wait, no_token) from None
         raise ApiError(
             401, "unauthorized", str(e), headers={"WWW-Authenticate": "Bearer"}
         ) from None
     limiter: RateLimiter = request.app.state.limiter
     wait = limiter.check(p.token_id)
     if wait > 0:
-        msg = f"more than {limiter.rate:g} requests per second for this token"
-        retry = str(max(1, math.ceil(wait)))
-        raise ApiError(429, "rate_limited", msg, headers={"Retry-After": retry})
+        raise _too_many(wait, f"more than {limiter.rate:g} requests per second for this token")
     return p
 
 
