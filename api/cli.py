@@ -87,7 +87,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"workers: {args.workers}", flush=True)
         else:
             witnessing = cli_witness.start_witnessing(ledger, args)
-            app = create_app(ledger, rate_limit=args.rate_limit, limits=serve_limits)
+            app = create_app(
+                ledger,
+                rate_limit=args.rate_limit,
+                auth_failure_rate=args.auth_failure_rate,
+                limits=serve_limits,
+            )
             settle_heap()
             try:
                 _run_uvicorn(app, args, serve_limits)
@@ -279,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1000.0,
         help="requests per second per token (default 1000; 0 turns it off)",
+    )
+    p.add_argument(
+        "--auth-failure-rate",
+        type=float,
+        default=10.0,
+        help="requests per second without a valid token (401) per client address, in "
+        "bursts of twice that; past it 429 before the database is asked (default 10; "
+        "0 turns it off)",
     )
     cli_witness.add_serve_options(p)  # --witness VKEY@URL, --witness-quorum K, --tsa-url
     limits.add_arguments(p)  # --header-timeout, --max-connections, --uploads-per-token, ...

@@ -86,7 +86,11 @@ def worker_app(args: argparse.Namespace) -> FastAPI:
             ledger.close()
 
     return create_app(
-        ledger, rate_limit=args.rate_limit, limits=limits.from_args(args), lifespan=lifespan
+        ledger,
+        rate_limit=args.rate_limit,
+        auth_failure_rate=args.auth_failure_rate,
+        limits=limits.from_args(args),
+        lifespan=lifespan,
     )
 
 
