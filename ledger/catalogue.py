@@ -271,6 +271,9 @@ def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
                     )
     if sealed_until not in events:
         raise CatalogueError(f"{origin}.sealed_until: {sealed_until!r} is not an event code")
+    if events[sealed_until].sealed:
+        # The opening unseals the sealed chain; hidden in it, it could never be seen.
+        raise CatalogueError(f"{origin}.sealed_until: {sealed_until!r} must not be sealed itself")
     return Catalogue(
         version=version,
         sealed_readers=readers,

@@ -131,6 +131,19 @@ class ObjectCitationRow(Base):
     event_type: Mapped[str] = mapped_column(String(64))
 
 
+class SealedOpeningRow(Base):
+    """The openings of a sealed record at log index ``idx`` (verifier/sealed.py).
+
+    Written with the record; read only for sealed readers after the project's opening.
+    """
+
+    __tablename__ = "sealed_openings"
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    project: Mapped[str] = mapped_column(String(128))
+    #: Canonical JSON ``{path: {"salt", "value"}}``.
+    openings: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class MetaRow(Base):
     """Facts fixed when the log was created: origin and verifier key."""
 

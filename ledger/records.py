@@ -31,6 +31,8 @@ from verifier.payload import (
     parse_instant,
 )
 from verifier.receipt import ENTRY_VERSION, entry_leaf_hash
+# Sealed events (bids...) are chained in ``<project>~sealed`` (ledger/sealing.py).
+from verifier.sealed import SEALED_SUFFIX as SEALED_SUFFIX
 
 ZERO_HASH = bytes(32)
 
@@ -158,6 +160,19 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class Sealing:
+    """How a sealed event is committed (ledger/sealing.py): the record leaves every sealed
+    part out and carries ``commitments`` instead; the openings are stored apart."""
+
+    #: path -> base64 commitment (verifier.sealed.commit), the record's ``commitments``.
+    commitments: dict[str, str]
+    #: The payload without its sealed fields, canonical.
+    payload: Canonical
+    #: Canonical JSON ``{path: {"salt", "value"}}``, kept in ``sealed_openings``.
+    openings: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class EventSubmission:
     """A validated event as posted by a platform service."""
 
@@ -180,6 +195,13 @@ class EventSubmission:
     #: The event catalogue version the payload was checked under, committed in the record
     #: so that the verifier judges the record by the same catalogue.
     catalogue_version: int = CATALOGUE_VERSION
+    #: Set by ledger.sealing.seal for sealed event types, just before sequencing.
+    sealing: Sealing | None = None
+
+    @property
+    def chain(self) -> str:
+        """The hash chain the record joins: the project's, or its sealed chain."""
+        return self.project + SEALED_SUFFIX if self.sealing is not None else self.project
 
 
 def _attachments(value: object) -> tuple[Attachment, ...]:
@@ -384,7 +406,8 @@ def complete_record(
     actor = ev.actor
     payload = ev.payload
     if (
-        0 <= index <= MAX_SAFE_INTEGER
+        ev.sealing is None
+        and 0 <= index <= MAX_SAFE_INTEGER
         and 0 <= seq <= MAX_SAFE_INTEGER
         and 0 <= checkpoint_size <= MAX_SAFE_INTEGER
         and type(ev.catalogue_version) is int
@@ -447,9 +470,13 @@ def record_json(
     checkpoint_size: int,
     checkpoint_root: bytes,
 ) -> dict[str, Any]:
-    """The record :func:`complete_record` commits, as a JSON object."""
+    """The record :func:`complete_record` commits, as a JSON object.
+
+    A sealed event's record (``ev.sealing``) joins the sealed chain and leaves out every
+    sealed part, committing to each in ``commitments`` (verifier/sealed.py).
+    """
     record: dict[str, Any] = {
-        "project": ev.project,
+        "project": ev.chain,
         "trade_type": ev.trade_type,
         "type": ev.type,
         "actor": ev.actor,
@@ -466,6 +493,15 @@ def record_json(
     }
     if ev.poster_signature is not None:
         record["poster_signature"] = ev.poster_signature
+    sealing = ev.sealing
+    if sealing is not None:
+        record["payload"] = sealing.payload
+        record["commitments"] = sealing.commitments
+        for path in sealing.commitments:
+            if path == "actor.id":
+                record["actor"] = {k: v for k, v in ev.actor.items() if k != "id"}
+            elif not path.startswith("payload."):
+                del record[path]  # attachments, poster_signature
     return record
 
 

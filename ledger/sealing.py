@@ -1,20 +1,76 @@
-"""Sealed bids: what a reader may see of a record before and after the bid opening.
+"""Sealed bids: how sealed events are committed, and what a reader may see of them.
 
 Who bid, how many bid, and what they offered must stay secret until the opening
 (招标投标法 第二十二条、第三十六条). The event catalogue marks the sealed payload fields and
 whether an event's attachments are sealed, which event unseals them (``sealed_until``),
 and which roles may read them afterwards (``sealed_readers``). Before the opening nobody
-sees them, admin included. The ledger still commits to the full record: the receipt's
-event hash covers what is withheld.
+sees them, admin included.
+
+- **Values.** :func:`seal` commits each sealed part of an event separately, under its own
+  random salt (verifier/sealed.py): the record carries only the commitments, its hash
+  covers only them, and the openings (salt and value) are stored apart, in
+  ``sealed_openings``, handed only to sealed readers after the opening.
+- **Number.** A sealed event's record joins the project's sealed chain ``<project>~sealed``,
+  not its process chain, so the process chain's seq numbers and prev links count nothing.
+  Before the opening the sealed chain is not shown at all (reads of its records answer
+  404 like a missing index); afterwards sealed readers see both chains merged by log index.
+
+Records committed before this scheme (sealed events in the process chain, values in
+place) are shown with the sealed values, and the salt that would let one test a guess
+against the event hash, replaced by ``"[sealed]"`` (:func:`redact`).
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
+import os
+from collections.abc import Callable
 from typing import Any
 
 from ledger.catalogue import Catalogue
+from ledger.records import EventSubmission, Sealing
+from verifier.canonical import Canonical, canonicalize
+from verifier.sealed import SALT_BYTES, commit
 
 SEALED = "[sealed]"
+
+
+def seal(
+    ev: EventSubmission, catalogue: Catalogue, random: Callable[[int], bytes] = os.urandom
+) -> EventSubmission:
+    """The event with its sealed parts committed (``ev.sealing``); others as they are.
+
+    Sealed parts: the catalogue's ``sealed_fields`` and every payload field it does not
+    declare (an undeclared field of a bid, such as a file hash, is as secret as the bid),
+    the actor's id (the bidder), the attachment list when the type seals attachments
+    (their hashes identify the bid files), and the poster's signature (it covers the
+    sealed values, so with the poster's public key it would test a guess).
+    """
+    et = catalogue.events.get(ev.type)
+    if et is None or not et.sealed or ev.sealing is not None:
+        return ev
+    payload: dict[str, Any] = json.loads(ev.payload)
+    parts: dict[str, object] = {}
+    for name in list(payload):
+        if name in et.sealed_fields or name not in et.fields:
+            parts["payload." + name] = payload.pop(name)
+    parts["actor.id"] = ev.actor["id"]
+    if et.sealed_attachments:
+        parts["attachments"] = [a.to_json() for a in ev.attachments]
+    if ev.poster_signature is not None:
+        parts["poster_signature"] = ev.poster_signature
+    commitments: dict[str, str] = {}
+    openings: dict[str, dict[str, Any]] = {}
+    for path, value in parts.items():
+        salt = random(SALT_BYTES)
+        commitments[path] = base64.b64encode(commit(path, salt, value)).decode()
+        openings[path] = {"salt": base64.b64encode(salt).decode(), "value": value}
+    sealing = Sealing(
+        commitments, Canonical(canonicalize(payload).decode()), canonicalize(openings)
+    )
+    return dataclasses.replace(ev, sealing=sealing)
 
 
 def is_sealed_type(catalogue: Catalogue, event_type: str) -> bool:
@@ -36,13 +92,20 @@ def may_read_sealed(catalogue: Catalogue, *, opened: bool, role: str) -> bool:
 def redact(
     record: dict[str, Any], catalogue: Catalogue, *, opened: bool, role: str
 ) -> dict[str, Any]:
-    """The record as ``role`` may see it; sealed parts replaced by ``"[sealed]"``.
+    """A sealed record of the old form as ``role`` may see it; sealed parts, and the salt,
+    replaced by ``"[sealed]"``.
 
     Redacted records carry ``"sealed": [paths]`` so that a reader knows the record was
-    withheld in part and will not match its event hash.
+    withheld in part and will not match its event hash. Records with ``commitments``
+    need no redaction: they hold no sealed value.
     """
     et = catalogue.events.get(str(record.get("type")))
-    if et is None or not et.sealed or may_read_sealed(catalogue, opened=opened, role=role):
+    if (
+        et is None
+        or not et.sealed
+        or "commitments" in record
+        or may_read_sealed(catalogue, opened=opened, role=role)
+    ):
         return record
     out = dict(record)
     hidden: list[str] = []
@@ -61,5 +124,11 @@ def redact(
     if et.sealed_attachments and out.get("attachments"):
         out["attachments"] = [SEALED for _ in out["attachments"]]
         hidden.append("attachments")
+    # With the salt, anyone could hash the record with each candidate bidder and compare
+    # with the event hash (or the next record's prev).
+    for name in ("salt", "poster_signature"):
+        if name in out:
+            out[name] = SEALED
+            hidden.append(name)
     out["sealed"] = hidden
     return out

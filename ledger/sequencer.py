@@ -383,6 +383,7 @@ class Sequencer:
         cites: list[dict[str, Any]] = []
         tails: dict[str, Tail] = {}
         projects: list[dict[str, Any]] = []
+        openings: list[tuple[int, str, bytes]] = []
         results: list[list[Appended] | Exception] = []
         # (poster, key) -> (index, digest, event hash) for keys seen in this batch or stored.
         known: dict[tuple[str, str], tuple[int, bytes | None, bytes]] = {}
@@ -426,9 +427,15 @@ class Sequencer:
                     out.append(Appended(idx, eh, replayed=True))
                     continue
                 index = frontier.size
-                seq, prev, bound = tails.get(ev.project) or self._tails.get(
-                    self.store, conn, ev.project
-                )
+                # Sealed events join the project's sealed chain (ledger/sealing.py).
+                chain = ev.chain
+                seq, prev, bound = tails.get(chain) or self._tails.get(self.store, conn, chain)
+                if chain != ev.project:
+                    # The trade type is the project's (checked in _mismatch); the sealed
+                    # chain binds nothing of its own.
+                    bound = (
+                        tails.get(ev.project) or self._tails.get(self.store, conn, ev.project)
+                    )[2] or ev.trade_type
                 rec = complete_record(
                     ev,
                     index=index,
@@ -445,14 +452,16 @@ class Sequencer:
                     projects.append(
                         {"project": ev.project, "trade_type": bound, "first_index": index}
                     )
-                tails[ev.project] = (seq + 1, rec.event_hash, bound)
+                tails[chain] = (seq + 1, rec.event_hash, bound)
                 frontier.append(leaf_for_record(rec.event_hash), visit)
                 if k is not None:
                     known[(unit.poster, k)] = (index, ev.digest, rec.event_hash)
+                if ev.sealing is not None:
+                    openings.append((index, ev.project, ev.sealing.openings))
                 rows.append(
                     (
                         index,
-                        ev.project,
+                        chain,
                         seq,
                         ev.type,
                         rec.event_hash,
@@ -475,6 +484,7 @@ class Sequencer:
         self.store.add_records(conn, rows)
         self.store.add_citations(conn, cites)
         self.store.add_projects(conn, projects)
+        self.store.add_openings(conn, openings)
         self.store.put_tiles(conn, {k: (bytes(v), existed[k]) for k, v in tiles.items()})
         self.store.add_checkpoint(conn, size1, root1, note, recorded_at)
         return results, (frontier, tiles, tails, note, size0)

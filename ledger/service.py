@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 from ledger.catalogue import Catalogue, load_catalogue
 from ledger.clock import Clock, SystemClock
 from ledger.keys import LogKeyError, load_or_create_log_key, read_high_water
-from ledger.records import EventSubmission
+from ledger.records import SEALED_SUFFIX, EventSubmission
+from ledger.sealing import seal
 from ledger.sequencer import Appended, Sequencer
 from ledger.store import Citation, Head, Store, StoreError, make_engine, migrate
 from ledger.tiles import HASH, TILE_WIDTH, TreeReader, tile_width_at
@@ -218,7 +219,8 @@ class Ledger:
 
     # --- appends and receipts ------------------------------------------------------------
     def append(self, events: list[EventSubmission], poster: str) -> Future[list[Appended]]:
-        return self.sequencer.submit(events, poster)
+        """Queue events for the log; sealed ones are committed part by part first."""
+        return self.sequencer.submit([seal(ev, self.catalogue) for ev in events], poster)
 
     def add_checkpoint_listener(self, fn: Callable[[int, bytes, str], None]) -> None:
         """Call ``fn(size, root, signed note)`` after each new checkpoint is committed.
@@ -390,6 +392,26 @@ class Ledger:
             known.update(found)
             out.update(found)
         return out
+
+    def has_sealed(self, project: str) -> bool:
+        """Whether the project has sealed events (its sealed chain is not empty)."""
+        with self.store.reader() as conn:
+            return self.store.has_records(conn, project + SEALED_SUFFIX)
+
+    def merged_records(
+        self, project: str, after_index: int, limit: int
+    ) -> list[tuple[int, int, bytes]]:
+        """(index, seq, canonical record) of the project's process and sealed chains, in log
+        order, with log index above ``after_index``; at most ``limit``."""
+        with self.store.reader() as conn:
+            return self.store.chains_records(
+                conn, (project, project + SEALED_SUFFIX), after_index, limit
+            )
+
+    def openings(self, indexes: Sequence[int]) -> dict[int, bytes]:
+        """The stored openings of the sealed records among ``indexes`` (canonical JSON)."""
+        with self.store.reader() as conn:
+            return self.store.openings(conn, indexes)
 
     def project_records(
         self, project: str, after: int, limit: int, event_type: str | None = None

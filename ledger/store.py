@@ -31,6 +31,7 @@ from ledger.models import (
     PosterKeyRow,
     ProjectRow,
     RecordRow,
+    SealedOpeningRow,
     TileRow,
 )
 
@@ -370,6 +371,45 @@ class Store:
             .limit(limit)
         ).all()
         return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def chains_records(
+        self, conn: Connection, chains: Sequence[str], after_index: int, limit: int
+    ) -> list[tuple[int, int, bytes]]:
+        """(index, seq, canonical record) of several chains' records, merged by log index."""
+        rows = conn.execute(
+            select(RecordRow.idx, RecordRow.seq, RecordRow.record)
+            .where(RecordRow.project.in_(list(chains)), RecordRow.idx > after_index)
+            .order_by(RecordRow.idx)
+            .limit(limit)
+        ).all()
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def has_records(self, conn: Connection, chain: str) -> bool:
+        return (
+            conn.scalar(select(RecordRow.idx).where(RecordRow.project == chain).limit(1))
+            is not None
+        )
+
+    def add_openings(self, conn: Connection, rows: Sequence[tuple[int, str, bytes]]) -> None:
+        """Store (index, project, canonical openings) of sealed records."""
+        if rows:
+            conn.execute(
+                insert(SealedOpeningRow),
+                [{"idx": i, "project": p, "openings": o} for i, p, o in rows],
+            )
+
+    def openings(self, conn: Connection, indexes: Sequence[int]) -> dict[int, bytes]:
+        """index -> canonical openings, for those of ``indexes`` that are sealed records."""
+        out: dict[int, bytes] = {}
+        ids = sorted(set(indexes))
+        for start in range(0, len(ids), 500):
+            for idx, raw in conn.execute(
+                select(SealedOpeningRow.idx, SealedOpeningRow.openings).where(
+                    SealedOpeningRow.idx.in_(ids[start : start + 500])
+                )
+            ):
+                out[int(idx)] = bytes(raw)
+        return out
 
     def project_has_type(self, conn: Connection, project: str, event_type: str) -> bool:
         """Whether the project has a record of ``event_type`` (e.g. its bid opening)."""

@@ -140,25 +140,30 @@ def test_sealed_bids_are_hidden_until_opening_then_only_from_allowed_roles(setup
     idx = c.post("/v1/events", json=bid, headers=post).json()["index"]
     archivist = create_token(lg.store, "archivist")[1]
     for t in (tok["rev_all"], tok["admin"], archivist):
-        rec = c.get(f"/v1/events/{idx}", headers=h(t)).json()["record"]
-        assert rec["payload"]["price"] == "[sealed]" and rec["payload"]["bidder"] == "[sealed]"
-        assert rec["actor"]["id"] == "[sealed]" and rec["payload"]["extensions"] == {
-            "cn.gov.hz.ggzy/round": 1
-        }
-        assert set(rec["sealed"]) >= {"payload.price", "payload.bidder", "actor.id"}
-        listing = c.get("/v1/projects/PA/events", headers=h(t)).text
-        assert "4650100000" not in listing and "91330100MA00027001" not in listing
+        # Before the opening a sealed record is not there for anyone: 404 like no record.
+        r = c.get(f"/v1/events/{idx}", headers=h(t))
+        absent = c.get("/v1/events/999", headers=h(t)).json()
+        assert r.status_code == 404
+        assert r.json()["error"]["message"] == absent["error"]["message"].replace("999", str(idx))
+        listing = c.get("/v1/projects/PA/events", headers=h(t)).json()
+        assert all(r["type"] != "bid_submitted" for r in listing["records"])
+        assert listing["sealed_withheld"] is True
     opening = make_event(
         project="PA",
         type_="bid_opening_started",
         payload={"opening_at": "2026-03-25T10:00:00+08:00", "place": "开标室3"},
     )
     c.post("/v1/events", json=opening, headers=post).raise_for_status()
-    rec = c.get(f"/v1/events/{idx}", headers=h(tok["rev_all"])).json()["record"]
-    assert rec["payload"]["price"] == 4_650_100_000 and "sealed" not in rec
+    got = c.get(f"/v1/events/{idx}", headers=h(tok["rev_all"])).json()
+    rec, opened = got["record"], got["opened"]
+    # Sealed fields, and fields the catalogue does not declare, are only committed to.
+    assert set(rec["payload"]) <= {"submit_at"} and "id" not in rec["actor"]
+    assert opened["payload"]["price"] == 4_650_100_000
+    assert opened["payload"]["extensions"] == {"cn.gov.hz.ggzy/round": 1}
+    assert "commitments" not in opened
+    assert set(got["openings"]) == set(rec["commitments"])
     # Admin is not among the catalogue's sealed readers.
-    rec = c.get(f"/v1/events/{idx}", headers=h(tok["admin"])).json()["record"]
-    assert rec["payload"]["price"] == "[sealed]"
+    assert c.get(f"/v1/events/{idx}", headers=h(tok["admin"])).status_code == 404
 
 
 def test_every_read_of_evidence_is_recorded_and_listed(setup: Any) -> None:

@@ -223,6 +223,9 @@ def test_bid_events_are_sealed_until_opening(cat: Catalogue) -> None:
         assert ev.sealed
     assert cat.get("bid_submitted").sealed_attachments
     assert cat.get("bid_modified").sealed_attachments
+    # The bid file's hash identifies it as surely as the file (issue 10 §2).
+    for code in ("bid_submitted", "bid_modified"):
+        assert "ciphertext_hash" in cat.get(code).sealed_fields
     opening = cat.get("bid_opening_started")
     assert not opening.sealed
     assert {n: f.type for n, f in opening.fields.items()} == {
@@ -233,8 +236,17 @@ def test_bid_events_are_sealed_until_opening(cat: Catalogue) -> None:
 
 def test_only_bid_events_are_sealed(cat: Catalogue) -> None:
     sealed = {ev.code for ev in cat if ev.sealed}
-    # The deposit names the bidder too: who is bidding is secret before opening.
-    assert sealed == {"bid_submitted", "bid_modified", "bid_withdrawn", "bid_deposit_paid"}
+    # The deposit names the bidder too: who is bidding is secret before opening. Receipts
+    # (one per bid), the count at the deadline and late bids would count the bidders.
+    assert sealed == {
+        "bid_submitted",
+        "bid_modified",
+        "bid_withdrawn",
+        "bid_deposit_paid",
+        "bid_receipt_issued",
+        "bid_deadline_reached",
+        "bid_rejected_late",
+    }
     assert cat.sealed_until == "bid_opening_started"
     assert "admin" not in cat.sealed_readers
 

@@ -27,7 +27,7 @@ from api.posters import PosterKeys
 from api.routes.objects import attachment_lookup
 from api.schemas import POSTED_EVENT_REF
 from ledger.records import ACCESS_SUFFIX, EventSubmission, InvalidEvent, validate_event
-from ledger.sealing import is_sealed_type, redact
+from ledger.sealing import is_sealed_type, may_read_sealed, redact
 from ledger.sequencer import (
     Appended,
     IdempotencyConflict,
@@ -36,6 +36,7 @@ from ledger.sequencer import (
     TradeTypeMismatch,
 )
 from ledger.service import Ledger, NotFound
+from verifier.sealed import OpeningError, base_project, is_sealed_chain, open_record
 from witness.submitter import receipt_fields_for, witnessing_of
 
 MAX_EVENT_BODY = 1 << 20
@@ -206,7 +207,12 @@ async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
 async def get_event(
     index: Annotated[int, Path(ge=0, le=MAX_INT64)], p: Reader, lg: LedgerDep
 ) -> dict[str, Any]:
-    """The committed record at a log index, with its event hash and receipt."""
+    """The committed record at a log index, with its event hash and receipt.
+
+    A sealed record (in the project's sealed chain) is 404 like a missing index until the
+    caller may read sealed events; then the reply adds its ``openings`` and the ``opened``
+    record (each opening checked against its commitment).
+    """
     if index < 0:
         raise ApiError(422, "invalid_parameter", "index must be >= 0", "index")
     missing = f"index {index} is not in the log"
@@ -215,11 +221,20 @@ async def get_event(
     except NotFound:
         raise not_found(missing) from None
     record = json.loads(canonical)
+    chain = str(record["project"])
     # An access record belongs to its project, whose readers read it (and whose access
-    # chain records that read).
-    project = str(record["project"]).removesuffix(ACCESS_SUFFIX)
+    # chain records that read); so does a sealed record.
+    project = base_project(chain.removesuffix(ACCESS_SUFFIX))
     trade_type = authorize_project(lg, p, project, missing)
-    if is_sealed_type(lg.catalogue, record["type"]):
+    extra: dict[str, Any] = {}
+    if is_sealed_chain(chain):
+        # Before the opening (or for others than sealed readers) a sealed record is not
+        # there: 404 exactly as for an index not in the log.
+        if not may_read_sealed(lg.catalogue, opened=lg.unsealed(project), role=p.role):
+            raise not_found(missing)
+        openings = _openings(lg, [record])
+        extra = {"openings": openings[index], "opened": _opened(record, openings[index])}
+    elif is_sealed_type(lg.catalogue, record["type"]):
         record = redact(record, lg.catalogue, opened=lg.unsealed(project), role=p.role)
     receipt = lg.receipt(index, event_hash).to_json()
     receipt.update(receipt_fields_for(witnessing_of(lg), receipt["checkpoint"]))
@@ -228,7 +243,37 @@ async def get_event(
         "record": record,
         "event_hash": base64.b64encode(event_hash).decode(),
         "receipt": receipt,
+        **extra,
     }
+
+
+def _openings(lg: Ledger, records: list[dict[str, Any]]) -> dict[int, Any]:
+    """index -> openings of the sealed records among ``records``."""
+    sealed = [r["index"] for r in records if is_sealed_chain(r["project"])]
+    if not sealed:
+        return {}
+    found = lg.openings(sealed)
+    if len(found) != len(sealed):
+        lost = sorted(set(sealed) - set(found))[0]
+        raise ApiError(
+            503,
+            "store_inconsistent",
+            f"the openings of the sealed record at index {lost} are missing; run jianzheng audit",
+        )
+    return {i: json.loads(raw) for i, raw in found.items()}
+
+
+def _opened(record: dict[str, Any], openings: Any) -> dict[str, Any]:
+    """The record as posted; a stored opening that does not match is the store's fault."""
+    try:
+        return open_record(record, openings)
+    except OpeningError as e:
+        raise ApiError(
+            503,
+            "store_inconsistent",
+            f"the stored openings of the record at index {record.get('index')} do not match "
+            f"its commitments ({e}); run jianzheng audit",
+        ) from None
 
 
 @router.get("/v1/projects/{project}/events")
@@ -238,20 +283,49 @@ async def project_events(
     lg: LedgerDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     after: Annotated[int, Query(ge=-1, le=MAX_INT64)] = -1,
+    after_index: Annotated[int | None, Query(ge=-1, le=MAX_INT64)] = None,
 ) -> dict[str, Any]:
-    """A project's records in seq order with seq > ``after`` (the last seq already seen)."""
+    """A project's records with seq > ``after`` (the last seq already seen).
+
+    Until the caller may read the project's sealed events, only its process chain is
+    listed, and ``sealed_withheld`` says whether sealed events exist (never how many).
+    Afterwards the process and sealed chains are listed merged in log order, paged by log
+    index: ``after_index`` and ``next_after_index`` (``after`` still names a process
+    record to start after), with the sealed records' ``openings`` by index.
+    """
     trade_type = authorize_project(lg, p, project, "no such project")
-    rows = lg.project_records(project, after, limit)
-    records = [json.loads(r) for _, _, r in rows]
-    if any(is_sealed_type(lg.catalogue, r["type"]) for r in records):
-        opened = lg.unsealed(project)
-        records = [redact(r, lg.catalogue, opened=opened, role=p.role) for r in records]
+    sealed = lg.has_sealed(project)
+    opened = lg.unsealed(project) if sealed else False
+    merged = sealed and may_read_sealed(lg.catalogue, opened=opened, role=p.role)
+    extra: dict[str, Any] = {}
+    if merged:
+        start = -1 if after_index is None else after_index
+        if after_index is None and after >= 0:
+            at = lg.project_records(project, after - 1, 1)
+            start = at[0][0] if at and at[0][1] == after else MAX_INT64
+        rows = lg.merged_records(project, start, limit)
+        records = [json.loads(r) for _, _, r in rows]
+        openings = _openings(lg, records)
+        full = len(rows) == limit
+        last_chain = records[-1]["project"] if records else ""
+        nxt = rows[-1][1] if full and not is_sealed_chain(last_chain) else None
+        extra = {
+            "openings": {str(i): o for i, o in sorted(openings.items())},
+            "next_after_index": rows[-1][0] if full else None,
+        }
+    else:
+        rows = lg.project_records(project, after, limit)
+        records = [json.loads(r) for _, _, r in rows]
+        if any(is_sealed_type(lg.catalogue, r["type"]) for r in records):
+            opened = lg.unsealed(project)
+            records = [redact(r, lg.catalogue, opened=opened, role=p.role) for r in records]
+        nxt = rows[-1][1] if len(rows) == limit else None
+        extra = {"sealed_withheld": sealed}
     if records:
         await record_access(
             lg, p, project, trade_type, {"what": "records", "after": after, "count": len(records)}
         )
-    nxt = rows[-1][1] if len(rows) == limit else None
-    return {"project": project, "records": records, "next_after": nxt}
+    return {"project": project, "records": records, "next_after": nxt, **extra}
 
 
 @router.get("/v1/projects/{project}/access")

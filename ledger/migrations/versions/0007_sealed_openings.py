@@ -1,0 +1,31 @@
+"""Openings of sealed records, kept apart from the public records (issue 10 §2).
+
+A sealed event's record carries only commitments to its sealed parts; the salt and value
+of each part (the *opening*) is stored here, one row per record, and handed out only to
+sealed readers after the project's bid opening.
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sealed_openings",
+        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("project", sa.String(128), nullable=False),
+        # Canonical JSON {path: {"salt", "value"}}.
+        sa.Column("openings", sa.LargeBinary, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("sealed_openings")
