@@ -23,6 +23,7 @@ from verifier import merkle
 from verifier.checkpoint import CheckpointError, open_checkpoint
 from verifier.note import Verifier
 from verifier.receipt import entry_leaf_hash
+from verifier.sealed import SEALED_SUFFIX, OpeningError, open_record
 
 MAX_PROBLEMS = 1000
 PAGE = 5000
@@ -99,7 +100,11 @@ def audit(
             ).all()
         if not rows:
             break
+        with store.reader() as conn:
+            opened = store.openings(conn, [r[0] for r in rows if r[1].endswith(SEALED_SUFFIX)])
         for idx, project, seq, event_hash, record in rows:
+            if project.endswith(SEALED_SUFFIX):
+                _check_openings(rep, idx, bytes(record), opened.get(idx))
             if idx != expected:
                 rep.problem(f"records {expected}..{idx - 1} are missing")
                 # Keep going with the records we have, so later problems are still named.
@@ -132,6 +137,17 @@ def audit(
     for level, idx in sorted(derived):
         rep.problem(f"tile {level}/{idx} is missing")
     return rep
+
+
+def _check_openings(rep: AuditReport, idx: int, record: bytes, openings: bytes | None) -> None:
+    """A sealed record's stored openings must open every commitment it carries."""
+    if openings is None:
+        rep.problem(f"record {idx}: sealed, and its openings are missing")
+        return
+    try:
+        open_record(json.loads(record), json.loads(openings))
+    except (ValueError, OpeningError) as e:
+        rep.problem(f"record {idx}: its stored openings do not open its commitments: {e}")
 
 
 def _check_record(

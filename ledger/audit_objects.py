@@ -55,7 +55,14 @@ def _named_objects(store: Store) -> dict[str, tuple[int, str | None, int]]:
             data = bytes(raw)
             if b'"attachments":[]' in data:
                 continue  # most records cite no file; skip parsing them
-            for a in json.loads(data).get("attachments") or []:
+            record = json.loads(data)
+            if "attachments" not in record and "commitments" in record:
+                # A sealed record's attachments are in its openings (verifier/sealed.py).
+                with store.reader() as conn:
+                    opened = store.openings(conn, [idx]).get(idx)
+                sealed = json.loads(opened).get("attachments") if opened else None
+                record = {"attachments": sealed["value"] if isinstance(sealed, dict) else []}
+            for a in record.get("attachments") or []:
                 if isinstance(a, dict) and a.get("sha256") not in out:
                     out[a["sha256"]] = (a.get("size", -1), a.get("chunk_root"), idx)
 

@@ -40,6 +40,7 @@ from verifier import bundle as fmt
 from verifier.canonical import canonicalize
 from verifier.checkpoint import Checkpoint, TlogProof
 from verifier.note import NoteError, parse_note, parse_vkey, sign_note
+from verifier.sealed import SEALED_SUFFIX, OpeningError, is_sealed_chain, open_record
 
 PAGE = 1000
 #: How many older checkpoints are tried when looking for one the witnesses cosigned.
@@ -163,6 +164,8 @@ class BundlePlan:
     attachments: list[dict[str, Any]]
     #: ``posters.json`` as written (its SHA-256 is signed in the project head).
     posters: bytes
+    #: ``openings.jsonl`` lines: the openings of the sealed records, by log index.
+    openings: list[bytes]
     with_files: bool
     exported_at: str
     #: The event types the bundle holds (to apply sealing rules before handing it out).
@@ -179,7 +182,12 @@ def plan_bundle(
     now: datetime | None = None,
     max_records: int = fmt.MAX_RECORDS,
 ) -> BundlePlan:
-    """Read and sign what a project's bundle needs; raises before anything is written."""
+    """Read and sign what a project's bundle needs; raises before anything is written.
+
+    The bundle holds the project's process chain and its sealed chain, merged by log
+    index, with the sealed records' openings: the caller hands it out only to those who
+    may read sealed events (after the opening).
+    """
     src = sources or BundleSources()
     if with_files and src.open_object is None:
         raise BundleExportError(
@@ -199,23 +207,32 @@ def plan_bundle(
     # Records committed after the chosen checkpoint are left out: the bundle is the project
     # as of that checkpoint, and the signed project head says so.
     records = [r for r in records if r[0] < size]
-    last_hash = hashlib.sha256(records[-1][2]).digest()
+    parsed = [json.loads(raw) for _, _, raw in records]
+    process = [
+        raw for (_, _, raw), r in zip(records, parsed, strict=True) if r["project"] == project
+    ]
+    sealed = [
+        raw for (_, _, raw), r in zip(records, parsed, strict=True) if r["project"] != project
+    ]
+    if not process:
+        raise ProjectNotFound(f"project {project!r} has no committed records")
+    openings, views = _openings(ledger, parsed)
     posters = canonicalize({"posters": _posters(ledger, project, size)})
     head_body = fmt.ProjectHead(
         ledger.signer.name,
         project,
-        len(records),
-        last_hash,
+        len(process),
+        hashlib.sha256(process[-1]).digest(),
         cp.size,
         cp.root,
         hashlib.sha256(posters).digest(),
+        (len(sealed), hashlib.sha256(sealed[-1]).digest()) if sealed else None,
     ).body()
     head_note = sign_note(head_body, [ledger.signer]).to_text()
     timestamp = src.timestamp_reply(size) if src.timestamp_reply else None
     tsa_ca = src.tsa_ca_pem() if (timestamp and src.tsa_ca_pem) else None
     if timestamp and not tsa_ca:
         raise BundleExportError("a timestamp exists but the TSA's CA certificate is unavailable")
-    parsed = [json.loads(raw) for _, _, raw in records]
     trade_type = parsed[0].get("trade_type", "")
     clock_now = now or ledger.clock.now()
     return BundlePlan(
@@ -232,8 +249,9 @@ def plan_bundle(
         quorum=quorum,
         timestamp=timestamp,
         tsa_ca=tsa_ca,
-        attachments=_attachments(parsed, with_files),
+        attachments=_attachments(parsed, views, with_files),
         posters=posters,
+        openings=openings,
         with_files=with_files,
         exported_at=rfc3339(clock_now),
         event_types=frozenset(str(r.get("type")) for r in parsed),
@@ -243,11 +261,12 @@ def plan_bundle(
 def _records(
     ledger: Ledger, project: str, below: int, max_records: int
 ) -> list[tuple[int, int, bytes]]:
-    """The project's records with log index below ``below``, in seq order, bounded."""
+    """The project's records (both chains) with log index below ``below``, in log order,
+    bounded."""
     out: list[tuple[int, int, bytes]] = []
     after = -1
     while True:
-        page = ledger.project_records(project, after, PAGE)
+        page = ledger.merged_records(project, after, PAGE)
         for idx, seq, raw in page:
             if idx >= below:
                 return out
@@ -259,7 +278,41 @@ def _records(
                 )
         if len(page) < PAGE:
             return out
-        after = page[-1][1]
+        after = page[-1][0]
+
+
+def _openings(
+    ledger: Ledger, records: list[dict[str, Any]]
+) -> tuple[list[bytes], list[dict[str, Any]]]:
+    """``openings.jsonl`` lines, and each record as posted (sealed ones opened).
+
+    Every opening is checked against its commitment before it goes out: a bundle must
+    never carry a value its record does not commit to.
+    """
+    sealed = [r["index"] for r in records if is_sealed_chain(r["project"])]
+    found = ledger.openings(sealed) if sealed else {}
+    lines: list[bytes] = []
+    views: list[dict[str, Any]] = []
+    for r in records:
+        if not is_sealed_chain(r["project"]):
+            views.append(r)
+            continue
+        raw = found.get(r["index"])
+        if raw is None:
+            raise BundleExportError(
+                f"the openings of the sealed record at index {r['index']} are missing; "
+                "run jianzheng audit"
+            )
+        openings = json.loads(raw)
+        try:
+            views.append(open_record(r, openings))
+        except OpeningError as e:
+            raise BundleExportError(
+                f"the stored openings of the record at index {r['index']} do not match its "
+                f"commitments ({e}); run jianzheng audit"
+            ) from None
+        lines.append(canonicalize({"index": r["index"], "openings": openings}) + b"\n")
+    return lines, views
 
 
 def _policy(src: BundleSources) -> tuple[list[str], int]:
@@ -325,13 +378,20 @@ def _choose_checkpoint(
 
 
 def _posters(ledger: Ledger, project: str, below: int) -> list[dict[str, Any]]:
-    """Who posted each record (by seq), and every signing key each poster registered."""
+    """Who posted each record (by seq; ``sealed_records`` for the sealed chain), and every
+    signing key each poster registered."""
     with ledger.store.reader() as conn:
         by_record = ledger.store.record_posters(conn, project, below)
-        spans = ledger.store.poster_key_spans(conn, [p for _, p in by_record])
+        by_sealed = ledger.store.record_posters(conn, project + SEALED_SUFFIX, below)
+        spans = ledger.store.poster_key_spans(
+            conn, [p for _, p in by_record] + [p for _, p in by_sealed]
+        )
     out: dict[str, dict[str, Any]] = {}
     for seq, poster in by_record:
         out.setdefault(poster, {"poster": poster, "records": [], "keys": []})["records"].append(seq)
+    for seq, poster in by_sealed:
+        entry = out.setdefault(poster, {"poster": poster, "records": [], "keys": []})
+        entry.setdefault("sealed_records", []).append(seq)
     for k in spans:
         out[k.token_id]["keys"].append(
             {
@@ -344,11 +404,15 @@ def _posters(ledger: Ledger, project: str, below: int) -> list[dict[str, Any]]:
     return [out[p] for p in sorted(out)]
 
 
-def _attachments(records: list[dict[str, Any]], with_files: bool) -> list[dict[str, Any]]:
-    """One entry per distinct attachment: hash, size, chunk root and the seqs that cite it."""
+def _attachments(
+    records: list[dict[str, Any]], views: list[dict[str, Any]], with_files: bool
+) -> list[dict[str, Any]]:
+    """One entry per distinct attachment: hash, size, chunk root and the seqs that cite it
+    (``sealed_events``: seqs in the sealed chain), from the records as posted."""
     found: dict[str, dict[str, Any]] = {}
-    for r in records:
+    for record, r in zip(records, views, strict=True):
         seq = r["seq"]
+        cited_by = "sealed_events" if is_sealed_chain(record["project"]) else "events"
         for a in r.get("attachments") or []:
             entry = found.get(a["sha256"])
             if entry is None:
@@ -362,7 +426,7 @@ def _attachments(records: list[dict[str, Any]], with_files: bool) -> list[dict[s
                 if with_files:
                     entry["file"] = fmt.FILES_PREFIX + a["sha256"]
                 found[a["sha256"]] = entry
-            entry["events"].append(seq)
+            entry.setdefault(cited_by, []).append(seq)
     return [found[k] for k in sorted(found)]
 
 
@@ -449,6 +513,8 @@ def iter_bundle(plan: BundlePlan, sources: BundleSources | None = None) -> Itera
             yield from member(fmt.TSA_CA, [plan.tsa_ca])
         yield from member(fmt.ATTACHMENTS, [canonicalize({"attachments": plan.attachments})])
         yield from member(fmt.POSTERS, [plan.posters])
+        if plan.openings:
+            yield from member(fmt.OPENINGS, plan.openings)
         if plan.with_files:
             if src.open_object is None:
                 raise BundleExportError("files were asked for but no object store is available")

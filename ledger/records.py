@@ -31,8 +31,7 @@ from verifier.payload import (
     parse_instant,
 )
 from verifier.receipt import ENTRY_VERSION, entry_leaf_hash
-# Sealed events (bids...) are chained in ``<project>~sealed`` (ledger/sealing.py).
-from verifier.sealed import SEALED_SUFFIX as SEALED_SUFFIX
+from verifier.sealed import SEALED_SUFFIX as SEALED_SUFFIX  # the sealed chain's suffix
 
 ZERO_HASH = bytes(32)
 

@@ -234,9 +234,13 @@ def test_genuine_bundle_verifies_with_every_check(exported: Exported) -> None:
     # The process rules ran with their catalogue ids, and the lawful tender passes them.
     assert {"E01", "E02", "E10", "E12"} <= set(by)
     assert all(by[r].status == "pass" for r in ("E01", "E02", "E03", "E04", "E06", "E10", "E12"))
-    # Other projects in the same log are not in the bundle.
+    # Other projects in the same log are not in the bundle; the project's sealed chain
+    # (bids, deposits, the count at the deadline) is, opened.
     m = members(exported.path)
-    assert all(json.loads(x)["project"] == PROJECT for x in lines(m[fmt.RECORDS]))
+    chains = [json.loads(x)["project"] for x in lines(m[fmt.RECORDS])]
+    assert set(chains) == {PROJECT, PROJECT + "~sealed"}
+    assert chains.count(PROJECT + "~sealed") == len(lines(m[fmt.OPENINGS])) == 11
+    assert by["sealed_openings"].status == "pass"
     man = json.loads(m[fmt.MANIFEST])
     assert man["format"] == fmt.FORMAT and man["version"] == fmt.VERSION
     assert man["log"]["origin"] == ORIGIN and man["witnesses"]["quorum"] == 2
@@ -278,6 +282,7 @@ def test_manifest_catches_a_member_changed_without_it(exported: Exported, tmp_pa
 def test_edit_a_record(exported: Exported, tmp_path: Path) -> None:
     def edit(ls: list[bytes]) -> list[bytes]:
         r = json.loads(ls[16])  # the opening, moved to another room
+        assert r["type"] == "bid_opening_started"
         r["payload"]["place"] = "开标室9"
         ls[16] = canonicalize(r)
         return ls
@@ -287,13 +292,14 @@ def test_edit_a_record(exported: Exported, tmp_path: Path) -> None:
     )
     f = failed(rep)
     assert not rep.ok
-    assert "record seq 16" in f["inclusion"] and "altered" in f["inclusion"]
-    assert "seq 17" in f["chain"] and "prev does not link" in f["chain"]
+    assert "record seq 5" in f["inclusion"] and "altered" in f["inclusion"]
+    assert "(seq 6)" in f["chain"] and "prev does not link" in f["chain"]
 
 
 def test_change_a_timestamp(exported: Exported, tmp_path: Path) -> None:
     def backdate(ls: list[bytes]) -> list[bytes]:
         r = json.loads(ls[10])  # the first bid, now "submitted" a day earlier
+        assert r["type"] == "bid_submitted" and r["seq"] == 5  # in the sealed chain
         r["occurred_at"] = "2026-03-19T09:00:00+08:00"
         ls[10] = canonicalize(r)
         return ls
@@ -302,8 +308,8 @@ def test_change_a_timestamp(exported: Exported, tmp_path: Path) -> None:
         rebuild(edit_records(members(exported.path), backdate), tmp_path / "t.zip"), exported.trust
     )
     f = failed(rep)
-    assert "record seq 10" in f["inclusion"]
-    assert "seq 11" in f["chain"]
+    assert "record seq 5" in f["inclusion"]
+    assert "(sealed chain seq 6)" in f["chain"]
 
 
 def test_drop_a_record(exported: Exported, tmp_path: Path) -> None:
@@ -314,8 +320,9 @@ def test_drop_a_record(exported: Exported, tmp_path: Path) -> None:
         exported.trust,
     )
     f = failed(rep)
-    assert "seq 8 where seq 7 was due" in f["chain"]
-    assert "missing" in f["project_head"]
+    # Line 7 is a bid deposit, the third record of the sealed chain.
+    assert "seq 3 where seq 2 was due" in f["chain"]
+    assert "sealed records were removed" in f["project_head"]
 
 
 def test_insert_a_record(exported: Exported, tmp_path: Path) -> None:
@@ -330,9 +337,9 @@ def test_insert_a_record(exported: Exported, tmp_path: Path) -> None:
     )
     f = failed(rep)
     assert not rep.ok
-    assert "line 16 (seq 14)" in f["chain"] or "seq 14" in f["chain"]
+    assert "line 16 (sealed chain seq 9)" in f["chain"]
     assert "added" in f["project_head"]
-    assert "seq 14" in f["inclusion"]
+    assert "seq 9" in f["inclusion"]
 
 
 def test_swap_two_records(exported: Exported, tmp_path: Path) -> None:
@@ -344,7 +351,7 @@ def test_swap_two_records(exported: Exported, tmp_path: Path) -> None:
         rebuild(edit_records(members(exported.path), swap), tmp_path / "t.zip"), exported.trust
     )
     f = failed(rep)
-    assert "seq 21 where seq 20 was due" in f["chain"]
+    assert "seq 10 where seq 9 was due" in f["chain"]
     # Each record is still genuine and in the log: only the order gives it away.
     assert "inclusion" not in f
 
@@ -354,9 +361,11 @@ def test_truncate_the_log(exported: Exported, tmp_path: Path) -> None:
     keep = len(lines(m[fmt.RECORDS])) - 3
     m = edit_records(m, lambda ls: ls[:keep])
     m[fmt.PROOFS] = join(lines(m[fmt.PROOFS])[:keep])
+    sealed = len(lines(m[fmt.OPENINGS]))
+    keep -= sealed  # the count of the process chain's records kept
     # The attachments of the dropped records go too, as a careful forger would do.
     atts = json.loads(m[fmt.ATTACHMENTS])["attachments"]
-    kept = [a for a in atts if min(a["events"]) < keep]
+    kept = [a for a in atts if a.get("sealed_events") or min(a["events"]) < keep]
     m[fmt.ATTACHMENTS] = canonicalize({"attachments": kept})
     for a in atts:
         if a not in kept:

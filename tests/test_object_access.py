@@ -361,8 +361,17 @@ def test_a_read_that_cannot_be_recorded_is_refused(
 
 
 def test_citations_are_backfilled_by_the_migration(env: Env) -> None:
-    """Migration 0006 rebuilds the citations from the records alone."""
-    bid(env)
+    """Migration 0006 rebuilds the citations from the records alone (records with their
+    attachments in the open: a sealed record's are in its openings, which migration 0007
+    refuses to drop, see tests/test_sealed.py)."""
+    env.post(
+        make_event(
+            project="PA",
+            type_="clarification_issued",
+            payload={"clarif_at": "2026-03-10T09:00:00+08:00", "applies_to": "tender_documents"},
+            attachments=[att(BID, "clarification.pdf")],
+        )
+    )
 
     def citations() -> list[tuple[Any, ...]]:
         c = ObjectCitationRow
@@ -378,7 +387,7 @@ def test_citations_are_backfilled_by_the_migration(env: Env) -> None:
     assert {(c[2], c[4]) for c in before} == {
         ("PA", "project_registered"),
         ("PB", "project_registered"),
-        ("PA", "bid_submitted"),
+        ("PA", "clarification_issued"),
     }
     engine = env.lg.store.engine
     cfg = Config()

@@ -66,6 +66,7 @@ from verifier.poster import (
     verify_record_signature,
 )
 from verifier.receipt import entry_leaf_hash
+from verifier.sealed import SEALED_SUFFIX, OpeningError, is_sealed_chain, open_record
 from verifier.trust import TrustPolicy
 
 FORMAT = "jianzheng-evidence-bundle"
@@ -81,6 +82,8 @@ TSA_CA = "tsa-ca.pem"
 ATTACHMENTS = "attachments.json"
 #: Optional (bundles before it lack it): posters of the records and their registered keys.
 POSTERS = "posters.json"
+#: The openings of the sealed records (verifier/sealed.py), one canonical line per record.
+OPENINGS = "openings.jsonl"
 FILES_PREFIX = "files/sha256/"
 REQUIRED_MEMBERS = (RECORDS, PROOFS, CHECKPOINT, PROJECT_HEAD, ATTACHMENTS)
 
@@ -124,7 +127,8 @@ class BundleFormatError(BundleError):
 @dataclass(frozen=True)
 class ProjectHead:
     """What the log signs about a project at export: its record count and newest record,
-    and (optional line ``posters``) the SHA-256 of the bundle's ``posters.json``."""
+    (optional line ``posters``) the SHA-256 of the bundle's ``posters.json``, and
+    (optional line ``sealed``) the count and newest record of its sealed chain."""
 
     origin: str
     project: str
@@ -133,11 +137,15 @@ class ProjectHead:
     checkpoint_size: int
     checkpoint_root: bytes
     posters_sha256: bytes | None = None
+    #: (records, SHA-256 of the newest) of the sealed chain ``<project>~sealed``.
+    sealed: tuple[int, bytes] | None = None
 
     def body(self) -> str:
         posters = ""
         if self.posters_sha256 is not None:
             posters = f"posters {base64.b64encode(self.posters_sha256).decode()}\n"
+        if self.sealed is not None:
+            posters += f"sealed {self.sealed[0]} {base64.b64encode(self.sealed[1]).decode()}\n"
         return (
             f"{PROJECT_HEAD_HEADER}\n"
             f"origin {self.origin}\n"
@@ -151,19 +159,23 @@ class ProjectHead:
     @classmethod
     def parse_body(cls, text: str) -> ProjectHead:
         lines = text.split("\n")
-        if len(lines) not in (7, 8) or lines[-1] != "" or lines[0] != PROJECT_HEAD_HEADER:
-            raise BundleError(f"project head must be the 6 or 7 lines of {PROJECT_HEAD_HEADER}")
+        if len(lines) not in (7, 8, 9) or lines[-1] != "" or lines[0] != PROJECT_HEAD_HEADER:
+            raise BundleError(f"project head must be the 6 to 8 lines of {PROJECT_HEAD_HEADER}")
         kv: dict[str, str] = {}
         for line in lines[1:-1]:
             key, _, value = line.partition(" ")
             if key in kv:
                 raise BundleError(f"project head has two {key!r} lines")
+            if key not in _HEAD_KEYS:
+                raise BundleError("project head has an unknown line")
             kv[key] = value
-        if len(kv) == 6 and "posters" not in kv:
-            raise BundleError("project head has an unknown line")
         try:
             size, root = kv["checkpoint"].split(" ")
             posters = kv.get("posters")
+            sealed = None
+            if "sealed" in kv:
+                count, last = kv["sealed"].split(" ")
+                sealed = (int(count), base64.b64decode(last, validate=True))
             head = cls(
                 kv["origin"],
                 kv["project"],
@@ -172,6 +184,7 @@ class ProjectHead:
                 int(size),
                 base64.b64decode(root, validate=True),
                 base64.b64decode(posters, validate=True) if posters is not None else None,
+                sealed,
             )
         except (KeyError, ValueError, binascii.Error):
             raise BundleError("project head has a malformed line") from None
@@ -179,7 +192,12 @@ class ProjectHead:
             raise BundleError("project head hashes must be 32 bytes")
         if head.posters_sha256 is not None and len(head.posters_sha256) != 32:
             raise BundleError("project head hashes must be 32 bytes")
+        if head.sealed is not None and (len(head.sealed[1]) != 32 or head.sealed[0] < 1):
+            raise BundleError("project head: the sealed line needs a count and a 32-byte hash")
         return head
+
+
+_HEAD_KEYS = frozenset({"origin", "project", "records", "last", "checkpoint", "posters", "sealed"})
 
 
 # --- reading the zip ---------------------------------------------------------------------------
@@ -505,6 +523,7 @@ _T_ATTACH = ("附件", "attachments")
 _T_POSTER_SIG = ("提交方签名", "poster signatures")
 _T_POSTER_KEYS = ("提交方登记密钥", "poster keys")
 _T_RULES = ("程序规则", "process rules")
+_T_OPENINGS = ("密封内容开启", "sealed openings")
 #: The trust anchor of a bundle whose trust check could not be completed: none.
 _NO_TRUST: tuple[Verifier | None, tuple[Verifier, ...], int] = (None, (), 0)
 _T = TypeVar("_T")
@@ -548,6 +567,15 @@ class _Record:
     raw: bytes
     obj: dict[str, Any]
     event_hash: bytes
+    #: The record as posted: ``obj``, or for a sealed record with its openings checked,
+    #: the opened record (verifier/sealed.py). The process rules and signatures read this.
+    view: dict[str, Any] = field(default_factory=dict)
+    #: A record of the sealed chain whose openings are not (validly) in the bundle.
+    unopened: bool = False
+
+    @property
+    def sealed(self) -> bool:
+        return is_sealed_chain(self.obj.get("project"))
 
 
 class EvidenceBundle:
@@ -635,6 +663,7 @@ class EvidenceBundle:
         t0 = time.perf_counter()
         none: list[_Record] = []
         records = step("records", _T_RECORDS, lambda: self._check_records(out), none)
+        step("sealed_openings", _T_OPENINGS, lambda: self._check_openings(out, records), None)
         rep.records = len(records)
         head = step("project_head", _T_HEAD, lambda: self._check_head(out, sc, log, records), None)
         step("inclusion", _T_INCLUSION, lambda: self._check_inclusion(out, sc, records), None)
@@ -1059,7 +1088,13 @@ class EvidenceBundle:
                 problems.add(
                     f"{where}: not in RFC 8785 canonical form", f"第 {n} 行记录不是规范格式"
                 )
-            if obj.get("project") != project:
+            in_sealed = obj.get("project") == project + SEALED_SUFFIX
+            if in_sealed != ("commitments" in obj):
+                problems.append(
+                    f"{where}: a record of the sealed chain must carry commitments, and only "
+                    "such a record"
+                )
+            if obj.get("project") != project and not in_sealed:
                 problems.add(
                     f"{where}: belongs to project {obj.get('project')!r}",
                     f"第 {n} 行记录属于其他项目 {obj.get('project')!r}",
@@ -1068,7 +1103,7 @@ class EvidenceBundle:
                 v = obj.get(key)
                 if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                     problems.append(f"{where}: {key} is not a non-negative integer")
-            records.append(_Record(n, canon, obj, hashlib.sha256(canon).digest()))
+            records.append(_Record(n, canon, obj, hashlib.sha256(canon).digest(), obj))
         if problems:
             out.failed_on(
                 "records",
@@ -1085,6 +1120,77 @@ class EvidenceBundle:
                 f"项目 {project} 的 {len(records)} 条记录均为规范格式并已计算哈希",
             )
         return records
+
+    def _check_openings(self, out: _Checks, records: list[_Record]) -> None:
+        """Each sealed record's openings must match its commitments (verifier/sealed.py).
+
+        The committed record verifies against its event hash without them; with them, each
+        value is the one committed to, so a backend cannot swap an opened value (a bidder,
+        a price) after the fact. Sets each record's ``view`` to the record as posted.
+        """
+        sealed = {r.obj.get("index"): r for r in records if r.sealed}
+        if OPENINGS not in self._zip.members:
+            for r in sealed.values():
+                r.unopened = True
+            if sealed:
+                out.add(
+                    "sealed_openings",
+                    _T_OPENINGS,
+                    "warn",
+                    f"{len(sealed)} sealed record(s) but no {OPENINGS}: they verify as "
+                    "commitments only, and the rules see them without their sealed values",
+                    f"{len(sealed)} 条密封记录未附 {OPENINGS}：仅核验其承诺值，"
+                    "规则核查不含密封内容",
+                    required=False,
+                )
+            return
+        problems = _Problems()
+        seen: set[int] = set()
+        for n, line in enumerate(self._member_lines(OPENINGS, problems), 1):
+            try:
+                doc = parse_strict_json(line or b"")
+                if not isinstance(doc, dict) or set(doc) != {"index", "openings"}:
+                    raise CanonicalError("$", 'want {"index", "openings"}')
+            except CanonicalError as e:
+                problems.append(f"{OPENINGS} line {n}: malformed ({e})")
+                continue
+            idx = doc["index"]
+            found = sealed.get(idx) if isinstance(idx, int) else None
+            if found is None or idx in seen:
+                problems.append(
+                    f"{OPENINGS} line {n}: index {idx!r} is not a sealed record of the bundle, "
+                    "or is opened twice"
+                )
+                continue
+            seen.add(idx)
+            try:
+                found.view = open_record(found.obj, doc["openings"])
+            except OpeningError as e:
+                found.unopened = True
+                problems.add(
+                    f"{_where(found)}: {e}: the opened values are not the ones the log committed",
+                    f"记录 seq {found.obj.get('seq')}（日志序号 {idx}）的开启值"
+                    f"与已登记的承诺不符：{e}",
+                )
+        for idx, r in sealed.items():
+            if idx not in seen:
+                r.unopened = True
+                problems.append(f"{_where(r)}: sealed, and not opened in {OPENINGS}")
+        if problems:
+            out.failed_on(
+                "sealed_openings",
+                _T_OPENINGS,
+                problems,
+                f"{len(problems)} problem(s) opening sealed records; first: ",
+                f"密封记录开启有 {len(problems)} 处问题；首个：",
+            )
+        else:
+            out.passed(
+                "sealed_openings",
+                _T_OPENINGS,
+                f"all {len(sealed)} sealed record(s) opened: every value matches its commitment",
+                f"全部 {len(sealed)} 条密封记录已开启，每个值均与其承诺一致",
+            )
 
     def _check_head(
         self, out: _Checks, sc: _Signed | None, log: Verifier | None, records: list[_Record]
@@ -1130,6 +1236,22 @@ class EvidenceBundle:
                 f"it refers to checkpoint {head.checkpoint_size}, the bundle's is "
                 f"{sc.checkpoint.size}"
             )
+        # The head counts the process chain; its ``sealed`` line the sealed chain.
+        sealed = [r for r in records if r.sealed]
+        records = [r for r in records if not r.sealed]
+        signed_sealed = head.sealed or (0, b"")
+        if signed_sealed[0] != len(sealed):
+            problems.add(
+                f"the log says the project had {signed_sealed[0]} sealed records, the bundle "
+                f"holds {len(sealed)}: sealed records were removed or added",
+                f"日志签名声明项目有 {signed_sealed[0]} 条密封记录，证据包有 {len(sealed)} 条："
+                "密封记录被删除或添加",
+            )
+        elif sealed and sealed[-1].event_hash != signed_sealed[1]:
+            problems.append(
+                f"the last sealed record (seq {sealed[-1].obj.get('seq')}) is not the one the "
+                "log signed as the project's newest sealed record"
+            )
         if head.records != len(records):
             if head.records > len(records):
                 problems.add(
@@ -1164,7 +1286,8 @@ class EvidenceBundle:
                 "project_head",
                 _T_HEAD,
                 f"the log signed that project {head.project} had exactly {head.records} records "
-                f"at checkpoint {head.checkpoint_size}, the last being the bundle's last",
+                f"at checkpoint {head.checkpoint_size}, the last being the bundle's last"
+                + (f", and {len(sealed)} sealed records" if sealed else ""),
                 f"日志签名声明项目 {head.project} 在规模为 {head.checkpoint_size} 的检查点时恰有 "
                 f"{head.records} 条记录，最后一条与证据包一致",
             )
@@ -1180,6 +1303,7 @@ class EvidenceBundle:
                 "没有可读的检查点，无法核验包含证明",
             )
             return
+        # Keyed by log index: a project's two chains (process and sealed) share seq numbers.
         proofs: dict[int, tuple[int, str]] = {}
         problems = _Problems()
         try:
@@ -1194,13 +1318,17 @@ class EvidenceBundle:
                     seq, idx, text = p["seq"], p["index"], p["tlog_proof"]
                     if not isinstance(seq, int) or not isinstance(text, str):
                         raise CanonicalError("$", "seq and tlog_proof have wrong types")
+                    if not isinstance(idx, int) or isinstance(idx, bool):
+                        raise CanonicalError("index", "not an integer")
                 except (CanonicalError, KeyError) as e:
                     problems.append(f"{PROOFS} line {n}: malformed ({e})")
                     continue
-                if seq in proofs:
-                    problems.append(f"{PROOFS} line {n}: a second proof for seq {seq}")
+                if idx in proofs:
+                    problems.append(
+                        f"{PROOFS} line {n}: a second proof for log index {idx} (seq {seq})"
+                    )
                     continue
-                proofs[seq] = (idx, text)
+                proofs[idx] = (seq, text)
         except KeyError:
             problems.append(f"{PROOFS} is missing")
         cp = sc.checkpoint
@@ -1209,13 +1337,13 @@ class EvidenceBundle:
             seq = r.obj.get("seq")
             idx = r.obj.get("index")
             where = f"record seq {seq} (log index {idx}, {RECORDS} line {r.line})"
-            got = proofs.pop(seq, None) if isinstance(seq, int) else None
+            got = proofs.pop(idx, None) if isinstance(idx, int) else None
             if got is None:
                 problems.add(
                     f"{where}: no inclusion proof in {PROOFS}", f"记录 seq {seq} 没有包含证明"
                 )
                 continue
-            p_idx, text = got
+            p_seq, text = got
             try:
                 tp = TlogProof.parse(text)
             except CheckpointError as e:
@@ -1227,8 +1355,8 @@ class EvidenceBundle:
                     f"记录 seq {seq} 的证明指向另一个检查点",
                 )
                 continue
-            if tp.index != idx or p_idx != idx:
-                problems.append(f"{where}: its proof is for log index {tp.index}")
+            if tp.index != idx or p_seq != seq:
+                problems.append(f"{where}: its proof is for log index {tp.index} (seq {p_seq})")
                 continue
             try:
                 merkle.verify_inclusion(
@@ -1244,8 +1372,10 @@ class EvidenceBundle:
                 )
                 continue
             verified += 1
-        for seq in sorted(proofs)[:MAX_DETAILS]:
-            problems.append(f"{PROOFS}: a proof for seq {seq}, which has no record")
+        for idx in sorted(proofs)[:MAX_DETAILS]:
+            problems.append(
+                f"{PROOFS}: a proof for log index {idx} (seq {proofs[idx][0]}), which has no record"
+            )
         if problems:
             out.failed_on(
                 "inclusion",
@@ -1265,13 +1395,18 @@ class EvidenceBundle:
             )
 
     def _check_chain(self, out: _Checks, sc: _Signed | None, records: list[_Record]) -> None:
+        """Each chain (the process chain, and the sealed chain if any) runs seq 0..n-1 with
+        every prev linking to the record before it in that chain; the lines follow the log."""
         problems = _Problems()
-        prev_hash = bytes(32)
+        # chain -> (next seq due, hash of its previous record, that record's line)
+        state: dict[bool, tuple[int, bytes, int]] = {}
         last_index = -1
-        for pos, r in enumerate(records):
+        for r in records:
             o = r.obj
+            pos, prev_hash, before_line = state.get(r.sealed, (0, bytes(32), 0))
             seq, idx = o.get("seq"), o.get("index")
-            where = f"{RECORDS} line {r.line} (seq {seq})"
+            chain = "sealed chain " if r.sealed else ""
+            where = f"{RECORDS} line {r.line} ({chain}seq {seq})"
             if seq != pos:
                 if isinstance(seq, int) and seq > pos:
                     problems.add(
@@ -1286,7 +1421,7 @@ class EvidenceBundle:
                         f"第 {r.line} 行应为 seq {pos}，实为 seq {seq}：记录重复或顺序被调整",
                     )
             if o.get("prev") != base64.b64encode(prev_hash).decode():
-                before = "the first record must link to zero" if pos == 0 else f"line {r.line - 1}"
+                before = "the first record must link to zero" if pos == 0 else f"line {before_line}"
                 problems.add(
                     f"{where}: prev does not link to the hash of the record before it ({before})",
                     f"第 {r.line} 行（seq {seq}）的 prev 与前一条记录的哈希不符",
@@ -1306,7 +1441,7 @@ class EvidenceBundle:
                         f"{where}: refers to checkpoint {ref['size']}, which is not before it"
                     )
                 last_index = idx
-            prev_hash = r.event_hash
+            state[r.sealed] = (pos + 1, r.event_hash, r.line)
         if problems:
             out.failed_on(
                 "chain",
@@ -1316,13 +1451,17 @@ class EvidenceBundle:
                 f"哈希链有 {len(problems)} 处问题；首个：",
             )
         else:
+            n = state.get(False, (0, b"", 0))[0]
+            sealed = state.get(True, (0, b"", 0))[0]
+            extra = f"; sealed chain seq 0..{sealed - 1} likewise" if sealed else ""
+            extra_zh = f"；密封链 seq 0..{sealed - 1} 同样连续" if sealed else ""
             out.passed(
                 "chain",
                 _T_CHAIN,
-                f"seq 0..{len(records) - 1} contiguous, every prev links to the record before, "
-                "log order follows seq",
-                f"seq 0..{len(records) - 1} 连续，每条记录的 prev 均指向前一条记录，"
-                "日志顺序与 seq 一致",
+                f"seq 0..{n - 1} contiguous, every prev links to the record before, "
+                f"log order follows seq{extra}",
+                f"seq 0..{n - 1} 连续，每条记录的 prev 均指向前一条记录，"
+                f"日志顺序与 seq 一致{extra_zh}",
             )
 
     # -- poster signatures and keys ------------------------------------------------------------
@@ -1402,12 +1541,14 @@ class EvidenceBundle:
         signers: dict[str, int] = {}
         unsigned = 0
         for r in records:
-            ps = r.obj.get("poster_signature")
+            if r.unopened:
+                continue  # a sealed record's signature is committed to, not shown
+            ps = r.view.get("poster_signature")
             if ps is None:
                 unsigned += 1
                 continue
             try:
-                verify_record_signature(r.obj)
+                verify_record_signature(r.view)
             except PosterSignatureError as e:
                 where = _where(r)
                 problems.add(
@@ -1494,12 +1635,14 @@ class EvidenceBundle:
         failures: list[dict[str, Any]] = []
         for r in records:
             seq = r.obj.get("seq")
-            poster = posters.get(seq) if isinstance(seq, int) else None
+            poster = posters.get((r.sealed, seq)) if isinstance(seq, int) else None
             if poster is None:
                 problems.append(f"{_where(r)}: {POSTERS} names no poster for it")
                 continue
+            if r.unopened:
+                continue  # which key signed it is sealed with it
             try:
-                check_registered_key(r.obj, keys.get(poster, ()))
+                check_registered_key(r.view, keys.get(poster, ()))
             except PosterSignatureError as e:
                 problems.add(
                     f"{_where(r)}, posted by {poster}: {e}",
@@ -1541,7 +1684,7 @@ class EvidenceBundle:
         problems = _Problems()
         overflow = False
         for r in records:
-            atts = r.obj.get("attachments")
+            atts = r.view.get("attachments")
             if not isinstance(atts, list):
                 continue
             for a in atts:
@@ -1703,7 +1846,8 @@ class EvidenceBundle:
     def _check_rules(self, out: _Checks, rep: VerificationReport, records: list[_Record]) -> None:
         from verifier.rules import evaluate
 
-        results = evaluate([r.obj for r in records])
+        # The records as posted: sealed ones opened (their sealed values are the bids).
+        results = evaluate([r.view for r in records])
         rep.rules = results
         if records and not rep.trade_type:
             rep.trade_type = str(records[0].obj.get("trade_type", ""))
@@ -1777,13 +1921,15 @@ def _failure(r: _Record, e: Exception) -> dict[str, Any]:
     }
 
 
-def _parse_posters(raw: bytes) -> tuple[dict[int, str], dict[str, list[RegisteredKey]]]:
-    """``posters.json``: seq -> poster, and poster -> its registered keys."""
+def _parse_posters(
+    raw: bytes,
+) -> tuple[dict[tuple[bool, int], str], dict[str, list[RegisteredKey]]]:
+    """``posters.json``: (in the sealed chain, seq) -> poster, and poster -> its keys."""
     doc = parse_strict_json(raw)
     items = doc.get("posters") if isinstance(doc, dict) else None
     if not isinstance(items, list):
         raise BundleError('want {"posters": [...]}')
-    by_seq: dict[int, str] = {}
+    by_seq: dict[tuple[bool, int], str] = {}
     keys: dict[str, list[RegisteredKey]] = {}
     for i, it in enumerate(items):
         where = f"posters[{i}]"
@@ -1793,10 +1939,14 @@ def _parse_posters(raw: bytes) -> tuple[dict[int, str], dict[str, list[Registere
         seqs, regs = it.get("records"), it.get("keys")
         if poster in keys or not isinstance(seqs, list) or not isinstance(regs, list):
             raise BundleError(f"{where}: a poster once, with lists records and keys")
-        for seq in seqs:
-            if not isinstance(seq, int) or seq in by_seq:
-                raise BundleError(f"{where}: record {seq!r} is not a seq, or has two posters")
-            by_seq[seq] = poster
+        sealed = it.get("sealed_records", [])
+        if not isinstance(sealed, list):
+            raise BundleError(f"{where}: sealed_records must be a list of seqs")
+        for chain, listed in ((False, seqs), (True, sealed)):
+            for seq in listed:
+                if not isinstance(seq, int) or (chain, seq) in by_seq:
+                    raise BundleError(f"{where}: record {seq!r} is not a seq, or has two posters")
+                by_seq[(chain, seq)] = poster
         keys[poster] = []
         for k in regs:
             try:
@@ -1892,7 +2042,7 @@ def _ca_fingerprint(pem: bytes) -> str:
 
 
 def _timeline_entry(r: _Record) -> TimelineEntry:
-    o = r.obj
+    o = r.view
     actor = o.get("actor") if isinstance(o.get("actor"), dict) else {}
     atts = o.get("attachments")
     return TimelineEntry(

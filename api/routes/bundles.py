@@ -73,6 +73,11 @@ async def project_bundle(
     # Scope first, by the project's stored trade type: a project outside the token's scope
     # must look exactly like a missing one, whatever else would go wrong with it.
     trade_type = await run_in_threadpool(authorize_project, lg, p, project, missing)
+    # A project with sealed events (its sealed chain) is exported only to those who may
+    # read them: a bundle without them would not be the project, and one with them would
+    # hand out bids early. The refusal says sealed events exist, never how many.
+    if await run_in_threadpool(lg.has_sealed, project):
+        await _require_unsealed(lg, project, p.role)
     sources = bundle_sources(request, lg)
     try:
         plan = await run_in_threadpool(plan_bundle, lg, project, sources, with_files=files)
@@ -83,15 +88,8 @@ async def project_bundle(
     except BundleExportError as e:
         raise ApiError(503, "bundle_unavailable", str(e), headers={"Retry-After": "5"}) from None
     if any(is_sealed_type(lg.catalogue, t) for t in plan.event_types):
-        opened = await run_in_threadpool(lg.unsealed, project)
-        if not may_read_sealed(lg.catalogue, opened=opened, role=p.role):
-            raise ApiError(
-                409,
-                "sealed",
-                f"project {project} holds sealed bids, which only "
-                f"{' and '.join(lg.catalogue.sealed_readers)} may read, and only after "
-                f"{lg.catalogue.sealed_until}; its bundle can be exported then",
-            )
+        # Records of the old form: sealed events in the process chain.
+        await _require_unsealed(lg, project, p.role)
     await record_access(
         lg,
         p,
@@ -112,6 +110,18 @@ async def project_bundle(
             "Cache-Control": "no-store",
         },
     )
+
+
+async def _require_unsealed(lg: Ledger, project: str, role: str) -> None:
+    opened = await run_in_threadpool(lg.unsealed, project)
+    if not may_read_sealed(lg.catalogue, opened=opened, role=role):
+        raise ApiError(
+            409,
+            "sealed",
+            f"project {project} holds sealed bids, which only "
+            f"{' and '.join(lg.catalogue.sealed_readers)} may read, and only after "
+            f"{lg.catalogue.sealed_until}; its bundle can be exported then",
+        )
 
 
 def _stream(plan: BundlePlan, sources: BundleSources) -> Iterator[bytes]:

@@ -119,10 +119,16 @@ class Event:
 
 
 class Timeline:
-    """A project's events in ``seq`` order with the lookups the checks need."""
+    """A project's events in log order with the lookups the checks need.
+
+    Log order, not ``seq``: a project's sealed events (bids) have a chain, and seq
+    numbers, of their own; within one chain the two orders agree.
+    """
 
     def __init__(self, records: Iterable[Mapping[str, Any]]) -> None:
-        self.events = sorted((Event.from_record(r) for r in records), key=lambda e: e.seq)
+        self.events = sorted(
+            (Event.from_record(r) for r in records), key=lambda e: (e.index, e.seq)
+        )
         self.by_type: dict[str, list[Event]] = {}
         for e in self.events:
             self.by_type.setdefault(e.type, []).append(e)

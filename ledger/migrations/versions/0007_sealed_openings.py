@@ -28,4 +28,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The openings are the only copy of the sealed values: never drop them silently.
+    held = op.get_bind().scalar(sa.text("SELECT COUNT(*) FROM sealed_openings"))
+    if held:
+        raise RuntimeError(
+            f"sealed_openings holds the openings of {held} sealed record(s), their only copy; "
+            "refusing to drop it"
+        )
     op.drop_table("sealed_openings")
