@@ -362,7 +362,7 @@ def test_a_read_that_cannot_be_recorded_is_refused(
 
 def test_citations_are_backfilled_by_the_migration(env: Env) -> None:
     """Migration 0006 rebuilds the citations from the records alone (records with their
-    attachments in the open: a sealed record's are in its openings, which migration 0007
+    attachments in the open: a sealed record's are in its openings, which migration 0008
     refuses to drop, see tests/test_sealed.py)."""
     env.post(
         make_event(

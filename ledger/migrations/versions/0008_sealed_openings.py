@@ -4,8 +4,8 @@ A sealed event's record carries only commitments to its sealed parts; the salt a
 of each part (the *opening*) is stored here, one row per record, and handed out only to
 sealed readers after the project's bid opening.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 
 
 def upgrade() -> None:
