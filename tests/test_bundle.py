@@ -686,7 +686,7 @@ def test_each_payload_is_judged_by_its_own_catalogue_version(
         rebuild(edit_records(members(exported.path), edit), tmp_path / "t.zip"), exported.trust
     )
     msg = failed(rep)["payloads"]
-    assert "seq 16" in msg and "payload.opening_at" in msg and "catalogue version 2" in msg
+    assert "record seq 5 " in msg and "payload.opening_at" in msg and "catalogue version 2" in msg
     assert "seq 17" not in msg and _payloads(rep).extra["catalogue_versions"]["1"] == 1
 
     def newer(ls: list[bytes]) -> list[bytes]:

@@ -1480,7 +1480,8 @@ class EvidenceBundle:
                 )
                 continue
             per_version[version] = per_version.get(version, 0) + 1
-            payload = r.obj.get("payload")
+            # The payload as posted (a sealed record opened); unopened, its public part.
+            payload = r.view.get("payload")
             try:
                 found = cats.checker(version, str(r.obj.get("type")))
             except UnknownCatalogueVersion:
