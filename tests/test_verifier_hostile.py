@@ -136,7 +136,7 @@ def _patch_central(data: bytes, name: str, **fields: int) -> bytes:
     offsets["file_size"] = (24, "<I")
     buf = bytearray(data)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        pos = zf.start_dir  # type: ignore[attr-defined]
+        pos = zf.start_dir
     while buf[pos : pos + 4] == b"PK\x01\x02":
         n, m, k = struct.unpack("<HHH", buf[pos + 28 : pos + 34])
         if buf[pos + 46 : pos + 46 + n].decode() == name:
