@@ -137,6 +137,13 @@ def test_control_characters_in_a_token_label(service: Service, label: str) -> No
     assert _error(r, 422)["field"] == "label"
 
 
+@pytest.mark.parametrize("expires_at", [0, 0.0, 1e12, True])
+def test_a_token_expiry_must_be_a_date_time_string(service: Service, expires_at: object) -> None:
+    """pydantic read a number as Unix time: 0 made a token that was born expired."""
+    r = service.call("POST", "/v1/tokens", json={"role": "reviewer", "expires_at": expires_at})
+    assert _error(r, 422)["field"] == "expires_at"
+
+
 @pytest.mark.parametrize("path", ["/v1/events", "/v1/events:batch", "/v1/objects"])
 def test_a_client_leaving_mid_body_leaves_no_traceback(service: Service, path: str) -> None:
     before = service.srv.output()

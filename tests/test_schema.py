@@ -9,6 +9,7 @@ engines (PostgreSQL refuses some text SQLite stores), and wants a 4xx for every 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,9 @@ def test_api_conforms_to_its_schema(tmp_path: Path) -> None:
         lg.close()
 
 
-#: Examples per operation in the negative pass (about 25 operations; ~20 s per engine).
-NEGATIVE_EXAMPLES = 25
+#: Examples per operation in the negative pass (about 25 operations; ~20 s per engine);
+#: JIANZHENG_FUZZ_SCALE multiplies them for a longer run (docs/testing.md).
+NEGATIVE_EXAMPLES = 25 * max(1, int(os.environ.get("JIANZHENG_FUZZ_SCALE", "1")))
 
 
 def test_invalid_input_is_refused_with_a_4xx(tmp_path: Path, db_url: str) -> None:

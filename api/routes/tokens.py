@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth import TokenCheck, create_token, list_tokens, make_scope, revoke_token
 from api.deps import Admin, LedgerDep, TokenId
@@ -26,6 +26,15 @@ class TokenRequest(BaseModel):
     projects: list[str] = Field(default_factory=list, max_length=1000)
     trade_types: list[str] = Field(default_factory=list, max_length=5)
     expires_at: datetime | None = None
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _rfc3339_text(cls, value: object) -> object:
+        # pydantic would read a number as Unix time (0.0 is 1970, a token born expired);
+        # the schema says an RFC 3339 string, and so does the API.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("expires_at must be an RFC 3339 date-time string")
+        return value
 
 
 @router.post("/v1/tokens", status_code=201)
