@@ -272,7 +272,7 @@ def _set_somewhere(doc: Any, draw: Callable[[st.SearchStrategy[Any]], Any], valu
 
 
 _JSON_MEMBERS = [fmt.MANIFEST, fmt.ATTACHMENTS, fmt.POSTERS]
-_LINE_MEMBERS = [fmt.RECORDS, fmt.PROOFS]
+_LINE_MEMBERS = [fmt.RECORDS, fmt.PROOFS, fmt.OPENINGS]
 _TEXT_MEMBERS = [fmt.CHECKPOINT, fmt.PROJECT_HEAD]
 
 

@@ -99,7 +99,7 @@ MAX_SMALL_MEMBER = 64 << 20
 MAX_RECORDS_BYTES = 4 << 30
 #: All members but the attachment files together, uncompressed: what the checks may
 #: inflate at most, however a zip bomb declares its members.
-MAX_INFLATED_BYTES = 2 * MAX_RECORDS_BYTES + 16 * MAX_SMALL_MEMBER
+MAX_INFLATED_BYTES = 3 * MAX_RECORDS_BYTES + 16 * MAX_SMALL_MEMBER
 MAX_DETAILS = 100
 READ_BLOCK = 1 << 20
 
@@ -273,7 +273,8 @@ class _Zip:
             if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
                 return "is compressed; attachment files are stored uncompressed"
             return None
-        bound = MAX_RECORDS_BYTES if info.filename in (RECORDS, PROOFS) else MAX_SMALL_MEMBER
+        large = (RECORDS, PROOFS, OPENINGS)  # a line per record
+        bound = MAX_RECORDS_BYTES if info.filename in large else MAX_SMALL_MEMBER
         if info.file_size > bound:
             return f"is larger than {bound} bytes"
         return None
