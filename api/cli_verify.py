@@ -21,7 +21,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from verifier.cli import add_verify_arguments, run_verify
+from verifier.cli import (
+    add_receipt_arguments,
+    add_verify_arguments,
+    run_receipt_verify,
+    run_verify,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: Seconds: to connect, and the longest silence between two pieces of the stream.
@@ -39,6 +44,19 @@ def register(sub: Any) -> None:
     )
     add_verify_arguments(v)
     v.set_defaults(func=run_verify)
+
+    r = sub.add_parser("receipt", help="receipts")
+    rsub = r.add_subparsers(dest="receipt_command", required=True)
+    rv = rsub.add_parser(
+        "verify",
+        help="verify a receipt offline against the event you posted",
+        description="Rebuild the record from the posted event and the receipt, recompute its "
+        "event hash, and check the inclusion proof, the log's checkpoint signature and (with "
+        "--trust) the witnesses' cosignatures. Exit 0 only if it holds; 1 if it does not; "
+        "2 if the input cannot be read.",
+    )
+    add_receipt_arguments(rv)
+    rv.set_defaults(func=run_receipt_verify)
 
     b = sub.add_parser("bundle", help="evidence bundles")
     bsub = b.add_subparsers(dest="bundle_command", required=True)

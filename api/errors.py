@@ -66,6 +66,11 @@ ERROR_SCHEMA: dict[str, Any] = {
                     "type": "integer",
                     "description": "the event catalogue version the event was checked by",
                 },
+                "rule": {
+                    "type": "object",
+                    "description": "out_of_order: the process-order rule, and the earlier "
+                    "record it conflicts with (conflicts_with: type, seq, index)",
+                },
             },
         }
     },
@@ -80,7 +85,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "the token's role or scope does not allow this"),
         (404, "not found (or outside the token's scope)"),
         (408, "request headers or body too slow (the connection is closed)"),
-        (409, "conflict (idempotency key reused, existing key)"),
+        (409, "conflict (idempotency key reused, existing key, event out of process order)"),
         (413, "request too large"),
         (416, "range not satisfiable"),
         (422, "invalid request, naming the field"),

@@ -79,6 +79,14 @@ EVENT_SCHEMA: dict[str, Any] = {
             "maxLength": 100,
             "description": "base64 Ed25519 signature by the poster's registered key",
         },
+        "late_entry": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["reason"],
+            "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}},
+            "description": "a fact recorded late (e.g. after a system fault): committed even "
+            "out of process order, and flagged by the verifier",
+        },
     },
 }
 

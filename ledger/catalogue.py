@@ -18,6 +18,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
+from ledger.order import OrderCatalogueError, ProcessOrder, parse_process_order
 from verifier.payload import (
     EXTENSIONS,
     FIELD_TYPES,
@@ -85,6 +86,10 @@ _HOW_TO_LIST = (
     "valid codes are the 'code' entries in ledger/catalogue.json, "
     "or call ledger.catalogue.load_catalogue().codes()"
 )
+
+
+#: The order of a catalogue without a ``process_order`` section: no rules.
+_NO_ORDER: ProcessOrder = parse_process_order({"rules": []}, {}, {}, "process_order")
 
 
 class CatalogueError(ValueError):
@@ -181,6 +186,9 @@ class Catalogue:
     sealed_until: str
     trade_types: Mapping[str, TradeType] = field(hash=False)
     events: Mapping[str, EventType] = field(hash=False)
+    #: Which event may follow which, and the reply fields naming earlier events
+    #: (the catalogue's ``process_order`` section; see :mod:`ledger.order`).
+    order: ProcessOrder = field(hash=False, default_factory=lambda: _NO_ORDER)
 
     def get(self, code: str) -> EventType:
         """Return the event type for ``code`` or raise UnknownEventType."""
@@ -238,7 +246,7 @@ def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
     """Validate an already-decoded catalogue (the JSON object) and build a Catalogue."""
     top = _object(data, origin)
     _exact_keys(
-        top,
+        {k: v for k, v in top.items() if k != "process_order"},
         frozenset({"version", "sealed_readers", "sealed_until", "trade_types", "events"}),
         origin,
     )
@@ -274,12 +282,29 @@ def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
     if events[sealed_until].sealed:
         # The opening unseals the sealed chain; hidden in it, it could never be seen.
         raise CatalogueError(f"{origin}.sealed_until: {sealed_until!r} must not be sealed itself")
+    # The reference fields (type "reference", with the event types each may name) are
+    # what the sequencer resolves; the process order's intervals are closed through them.
+    references = {
+        ev.code: refs
+        for ev in events.values()
+        if (refs := {f.name: f.to for f in ev.fields.values() if f.type == "reference"})
+    }
+    try:
+        order = parse_process_order(
+            top.get("process_order", {"rules": []}),
+            {code: ev.trade_types for code, ev in events.items()},
+            references,
+            f"{origin}.process_order",
+        )
+    except OrderCatalogueError as e:
+        raise CatalogueError(str(e)) from None
     return Catalogue(
         version=version,
         sealed_readers=readers,
         sealed_until=sealed_until,
         trade_types=MappingProxyType(trade_types),
         events=MappingProxyType(events),
+        order=order,
     )
 
 

@@ -70,8 +70,11 @@ EVENT_FIELDS = frozenset(
         "attachments",
         "idempotency_key",
         "signature",
+        "late_entry",
     }
 )
+#: Longest reason a late entry may give.
+MAX_LATE_REASON = 1000
 
 
 class InvalidEvent(ValueError):
@@ -196,6 +199,9 @@ class EventSubmission:
     catalogue_version: int = CATALOGUE_VERSION
     #: Set by ledger.sealing.seal for sealed event types, just before sequencing.
     sealing: Sealing | None = None
+    #: ``late_entry.reason`` as posted: the platform records a fact late (e.g. after a
+    #: system fault), so the process-order check lets it through and the verifier warns.
+    late_entry: str | None = None
 
     @property
     def chain(self) -> str:
@@ -331,6 +337,13 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
     signature = obj.get("signature")
     if signature is not None:
         signature = _text(obj, "signature", "signature", 100)
+    late = obj.get("late_entry")
+    if late is not None:
+        if not isinstance(late, dict) or set(late) != {"reason"}:
+            raise InvalidEvent(
+                "late_entry", 'must be {"reason": "<why the fact is recorded late>"}'
+            )
+        late = _text(late, "reason", "late_entry.reason", MAX_LATE_REASON)
     # The payload is encoded once, here: this proves it can be committed (RFC 8785) and
     # the record embeds the same text later without encoding it again.
     try:
@@ -363,6 +376,7 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
         digest,
         signature,
         catalogue_version=catalogue.version,
+        late_entry=late,
     )
 
 
@@ -423,13 +437,14 @@ def complete_record(
             attachments = "[]"
         sig = ev.poster_signature
         signature = "" if sig is None else f'"poster_signature":{canonicalize(sig).decode()},'
+        late = "" if ev.late_entry is None else f',"late_entry":{{"reason":{q(ev.late_entry)}}}'
         # Encoded in three parts: the payload is often CJK text, and one string holding
         # it all would be built and encoded wide.
         head = (
             f'{{"actor":{{"id":{q(actor["id"])},"role":{q(actor["role"])}}}'
             f',"attachments":{attachments},"catalogue_version":{ev.catalogue_version:d}'
             f',"checkpoint":{{"root":"{b64(checkpoint_root)}","size":{checkpoint_size:d}}}'
-            f',"index":{index:d},"occurred_at":{q(ev.occurred_at)},"payload":'
+            f',"index":{index:d}{late},"occurred_at":{q(ev.occurred_at)},"payload":'
         )
         tail = (
             f',{signature}"prev":"{b64(prev)}","project":{q(ev.project)}'
@@ -492,6 +507,8 @@ def record_json(
     }
     if ev.poster_signature is not None:
         record["poster_signature"] = ev.poster_signature
+    if ev.late_entry is not None:
+        record["late_entry"] = {"reason": ev.late_entry}
     sealing = ev.sealing
     if sealing is not None:
         record["payload"] = sealing.payload

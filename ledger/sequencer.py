@@ -11,13 +11,15 @@ deployments may run several), the sequencer notices the head moved and reloads.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 import logging
 import os
 import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +28,22 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.catalogue import Catalogue, load_catalogue
 from ledger.clock import Clock, rfc3339
 from ledger.keys import LogKeyError, write_high_water
+from ledger.order import (
+    EMPTY_STATE,
+    OrderState,
+    OrderViolation,
+    ProcessOrder,
+    ReferenceProblem,
+    posted_reference,
+)
 from ledger.records import (
+    ACCESS_EVENT,
     ACCESS_SUFFIX,
+    SEALED_SUFFIX,
+    CommittedRecord,
     EventSubmission,
     citation_rows,
     complete_record,
@@ -38,6 +52,7 @@ from ledger.records import (
 from ledger.store import RecordValues, Store, StoreError
 from ledger.tiles import HASH, TILE_HEIGHT, TILE_WIDTH, TreeReader
 from verifier import merkle
+from verifier.canonical import Canonical, canonicalize
 from verifier.checkpoint import Checkpoint
 from verifier.note import Signer, sign_note
 
@@ -111,8 +126,42 @@ class TradeTypeMismatch(ValueError):
         self.trade_type = trade_type
 
 
+class OutOfOrder(ValueError):
+    """The event breaks a process-order rule (HTTP 409 ``out_of_order``); nothing committed."""
+
+    def __init__(self, position: int, violation: OrderViolation) -> None:
+        super().__init__(f"events[{position}].type: {violation.message}")
+        self.position = position
+        self.violation = violation
+
+
+class UnresolvedReference(ValueError):
+    """A reply's reference names no event it may answer (HTTP 422); nothing committed."""
+
+    def __init__(self, position: int, problem: ReferenceProblem) -> None:
+        super().__init__(f"events[{position}].{problem.field}: {problem.message}")
+        self.position = position
+        self.problem = problem
+
+
 class SequencerBusy(RuntimeError):
     """The append queue is full; the caller should retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What the ledger added to a posted event to make its record (see the receipt)."""
+
+    seq: int
+    prev: bytes
+    recorded_at: str
+    salt: bytes
+    checkpoint_size: int
+    checkpoint_root: bytes
+    #: The event as committed: its payload's references resolved, attachments' chunk roots.
+    event: EventSubmission
+    #: The record's canonical bytes.
+    record: CommittedRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +171,36 @@ class Appended:
     index: int
     event_hash: bytes
     replayed: bool = False
+    #: What the ledger added, for the receipt; None for a replay (it is in the record).
+    completion: Completion | None = field(default=None, compare=False)
 
 
 @dataclass
 class _Unit:
     events: list[EventSubmission]
     poster: str
+    #: A dry run (POST /v1/events:validate): checked like an append, never committed.
+    dry: bool = False
     future: Future[list[Appended]] = field(default_factory=Future)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectTail:
+    """What the sequencer keeps of a project's committed tail: to append, to hold the
+    project to its trade type, and to check process order."""
+
+    next_seq: int
+    #: Event hash of the newest record (the next record's ``prev``).
+    prev: bytes
+    #: What the process-order rules need of the history; None until loaded (a tail adopted
+    #: from another worker's appends is loaded from the store when next needed).
+    order: OrderState | None
+    #: The project's stored trade type; None for a project without records, and for
+    #: access chains.
+    trade_type: str | None = None
+
+
+_NEW_PROJECT = ProjectTail(0, bytes(32), EMPTY_STATE, None)
 
 
 class SaltPool:
@@ -153,35 +225,46 @@ class SaltPool:
         return self._buf[self._at - self.SALT : self._at]
 
 
-#: A chain's tail: (next seq, hash of its newest record, the project's stored trade type).
-#: The trade type is None for a project without records, and for access chains.
-Tail = tuple[int, bytes, str | None]
-
-
 class _ProjectTails:
-    """LRU of project -> :data:`Tail`, read through to the store.
+    """LRU of project -> :class:`ProjectTail`, read through to the store.
 
     Only ever read inside the writer transaction, so what it holds is committed state (or
     this process's batch just committed); a failed batch clears it.
     """
 
     def __init__(self, limit: int = 100_000) -> None:
-        self._d: OrderedDict[str, Tail] = OrderedDict()
+        self._d: OrderedDict[str, ProjectTail] = OrderedDict()
         self._limit = limit
 
-    def get(self, store: Store, conn: Connection, project: str) -> Tail:
+    def get(self, store: Store, conn: Connection, project: str, order: ProcessOrder) -> ProjectTail:
         v = self._d.get(project)
         if v is None:
             tail = store.project_tail(conn, project)
-            v = (tail[0] + 1, tail[1], tail[2]) if tail else (0, bytes(32), None)
-            if tail:
-                # Remembered, so access records of an old project cost no query each.
-                self.update({project: v})
+            if tail is None:
+                return _NEW_PROJECT
+            v = ProjectTail(tail[0] + 1, tail[1], None, tail[2])
+        if v.order is None and project.endswith((SEALED_SUFFIX, ACCESS_SUFFIX)):
+            v = dataclasses.replace(v, order=EMPTY_STATE)
+        if v.order is None:
+            rows = store.order_history(conn, project, order.tracked, order.closing_fields())
+            v = ProjectTail(v.next_seq, v.prev, order.replay(rows), v.trade_type)
+            # Remembered, so access records of an old project cost no query each.
+            self.update({project: v})
         return v
 
-    def update(self, changes: dict[str, Tail]) -> None:
+    def update(self, changes: dict[str, ProjectTail]) -> None:
         for k, v in changes.items():
             self._d[k] = v
+            self._d.move_to_end(k)
+        while len(self._d) > self._limit:
+            self._d.popitem(last=False)
+
+    def adopt(self, moved: dict[str, tuple[int, bytes, str | None]], reload: set[str]) -> None:
+        """Another worker appended: take its tails; reload the order state of ``reload``."""
+        for k, (seq, eh, tt) in moved.items():
+            old = self._d.get(k)
+            keep = old.order if old is not None and k not in reload else None
+            self._d[k] = ProjectTail(seq + 1, eh, keep, tt)
             self._d.move_to_end(k)
         while len(self._d) > self._limit:
             self._d.popitem(last=False)
@@ -207,8 +290,11 @@ class Sequencer:
         queue_limit: int = 200_000,
         salt: Callable[[], bytes] | None = None,
         on_checkpoint: Callable[[int, int, bytes, str], None] | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.store = store
+        self.catalogue = catalogue or load_catalogue()
+        self.order = self.catalogue.order
         self.signer = signer
         self.clock = clock
         self.reader = reader
@@ -239,9 +325,15 @@ class Sequencer:
             self._thread.join(timeout)
             self._thread = None
 
-    def submit(self, events: list[EventSubmission], poster: str) -> Future[list[Appended]]:
-        """Queue one all-or-nothing unit of events; the future resolves after commit."""
-        unit = _Unit(events, poster)
+    def submit(
+        self, events: list[EventSubmission], poster: str, *, dry: bool = False
+    ) -> Future[list[Appended]]:
+        """Queue one all-or-nothing unit of events; the future resolves after commit.
+
+        ``dry``: check the unit exactly as an append would be checked, under the writer
+        lock against the committed tails, and answer what would be appended; commit nothing.
+        """
+        unit = _Unit(events, poster, dry)
         with self._lock:
             if self._queued_events + len(events) > self._queue_limit:
                 raise SequencerBusy(f"more than {self._queue_limit} events are waiting")
@@ -345,9 +437,13 @@ class Sequencer:
             self.edge_tiles.clear()
             if frontier is not None and frontier.size < size0:
                 # Another worker process appended [ours, size0): adopt the project tails
-                # it moved rather than forget them all.
+                # it moved rather than forget them all; a project that gained an event
+                # the order rules look back for reloads its order state from the store.
                 moved = self.store.tails_between(conn, frontier.size, size0)
-                self._tails.update({p: (seq + 1, eh, tt) for p, (seq, eh, tt) in moved.items()})
+                reload = self.store.projects_with_types(
+                    conn, frontier.size, size0, self.order.tracked
+                )
+                self._tails.adopt(moved, reload)
             else:
                 self._tails.clear()
             frontier = self.reader.frontier(size0)
@@ -381,12 +477,15 @@ class Sequencer:
         recorded_at = rfc3339(self.clock.now())
         rows: list[RecordValues] = []
         cites: list[dict[str, Any]] = []
-        tails: dict[str, Tail] = {}
+        tails: dict[str, ProjectTail] = {}
         projects: list[dict[str, Any]] = []
         openings: list[tuple[int, str, bytes]] = []
         results: list[list[Appended] | Exception] = []
         # (poster, key) -> (index, digest, event hash) for keys seen in this batch or stored.
         known: dict[tuple[str, str], tuple[int, bytes | None, bytes]] = {}
+        # index -> (project, seq, type, poster) of the records staged in this batch, which
+        # a later reply in the batch may name.
+        placed: dict[int, _Placed] = {}
         registered = self.store.current_poster_keys(conn, sorted({u.poster for u in units}))
         for unit in units:
             keys: list[str] = [e.idempotency_key for e in unit.events if e.idempotency_key]
@@ -419,50 +518,35 @@ class Sequencer:
             if conflict is not None:
                 results.append(conflict)
                 continue
+            # Second pass: order, references and the records themselves, still without
+            # touching the batch, so a refused unit leaves nothing behind.
+            ctx = _Batch(conn, tails, known, placed, recorded_at, size0, root0)
+            planned = self._plan(unit, frontier.size, ctx)
+            if isinstance(planned, Exception):
+                results.append(planned)
+                continue
+            items, unit_tails, unit_placed, unit_projects = planned
+            if unit.dry:
+                results.append(items)
+                continue
             out: list[Appended] = []
-            for ev in unit.events:
-                k = ev.idempotency_key
-                if k is not None and (unit.poster, k) in known:
-                    idx, _, eh = known[(unit.poster, k)]
-                    out.append(Appended(idx, eh, replayed=True))
+            for item in items:
+                c = item.completion
+                if c is None:  # a replay
+                    out.append(item)
                     continue
-                index = frontier.size
-                # Sealed events join the project's sealed chain (ledger/sealing.py).
-                chain = ev.chain
-                seq, prev, bound = tails.get(chain) or self._tails.get(self.store, conn, chain)
-                if chain != ev.project:
-                    # The trade type is the project's (checked in _mismatch); the sealed
-                    # chain binds nothing of its own.
-                    bound = (
-                        tails.get(ev.project) or self._tails.get(self.store, conn, ev.project)
-                    )[2] or ev.trade_type
-                rec = complete_record(
-                    ev,
-                    index=index,
-                    seq=seq,
-                    prev=prev,
-                    recorded_at=recorded_at,
-                    salt=self._salt(),
-                    checkpoint_size=size0,
-                    checkpoint_root=root0,
-                )
-                if bound is None and not ev.project.endswith(ACCESS_SUFFIX):
-                    # The project's first event fixes its trade type, in this transaction.
-                    bound = ev.trade_type
-                    projects.append(
-                        {"project": ev.project, "trade_type": bound, "first_index": index}
-                    )
-                tails[chain] = (seq + 1, rec.event_hash, bound)
+                ev, rec = c.event, c.record
                 frontier.append(leaf_for_record(rec.event_hash), visit)
+                k = ev.idempotency_key
                 if k is not None:
-                    known[(unit.poster, k)] = (index, ev.digest, rec.event_hash)
+                    known[(unit.poster, k)] = (rec.index, ev.digest, rec.event_hash)
                 if ev.sealing is not None:
-                    openings.append((index, ev.project, ev.sealing.openings))
+                    openings.append((rec.index, ev.project, ev.sealing.openings))
                 rows.append(
                     (
-                        index,
-                        chain,
-                        seq,
+                        rec.index,
+                        ev.chain,
+                        c.seq,
                         ev.type,
                         rec.event_hash,
                         rec.canonical,
@@ -471,8 +555,11 @@ class Sequencer:
                         ev.digest if k is not None else None,
                     )
                 )
-                cites += citation_rows(ev, index)
-                out.append(Appended(index, rec.event_hash))
+                cites += citation_rows(ev, rec.index)
+                out.append(item)
+            tails.update(unit_tails)
+            placed.update(unit_placed)
+            projects += unit_projects
             results.append(out)
 
         if not rows:
@@ -492,7 +579,7 @@ class Sequencer:
     def _mismatch(
         self,
         conn: Connection,
-        tails: dict[str, Tail],
+        tails: dict[str, ProjectTail],
         events: list[EventSubmission],
         skip: set[int],
     ) -> TradeTypeMismatch | None:
@@ -506,7 +593,8 @@ class Sequencer:
             project = ev.project.removesuffix(ACCESS_SUFFIX)
             have = fixed.get(project)
             if have is None:
-                have = (tails.get(project) or self._tails.get(self.store, conn, project))[2]
+                tail = tails.get(project) or self._tails.get(self.store, conn, project, self.order)
+                have = tail.trade_type
                 if have is None:
                     if project == ev.project:
                         fixed[project] = ev.trade_type
@@ -516,5 +604,197 @@ class Sequencer:
                 return TradeTypeMismatch(pos, project, have, ev.trade_type)
         return None
 
+    def _plan(
+        self, unit: _Unit, start: int, b: _Batch
+    ) -> (
+        tuple[list[Appended], dict[str, ProjectTail], dict[int, _Placed], list[dict[str, Any]]]
+        | Exception
+    ):
+        """Place a unit's events from log index ``start``: check their process order and
+        resolve their references against the committed tails and what this batch and
+        unit placed before them, and complete their records. Changes nothing shared.
+        """
+        order = self.order
+        poster = unit.poster
+        unit_tails: dict[str, ProjectTail] = {}
+        unit_placed: dict[int, _Placed] = {}
+        unit_keys: dict[str, Appended] = {}
+        unit_projects: list[dict[str, Any]] = []
+        items: list[Appended] = []
+        index = start
+        for pos, ev in enumerate(unit.events):
+            k = ev.idempotency_key
+            if k is not None:
+                prior = b.known.get((poster, k))
+                if prior is not None:
+                    items.append(Appended(prior[0], prior[2], replayed=True))
+                    continue
+                again = unit_keys.get(k)
+                if again is not None:  # the same event twice in one unit: once appended
+                    items.append(Appended(again.index, again.event_hash, replayed=True))
+                    continue
+            p = ev.project
+            # The project's tail holds its order state and trade type; a sealed event joins
+            # the project's sealed chain (ledger/sealing.py), which has its own seq and prev.
+            ptail = (
+                unit_tails.get(p) or b.tails.get(p) or self._tails.get(self.store, b.conn, p, order)
+            )
+            assert ptail.order is not None
+            chain = ev.chain
+            tail = ptail
+            if chain != p:
+                tail = (
+                    unit_tails.get(chain)
+                    or b.tails.get(chain)
+                    or self._tails.get(self.store, b.conn, chain, order)
+                )
+            closes: int | None = None
+            refs = order.references.get(ev.type)
+            if refs:
+                try:
+                    ev, closes = self._resolve(ev, refs, poster, b, unit_placed, unit_keys)
+                except ReferenceProblem as e:
+                    return UnresolvedReference(pos, e)
+            if ev.type != ACCESS_EVENT:
+                violation = order.check(ptail.order, ev.trade_type, ev.type)
+                if violation is not None and ev.late_entry is None:
+                    return OutOfOrder(pos, violation)
+            seq = tail.next_seq
+            salt = self._salt()
+            rec = complete_record(
+                ev,
+                index=index,
+                seq=seq,
+                prev=tail.prev,
+                recorded_at=b.recorded_at,
+                salt=salt,
+                checkpoint_size=b.size0,
+                checkpoint_root=b.root0,
+            )
+            # Only the process chain moves the order state: the sealed chain is hidden until
+            # the opening, and its records' types must not show through a refusal.
+            state = (
+                order.advance(ptail.order, ev.type, seq, index, closes)
+                if chain == p
+                else ptail.order
+            )
+            bound = ptail.trade_type
+            if bound is None and not p.endswith(ACCESS_SUFFIX):
+                # The project's first event fixes its trade type, in this transaction.
+                bound = ev.trade_type
+                unit_projects.append({"project": p, "trade_type": bound, "first_index": index})
+            if chain == p:
+                unit_tails[p] = ProjectTail(seq + 1, rec.event_hash, state, bound)
+            else:
+                # The sealed chain binds nothing of its own; its records' types are not
+                # ones the order rules look back for (their state would be a side door).
+                unit_tails[chain] = ProjectTail(seq + 1, rec.event_hash, EMPTY_STATE, bound)
+                if state is not ptail.order or bound != ptail.trade_type:
+                    unit_tails[p] = dataclasses.replace(ptail, order=state, trade_type=bound)
+            if ev.type in order.answerable:
+                unit_placed[index] = (p, seq, ev.type, poster)
+            done = Appended(
+                index,
+                rec.event_hash,
+                completion=Completion(
+                    seq, tail.prev, b.recorded_at, salt, b.size0, b.root0, ev, rec
+                ),
+            )
+            if k is not None:
+                unit_keys[k] = done
+            items.append(done)
+            index += 1
+        return items, unit_tails, unit_placed, unit_projects
 
-_Staged = tuple[merkle.CompactRange, dict[tuple[int, int], bytearray], dict[str, Tail], str, int]
+    def _resolve(
+        self,
+        ev: EventSubmission,
+        refs: Mapping[str, tuple[str, ...]],
+        poster: str,
+        b: _Batch,
+        unit_placed: dict[int, _Placed],
+        unit_keys: dict[str, Appended],
+    ) -> tuple[EventSubmission, int | None]:
+        """The event with its reference fields resolved to ``index`` and ``seq``, and the
+        ``seq`` it closes (an ``activity_resumed`` naming its suspension), if any.
+
+        A reference names an earlier event of the same project, of a type the field may
+        answer, by the poster's own ``idempotency_key`` or by its log ``index``. Anything
+        else is one refusal, worded the same whether the event is missing, in another
+        project or of another type, so that a reference cannot probe the log.
+        """
+        payload = json.loads(ev.payload)
+        closing = self.order.closing_field(ev.type)
+        closes: int | None = None
+        changed = False
+        for name, targets in refs.items():
+            if name not in payload:
+                continue
+            where = f"payload.{name}"
+            how, value = posted_reference(payload[name], where)
+            found: _Placed | None = None
+            at: int | None = None
+            if how == "idempotency_key":
+                assert isinstance(value, str)
+                mine = unit_keys.get(value)
+                if mine is not None:
+                    at = mine.index
+                else:
+                    kn = b.known.get((poster, value))
+                    at = kn[0] if kn is not None else None
+                if at is None:
+                    hit = self.store.reference_target(b.conn, poster=poster, key=value)
+                    if hit is not None:
+                        at, found = hit[0], hit[1:]
+                desc = f"with idempotency_key {value!r} posted by this token"
+            else:
+                assert isinstance(value, int)
+                at = value
+                desc = f"at index {value}"
+            if at is not None and found is None:
+                found = unit_placed.get(at) or b.placed.get(at)
+                if found is None:
+                    hit = self.store.reference_target(b.conn, index=at)
+                    found = hit[1:] if hit is not None else None
+            if (
+                found is None
+                or at is None
+                or found[0].removesuffix(SEALED_SUFFIX) != ev.project
+                or found[2] not in targets
+                or (found[3] != poster and self.catalogue.events[found[2]].sealed)
+            ):
+                raise ReferenceProblem(
+                    where,
+                    f"no event {desc} in project {ev.project} that {ev.type} may name "
+                    f"({', '.join(targets)})",
+                )
+            payload[name] = {how: value, "index": at, "seq": found[1]}
+            changed = True
+            if name == closing:
+                closes = found[1]
+        if not changed:
+            return ev, None
+        resolved = Canonical(canonicalize(payload).decode())
+        return dataclasses.replace(ev, payload=resolved), closes
+
+
+#: (project, seq, type, poster) of a record a reference may name.
+_Placed = tuple[str, int, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What a unit is placed against: the open transaction and the batch so far."""
+
+    conn: Connection
+    tails: dict[str, ProjectTail]
+    known: dict[tuple[str, str], tuple[int, bytes | None, bytes]]
+    placed: dict[int, _Placed]
+    recorded_at: str
+    size0: int
+    root0: bytes
+
+
+_Staged = tuple[
+    merkle.CompactRange, dict[tuple[int, int], bytearray], dict[str, ProjectTail], str, int
+]

@@ -111,6 +111,7 @@ class Ledger:
             max_batch=max_batch,
             max_delay=max_delay,
             on_checkpoint=self._remember,
+            catalogue=self.catalogue,
         )
 
     # --- life cycle --------------------------------------------------------------------
@@ -218,9 +219,12 @@ class Ledger:
         return bytes(out)
 
     # --- appends and receipts ------------------------------------------------------------
-    def append(self, events: list[EventSubmission], poster: str) -> Future[list[Appended]]:
-        """Queue events for the log; sealed ones are committed part by part first."""
-        return self.sequencer.submit([seal(ev, self.catalogue) for ev in events], poster)
+    def append(
+        self, events: list[EventSubmission], poster: str, *, dry: bool = False
+    ) -> Future[list[Appended]]:
+        """Queue events for the log; sealed ones are committed part by part first.
+        ``dry`` checks them as an append would be checked and commits nothing."""
+        return self.sequencer.submit([seal(ev, self.catalogue) for ev in events], poster, dry=dry)
 
     def add_checkpoint_listener(self, fn: Callable[[int, bytes, str], None]) -> None:
         """Call ``fn(size, root, signed note)`` after each new checkpoint is committed.
@@ -366,6 +370,11 @@ class Ledger:
         if row is None:
             raise NotFound(f"index {index} is not in the log")
         return row
+
+    def record_with_poster(self, index: int) -> tuple[bytes, bytes, str] | None:
+        """(canonical record, event hash, poster token id) at ``index``, or None."""
+        with self.store.reader() as conn:
+            return self.store.record_with_poster(conn, index)
 
     def unsealed(self, project: str) -> bool:
         """Whether the project's sealed events may be read: its bid opening is recorded."""

@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    case,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 
 from ledger.models import (
@@ -35,6 +46,8 @@ from ledger.models import (
     TileRow,
 )
 
+#: Largest log index a BIGINT column holds.
+MAX_INDEX = (1 << 63) - 1
 #: Arbitrary constant naming the ledger's advisory lock on PostgreSQL.
 PG_WRITER_LOCK = 0x4A5A_4C47  # "JZLG"
 
@@ -326,6 +339,72 @@ class Store:
                 out[project] = tt
         return out
 
+    def projects_with_types(
+        self, conn: Connection, start: int, end: int, types: frozenset[str]
+    ) -> set[str]:
+        """Projects with a record of one of ``types`` among log indexes [start, end)."""
+        if not types:
+            return set()
+        rows = conn.execute(
+            select(RecordRow.project)
+            .where(RecordRow.idx >= start, RecordRow.idx < end, RecordRow.type.in_(sorted(types)))
+            .distinct()
+        )
+        return {p for (p,) in rows}
+
+    def order_history(
+        self,
+        conn: Connection,
+        project: str,
+        types: frozenset[str],
+        closing: Mapping[str, str],
+    ) -> list[tuple[str, int, int, int | None]]:
+        """The project's records of ``types`` in seq order: (type, seq, index, closed seq).
+
+        ``closing`` maps a closing event type (e.g. ``activity_resumed``) to its reference
+        field; the closed seq is the resolved ``seq`` in that field of the committed record.
+        """
+        if not types:
+            return []
+        closers = sorted(closing)
+        body = case((RecordRow.type.in_(closers), RecordRow.record), else_=None)
+        rows = conn.execute(
+            select(RecordRow.type, RecordRow.seq, RecordRow.idx, body)
+            .where(RecordRow.project == project, RecordRow.type.in_(sorted(types)))
+            .order_by(RecordRow.seq)
+        )
+        out: list[tuple[str, int, int, int | None]] = []
+        for etype, seq, idx, raw in rows:
+            closes: int | None = None
+            if raw is not None:
+                ref = json.loads(bytes(raw)).get("payload", {}).get(closing[etype])
+                if isinstance(ref, dict) and isinstance(ref.get("seq"), int):
+                    closes = ref["seq"]
+            out.append((etype, seq, idx, closes))
+        return out
+
+    def reference_target(
+        self,
+        conn: Connection,
+        *,
+        index: int | None = None,
+        poster: str | None = None,
+        key: str | None = None,
+    ) -> tuple[int, str, int, str, str] | None:
+        """(index, project, seq, type, poster) of the record at ``index``, or of the one
+        ``poster`` posted under idempotency ``key``."""
+        cols = select(
+            RecordRow.idx, RecordRow.project, RecordRow.seq, RecordRow.type, RecordRow.poster
+        )
+        if index is not None:
+            if index > MAX_INDEX:
+                return None
+            q = cols.where(RecordRow.idx == index)
+        else:
+            q = cols.where(RecordRow.poster == poster, RecordRow.idempotency_key == key)
+        row = conn.execute(q).first()
+        return (row[0], row[1], row[2], row[3], row[4]) if row else None
+
     def find_idempotent(
         self, conn: Connection, poster: str, keys: Sequence[str]
     ) -> dict[str, tuple[int, bytes | None, bytes]]:
@@ -351,6 +430,17 @@ class Store:
             select(RecordRow.record, RecordRow.event_hash).where(RecordRow.idx == index)
         ).first()
         return (bytes(row[0]), bytes(row[1])) if row else None
+
+    def record_with_poster(self, conn: Connection, index: int) -> tuple[bytes, bytes, str] | None:
+        """(canonical record, event hash, poster) at log position ``index``."""
+        if index > MAX_INDEX:
+            return None
+        row = conn.execute(
+            select(RecordRow.record, RecordRow.event_hash, RecordRow.poster).where(
+                RecordRow.idx == index
+            )
+        ).first()
+        return (bytes(row[0]), bytes(row[1]), row[2]) if row else None
 
     def project_records(
         self,

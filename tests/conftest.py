@@ -58,6 +58,25 @@ def make_event(
     return ev
 
 
+def notice_event(project: str = "E330100000001", **over: Any) -> dict[str, Any]:
+    """A tender notice: bids and the opening may follow it (process order, rule O01)."""
+    payload = {
+        "issue_start": "2026-03-02T10:00:00+08:00",
+        "bid_deadline": "2026-03-25T10:00:00+08:00",
+        "place": "杭州市公共资源交易中心 开标室3",
+    }
+    return make_event(
+        project,
+        "tender_notice_published",
+        **{
+            "actor": {"id": "AG-330100-018", "role": "tender_agent"},
+            "occurred_at": "2026-03-02T10:00:00+08:00",
+            "payload": payload,
+            **over,
+        },
+    )
+
+
 @pytest.fixture
 def ledger_factory(tmp_path: Path, db_url: str) -> Iterator[Any]:
     """Opens ledgers on the test's database; closes them all at the end."""

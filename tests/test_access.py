@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import create_token, make_scope
 from ledger.service import Ledger
-from tests.conftest import example_payload, make_event
+from tests.conftest import example_payload, make_event, notice_event
 
 
 @pytest.fixture
@@ -137,6 +137,7 @@ def test_sealed_bids_are_hidden_until_opening_then_only_from_allowed_roles(setup
         ),
         actor={"id": "91330100MA00027001", "role": "bidder"},
     )
+    c.post("/v1/events", json=notice_event("PA"), headers=post).raise_for_status()
     idx = c.post("/v1/events", json=bid, headers=post).json()["index"]
     archivist = create_token(lg.store, "archivist")[1]
     for t in (tok["rev_all"], tok["admin"], archivist):

@@ -77,7 +77,7 @@ def test_token_create_refuses_an_unknown_role(tmp_path: Path) -> None:
 def test_no_token_key_or_sealed_content_reaches_the_logs(tmp_path: Path) -> None:
     import httpx
 
-    from tests.conftest import example_payload, make_event
+    from tests.conftest import example_payload, make_event, notice_event
 
     data = tmp_path / "data"
     srv = Server(data, None, "--log-level", "debug")
@@ -92,9 +92,12 @@ def test_no_token_key_or_sealed_content_reaches_the_logs(tmp_path: Path) -> None
             payload=example_payload("bid_submitted", bidder="BIDDER-SECRET-77", price=secret_price),
         )
         with httpx.Client(base_url=srv.url, timeout=30) as c:
-            r = c.post("/v1/events", json=bid, headers={"Authorization": f"Bearer {token}"})
+            auth = {"Authorization": f"Bearer {token}"}
+            c.post("/v1/events", json=notice_event(), headers=auth).raise_for_status()
+            r = c.post("/v1/events", json=bid, headers=auth)
             assert r.status_code == 201, r.text
-            c.get("/v1/events/0", headers={"Authorization": f"Bearer {reviewer}"})
+            at = r.json()["index"]
+            c.get(f"/v1/events/{at}", headers={"Authorization": f"Bearer {reviewer}"})
             c.get("/v1/events/0", headers={"Authorization": "Bearer jz_" + "x" * 43})
             c.post("/v1/events", content=b"{bad", headers={"Authorization": f"Bearer {token}"})
     finally:

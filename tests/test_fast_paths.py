@@ -66,6 +66,7 @@ def _events(draw: st.DrawFn) -> EventSubmission:
         draw(st.none() | _text),
         poster_signature=draw(st.none() | st.dictionaries(_text, _text, max_size=2)),
         catalogue_version=draw(st.integers(0, 2**53 - 1)),
+        late_entry=draw(st.none() | _text),
     )
 
 

@@ -27,7 +27,7 @@ from ledger.service import Ledger
 from ledger.store import StoreError, migrate
 from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
-from tests.conftest import example_payload, make_event
+from tests.conftest import example_payload, make_event, notice_event
 from verifier.chunks import CHUNK_SIZE
 
 BID = b"sealed bid file: price 4650100000" * 1000
@@ -160,6 +160,7 @@ def test_bola_test_fails_when_the_object_check_is_removed(
 
 
 def bid(e: Env, project: str = "PA") -> int:
+    e.post(notice_event(project))  # bids follow a notice (process order, rule O01)
     return e.post(
         make_event(
             project=project,

@@ -26,7 +26,7 @@ from api.auth import create_token, make_scope
 from ledger.service import Ledger
 from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
-from tests.conftest import example_payload, make_event
+from tests.conftest import example_payload, make_event, notice_event
 
 GP = "G3301000001"  # a procurement project
 EP = "E3301000001"  # an engineering project
@@ -306,6 +306,7 @@ def test_an_engineering_poster_cannot_open_a_procurement_projects_bids(env: Env)
     file = b"sealed procurement bid" * 100
     env.c.post("/v1/objects", content=file, headers=h(platform)).raise_for_status()
     env.post(procurement())
+    env.post(notice_event(GP, trade_type="procurement"))  # bids follow a notice (O01)
     bid_index = env.post(bid(GP, "procurement", file))
     size = env.lg.head().size
 

@@ -3,8 +3,10 @@
 The signed message is the RFC 8785 canonical form of the event's *signed content*: the
 fields the poster wrote, ``project``, ``trade_type``, ``type``, ``actor``, ``occurred_at``,
 ``payload`` and ``attachments`` (each as ``sha256``, ``size``, ``media_type``, ``name``),
-prefixed by a context string so the signature cannot be replayed as any other message.
-Left out: ``idempotency_key`` (a transport detail) and whatever the ledger adds. The
+and ``late_entry`` when posted, prefixed by a context string so the signature cannot be
+replayed as any other message. Left out: ``idempotency_key`` (a transport detail) and
+whatever the ledger adds, including the ``index`` and ``seq`` it resolves into a reply's
+reference fields (:func:`verifier.references.as_posted`). The
 committed record carries ``poster_signature: {"public_key", "signature"}`` (base64), so
 anyone holding the record can check it offline.
 
@@ -24,10 +26,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from verifier.canonical import canonicalize
+from verifier.references import posted_payload
 
 #: Domain separation: what the signature is over, and which version of that.
 CONTEXT = b"jianzheng/poster-signature/v1\n"
-SIGNED_FIELDS = ("project", "trade_type", "type", "actor", "occurred_at", "payload")
+SIGNED_FIELDS = ("project", "trade_type", "type", "actor", "occurred_at", "payload", "late_entry")
 ATTACHMENT_FIELDS = ("sha256", "size", "media_type", "name")
 
 
@@ -59,7 +62,11 @@ class RegisteredKey:
 def signed_content(event: dict[str, Any]) -> bytes:
     """The message a poster signs, from a posted event or a committed record."""
     content = {k: event[k] for k in SIGNED_FIELDS if k in event}
-    content["payload"] = event.get("payload", {})
+    payload = event.get("payload", {})
+    if "seq" in event and isinstance(payload, dict):
+        # A committed record: its references carry the index and seq the ledger resolved.
+        payload = posted_payload(payload)
+    content["payload"] = payload
     content["attachments"] = [
         {k: a[k] for k in ATTACHMENT_FIELDS if k in a} for a in event.get("attachments", [])
     ]

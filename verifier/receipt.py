@@ -135,3 +135,156 @@ class Receipt:
         except (CheckpointError, merkle.ProofError) as e:
             raise ReceiptError(str(e)) from None
         return sc
+
+
+# --- a poster's own check: rebuild the record from the event it posted ------------------------
+
+#: Receipt members (beside ``index``) that carry what the ledger added to the posted event.
+COMPLETION_FIELDS = ("seq", "prev", "recorded_at", "salt", "record_checkpoint")
+_POSTED = ("project", "trade_type", "type", "actor", "occurred_at")
+_ATTACHMENT = ("sha256", "size", "media_type", "name")
+
+
+def record_from_event(event: dict[str, Any], receipt: dict[str, Any]) -> dict[str, Any]:
+    """The record the ledger committed, rebuilt from the posted event and its receipt.
+
+    Mirrors ``ledger.records.record_json`` (tests/test_receipts.py holds the two equal):
+    the posted members, the payload's references with their resolved ``index`` and
+    ``seq``, the attachments with their chunk roots, and the receipt's ``seq``, ``prev``,
+    ``index``, ``recorded_at``, ``salt``, ``record_checkpoint`` and ``catalogue_version``.
+    """
+    from verifier.references import resolved_payload
+
+    missing = [k for k in _POSTED if k not in event]
+    if missing:
+        raise ReceiptError(f"the event lacks {', '.join(missing)}")
+    absent = [k for k in COMPLETION_FIELDS if k not in receipt]
+    if absent:
+        raise ReceiptError(
+            f"the receipt lacks {', '.join(absent)}: it predates receipts a poster can check; "
+            "fetch the current one with GET /v1/receipts/{index}"
+        )
+    record: dict[str, Any] = {k: event[k] for k in _POSTED}
+    payload = event.get("payload", {})
+    resolved = receipt.get("resolved") or {}
+    if not isinstance(payload, dict) or not isinstance(resolved, dict):
+        raise ReceiptError("payload and resolved must be JSON objects")
+    try:
+        record["payload"] = resolved_payload(payload, resolved)
+    except (ValueError, KeyError, TypeError) as e:
+        raise ReceiptError(f"the receipt's resolved references do not fit the event: {e}") from None
+    posted = event.get("attachments", [])
+    roots = receipt.get("chunk_roots") or [None] * len(posted)
+    if not isinstance(posted, list) or not isinstance(roots, list) or len(roots) != len(posted):
+        raise ReceiptError("the receipt's chunk_roots do not match the event's attachments")
+    atts = []
+    for a, root in zip(posted, roots, strict=True):
+        if not isinstance(a, dict):
+            raise ReceiptError("each attachment must be an object")
+        one = {k: a[k] for k in _ATTACHMENT if k in a}
+        if root is not None:
+            one["chunk_root"] = root
+        atts.append(one)
+    record["attachments"] = atts
+    record.update(
+        seq=receipt["seq"],
+        prev=receipt["prev"],
+        index=receipt.get("index"),
+        recorded_at=receipt["recorded_at"],
+        salt=receipt["salt"],
+        checkpoint=receipt["record_checkpoint"],
+    )
+    if "signature" in event:
+        record["poster_signature"] = {
+            "public_key": receipt.get("poster_key"),
+            "signature": event["signature"],
+        }
+    if "late_entry" in event:
+        record["late_entry"] = event["late_entry"]
+    if "catalogue_version" in receipt:
+        record["catalogue_version"] = receipt["catalogue_version"]
+    return record
+
+
+def check_receipt(
+    receipt: object,
+    event: object,
+    log: Verifier,
+    *,
+    witnesses: tuple[Verifier, ...] = (),
+    quorum: int = 0,
+    tsa_ca_pem: bytes | None = None,
+    tsa_required: bool = False,
+) -> list[str]:
+    """Verify a receipt for the event a poster sent, offline; what held, line by line.
+
+    Recomputes the record from the event and the receipt's completion fields, its event
+    hash, the inclusion proof against the log-signed checkpoint, the poster signature
+    (when the event is signed), then the witnesses' cosignatures on that checkpoint (at
+    least ``quorum`` of ``witnesses``) and its RFC 3161 timestamp (when a CA is given or
+    one is required). Raises :class:`ReceiptError` naming the first thing that fails.
+    """
+    if not isinstance(receipt, dict) or not isinstance(event, dict):
+        raise ReceiptError("the receipt and the event must be JSON objects")
+    r = Receipt.from_json(receipt)
+    record = record_from_event(event, receipt)
+    got = event_hash_of(record)
+    if got != r.event_hash:
+        raise ReceiptError(
+            "the event hash recomputed from the event and the receipt is "
+            f"{base64.b64encode(got).decode()}, not the receipt's event_hash: the event is "
+            "not the one posted, or the receipt was altered"
+        )
+    held = [f"event hash {base64.b64encode(got).decode()} recomputed from the event"]
+    sc = r.verify(log, record)
+    cp = sc.checkpoint
+    held.append(f"included at index {r.index} in checkpoint {cp.size} signed by {log.name}")
+    if "signature" in event:
+        from verifier.poster import PosterSignatureError, verify_record_signature
+
+        try:
+            verify_record_signature(record)
+        except PosterSignatureError as e:
+            raise ReceiptError(f"poster signature: {e}") from None
+        held.append("poster signature verifies")
+    if witnesses or quorum:
+        from verifier.note import NoteError, parse_note
+        from verifier.witnessing import cosigners
+
+        text = receipt.get("cosigned_checkpoint", r.checkpoint)
+        if not isinstance(text, str):
+            raise ReceiptError("cosigned_checkpoint must be the signed note text")
+        try:
+            note = parse_note(text)
+            if note.text != sc.note.text:
+                raise ReceiptError("cosigned_checkpoint is not the receipt's checkpoint")
+            found = cosigners(note, list(witnesses))
+        except NoteError as e:
+            raise ReceiptError(f"a cosignature does not verify: {e}") from None
+        if len(found) < quorum:
+            raise ReceiptError(
+                f"only {len(found)} of the required {quorum} witness cosignatures on "
+                f"checkpoint {cp.size}; fetch the newest receipt with GET /v1/receipts/"
+                f"{r.index} once the witnesses have cosigned"
+            )
+        held.append(
+            f"{len(found)} witness cosignature(s) (quorum {quorum}): "
+            + ", ".join(v.name for v, _ in found)
+        )
+    stamp = receipt.get("timestamp")
+    if tsa_required and not stamp:
+        raise ReceiptError(
+            "the receipt has no RFC 3161 timestamp yet, and one is required; fetch the newest "
+            f"receipt with GET /v1/receipts/{r.index}"
+        )
+    if stamp and (tsa_ca_pem is not None or tsa_required):
+        from verifier.timestamp import TimestampError, verify_timestamp
+
+        if tsa_ca_pem is None:
+            raise ReceiptError("a timestamp is required: give the TSA's CA certificate")
+        try:
+            when = verify_timestamp(_b64d(stamp, "timestamp"), sc.note.text.encode(), tsa_ca_pem)
+        except TimestampError as e:
+            raise ReceiptError(f"timestamp: {e}") from None
+        held.append(f"RFC 3161 timestamp over checkpoint {cp.size}: {when:%Y-%m-%dT%H:%M:%SZ}")
+    return held

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.access import access_chain, authorize_post, authorize_project, record_access
 from api.auth import Principal
@@ -26,16 +28,20 @@ from api.errors import ApiError
 from api.posters import PosterKeys
 from api.routes.objects import attachment_lookup
 from api.schemas import POSTED_EVENT_REF
-from ledger.records import ACCESS_SUFFIX, EventSubmission, InvalidEvent, validate_event
+from ledger.records import ACCESS_SUFFIX, EventSubmission, InvalidEvent, b64, validate_event
 from ledger.sealing import is_sealed_type, may_read_sealed, redact
 from ledger.sequencer import (
     Appended,
+    Completion,
     IdempotencyConflict,
+    OutOfOrder,
     PosterKeyChanged,
     SequencerBusy,
     TradeTypeMismatch,
+    UnresolvedReference,
 )
 from ledger.service import Ledger, NotFound
+from verifier.rules.engine import evaluate
 from verifier.sealed import OpeningError, base_project, is_sealed_chain, open_record
 from witness.submitter import receipt_fields_for, witnessing_of
 
@@ -102,11 +108,21 @@ def invalid_event(e: InvalidEvent, version: int, prefix: str = "") -> ApiError:
 
 
 async def append(
-    lg: Ledger, events: list[EventSubmission], poster: str, single: bool = False
+    lg: Ledger,
+    events: list[EventSubmission],
+    poster: str,
+    *,
+    batch: bool = True,
+    dry: bool = False,
 ) -> list[Appended]:
-    """Queue the events and wait (bounded) until their batch is durable."""
+    """Queue the events and wait (bounded) until their batch is durable (or, ``dry``,
+    until the sequencer has checked them as it would an append)."""
+
+    def at(pos: int) -> str:
+        return f"events[{pos}]." if batch else ""
+
     try:
-        fut = lg.append(events, poster)
+        fut = lg.append(events, poster, dry=dry)
     except SequencerBusy as e:
         raise ApiError(503, "busy", str(e), headers={"Retry-After": "1"}) from None
     try:
@@ -120,7 +136,7 @@ async def append(
     except TradeTypeMismatch as e:
         # Another event fixed the project's trade type first (issue 10 §1); nothing of
         # this unit was committed.
-        field = "trade_type" if single else f"events[{e.position}].trade_type"
+        field = at(e.position) + "trade_type"
         raise ApiError(
             422,
             "invalid_event",
@@ -128,6 +144,20 @@ async def append(
             field,
             message_zh=f"{field}：{e.reason_zh}",
         ) from None
+    except OutOfOrder as e:
+        field = at(e.position) + "type"
+        v = e.violation
+        raise ApiError(
+            409,
+            "out_of_order",
+            f"{field}: {v.message}",
+            field,
+            message_zh=f"{field}：{v.message_zh}",
+            extra={"rule": v.to_json()},
+        ) from None
+    except UnresolvedReference as e:
+        field = at(e.position) + e.problem.field
+        raise ApiError(422, "invalid_reference", f"{field}: {e.problem.message}", field) from None
     except TimeoutError:
         msg = "the append was not confirmed in time; retry with the same idempotency_key"
         raise ApiError(503, "timeout", msg, headers={"Retry-After": "1"}) from None
@@ -137,13 +167,76 @@ def receipts_json(lg: Ledger, done: list[Appended]) -> list[dict[str, Any]]:
     out = lg.receipts_json(done)
     w = witnessing_of(lg)
     witnessed: dict[str, dict[str, Any]] = {}  # per checkpoint: cosigned_by, timestamp
+    refs = lg.catalogue.order.references
     for a, j in zip(done, out, strict=True):
         j["replayed"] = a.replayed
+        c = a.completion
+        if c is not None:
+            fields = refs.get(c.event.type)
+            j.update(completion_json(_record_view(c, bool(fields)), fields))
+        else:  # a replay: what the ledger added is in the committed record
+            rec = json.loads(lg.record(a.index)[0])
+            j.update(completion_json(rec, refs.get(str(rec.get("type")))))
         cp = j["checkpoint"]
         fields = witnessed.get(cp)
         if fields is None:
             fields = witnessed[cp] = receipt_fields_for(w, cp)
         j.update(fields)
+    return out
+
+
+def _record_view(c: Completion, with_payload: bool) -> dict[str, Any]:
+    """The members of the record :func:`completion_json` reads, without encoding it."""
+    ev = c.event
+    view: dict[str, Any] = {
+        "seq": c.seq,
+        "prev": b64(c.prev),
+        "recorded_at": c.recorded_at,
+        "salt": b64(c.salt),
+        "checkpoint": {"size": c.checkpoint_size, "root": b64(c.checkpoint_root)},
+        "catalogue_version": ev.catalogue_version,
+    }
+    if ev.attachments:
+        view["attachments"] = [a.to_json() for a in ev.attachments]
+    if ev.poster_signature is not None:
+        view["poster_signature"] = ev.poster_signature
+    if with_payload:
+        view["payload"] = json.loads(ev.payload)
+    return view
+
+
+def completion_json(
+    record: dict[str, Any], refs: Mapping[str, tuple[str, ...]] | None
+) -> dict[str, Any]:
+    """The receipt members a poster needs, beside what it posted, to rebuild the record
+    and recompute its event hash (verifier.receipt.record_from_event): ``seq``, ``prev``,
+    ``recorded_at``, ``salt``, the checkpoint the record embeds, the catalogue version it
+    was checked under, and when they apply the resolved references, the attachments' chunk
+    roots and the poster key."""
+    out: dict[str, Any] = {
+        "seq": record["seq"],
+        "prev": record["prev"],
+        "recorded_at": record["recorded_at"],
+        "salt": record["salt"],
+        "record_checkpoint": record["checkpoint"],
+    }
+    if "catalogue_version" in record:
+        out["catalogue_version"] = record["catalogue_version"]
+    payload = record.get("payload")
+    if refs and isinstance(payload, dict):
+        resolved = {
+            name: {"index": v["index"], "seq": v["seq"]}
+            for name in refs
+            if isinstance(v := payload.get(name), dict) and "seq" in v and "index" in v
+        }
+        if resolved:
+            out["resolved"] = resolved
+    atts = record.get("attachments")
+    if atts and any("chunk_root" in a for a in atts):
+        out["chunk_roots"] = [a.get("chunk_root") for a in atts]
+    sig = record.get("poster_signature")
+    if isinstance(sig, dict):
+        out["poster_key"] = sig.get("public_key")
     return out
 
 
@@ -169,19 +262,32 @@ BATCH_SCHEMA = {
 @router.post("/v1/events", status_code=201, openapi_extra=_body(POSTED_EVENT_REF))
 async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
     """Append one event; the reply is its receipt, sent once the event is durable."""
-    obj = await read_json(request, MAX_EVENT_BODY)
-    ev = parse(lg, obj)
-    stored = lg.project_trade_types([ev.project])
-    ev = admit(p, request.app.state.poster_keys, ev, obj, stored)
-    [ev] = await attachment_lookup(request, [ev])
-    [a] = await append(lg, [ev], p.token_id, single=True)
+    ev = await _one_event(request, p, lg, await read_json(request, MAX_EVENT_BODY))
+    [a] = await append(lg, [ev], p.token_id, batch=False)
     return ReceiptsResponse(receipts_json(lg, [a])[0], status_code=200 if a.replayed else 201)
 
 
 @router.post("/v1/events:batch", status_code=201, openapi_extra=_body(BATCH_SCHEMA))
 async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
     """Append up to 1000 events, all or nothing; receipts in the order posted."""
-    body = await read_json(request, MAX_BATCH_BODY)
+    evs = await _batch_events(request, p, lg, await read_json(request, MAX_BATCH_BODY))
+    done = await append(lg, evs, p.token_id)
+    return ReceiptsResponse({"receipts": receipts_json(lg, done)}, status_code=201)
+
+
+async def _one_event(request: Request, p: Principal, lg: Ledger, obj: object) -> EventSubmission:
+    """The checked event of a single-event body."""
+    ev = parse(lg, obj)
+    stored = lg.project_trade_types([ev.project])
+    ev = admit(p, request.app.state.poster_keys, ev, obj, stored)
+    [ev] = await attachment_lookup(request, [ev])
+    return ev
+
+
+async def _batch_events(
+    request: Request, p: Principal, lg: Ledger, body: object
+) -> list[EventSubmission]:
+    """The checked events of a ``{"events": [...]}`` body (422 / 413 naming the problem)."""
     if not isinstance(body, dict) or set(body) != {"events"}:
         raise ApiError(422, "invalid_event", 'the body must be {"events": [...]}', "events")
     items = body["events"]
@@ -198,9 +304,143 @@ async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
         admit(p, keys, ev, x, stored, f"events[{i}].")
         for i, (ev, x) in enumerate(zip(parsed, items, strict=True))
     ]
-    evs = await attachment_lookup(request, evs, [f"events[{i}]." for i in range(len(evs))])
-    done = await append(lg, evs, p.token_id)
-    return ReceiptsResponse({"receipts": receipts_json(lg, done)}, status_code=201)
+    return await attachment_lookup(request, evs, [f"events[{i}]." for i in range(len(evs))])
+
+
+#: Committed records of one project the dry run's rule evaluation reads, at most; and the
+#: projects of one batch it evaluates (a bound on the work of one request).
+DRY_RUN_RECORDS = 20_000
+DRY_RUN_PROJECTS = 20
+
+VALIDATE_SCHEMA = {"oneOf": [POSTED_EVENT_REF, BATCH_SCHEMA]}
+VALIDATE_REPLY = {
+    "type": "object",
+    "required": ["ok", "warnings"],
+    "properties": {
+        "ok": {"type": "boolean", "enum": [True]},
+        "warnings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["project", "rule", "status", "message", "message_zh"],
+                "properties": {
+                    "project": {"type": "string"},
+                    "rule": {"type": "string"},
+                    "status": {"type": "string", "enum": ["fail", "warn", "cannot_evaluate"]},
+                    "message": {"type": "string"},
+                    "message_zh": {"type": "string"},
+                    "events": {"type": "array", "items": {"type": "integer"}},
+                },
+            },
+        },
+    },
+}
+
+
+@router.post(
+    "/v1/events:validate",
+    openapi_extra={
+        **_body(VALIDATE_SCHEMA),
+        "responses": {
+            "200": {
+                "description": "what a POST would accept, with the process-rule warnings",
+                "content": {"application/json": {"schema": VALIDATE_REPLY}},
+            }
+        },
+    },
+)
+async def validate_events(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
+    """Dry run: check one event or a ``{"events": [...]}`` batch exactly as POST would, and
+    commit nothing. Refusals are POST's (422, 409 ``out_of_order`` ...); otherwise
+    ``{"ok": true, "warnings": [...]}``: the process rules the verifier would flag on the
+    project so far plus these events (e.g. "E01: ...")."""
+    body = await read_json(request, MAX_BATCH_BODY)
+    if isinstance(body, dict) and "events" in body:
+        evs = await _batch_events(request, p, lg, body)
+        batch = True
+    else:
+        if len(orjson.dumps(body)) > MAX_EVENT_BODY:
+            raise ApiError(413, "too_large", f"an event is at most {MAX_EVENT_BODY} bytes")
+        evs = [await _one_event(request, p, lg, body)]
+        batch = False
+    done = await append(lg, evs, p.token_id, batch=batch, dry=True)
+    warnings = await run_in_threadpool(_dry_run_warnings, lg, p, done)
+    return ReceiptsResponse({"ok": True, "warnings": warnings})
+
+
+def _dry_run_warnings(lg: Ledger, p: Principal, done: list[Appended]) -> list[dict[str, Any]]:
+    """Evaluate the verifier's process rules on each project with its candidate records.
+
+    The rules see what this token's role may see: sealed fields stay hidden as in a
+    record read, and before the opening a project's sealed records (bids) are left out
+    altogether, so a dry run cannot count or read them.
+    """
+    candidates: dict[str, list[dict[str, Any]]] = {}
+    for a in done:
+        if a.completion is not None:
+            rec = json.loads(a.completion.record.canonical)
+            candidates.setdefault(rec["project"], []).append(rec)
+    out: list[dict[str, Any]] = []
+    for n, (project, new) in enumerate(candidates.items()):
+        if n >= DRY_RUN_PROJECTS:
+            out.append(_note(project, f"not evaluated: more than {DRY_RUN_PROJECTS} projects"))
+            continue
+        rows = lg.project_records(project, -1, DRY_RUN_RECORDS)
+        if len(rows) == DRY_RUN_RECORDS:
+            out.append(_note(project, f"not evaluated: more than {DRY_RUN_RECORDS} records"))
+            continue
+        records = [json.loads(r) for _, _, r in rows] + new
+        sealed_until = lg.catalogue.sealed_until
+        opened = any(r["type"] == sealed_until for r in records)
+        records = [
+            redact(r, lg.catalogue, opened=opened, role=p.role)
+            for r in records
+            if opened or not is_sealed_type(lg.catalogue, r["type"])
+        ]
+        for res in evaluate(records):
+            if res.status == "pass":
+                continue
+            out.append(
+                {
+                    "project": project,
+                    "rule": res.rule.id,
+                    "status": res.status,
+                    "message": f"{res.rule.id}: {res.message_en}",
+                    "message_zh": f"{res.rule.id}：{res.message_zh}",
+                    "events": res.events,
+                }
+            )
+    return out
+
+
+def _note(project: str, en: str) -> dict[str, Any]:
+    return {
+        "project": project,
+        "rule": "-",
+        "status": "cannot_evaluate",
+        "message": en,
+        "message_zh": "未评估：项目或批次过大",
+    }
+
+
+@router.get("/v1/receipts/{index}")
+async def get_receipt(
+    index: Annotated[int, Path(ge=0, le=MAX_INT64)], p: Poster, lg: LedgerDep
+) -> dict[str, Any]:
+    """The newest receipt of the event at ``index``, for the token that posted it (others
+    get 404): the same proof, with the witnesses' cosignatures and the RFC 3161
+    timestamp once they have arrived, and the fields the poster needs to rebuild its record."""
+    missing = f"no receipt of yours at index {index}"
+    row = await run_in_threadpool(lg.record_with_poster, index)
+    if row is None or row[2] != p.token_id:
+        raise not_found(missing)
+    canonical, event_hash, _ = row
+    record = json.loads(canonical)
+    receipt = lg.receipt(index, event_hash).to_json()
+    receipt["replayed"] = False
+    receipt.update(completion_json(record, lg.catalogue.order.references.get(record["type"])))
+    receipt.update(receipt_fields_for(witnessing_of(lg), receipt["checkpoint"]))
+    return receipt
 
 
 @router.get("/v1/events/{index}")

@@ -91,11 +91,14 @@ class Event:
     recorded_at: str
     actor: Mapping[str, Any]
     payload: Mapping[str, Any]
+    #: ``late_entry.reason`` when the platform recorded the fact late.
+    late_entry: str | None = None
 
     @classmethod
     def from_record(cls, r: Mapping[str, Any]) -> Event:
         payload = r.get("payload")
         actor = r.get("actor")
+        late = r.get("late_entry")
         return cls(
             seq=_whole(r.get("seq")),
             index=_whole(r.get("index")),
@@ -105,6 +108,7 @@ class Event:
             recorded_at=str(r.get("recorded_at", "")),
             actor=actor if isinstance(actor, dict) else {},
             payload=payload if isinstance(payload, dict) else {},
+            late_entry=str(late.get("reason", "")) if isinstance(late, dict) else None,
         )
 
     def value(self, name: str) -> object:
@@ -1034,6 +1038,20 @@ def _check_retention(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             )
 
 
+def _check_late_entries(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Each record the platform marked ``late_entry``: committed out of order, and said so."""
+    for e in ctx.tl.events:
+        if e.late_entry is None:
+            continue
+        ctx.applicable = True
+        ctx.checked += 1
+        ctx.violation(
+            f"事件 seq {e.seq}（{e.type}）为事后补录：{e.late_entry}",
+            f"event seq {e.seq} ({e.type}) was recorded late: {e.late_entry}",
+            [e.seq],
+        )
+
+
 _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "period": _check_period,
     "opening_at_deadline": _check_opening,
@@ -1045,6 +1063,7 @@ _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "resolved_before": _check_resolved_before,
     "requires_before": _check_requires_before,
     "retention": _check_retention,
+    "late_entries": _check_late_entries,
 }
 
 
