@@ -331,19 +331,20 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
         except PayloadError as e:
             raise InvalidEvent.from_payload(e, catalogue.version) from None
     attachments = _attachments(obj["attachments"]) if "attachments" in obj else ()
-    key = obj.get("idempotency_key")
-    if key is not None:
-        key = _text(obj, "idempotency_key", "idempotency_key")
-    signature = obj.get("signature")
-    if signature is not None:
-        signature = _text(obj, "signature", "signature", 100)
-    late = obj.get("late_entry")
-    if late is not None:
-        if not isinstance(late, dict) or set(late) != {"reason"}:
+    # An optional member is absent or a value of its type: an explicit null is refused,
+    # as the published schema says.
+    key = _text(obj, "idempotency_key", "idempotency_key") if "idempotency_key" in obj else None
+    signature = _text(obj, "signature", "signature", 100) if "signature" in obj else None
+    late: str | None = None
+    if "late_entry" in obj:
+        raw_late = obj["late_entry"]
+        if not isinstance(raw_late, dict) or set(raw_late) != {"reason"}:
             raise InvalidEvent(
-                "late_entry", 'must be {"reason": "<why the fact is recorded late>"}'
+                "late_entry",
+                'must be {"reason": "<why the fact is recorded late>"}',
+                '须为 {"reason": "<事后补录的原因>"}',
             )
-        late = _text(late, "reason", "late_entry.reason", MAX_LATE_REASON)
+        late = _text(raw_late, "reason", "late_entry.reason", MAX_LATE_REASON)
     # The payload is encoded once, here: this proves it can be committed (RFC 8785) and
     # the record embeds the same text later without encoding it again.
     try:
