@@ -22,6 +22,7 @@ from api.routes import objects as objects_routes
 from api.routes import witnessing as witnessing_routes
 from api.schemas import openapi_components
 from ledger.service import Ledger
+from ledger.witnessing.view import WitnessingView
 from storage.service import EvidenceStore, open_evidence_store
 
 #: Requests per second per token unless ``jianzheng serve --rate-limit`` says otherwise.
@@ -34,12 +35,18 @@ def create_app(
     rate_limit: float = DEFAULT_RATE_LIMIT,
     auth_failure_rate: float = AUTH_FAILURES_PER_SECOND,
     objects: EvidenceStore | None = None,
+    witnessing: WitnessingView | None = None,
     limits: ServeLimits | None = None,
     lifespan: Lifespan[FastAPI] | None = None,
 ) -> FastAPI:
     """Build the API around an open :class:`Ledger` (and the evidence store, by default
     the one the JIANZHENG_S3_* environment or the data directory describes, with the
-    upload slots of ``limits``)."""
+    upload slots of ``limits``).
+
+    ``witnessing`` is the log side of witnessing whose cosignatures and tokens receipts,
+    ``GET /v1/log`` and bundles show (None: the log runs without). ``jianzheng serve``
+    builds all of it in one place, :func:`api.serving.serving_app`.
+    """
     limits = limits or ServeLimits()
     app = FastAPI(
         title="Jianzheng 见证 audit ledger",
@@ -51,6 +58,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ledger = ledger
+    app.state.witnessing = witnessing
     app.state.tokens = TokenCheck(ledger.store)
     app.state.limiter = RateLimiter(rate_limit)
     # Requests without a valid token, per client address (0 disables).

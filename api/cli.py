@@ -50,17 +50,8 @@ def _fail(msg: str) -> int:
     return 2
 
 
-def open_serving_ledger(args: argparse.Namespace) -> Ledger:
-    """The ledger as ``serve`` opens it (``--max-delay`` is in milliseconds)."""
-    from ledger.service import Ledger
-
-    return Ledger.open(
-        args.data, args.db, args.origin, max_batch=args.max_batch, max_delay=args.max_delay / 1000
-    )
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    from api.app import create_app
+    from api.serving import open_serving_ledger, serving_app
     from api.workers import settle_heap
 
     if args.workers < 1:
@@ -86,18 +77,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             cli_witness.check_witnessing(ledger, args)
             print(f"workers: {args.workers}", flush=True)
         else:
-            witnessing = cli_witness.start_witnessing(ledger, args)
-            app = create_app(
-                ledger,
-                rate_limit=args.rate_limit,
-                auth_failure_rate=args.auth_failure_rate,
-                limits=serve_limits,
-            )
+            # The app's lifespan stops the witnessing threads; the ledger closes below.
+            app = serving_app(ledger, args)
             settle_heap()
-            try:
-                _run_uvicorn(app, args, serve_limits)
-            finally:
-                witnessing.close()
+            _run_uvicorn(app, args, serve_limits)
             return 0
     finally:
         ledger.close()

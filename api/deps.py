@@ -25,6 +25,7 @@ from api.errors import ApiError
 from api.http_body import read_body
 from ledger.records import PROJECT_RE
 from ledger.service import Ledger
+from ledger.witnessing.view import WitnessingView
 from verifier.canonical import CanonicalError, MalformedJSON, parse_strict_json
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a worker
@@ -34,6 +35,16 @@ from verifier.canonical import CanonicalError, MalformedJSON, parse_strict_json
 async def get_ledger(request: Request) -> Ledger:
     lg: Ledger = request.app.state.ledger
     return lg
+
+
+def app_witnessing(request: Request) -> WitnessingView | None:
+    """The log side of witnessing the composition root gave the app (None: none runs)."""
+    w: WitnessingView | None = request.app.state.witnessing
+    return w
+
+
+async def get_witnessing(request: Request) -> WitnessingView | None:
+    return app_witnessing(request)
 
 
 class _Throttled(Exception):
@@ -111,6 +122,7 @@ ProjectCode = Annotated[
 TokenId = Annotated[str, Path(pattern="^[A-Za-z0-9_-]{1,64}$", description="token id")]
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+WitnessingDep = Annotated[WitnessingView | None, Depends(get_witnessing)]
 Poster = Annotated[Principal, Depends(role("platform"))]
 Reader = Annotated[Principal, Depends(role("reviewer", "archivist"))]
 Admin = Annotated[Principal, Depends(role("admin"))]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import ctypes
 import gc
 import logging
@@ -29,7 +28,6 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
@@ -70,28 +68,10 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 def worker_app(args: argparse.Namespace) -> FastAPI:
     """The app of one worker: its own ledger handle, sequencer and witnessing role."""
-    from api import cli_witness
-    from api.app import create_app
-    from api.cli import open_serving_ledger
+    from api.serving import open_serving_ledger, serving_app
 
     ledger = open_serving_ledger(args)
-    witnessing = cli_witness.start_witnessing(ledger, args, workers=args.workers)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            witnessing.close()
-            ledger.close()
-
-    return create_app(
-        ledger,
-        rate_limit=args.rate_limit,
-        auth_failure_rate=args.auth_failure_rate,
-        limits=limits.from_args(args),
-        lifespan=lifespan,
-    )
+    return serving_app(ledger, args, workers=args.workers, owns_ledger=True)
 
 
 def settle_heap() -> None:

@@ -12,9 +12,9 @@ optional providers, and streams the zip. Export runs in two steps:
    1 MiB blocks, hashing every member as it goes and writing ``manifest.json`` last. Memory
    stays bounded by the project's records, never by the size of its files.
 
-The witness and storage issues add cosigned checkpoints, RFC 3161 replies and the object
-store; they arrive as optional providers in :class:`BundleSources`, so that a log without
-them still exports a valid bundle (without cosignatures, timestamp or files).
+Cosigned checkpoints, RFC 3161 replies and the object store arrive as optional providers
+in :class:`BundleSources` (see :func:`sources_for`), so that a log without them still
+exports a valid bundle (without cosignatures, timestamp or files).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from sqlalchemy import select
 from ledger.clock import rfc3339
 from ledger.models import CheckpointRow
 from ledger.service import Ledger
+from ledger.witnessing.view import WitnessingView
 from verifier import bundle as fmt
 from verifier.canonical import canonicalize
 from verifier.checkpoint import Checkpoint, TlogProof
@@ -66,7 +67,7 @@ ObjectOpener = Callable[[str], "IO[bytes] | Iterable[bytes]"]
 
 @dataclass(frozen=True)
 class BundleSources:
-    """Optional providers the witness (issue 4) and storage (issue 3) work plugs in.
+    """Optional providers: the log side of witnessing and the evidence store.
 
     Each is None when that part is not installed or not configured; the bundle then leaves
     the corresponding member out, and the verifier says so.
@@ -84,63 +85,37 @@ class BundleSources:
     open_object: ObjectOpener | None = None
 
 
-def sources_for(witnessing: object | None = None, objects: object | None = None) -> BundleSources:
-    """Providers from the running service's witnessing and evidence-store objects.
+def sources_for(
+    witnessing: WitnessingView | None = None, open_object: ObjectOpener | None = None
+) -> BundleSources:
+    """Providers from the running service's witnessing and evidence store.
 
-    Both are duck-typed, so the ledger does not import the witness or storage packages:
-    ``witnessing`` offers ``cosigned_checkpoint(size)``, ``timestamp_reply(size)``,
-    ``tsa_ca_pem()`` and a ``policy`` with ``witnesses`` and ``quorum`` (issue 4's
-    ``witness.submitter.Witnessing``); ``objects`` offers ``require(sha256)`` and
-    ``read(info, offset, length)`` (issue 3's ``storage.service.EvidenceStore``).
+    Both are passed in by the composition root (``api/serving.py``): ``witnessing`` is
+    the log side of witnessing as :class:`~ledger.witnessing.view.WitnessingView`, and
+    ``open_object`` is the evidence store's ``open_object`` (``storage.service``).
     """
-    cosigned = getattr(witnessing, "cosigned_checkpoint", None)
-    reply = getattr(witnessing, "timestamp_reply", None)
-    ca = getattr(witnessing, "tsa_ca_pem", None)
-    return BundleSources(
-        cosigned_checkpoint=cosigned if callable(cosigned) else None,
-        timestamp_reply=reply if callable(reply) else None,
-        tsa_ca_pem=_quiet(ca) if callable(ca) else None,
-        witness_policy=_witness_policy_of(witnessing),
-        open_object=_object_opener(objects),
-    )
+    if witnessing is None:
+        return BundleSources(open_object=open_object)
+    w = witnessing
 
-
-def _quiet(fn: Callable[[], bytes]) -> Callable[[], bytes | None]:
-    """A CA getter that answers None when the log has no timestamp authority."""
-
-    def get() -> bytes | None:
+    def tsa_ca_pem() -> bytes | None:
+        # None when the log has no timestamp authority (NotFound is a LookupError).
         try:
-            return fn()
+            return w.tsa_ca_pem()
         except LookupError:
             return None
 
-    return get
+    def witness_policy() -> tuple[Sequence[str], int]:
+        policy = w.policy
+        return [v.vkey for v in policy.witnesses], policy.quorum
 
-
-def _witness_policy_of(witnessing: object | None) -> Callable[[], tuple[Sequence[str], int]] | None:
-    policy = getattr(witnessing, "policy", None)
-    if policy is None:
-        return None
-
-    def get() -> tuple[Sequence[str], int]:
-        keys = [w if isinstance(w, str) else w.vkey for w in getattr(policy, "witnesses", ())]
-        return keys, int(getattr(policy, "quorum", 0))
-
-    return get
-
-
-def _object_opener(objects: object | None) -> ObjectOpener | None:
-    require = getattr(objects, "require", None)
-    read = getattr(objects, "read", None)
-    if not (callable(require) and callable(read)):
-        return None
-
-    def open_object(sha256_hex: str) -> Iterable[bytes]:
-        info = require(sha256_hex)
-        chunks: Iterable[bytes] = read(info, 0, info.size)
-        return chunks
-
-    return open_object
+    return BundleSources(
+        cosigned_checkpoint=w.cosigned_checkpoint,
+        timestamp_reply=w.timestamp_reply,
+        tsa_ca_pem=tsa_ca_pem,
+        witness_policy=witness_policy,
+        open_object=open_object,
+    )
 
 
 @dataclass

@@ -404,6 +404,12 @@ class EvidenceStore:
             raise ValueError(f"range {offset}+{length} is outside the object ({info.size} bytes)")
         return self.backend.read(info.sha256, self._version(info), offset, length)
 
+    def open_object(self, sha256_hex: str) -> Iterator[bytes]:
+        """The whole content of a recorded object, in pieces (the bundle exporter's
+        :data:`ledger.bundle.ObjectOpener`); :class:`ObjectNotFound` at once if unrecorded."""
+        info = self.require(sha256_hex)
+        return self.read(info, 0, info.size)
+
     def chunk(self, sha256_hex: str, index: int) -> Chunk:
         """Chunk ``index`` and its RFC 9162 inclusion proof against the chunk root.
 

@@ -13,9 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
+from ledger.bundle import sources_for
 from ledger.records import validate_event
 from ledger.service import Ledger, NotFound
+from ledger.witnessing.view import WitnessingView, receipt_fields_for
 from tests.conftest import make_event
 from tests.procs import jianzheng
 from tests.servers import free_port
@@ -24,7 +28,7 @@ from verifier.checkpoint import open_checkpoint
 from verifier.note import ALG_COSIGNATURE_V1, Signer
 from verifier.timestamp import verify_timestamp
 from verifier.witnessing import WitnessPolicy
-from witness.submitter import WitnessEndpoint, Witnessing, receipt_fields_for, witnessing_of
+from witness.submitter import WitnessEndpoint, Witnessing
 from witness.tsa import BuiltinTimestamper, TimestampAuthority
 
 
@@ -66,9 +70,9 @@ def test_cosignatures_and_tokens_are_stored_and_reloaded(
     tsa = BuiltinTimestamper(TimestampAuthority.load_or_create(tmp_path / "tsa", "t"))
     w = Witnessing.start(lg, [ep], 1, tsa)
     try:
-        # Bound on the instance for ledger/bundle.py, which looks them up by name.
-        assert witnessing_of(lg) is w
-        assert vars(lg)["cosigned_checkpoint"] == w.cosigned_checkpoint
+        # Nothing is attached to the ledger: readers get the witnessing passed explicitly.
+        assert "cosigned_checkpoint" not in vars(lg) and "witnessing" not in vars(lg)
+        view: WitnessingView = w
         for n in (3, 1, 7):
             post(lg, n)
         size = lg.head().size
@@ -85,9 +89,19 @@ def test_cosignatures_and_tokens_are_stored_and_reloaded(
         assert fields["cosigned_by"] == ["solo.example/w"] and fields["timestamp"]
         with pytest.raises(NotFound):
             w.cosigned_checkpoint(size + 1000)
+        # The same answers through the interface the bundle exporter and the API use.
+        src = sources_for(view)
+        assert src.witness_policy is not None and src.cosigned_checkpoint is not None
+        assert src.witness_policy() == ([ep.verifier.vkey], 1)
+        assert src.cosigned_checkpoint(size) == note
+        assert src.tsa_ca_pem is not None and src.tsa_ca_pem() == w.tsa_ca_pem()
+        with TestClient(create_app(lg, rate_limit=0, witnessing=view)) as c:
+            info = c.get("/v1/log").json()
+            assert (info["witnessed_size"], info["witness_quorum"]) == (size, 1)
+            assert c.get("/log/checkpoint").text == note
+            assert c.get(f"/v1/checkpoints/{size}/timestamp").content == reply
     finally:
         w.close()
-    assert witnessing_of(lg) is None and "cosigned_checkpoint" not in vars(lg)
     # A new submitter on the same database knows what was gathered.
     again = Witnessing(lg, [ep], 1, tsa)
     again._start()

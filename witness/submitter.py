@@ -32,7 +32,6 @@ import os
 import queue
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,8 +71,6 @@ CACHE_SIZES = 1024
 #: Cosignatures gathered but not yet written; beyond this they stay in memory only.
 STORE_QUEUE = 100_000
 MAX_REPLY_BYTES = 64 << 10
-
-_ATTACHED: weakref.WeakKeyDictionary[Ledger, Witnessing] = weakref.WeakKeyDictionary()
 
 
 class WitnessConfigError(ValueError):
@@ -140,13 +137,12 @@ def witness_policy(witnesses: Sequence[WitnessEndpoint], quorum: int | None) -> 
         raise WitnessConfigError(str(e)) from None
 
 
-def witnessing_of(ledger: Ledger) -> Witnessing | None:
-    """The :class:`Witnessing` attached to ``ledger`` by :meth:`Witnessing.start`, if any."""
-    return _ATTACHED.get(ledger)
-
-
 class Witnessing:
-    """Cosignatures, witnessed size and trusted time for one ledger; see the module docstring."""
+    """Cosignatures, witnessed size and trusted time for one ledger; see the module docstring.
+
+    It implements :class:`ledger.witnessing.view.WitnessingView`; whoever starts it (the
+    composition root, ``api/serving.py``) passes it to the readers explicitly.
+    """
 
     def __init__(
         self,
@@ -201,7 +197,7 @@ class Witnessing:
         timestamper: Timestamper | None = None,
         **kwargs: Any,
     ) -> Witnessing:
-        """Create, attach to ``ledger`` (see :func:`witnessing_of`) and start the threads."""
+        """Create, listen to ``ledger``'s checkpoints and start the threads."""
         w = cls(ledger, witnesses, quorum, timestamper, **kwargs)
         w._start()
         return w
@@ -219,10 +215,6 @@ class Witnessing:
         # Backfill only what this log produced since its last token; checkpoints older
         # than that predate trusted time here and would only get a meaningless "now".
         self._ts_floor = ts_max if ts_max is not None else max(head.size - 1, 0)
-        _ATTACHED[self.ledger] = self
-        # The evidence-bundle exporter (ledger/bundle.py) looks these up on the Ledger by
-        # name; binding them on the instance keeps the ledger package free of witness code.
-        vars(self.ledger).update(self._ledger_methods())
         self.ledger.add_checkpoint_listener(self.on_checkpoint)
         if head.note:
             self.on_checkpoint(head.size, head.root, head.note)
@@ -290,19 +282,6 @@ class Witnessing:
             self._store_thread.join(timeout)
         if self._poll_thread is not None:
             self._poll_thread.join(timeout)
-        if _ATTACHED.get(self.ledger) is self:
-            del _ATTACHED[self.ledger]
-            for name in self._ledger_methods():
-                vars(self.ledger).pop(name, None)
-
-    def _ledger_methods(self) -> dict[str, object]:
-        return {
-            "witnessing": self,
-            "cosigned_checkpoint": self.cosigned_checkpoint,
-            "timestamp_reply": self.timestamp_reply,
-            "tsa_ca_pem": self.tsa_ca_pem,
-            "witness_policy": self.policy,
-        }
 
     # --- the listener (append path: must stay cheap) ------------------------------------
     def on_checkpoint(self, size: int, root: bytes, note: str) -> None:
@@ -672,8 +651,37 @@ class Witnessing:
             ]
 
     def receipt_fields(self, checkpoint_note: str) -> dict[str, Any]:
-        """What a receipt adds about its checkpoint: who cosigned it, and its token if any."""
-        return receipt_fields_for(self, checkpoint_note)
+        """Receipt fields ``cosigned_by``, ``cosigned_checkpoint`` and ``timestamp``.
+
+        ``cosigned_by`` names the witnesses whose cosignature on the receipt's checkpoint
+        the log held when the receipt was made (often none yet for a fresh receipt:
+        witnessing runs after the reply); ``cosigned_checkpoint`` is that checkpoint with
+        those cosignatures; ``timestamp`` is the base64 DER RFC 3161 TimeStampResp over its
+        body, or null.
+        """
+        size = _size_of(checkpoint_note)
+        sigs = self._signatures(size) if size >= 0 else []
+        cosigned = checkpoint_note
+        if sigs:
+            note: Note = parse_note(checkpoint_note)
+            for s in sigs:
+                note = note.add(s)
+            cosigned = note.to_text()
+        reply = self.timestamp_reply(size) if size >= 0 else None
+        return {
+            "cosigned_by": sorted({s.name for s in sigs}),
+            "cosigned_checkpoint": cosigned,
+            "timestamp": base64.b64encode(reply).decode() if reply is not None else None,
+        }
+
+    def log_fields(self) -> dict[str, Any]:
+        """``GET /v1/log`` fields: the witness policy, each witness, and the witnessed size."""
+        return {
+            "witnessed_size": self.witnessed_size(),
+            "witnessed_checkpoint": self.witnessed_checkpoint(),
+            "witness_quorum": self.policy.quorum,
+            "witnesses": self.status(),
+        }
 
 
 class WitnessingFollower(Witnessing):
@@ -690,8 +698,6 @@ class WitnessingFollower(Witnessing):
 
     def _start(self) -> None:
         self._refreshed = float("-inf")
-        _ATTACHED[self.ledger] = self
-        vars(self.ledger).update(self._ledger_methods())
 
     def _refresh(self) -> None:
         now = time.monotonic()
@@ -744,6 +750,9 @@ class WitnessingFollower(Witnessing):
 
 class WorkerWitnessing:
     """Leader or follower witnessing for one of several worker processes.
+
+    A :class:`~ledger.witnessing.view.WitnessingView` whose answers come from the role
+    this process holds now (it changes when the leader exits).
 
     The worker holding an exclusive lock on ``<data>/witnessing.lock`` is the leader: it
     submits every checkpoint (its own, announced at once, and the other workers', found
@@ -798,52 +807,29 @@ class WorkerWitnessing:
             self.current.close(timeout)
         os.close(self._fd)
 
+    # --- WitnessingView: the current role answers --------------------------------------
+    @property
+    def policy(self) -> WitnessPolicy:
+        return self.current.policy
+
+    def cosigned_checkpoint(self, size: int) -> str:
+        return self.current.cosigned_checkpoint(size)
+
+    def timestamp_reply(self, size: int) -> bytes | None:
+        return self.current.timestamp_reply(size)
+
+    def tsa_ca_pem(self) -> bytes:
+        return self.current.tsa_ca_pem()
+
+    def receipt_fields(self, checkpoint_note: str) -> dict[str, Any]:
+        return self.current.receipt_fields(checkpoint_note)
+
+    def log_fields(self) -> dict[str, Any]:
+        return self.current.log_fields()
+
 
 def _size_of(note: str) -> int:
     try:
         return Checkpoint.parse_body(parse_note(note).text).size
     except (NoteError, CheckpointError):
         return -1
-
-
-def receipt_fields_for(w: Witnessing | None, checkpoint_note: str) -> dict[str, Any]:
-    """Receipt fields ``cosigned_by``, ``cosigned_checkpoint`` and ``timestamp``.
-
-    ``cosigned_by`` names the witnesses whose cosignature on the receipt's checkpoint the
-    log held when the receipt was made (often none yet for a fresh receipt: witnessing runs
-    after the reply); ``cosigned_checkpoint`` is that checkpoint with those cosignatures;
-    ``timestamp`` is the base64 DER RFC 3161 TimeStampResp over its body, or null.
-    """
-    if w is None:
-        return {"cosigned_by": [], "cosigned_checkpoint": checkpoint_note, "timestamp": None}
-    size = _size_of(checkpoint_note)
-    sigs = w._signatures(size) if size >= 0 else []
-    cosigned = checkpoint_note
-    if sigs:
-        note: Note = parse_note(checkpoint_note)
-        for s in sigs:
-            note = note.add(s)
-        cosigned = note.to_text()
-    reply = w.timestamp_reply(size) if size >= 0 else None
-    return {
-        "cosigned_by": sorted({s.name for s in sigs}),
-        "cosigned_checkpoint": cosigned,
-        "timestamp": base64.b64encode(reply).decode() if reply is not None else None,
-    }
-
-
-def log_fields(w: Witnessing | None) -> dict[str, Any]:
-    """``GET /v1/log`` fields: the witness policy, each witness, and the witnessed size."""
-    if w is None:
-        return {
-            "witnessed_size": 0,
-            "witnessed_checkpoint": None,
-            "witness_quorum": 0,
-            "witnesses": [],
-        }
-    return {
-        "witnessed_size": w.witnessed_size(),
-        "witnessed_checkpoint": w.witnessed_checkpoint(),
-        "witness_quorum": w.policy.quorum,
-        "witnesses": w.status(),
-    }

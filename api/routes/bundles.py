@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.access import authorize_project, record_access
-from api.deps import LedgerDep, ProjectCode, Reader
+from api.deps import LedgerDep, ProjectCode, Reader, app_witnessing
 from api.errors import ApiError
 from ledger.bundle import (
     BundleExportError,
@@ -35,23 +35,17 @@ from ledger.bundle import (
 )
 from ledger.sealing import is_sealed_type, may_read_sealed
 from ledger.service import Ledger
+from storage.service import EvidenceStore
 
 log = logging.getLogger("jianzheng.api.bundles")
 
 router = APIRouter(tags=["bundles"])
 
 
-def _witnessing(lg: Ledger) -> Any:
-    """The log's witnessing and timestamping, when that part is installed and configured."""
-    try:
-        from witness.submitter import witnessing_of
-    except ImportError:  # TODO(issue 4): a plain import once witness/ is committed
-        return None
-    return witnessing_of(lg)
-
-
-def bundle_sources(request: Request, lg: Ledger) -> BundleSources:
-    return sources_for(_witnessing(lg), getattr(request.app.state, "objects", None))
+def bundle_sources(request: Request) -> BundleSources:
+    """The app's witnessing and evidence store, as the exporter's providers."""
+    objects: EvidenceStore = request.app.state.objects
+    return sources_for(app_witnessing(request), objects.open_object)
 
 
 @router.get(
@@ -78,7 +72,7 @@ async def project_bundle(
     # hand out bids early. The refusal says sealed events exist, never how many.
     if await run_in_threadpool(lg.has_sealed, project):
         await _require_unsealed(lg, project, p.role)
-    sources = bundle_sources(request, lg)
+    sources = bundle_sources(request)
     try:
         plan = await run_in_threadpool(plan_bundle, lg, project, sources, with_files=files)
     except ProjectNotFound:

@@ -21,6 +21,8 @@ from api.deps import (
     Poster,
     ProjectCode,
     Reader,
+    WitnessingDep,
+    app_witnessing,
     not_found,
     read_json,
 )
@@ -41,9 +43,9 @@ from ledger.sequencer import (
     UnresolvedReference,
 )
 from ledger.service import Ledger, NotFound
+from ledger.witnessing.view import WitnessingView, receipt_fields_for
 from verifier.rules.engine import evaluate
 from verifier.sealed import OpeningError, base_project, is_sealed_chain, open_record
-from witness.submitter import receipt_fields_for, witnessing_of
 
 MAX_EVENT_BODY = 1 << 20
 MAX_BATCH_BODY = 16 << 20
@@ -163,9 +165,10 @@ async def append(
         raise ApiError(503, "timeout", msg, headers={"Retry-After": "1"}) from None
 
 
-def receipts_json(lg: Ledger, done: list[Appended]) -> list[dict[str, Any]]:
+def receipts_json(
+    lg: Ledger, done: list[Appended], w: WitnessingView | None
+) -> list[dict[str, Any]]:
     out = lg.receipts_json(done)
-    w = witnessing_of(lg)
     witnessed: dict[str, dict[str, Any]] = {}  # per checkpoint: cosigned_by, timestamp
     refs = lg.catalogue.order.references
     for a, j in zip(done, out, strict=True):
@@ -264,7 +267,9 @@ async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
     """Append one event; the reply is its receipt, sent once the event is durable."""
     ev = await _one_event(request, p, lg, await read_json(request, MAX_EVENT_BODY))
     [a] = await append(lg, [ev], p.token_id, batch=False)
-    return ReceiptsResponse(receipts_json(lg, [a])[0], status_code=200 if a.replayed else 201)
+    return ReceiptsResponse(
+        receipts_json(lg, [a], app_witnessing(request))[0], status_code=200 if a.replayed else 201
+    )
 
 
 @router.post("/v1/events:batch", status_code=201, openapi_extra=_body(BATCH_SCHEMA))
@@ -272,7 +277,9 @@ async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
     """Append up to 1000 events, all or nothing; receipts in the order posted."""
     evs = await _batch_events(request, p, lg, await read_json(request, MAX_BATCH_BODY))
     done = await append(lg, evs, p.token_id)
-    return ReceiptsResponse({"receipts": receipts_json(lg, done)}, status_code=201)
+    return ReceiptsResponse(
+        {"receipts": receipts_json(lg, done, app_witnessing(request))}, status_code=201
+    )
 
 
 async def _one_event(request: Request, p: Principal, lg: Ledger, obj: object) -> EventSubmission:
@@ -425,7 +432,10 @@ def _note(project: str, en: str) -> dict[str, Any]:
 
 @router.get("/v1/receipts/{index}")
 async def get_receipt(
-    index: Annotated[int, Path(ge=0, le=MAX_INT64)], p: Poster, lg: LedgerDep
+    index: Annotated[int, Path(ge=0, le=MAX_INT64)],
+    p: Poster,
+    lg: LedgerDep,
+    w: WitnessingDep,
 ) -> dict[str, Any]:
     """The newest receipt of the event at ``index``, for the token that posted it (others
     get 404): the same proof, with the witnesses' cosignatures and the RFC 3161
@@ -439,13 +449,16 @@ async def get_receipt(
     receipt = lg.receipt(index, event_hash).to_json()
     receipt["replayed"] = False
     receipt.update(completion_json(record, lg.catalogue.order.references.get(record["type"])))
-    receipt.update(receipt_fields_for(witnessing_of(lg), receipt["checkpoint"]))
+    receipt.update(receipt_fields_for(w, receipt["checkpoint"]))
     return receipt
 
 
 @router.get("/v1/events/{index}")
 async def get_event(
-    index: Annotated[int, Path(ge=0, le=MAX_INT64)], p: Reader, lg: LedgerDep
+    index: Annotated[int, Path(ge=0, le=MAX_INT64)],
+    p: Reader,
+    lg: LedgerDep,
+    w: WitnessingDep,
 ) -> dict[str, Any]:
     """The committed record at a log index, with its event hash and receipt.
 
@@ -477,7 +490,7 @@ async def get_event(
     elif is_sealed_type(lg.catalogue, record["type"]):
         record = redact(record, lg.catalogue, opened=lg.unsealed(project), role=p.role)
     receipt = lg.receipt(index, event_hash).to_json()
-    receipt.update(receipt_fields_for(witnessing_of(lg), receipt["checkpoint"]))
+    receipt.update(receipt_fields_for(w, receipt["checkpoint"]))
     await record_access(lg, p, project, trade_type, {"what": "record", "index": index})
     return {
         "record": record,

@@ -10,13 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from api.deps import MAX_INT64, LedgerDep, Reader
+from api.deps import MAX_INT64, LedgerDep, Reader, WitnessingDep
 from api.errors import ApiError
 from api.schemas import EXTENSIONS_SCHEMA, JSON_SCHEMA_DIALECT, catalogue_entry
 from ledger.catalogue import Catalogue, UnknownEventType
 from ledger.service import NotFound
 from ledger.tiles import parse_tile_path
-from witness.submitter import log_fields, witnessing_of
+from ledger.witnessing.view import log_fields
 
 router = APIRouter()
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
@@ -60,7 +60,7 @@ def proof_consistency(
 
 
 @router.get("/v1/log", tags=["log"])
-def log_info(lg: LedgerDep) -> dict[str, Any]:
+def log_info(lg: LedgerDep, w: WitnessingDep) -> dict[str, Any]:
     """Public: origin, verifier key, the newest signed checkpoint, and its witnessing.
 
     ``witnessed_size`` is the newest size cosigned by the k-of-n witness policy
@@ -73,7 +73,7 @@ def log_info(lg: LedgerDep) -> dict[str, Any]:
         "size": i.size,
         "root": b64(i.root),
         "checkpoint": i.checkpoint,
-        **log_fields(witnessing_of(lg)),
+        **log_fields(w),
     }
 
 
@@ -118,7 +118,7 @@ def catalogue_type(
 
 
 @router.get("/log/checkpoint", tags=["tiles"], response_class=PlainTextResponse)
-def checkpoint(lg: LedgerDep) -> Response:
+def checkpoint(lg: LedgerDep, w: WitnessingDep) -> Response:
     """C2SP tlog-tiles checkpoint: the newest signed checkpoint (changes; never cached).
 
     It carries every witness cosignature gathered for it so far (C2SP tlog-witness).
@@ -126,7 +126,6 @@ def checkpoint(lg: LedgerDep) -> Response:
     i = lg.info()
     if not i.checkpoint:
         raise ApiError(404, "not_found", "the log is empty: no checkpoint yet")
-    w = witnessing_of(lg)
     note = w.cosigned_checkpoint(i.size) if w is not None else i.checkpoint
     return Response(
         note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}

@@ -1,7 +1,8 @@
 """Trusted time and witnessing, public: RFC 3161 tokens per checkpoint and the TSA's CA.
 
 The cosigned checkpoint itself is served at ``/log/checkpoint`` and the witnessed size in
-``GET /v1/log`` (routes/log.py); what they read lives in ``witness.submitter``.
+``GET /v1/log`` (routes/log.py); all read the log side of witnessing through
+:class:`ledger.witnessing.view.WitnessingView`.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from api.deps import LedgerDep
+from api.deps import LedgerDep, WitnessingDep
 from api.errors import ApiError
-from ledger.service import Ledger, NotFound
-from witness.submitter import Witnessing, witnessing_of
+from ledger.service import NotFound
+from ledger.witnessing.view import WitnessingView
 
 router = APIRouter(tags=["witnessing"])
 
@@ -20,8 +21,7 @@ router = APIRouter(tags=["witnessing"])
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 
-def _witnessing(lg: Ledger) -> Witnessing:
-    w = witnessing_of(lg)
+def _witnessing(w: WitnessingView | None) -> WitnessingView:
     if w is None:
         raise ApiError(
             404, "not_found", "this log runs without witnessing or a timestamp authority"
@@ -33,9 +33,9 @@ def _witnessing(lg: Ledger) -> Witnessing:
     "/v1/checkpoints/{size}/timestamp",
     responses={200: {"content": {"application/timestamp-reply": {}}}},
 )
-def checkpoint_timestamp(size: int, lg: LedgerDep) -> Response:
+def checkpoint_timestamp(size: int, lg: LedgerDep, witnessing: WitnessingDep) -> Response:
     """RFC 3161 TimeStampResp (DER) over checkpoint ``size``'s note body (RFC 3161 §3.4)."""
-    w = _witnessing(lg)
+    w = _witnessing(witnessing)
     reply = w.timestamp_reply(size) if size >= 0 else None
     if reply is None:
         try:
@@ -55,10 +55,10 @@ def checkpoint_timestamp(size: int, lg: LedgerDep) -> Response:
     "/v1/tsa/certificate",
     responses={200: {"content": {"application/pem-certificate-chain": {}}}},
 )
-def tsa_certificate(lg: LedgerDep) -> Response:
+def tsa_certificate(w: WitnessingDep) -> Response:
     """The PEM CA certificate the timestamp tokens chain to (``openssl ts -verify -CAfile``)."""
     try:
-        pem = _witnessing(lg).tsa_ca_pem()
+        pem = _witnessing(w).tsa_ca_pem()
     except NotFound as e:
         raise ApiError(404, "not_found", str(e)) from None
     return Response(pem, media_type="application/pem-certificate-chain")

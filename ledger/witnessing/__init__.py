@@ -1,0 +1,1 @@
+"""The log side of witnessing: what the ledger asks of it (:mod:`ledger.witnessing.view`)."""
