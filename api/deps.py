@@ -7,10 +7,12 @@ full-stack template's ``deps.py``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from pydantic import BeforeValidator
 
 from api.auth import (
     AuthError,
@@ -111,6 +113,20 @@ def role(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
 
 #: Log positions, sizes and sequence numbers fit a signed 64-bit database column.
 MAX_INT64 = 2**63 - 1
+_DECIMAL_RE = re.compile(r"-?[0-9]{1,19}")
+
+
+def _decimal_digits(value: object) -> object:
+    """Refuse integers that are not written in decimal digits: pydantic's lax mode reads
+    ``0.0`` and ``1e0`` as integers, which the OpenAPI schema (type integer) forbids."""
+    if isinstance(value, str) and not _DECIMAL_RE.fullmatch(value):
+        raise ValueError("must be a whole number in decimal digits (at most 19)")
+    return value
+
+
+#: Put after ``Query(...)``/``Path(...)`` on every integer parameter (order matters: FastAPI
+#: reads the bounds from the first piece of metadata).
+DecimalDigits = BeforeValidator(_decimal_digits)
 
 #: A project code in a path. Anything else (a NUL byte, say, which PostgreSQL refuses in
 #: text) is a 422 naming ``project`` before it reaches the database (issue 10 §4).

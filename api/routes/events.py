@@ -17,6 +17,7 @@ from api.access import access_chain, authorize_post, authorize_project, record_a
 from api.auth import Principal
 from api.deps import (
     MAX_INT64,
+    DecimalDigits,
     LedgerDep,
     Poster,
     ProjectCode,
@@ -432,7 +433,7 @@ def _note(project: str, en: str) -> dict[str, Any]:
 
 @router.get("/v1/receipts/{index}")
 async def get_receipt(
-    index: Annotated[int, Path(ge=0, le=MAX_INT64)],
+    index: Annotated[int, Path(ge=0, le=MAX_INT64), DecimalDigits],
     p: Poster,
     lg: LedgerDep,
     w: WitnessingDep,
@@ -455,7 +456,7 @@ async def get_receipt(
 
 @router.get("/v1/events/{index}")
 async def get_event(
-    index: Annotated[int, Path(ge=0, le=MAX_INT64)],
+    index: Annotated[int, Path(ge=0, le=MAX_INT64), DecimalDigits],
     p: Reader,
     lg: LedgerDep,
     w: WitnessingDep,
@@ -534,9 +535,9 @@ async def project_events(
     project: ProjectCode,
     p: Reader,
     lg: LedgerDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    after: Annotated[int, Query(ge=-1, le=MAX_INT64)] = -1,
-    after_index: Annotated[int | None, Query(ge=-1, le=MAX_INT64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE), DecimalDigits] = 100,
+    after: Annotated[int, Query(ge=-1, le=MAX_INT64), DecimalDigits] = -1,
+    after_index: Annotated[int | None, Query(ge=-1, le=MAX_INT64), DecimalDigits] = None,
 ) -> dict[str, Any]:
     """A project's records with seq > ``after`` (the last seq already seen).
 
@@ -586,8 +587,8 @@ def project_access(
     project: ProjectCode,
     p: Reader,
     lg: LedgerDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    after: Annotated[int, Query(ge=-1, le=MAX_INT64)] = -1,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE), DecimalDigits] = 100,
+    after: Annotated[int, Query(ge=-1, le=MAX_INT64), DecimalDigits] = -1,
 ) -> dict[str, Any]:
     """Who read this project's evidence, and when: its evidence_accessed records."""
     authorize_project(lg, p, project, "no such project")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from api.deps import MAX_INT64, LedgerDep, Reader, WitnessingDep
+from api.deps import MAX_INT64, DecimalDigits, LedgerDep, Reader, WitnessingDep
 from api.errors import ApiError
 from api.schemas import EXTENSIONS_SCHEMA, JSON_SCHEMA_DIALECT, catalogue_entry
 from ledger.catalogue import Catalogue, UnknownEventType
@@ -39,8 +39,8 @@ def _proof_hashes(prove: Callable[[int, int], list[bytes]], a: int, b: int) -> l
 def proof_inclusion(
     _: Reader,
     lg: LedgerDep,
-    index: Annotated[int, Query(ge=0, le=MAX_INT64)],
-    tree_size: Annotated[int, Query(ge=1, le=MAX_INT64)],
+    index: Annotated[int, Query(ge=0, le=MAX_INT64), DecimalDigits],
+    tree_size: Annotated[int, Query(ge=1, le=MAX_INT64), DecimalDigits],
 ) -> dict[str, Any]:
     """RFC 9162 §2.1.3 inclusion proof of ``index`` in the tree of ``tree_size``."""
     hashes = _proof_hashes(lg.inclusion_proof, index, tree_size)
@@ -51,8 +51,8 @@ def proof_inclusion(
 def proof_consistency(
     _: Reader,
     lg: LedgerDep,
-    first: Annotated[int, Query(ge=1, le=MAX_INT64)],
-    second: Annotated[int, Query(ge=1, le=MAX_INT64)],
+    first: Annotated[int, Query(ge=1, le=MAX_INT64), DecimalDigits],
+    second: Annotated[int, Query(ge=1, le=MAX_INT64), DecimalDigits],
 ) -> dict[str, Any]:
     """RFC 9162 §2.1.4 consistency proof from tree size ``first`` to ``second``."""
     hashes = _proof_hashes(lg.consistency_proof, first, second)

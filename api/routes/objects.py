@@ -22,14 +22,14 @@ import re
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from api.access import HOLD_OBJECT, HOLD_POSTER, authorize_object, record_access, record_event
 from api.auth import Principal
-from api.deps import LedgerDep, Poster, not_found, read_json, role
+from api.deps import DecimalDigits, LedgerDep, Poster, not_found, read_json, role
 from api.errors import ApiError
 from ledger.records import (
     HOLD_RELEASED_EVENT,
@@ -418,7 +418,11 @@ async def get_object(
     responses={200: _json(CHUNK_SCHEMA, "the chunk and its inclusion proof")},
 )
 async def get_chunk(
-    sha256: str, index: int, p: ObjectReader, lg: LedgerDep, objects: ObjectsDep
+    sha256: str,
+    index: Annotated[int, Path(), DecimalDigits],
+    p: ObjectReader,
+    lg: LedgerDep,
+    objects: ObjectsDep,
 ) -> Response:
     """Chunk ``index`` (1 MiB) with its RFC 9162 inclusion proof against ``chunk_root``."""
     _check_sha(sha256)

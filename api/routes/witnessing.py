@@ -7,10 +7,12 @@ The cosigned checkpoint itself is served at ``/log/checkpoint`` and the witnesse
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from api.deps import LedgerDep, WitnessingDep
+from api.deps import DecimalDigits, LedgerDep, WitnessingDep
 from api.errors import ApiError
 from ledger.service import NotFound
 from ledger.witnessing.view import WitnessingView
@@ -33,7 +35,9 @@ def _witnessing(w: WitnessingView | None) -> WitnessingView:
     "/v1/checkpoints/{size}/timestamp",
     responses={200: {"content": {"application/timestamp-reply": {}}}},
 )
-def checkpoint_timestamp(size: int, lg: LedgerDep, witnessing: WitnessingDep) -> Response:
+def checkpoint_timestamp(
+    size: Annotated[int, Path(), DecimalDigits], lg: LedgerDep, witnessing: WitnessingDep
+) -> Response:
     """RFC 3161 TimeStampResp (DER) over checkpoint ``size``'s note body (RFC 3161 §3.4)."""
     w = _witnessing(witnessing)
     reply = w.timestamp_reply(size) if size >= 0 else None
