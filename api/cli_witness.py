@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ledger.service import Ledger
-    from witness.submitter import WitnessEndpoint, Witnessing, WorkerWitnessing
-    from witness.tsa import Timestamper
+    from ledger.witnessing.submitter import WitnessEndpoint, Witnessing, WorkerWitnessing
+    from ledger.witnessing.timestamper import Timestamper
 
 
 def _default_dir(sub: str) -> Path:
@@ -38,7 +38,7 @@ def _fail(msg: str) -> int:
 
 
 def _witness_arg(spec: str) -> WitnessEndpoint:
-    from witness.submitter import WitnessConfigError, WitnessEndpoint
+    from ledger.witnessing.submitter import WitnessConfigError, WitnessEndpoint
 
     try:
         return WitnessEndpoint.parse(spec)
@@ -106,7 +106,7 @@ def check_witnessing(ledger: Ledger, args: argparse.Namespace) -> None:
     ``serve --workers N`` runs this once in the parent, so the TSA keys exist before the
     worker processes start and a bad option fails before any of them does.
     """
-    from witness.submitter import WitnessConfigError, witness_policy
+    from ledger.witnessing.submitter import WitnessConfigError, witness_policy
 
     timestamper = make_timestamper(ledger, args)
     try:
@@ -122,9 +122,10 @@ def start_witnessing(
     """Start gathering cosignatures and timestamps for ``ledger`` as ``serve`` was told to.
 
     With several worker processes, one of them leads and the others follow
-    (:class:`witness.submitter.WorkerWitnessing`); the parent ran :func:`check_witnessing`.
+    (:class:`ledger.witnessing.submitter.WorkerWitnessing`); the parent ran
+    :func:`check_witnessing`.
     """
-    from witness.submitter import WitnessConfigError, Witnessing, WorkerWitnessing
+    from ledger.witnessing.submitter import WitnessConfigError, Witnessing, WorkerWitnessing
 
     timestamper = make_timestamper(ledger, args)
     if workers > 1:

@@ -24,7 +24,7 @@ from api.auth import (
     require,
 )
 from api.errors import ApiError
-from api.http_body import read_body
+from ledger.http import read_body
 from ledger.records import PROJECT_RE
 from ledger.service import Ledger
 from ledger.witnessing.view import WitnessingView

@@ -1,9 +1,7 @@
-"""Request bodies: read with a size bound, and received from uvicorn without copies.
+"""Request bodies received from uvicorn without copies.
 
-:func:`read_body` reads a whole body, refusing it (413) past a limit, declared or not.
-
-The rest is uvicorn's httptools protocol, handing request bodies to the app without
-copying them.
+This is uvicorn's httptools protocol, handing request bodies to the app without copying
+them (:func:`ledger.http.read_body` reads a whole body with a size bound).
 
 uvicorn gathers the body pieces of a request into a ``bytearray`` (``+=``, a copy) and
 gives the app ``bytes(...)`` of it (a second copy), for every piece it reads (about
@@ -23,23 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-from api.errors import ApiError
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole request body; 413 if it declares or turns out more than ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
-    return bytes(body)
 
 
 class _Pieces:

@@ -5,7 +5,7 @@ Everything the service is made of is built here and handed to the app explicitly
 - the :class:`~ledger.service.Ledger` (its store, sequencer and signing key),
 - the log side of witnessing (:class:`ledger.witnessing.view.WitnessingView`): one
   submitter in a single process, a leader or a follower per worker process with
-  ``--workers N`` (:class:`witness.submitter.WorkerWitnessing`),
+  ``--workers N`` (:class:`ledger.witnessing.submitter.WorkerWitnessing`),
 - the evidence store (:mod:`storage.service`), with the upload slots of ``serve``'s limits.
 
 The single-process path (``api/cli.py``) and each worker process (``api/workers.py``) both

@@ -6,7 +6,7 @@ database's writer lock (``Store.writer``: a lock file, then ``BEGIN IMMEDIATE`` 
 SQLite; ``pg_advisory_xact_lock`` on PostgreSQL), and a sequencer that finds the head
 moved reloads it before appending, so the log stays one chain of consistent checkpoints.
 One worker at a time also gathers cosignatures and timestamps
-(:class:`witness.submitter.WorkerWitnessing`).
+(:class:`ledger.witnessing.submitter.WorkerWitnessing`).
 
 Each worker listens on its own socket bound with ``SO_REUSEPORT``, so the kernel spreads
 connections across them; with one shared socket, the first worker to wake accepts a

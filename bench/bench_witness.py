@@ -42,6 +42,7 @@ from bench.loadgen import LoadResult, _read_response, build_request, run_load  #
 from bench.report import write_section  # noqa: E402
 from ledger.records import validate_event  # noqa: E402
 from ledger.service import Ledger  # noqa: E402
+from ledger.witnessing.submitter import WitnessEndpoint, Witnessing  # noqa: E402
 from tests.conftest import make_event  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 from verifier import merkle  # noqa: E402
@@ -50,7 +51,6 @@ from verifier.note import ALG_COSIGNATURE_V1, Signer, sign_note  # noqa: E402
 from verifier.witnessing import AddCheckpointRequest  # noqa: E402
 from witness.server import load_or_create_witness_key  # noqa: E402
 from witness.state import WitnessStore  # noqa: E402
-from witness.submitter import WitnessEndpoint, Witnessing  # noqa: E402
 from witness.tsa import BuiltinTimestamper, TimestampAuthority  # noqa: E402
 
 HOST = "127.0.0.1"

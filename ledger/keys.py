@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from verifier.note import ALG_ED25519, NoteError, Signer
@@ -22,7 +23,7 @@ class LogKeyError(RuntimeError):
     """The key file is missing, unreadable, or names another log."""
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Create ``path`` with mode 0600 atomically; an existing file is never replaced."""
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -40,26 +41,42 @@ def _write_private(path: Path, text: str) -> None:
         os.close(dfd)
 
 
-def load_or_create_log_key(data_dir: Path, origin: str | None) -> Signer:
-    """The log key in ``data_dir``; created on first start with ``origin`` as its name."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / KEY_FILE
+def load_or_create_key(
+    path: Path, create: Callable[[], Signer], what: str, error: type[Exception]
+) -> Signer:
+    """The note signing key in ``path`` (the log's or a witness's), mode 0600.
+
+    On first use ``create`` makes it and it is written with :func:`write_private`. A key
+    file others may read is refused, as is one that cannot be read: ``error`` is raised,
+    its message naming ``what`` ("log key", "witness key").
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        if origin is None:
-            raise LogKeyError("no log key yet: give the log's origin to create one")
-        signer = Signer.generate(origin, ALG_ED25519)
+        signer = create()
         try:
-            _write_private(path, signer.skey + "\n")
+            write_private(path, signer.skey + "\n")
         except FileExistsError:
             pass  # lost a race with another starter: use the key it wrote
         else:
             return signer
     if path.stat().st_mode & 0o077:
-        raise LogKeyError(f"{path} is readable by others; chmod 600 it")
+        raise error(f"{path} is readable by others; chmod 600 it")
     try:
-        signer = Signer.from_skey(path.read_text())
+        return Signer.from_skey(path.read_text())
     except (OSError, NoteError) as e:
-        raise LogKeyError(f"cannot read log key {path}: {e}") from None
+        raise error(f"cannot read {what} {path}: {e}") from None
+
+
+def load_or_create_log_key(data_dir: Path, origin: str | None) -> Signer:
+    """The log key in ``data_dir``; created on first start with ``origin`` as its name."""
+
+    def create() -> Signer:
+        if origin is None:
+            raise LogKeyError("no log key yet: give the log's origin to create one")
+        return Signer.generate(origin, ALG_ED25519)
+
+    path = data_dir / KEY_FILE
+    signer = load_or_create_key(path, create, "log key", LogKeyError)
     if origin is not None and signer.name != origin:
         raise LogKeyError(
             f"the log key in {path} is for origin {signer.name!r}, not {origin!r}; "

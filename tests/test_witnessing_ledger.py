@@ -19,6 +19,7 @@ from api.app import create_app
 from ledger.bundle import sources_for
 from ledger.records import validate_event
 from ledger.service import Ledger, NotFound
+from ledger.witnessing.submitter import WitnessEndpoint, Witnessing
 from ledger.witnessing.view import WitnessingView, receipt_fields_for
 from tests.conftest import make_event
 from tests.procs import jianzheng
@@ -28,7 +29,6 @@ from verifier.checkpoint import open_checkpoint
 from verifier.note import ALG_COSIGNATURE_V1, Signer
 from verifier.timestamp import verify_timestamp
 from verifier.witnessing import WitnessPolicy
-from witness.submitter import WitnessEndpoint, Witnessing
 from witness.tsa import BuiltinTimestamper, TimestampAuthority
 
 

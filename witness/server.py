@@ -38,9 +38,8 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.errors import ApiError, install_error_handlers
-from api.http_body import read_body
-from ledger.keys import _write_private as write_private_file
+from ledger.http import ApiError, install_error_handlers, read_body
+from ledger.keys import load_or_create_key
 from verifier import merkle
 from verifier.checkpoint import Checkpoint, CheckpointError
 from verifier.note import (
@@ -91,25 +90,15 @@ def load_or_create_witness_key(data_dir: Path, name: str | None) -> Signer:
 
     (default :func:`default_name`). The name is part of every cosignature line.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / KEY_FILE
-    if not path.exists():
+
+    def create() -> Signer:
         try:
-            signer = Signer.generate(name or default_name(), ALG_COSIGNATURE_V1)
+            return Signer.generate(name or default_name(), ALG_COSIGNATURE_V1)
         except NoteError as e:
             raise WitnessKeyError(str(e)) from None
-        try:
-            write_private_file(path, signer.skey + "\n")
-        except FileExistsError:
-            pass  # another process created it first: use that one
-        else:
-            return signer
-    if path.stat().st_mode & 0o077:
-        raise WitnessKeyError(f"{path} is readable by others; chmod 600 it")
-    try:
-        signer = Signer.from_skey(path.read_text())
-    except (OSError, NoteError) as e:
-        raise WitnessKeyError(f"cannot read witness key {path}: {e}") from None
+
+    path = data_dir / KEY_FILE
+    signer = load_or_create_key(path, create, "witness key", WitnessKeyError)
     if signer.alg != ALG_COSIGNATURE_V1:
         raise WitnessKeyError(f"{path} is not a cosignature/v1 (type 0x04) key")
     if name and name != signer.name:

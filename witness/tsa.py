@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import httpx
 from asn1crypto import algos, cms, core, tsp  # type: ignore[import-untyped]
@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ledger.witnessing.timestamper import Timestamper as Timestamper
+from ledger.witnessing.timestamper import TsaError as TsaError
 from verifier.timestamp import TimestampError, timestamp_info
 
 TSA_DIR = "tsa"
@@ -37,10 +39,6 @@ POLICY_OID = "2.25.181308386270335626377355316567412397121"
 MAX_REQUEST_BYTES = 16 << 10
 MAX_REPLY_BYTES = 256 << 10
 _DIGESTS = {"sha256": 32, "sha384": 48, "sha512": 64}
-
-
-class TsaError(RuntimeError):
-    """The TSA is unreachable, refused, or its key material is unusable."""
 
 
 def gen_time(now: datetime) -> datetime:
@@ -360,21 +358,6 @@ class TimestampAuthority:
             {"status": {"status": "granted"}, "time_stamp_token": token}
         ).dump()
         return reply
-
-
-class Timestamper(Protocol):
-    """Something that returns an RFC 3161 TimeStampResp over some bytes (``issue``: with
-    its genTime)."""
-
-    @property
-    def ca_pem(self) -> bytes: ...
-
-    @property
-    def source(self) -> str: ...
-
-    def timestamp(self, data: bytes) -> bytes: ...
-
-    def issue(self, data: bytes) -> tuple[bytes, datetime]: ...
 
 
 #: The built-in TSA checks its first token, then one in this many, with the verifier.

@@ -41,6 +41,8 @@ from typing import Any
 import httpx
 
 from ledger.service import Ledger, NotFound
+from ledger.witnessing.records import WitnessRecords
+from ledger.witnessing.timestamper import Timestamper, TsaError
 from verifier.checkpoint import Checkpoint, CheckpointError
 from verifier.note import Note, NoteError, NoteSignature, Verifier, parse_note, parse_vkey
 from verifier.timestamp import TimestampError
@@ -54,8 +56,6 @@ from verifier.witnessing import (
     parse_cosignatures,
     parse_size,
 )
-from witness.records import WitnessRecords
-from witness.tsa import Timestamper, TsaError
 
 log = logging.getLogger("jianzheng.witnessing")
 

@@ -1,0 +1,123 @@
+"""HTTP plumbing shared by the services built on the ledger: the API and the witness.
+
+One JSON shape for every refusal, ``{"error": {"status", "code", "message", "field"?}}``
+(:class:`ApiError`, :func:`install_error_handlers`), and request bodies read with a size
+bound (:func:`read_body`). It lives below ``api/`` and ``witness/`` so that neither
+imports the other for it; ``api/errors.py`` adds the OpenAPI description of the shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from ledger.store import StoreError
+
+log = logging.getLogger("jianzheng.api")
+
+
+class ApiError(Exception):
+    """An error answered as JSON: ``{"error": {"status", "code", "message", "field"?}}``.
+
+    ``message_zh`` is the message in Chinese; ``extra`` adds members such as ``expected``
+    and ``catalogue_version`` to a refused event's error.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        message_zh: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers
+        self.message_zh = message_zh
+        self.extra = extra
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole request body; 413 if it declares or turns out more than ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
+    return bytes(body)
+
+
+def error_response(e: ApiError) -> JSONResponse:
+    body: dict[str, Any] = {"status": e.status, "code": e.code, "message": e.message}
+    if e.message_zh is not None:
+        body["message_zh"] = e.message_zh
+    if e.field is not None:
+        body["field"] = e.field
+    if e.extra:
+        body.update(e.extra)
+    return JSONResponse({"error": body}, status_code=e.status, headers=e.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every exception the routes may raise to the one JSON error shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, e: ApiError) -> JSONResponse:
+        return error_response(e)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        loc = ".".join(str(x) for x in first.get("loc", ())[1:]) or None
+        msg = str(first.get("msg", "invalid request"))
+        return error_response(ApiError(422, "invalid_parameter", msg, loc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        return error_response(ApiError(e.status_code, "http_error", str(e.detail)))
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, e: StoreError) -> JSONResponse:
+        log.error("store error: %s", e)
+        return error_response(
+            ApiError(
+                503,
+                "store_unavailable",
+                f"the ledger store is unavailable: {e}",
+                headers={"Retry-After": "1"},
+            )
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> JSONResponse:
+        # The client hung up while sending its body: nothing was done, nobody is left to
+        # answer, and it is no fault of the service. One line, not a traceback.
+        log.info("client left during the request body: %s %s", request.method, request.url.path)
+        return error_response(
+            ApiError(400, "client_disconnected", "the client left before its body arrived")
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, e: Exception) -> JSONResponse:
+        # Last resort only: every known failure has its own answer above or in its route,
+        # and a 500 here is a bug to fix. Starlette still logs the traceback after this.
+        log.error("unexpected %s in %s %s", type(e).__name__, request.method, request.url.path)
+        return error_response(
+            ApiError(500, "internal_error", "internal error; the service logged it")
+        )
