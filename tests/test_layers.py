@@ -1,0 +1,149 @@
+"""The import layers of docs/architecture.md, checked on every module (issue 14).
+
+Every ``import`` and ``from ... import`` of the five packages is read with ``ast`` (also
+those inside functions and ``TYPE_CHECKING`` blocks) and checked against the allowed
+graph below. A new upward import (the ledger reaching into ``api/``, the verifier into
+anything but the standard library, ``cryptography`` and ``asn1crypto``) fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("verifier", "ledger", "storage", "witness", "api")
+
+#: Which project packages each package may import (itself always). The graph is a DAG:
+#: verifier < ledger < storage, witness < api.
+MAY_IMPORT: dict[str, set[str]] = {
+    "verifier": set(),
+    "ledger": {"verifier"},
+    "storage": {"verifier", "ledger"},
+    "witness": {"verifier", "ledger"},
+    "api": {"verifier", "ledger", "storage", "witness"},
+}
+
+#: The witness service, monitor and TSA run beside the log, not inside it: of the ledger
+#: they use only these modules (tiles to read a log, the store's engine, the shared HTTP
+#: error shape, the key loader, the TSA interface the log side uses).
+WITNESS_USES_OF_LEDGER = {
+    "ledger.tiles",
+    "ledger.store",
+    "ledger.http",
+    "ledger.keys",
+    "ledger.witnessing.timestamper",
+}
+
+#: The verifier runs with nothing but these outside the standard library.
+VERIFIER_THIRD_PARTY = {"cryptography", "asn1crypto"}
+
+#: The web framework stays at the edges: the API, the witness service, and the HTTP
+#: plumbing both share.
+WEB = {"fastapi", "starlette", "uvicorn"}
+WEB_ALLOWED = ("api", "witness.server", "ledger.http")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(source: str, module: str, is_package: bool = False) -> list[str]:
+    """Absolute names of every module ``source`` imports (relative imports resolved)."""
+    here = module.split(".") if is_package else module.split(".")[:-1]
+    out: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out.extend(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = here[: len(here) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            if not base:  # ``from ... import api`` above the top: the names are modules
+                out.extend(a.name for a in node.names)
+                continue
+            out.append(base)
+            # ``from ledger import keys`` imports the module ledger.keys.
+            if base.split(".")[0] in PACKAGES:
+                out.extend(f"{base}.{a.name}" for a in node.names if a.name != "*")
+    return out
+
+
+def _is_module(name: str) -> bool:
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+def violations(module: str, imported: list[str]) -> list[str]:
+    """Why each import of ``module`` breaks the layers (empty: none does)."""
+    pkg = module.split(".")[0]
+    bad: list[str] = []
+    for name in imported:
+        top = name.split(".")[0]
+        if top in PACKAGES:
+            if top != pkg and top not in MAY_IMPORT[pkg]:
+                bad.append(f"{module} imports {name}: {pkg}/ may not import {top}/")
+            elif pkg == "witness" and top == "ledger" and name != "ledger":
+                if _is_module(name) and name not in WITNESS_USES_OF_LEDGER:
+                    bad.append(
+                        f"{module} imports {name}: the witness side uses no such ledger part"
+                    )
+        elif pkg == "verifier":
+            if top not in sys.stdlib_module_names and top not in VERIFIER_THIRD_PARTY:
+                bad.append(
+                    f"{module} imports {name}: the verifier needs only the stdlib, "
+                    "cryptography and asn1crypto"
+                )
+        if top in WEB and not module.startswith(WEB_ALLOWED):
+            bad.append(f"{module} imports {name}: the web framework stays in {WEB_ALLOWED}")
+    return bad
+
+
+def all_modules() -> list[tuple[str, Path]]:
+    return sorted((module_name(p), p) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+
+
+def test_no_module_imports_upward() -> None:
+    mods = all_modules()
+    assert len(mods) > 60  # the walk found the packages
+    bad = [
+        v
+        for name, path in mods
+        for v in violations(name, imports_of(path.read_text(), name, path.stem == "__init__"))
+    ]
+    assert bad == []
+
+
+def test_the_check_catches_upward_imports() -> None:
+    # Each would be a new upward import; the check must name it.
+    cases = {
+        "ledger.bundle": "from api.errors import ApiError\n",
+        "ledger.witnessing.submitter": "from witness.tsa import BuiltinTimestamper\n",
+        "storage.service": "def f():\n    import witness.monitor\n",
+        "witness.server": "from ledger.sequencer import Sequencer\n",
+        "witness.monitor": "from api import cli\n",
+        "verifier.bundle": "import httpx\n",
+        "verifier.merkle": "from ledger import records\n",
+        "ledger.service": "from fastapi import Request\n",
+        "ledger.witnessing.view": "from ..sequencer import Sequencer\nfrom ... import api\n",
+    }
+    for module, source in cases.items():
+        found = violations(module, imports_of(source, module))
+        if module == "ledger.witnessing.view":
+            assert found == [f"{module} imports api: ledger/ may not import api/"], found
+        else:
+            assert found, module
+    # ...and the allowed directions pass.
+    ok = {
+        "api.app": "from witness.server import serve\nfrom storage.service import x\n",
+        "witness.server": "from ledger.http import ApiError\nfrom verifier import merkle\n",
+        "ledger.bundle": "from verifier.bundle import format\nfrom . import store\n",
+        "verifier.timestamp": "from asn1crypto import tsp\nimport hashlib\n",
+    }
+    for module, source in ok.items():
+        assert violations(module, imports_of(source, module)) == [], module
