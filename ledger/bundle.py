@@ -42,6 +42,7 @@ from verifier.canonical import canonicalize
 from verifier.checkpoint import Checkpoint, TlogProof
 from verifier.note import NoteError, parse_note, parse_vkey, sign_note
 from verifier.sealed import SEALED_SUFFIX, OpeningError, is_sealed_chain, open_record
+from verifier.witnessing import cosigners
 
 PAGE = 1000
 #: How many older checkpoints are tried when looking for one the witnesses cosigned.
@@ -337,7 +338,7 @@ def _choose_checkpoint(
             continue
         if quorum > 0:
             try:
-                if len(fmt.witness_cosigners(parse_note(note), witnesses)) < quorum:
+                if len(cosigners(parse_note(note), witnesses)) < quorum:
                     continue
             except NoteError:
                 continue

@@ -45,15 +45,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from verifier import merkle
 from verifier.canonical import CanonicalError, canonicalize, parse_strict_json
 from verifier.checkpoint import Checkpoint, CheckpointError, TlogProof
+from verifier.chunks import ChunkTree
 from verifier.note import (
-    ALG_COSIGNATURE_V1,
     Note,
     NoteError,
     Verifier,
-    cosignature_time,
     parse_note,
     parse_vkey,
     verified_by,
@@ -66,8 +68,11 @@ from verifier.poster import (
     verify_record_signature,
 )
 from verifier.receipt import entry_leaf_hash
+from verifier.rules import evaluate as evaluate_rules
 from verifier.sealed import SEALED_SUFFIX, OpeningError, is_sealed_chain, open_record
+from verifier.timestamp import TimestampError, verify_timestamp
 from verifier.trust import TrustPolicy
+from verifier.witnessing import cosigners
 
 FORMAT = "jianzheng-evidence-bundle"
 VERSION = 1
@@ -910,7 +915,7 @@ class EvidenceBundle:
             )
             return
         try:
-            found = witness_cosigners(sc.note, witnesses)
+            found = cosigners(sc.note, witnesses)
         except NoteError as e:
             out.add(
                 "witnesses",
@@ -1008,18 +1013,6 @@ class EvidenceBundle:
                     f"{TSA_CA}（SHA-256 {pin}）不是信任文件指定的时间戳机构根证书",
                 )
                 return
-        try:
-            from verifier.timestamp import TimestampError, verify_timestamp
-        except ImportError:
-            out.add(
-                "timestamp",
-                _T_TIMESTAMP,
-                "cannot_evaluate",
-                "this verifier has no RFC 3161 module (verifier.timestamp); the token was not "
-                "checked",
-                "本验证器缺少 RFC 3161 模块，未核验时间戳",
-            )
-            return
         try:
             when = verify_timestamp(reply, sc.note.text.encode(), ca)
         except TimestampError as e:
@@ -1739,7 +1732,6 @@ class EvidenceBundle:
         files_included = bool(self.manifest.get("files_included"))
         hashed = 0
         file_note = ""
-        unknown: list[str] = []
         if files_included and check_files:
             results = self._hash_files(want, workers)
             for digest, (size, root, seqs) in sorted(want.items()):
@@ -1766,8 +1758,6 @@ class EvidenceBundle:
                     )
                 elif got_size != size:
                     problems.append(f"{where}: {got_size} bytes where the record says {size}")
-                elif root is not None and got_root is None:
-                    unknown.append(f"{where}: chunk root not checked (verifier.chunks missing)")
                 elif root is not None and got_root != root:
                     problems.add(
                         f"{where}: chunk root {got_root} where the record says {root}",
@@ -1786,15 +1776,6 @@ class EvidenceBundle:
                 f"{len(problems)} attachment problem(s); first: ",
                 f"附件有 {len(problems)} 处问题；首个：",
             )
-        elif unknown:
-            out.add(
-                "attachments",
-                _T_ATTACH,
-                "cannot_evaluate",
-                f"hashes and sizes match, but {len(unknown)} chunk root(s) could not be checked",
-                f"哈希与大小一致，但有 {len(unknown)} 个分块根无法核验",
-                details=unknown,
-            )
         else:
             out.passed(
                 "attachments",
@@ -1808,7 +1789,7 @@ class EvidenceBundle:
 
     def _hash_files(
         self, want: Mapping[str, tuple[int, str | None, list[int]]], workers: int | None
-    ) -> dict[str, tuple[str, int, str | None] | str]:
+    ) -> dict[str, tuple[str, int, str] | str]:
         """SHA-256, size and chunk root of every attachment file, hashed in parallel.
 
         ``hashlib`` releases the GIL on large updates, so threads over separate file
@@ -1819,9 +1800,8 @@ class EvidenceBundle:
             info = self._zip.members.get(FILES_PREFIX + digest)
             if info is not None:
                 jobs.append((digest, info))
-        chunk_tree = _chunk_tree_factory()
 
-        def one(job: tuple[str, zipfile.ZipInfo]) -> tuple[str, tuple[str, int, str | None] | str]:
+        def one(job: tuple[str, zipfile.ZipInfo]) -> tuple[str, tuple[str, int, str] | str]:
             digest, info = job
             why = _Zip.refusal(info)
             if why is not None:
@@ -1830,9 +1810,9 @@ class EvidenceBundle:
                 rng = self._zip.raw_range(info)
                 if rng is not None and self._zip.path is not None:
                     blocks: Iterator[memoryview] = _blocks_from_range(self._zip.path, *rng)
-                    return digest, _digest_blocks(blocks, chunk_tree)
+                    return digest, _digest_blocks(blocks)
                 with self._zip.open(info.filename) as f:
-                    return digest, _digest_blocks(_blocks_from_stream(f), chunk_tree)
+                    return digest, _digest_blocks(_blocks_from_stream(f))
             except _ZIP_ERRORS as e:
                 return digest, f"cannot be read ({e})"
 
@@ -1846,10 +1826,8 @@ class EvidenceBundle:
 
     # -- process rules -----------------------------------------------------------------------
     def _check_rules(self, out: _Checks, rep: VerificationReport, records: list[_Record]) -> None:
-        from verifier.rules import evaluate
-
         # The records as posted: sealed ones opened (their sealed values are the bids).
-        results = evaluate([r.view for r in records])
+        results = evaluate_rules([r.view for r in records])
         rep.rules = results
         if records and not rep.trade_type:
             rep.trade_type = str(records[0].obj.get("trade_type", ""))
@@ -1880,30 +1858,6 @@ class _Signed:
     note: Note
     text: str
     verified: bool = False
-
-
-def witness_cosigners(note: Note, witnesses: Sequence[Verifier]) -> list[tuple[Verifier, int]]:
-    """The trusted witnesses whose cosignature on the note verifies, with its time.
-
-    TODO(issue 4): use verifier.witnessing.cosigners once it lands; until then the same
-    answer comes from the signed-note code (C2SP tlog-cosignature v1 keys, type 0x04).
-    """
-    import importlib
-
-    try:
-        witnessing: Any = importlib.import_module("verifier.witnessing")
-    except ImportError:
-        witnessing = None
-    if witnessing is not None and hasattr(witnessing, "cosigners"):
-        return [(v, int(t)) for v, t in witnessing.cosigners(note, list(witnesses))]
-    found = verified_by(note, [w for w in witnesses if w.alg == ALG_COSIGNATURE_V1])
-    out: list[tuple[Verifier, int]] = []
-    for v in found:
-        for s in note.signatures:
-            if s.name == v.name and s.key_id == v.key_id:
-                out.append((v, cosignature_time(s.sig)))
-                break
-    return out
 
 
 def _where(r: _Record) -> str:
@@ -1968,41 +1922,13 @@ def _parse_posters(
     return by_seq, keys
 
 
-def _chunk_tree_factory() -> Callable[[], Any] | None:
-    """The storage issue's chunk tree (verifier.chunks.ChunkTree), when installed.
-
-    TODO(issue 3): required once attachments carry chunk roots; until then a record with a
-    chunk root yields "cannot_evaluate" for that part instead of a guess.
-    """
-    import importlib
-
-    try:
-        chunks = importlib.import_module("verifier.chunks")
-    except ImportError:
-        return None
-    factory: Callable[[], Any] | None = getattr(chunks, "ChunkTree", None)
-    return factory
-
-
-def _digest_blocks(
-    blocks: Iterator[memoryview], chunk_tree: Callable[[], Any] | None
-) -> tuple[str, int, str | None]:
-    if chunk_tree is None:
-        h = hashlib.sha256()
-        size = 0
-        for b in blocks:
-            h.update(b)
-            size += len(b)
-        return h.hexdigest(), size, None
-    tree = chunk_tree()
+def _digest_blocks(blocks: Iterator[memoryview]) -> tuple[str, int, str]:
+    """SHA-256 (hex), size and chunk root (base64) of a file's bytes, in one pass."""
+    tree = ChunkTree()
     for b in blocks:
         tree.update(bytes(b))
     digest, size, root, _count = tree.finish()
-    if isinstance(digest, bytes):
-        digest = digest.hex()
-    if isinstance(root, bytes):
-        root = base64.b64encode(root).decode()
-    return str(digest), int(size), str(root)
+    return digest.hex(), size, base64.b64encode(root).decode()
 
 
 def _hash_stream(f: IO[bytes]) -> str:
@@ -2033,9 +1959,6 @@ def _lines(f: IO[bytes]) -> Iterator[bytes | None]:
 
 def _ca_fingerprint(pem: bytes) -> str:
     """SHA-256 (hex) of the first certificate's DER in a PEM file."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError:
