@@ -37,7 +37,7 @@ from ledger.clock import rfc3339
 from ledger.models import CheckpointRow
 from ledger.service import Ledger
 from ledger.witnessing.view import WitnessingView
-from verifier import bundle as fmt
+from verifier.bundle import format as fmt
 from verifier.canonical import canonicalize
 from verifier.checkpoint import Checkpoint, TlogProof
 from verifier.note import NoteError, parse_note, parse_vkey, sign_note

@@ -1,4 +1,4 @@
-"""Rendering a :class:`verifier.bundle.VerificationReport` as text, JSON or HTML.
+"""Rendering a :class:`verifier.report_model.VerificationReport` as text, JSON or HTML.
 
 Chinese first, English beside it. The HTML page is self-contained (inline style, no script,
 no external resource), so a reviewer can open it anywhere, print it and file it: the
@@ -12,7 +12,7 @@ import html
 import json
 from typing import Any
 
-from verifier.bundle import Check, VerificationReport
+from verifier.report_model import Check, VerificationReport
 from verifier.rules.days import load_calendar
 
 _STATUS_ZH = {"pass": "通过", "fail": "未通过", "warn": "警示", "cannot_evaluate": "无法判断"}
