@@ -1,7 +1,7 @@
 """Exporting a project's evidence bundle: the I/O side of :mod:`verifier.bundle`.
 
 The format (member names, the project-head note, the manifest) is defined once, in
-``verifier/bundle.py``; this module gathers what goes in it from the database and the
+``verifier/bundle/format.py``; this module gathers what goes in it from the database and the
 optional providers, and streams the zip. Export runs in two steps:
 
 1. :func:`plan_bundle` reads everything that can fail cheaply (the project's records, the
