@@ -571,3 +571,103 @@ def test_parse_fast_path_answers_as_the_walk(text: str) -> None:
         assert str(got.value) == str(e)
     else:
         assert parse_strict_json(data) == want
+
+
+# --------------------------------------------------------------------------------------
+# Exact messages and limits at their boundary (the mutation pass, docs/testing.md)
+# --------------------------------------------------------------------------------------
+
+_OUTSIDE = "is outside ±(2**53 − 1) (I-JSON, RFC 7493 §2.2)"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"a": 1, "b": 2, "a": 3}', "a: duplicate object key"),
+        (b'{"b": 1, "a": 2, "c": 3, "a": 4}', "a: duplicate object key"),
+        (b"[1.5]", "$[0]: floats are not allowed; amounts are integers in fen (got 1.5)"),
+        (
+            b"[1." + b"2" * 60 + b"]",
+            "$[0]: floats are not allowed; amounts are integers in fen (got 1." + "2" * 38 + ")",
+        ),
+        (b'{"n": NaN}', "n: NaN is not allowed; amounts are integers in fen"),
+        (b"[9007199254740991, -9007199254740991]", None),
+        (b"[10000000000000000]", f"$[0]: integer 10000000000000000 {_OUTSIDE}"),
+        (b"[-9007199254740992]", f"$[0]: integer -9007199254740992 {_OUTSIDE}"),
+        (b"[100000000000000000]", f"$[0]: integer literal of 18 digits {_OUTSIDE}"),
+        (b"[-10000000000000000]", f"$[0]: integer literal of 17 digits {_OUTSIDE}"),
+        (b"[1000000000000000000]", f"$[0]: integer literal of 19 digits {_OUTSIDE}"),
+        (b'["\\ud800"]', "$[0]: lone surrogate in string (I-JSON, RFC 7493 §2.1)"),
+        (b'{"\\udfff": 1}', '$["\\udfff"]: lone surrogate in object key (I-JSON, RFC 7493 §2.1)'),
+        (b'{"\\uDFFF": 1}', '$["\\udfff"]: lone surrogate in object key (I-JSON, RFC 7493 §2.1)'),
+        (b'["\\uD800"]', "$[0]: lone surrogate in string (I-JSON, RFC 7493 §2.1)"),
+        (b'["\\uD83D\\uDE00", "\\ud83d\\ude00"]', None),
+        (b"\xef\xbb\xbf[]", "$: a byte order mark is not allowed"),
+        (b'["a", "\xff"]', "$: invalid UTF-8 at byte 7"),
+        (b"[1,]", "$: invalid JSON: Expecting value at character 3"),
+    ],
+)
+def test_parse_messages_are_exact(data: bytes, message: str | None) -> None:
+    if message is None:
+        parse_strict_json(data)
+        return
+    assert str(_parse_error(data)) == message
+
+
+def _deep(depth: int, kind: str, inner: str = "0") -> bytes:
+    """``depth`` containers around ``inner``: arrays, objects, or both in turn, each with a
+    sibling before the deep member (a shallow container in the outer half)."""
+    text = inner
+    for level in range(depth):
+        shallow = level >= depth // 2
+        if kind == "array" or (kind == "mixed" and level % 2):
+            text = f"[{'[1]' if shallow else '1'},{text}]"
+        else:
+            text = f'{{"a":{"{}" if shallow else "1"},"z":{text}}}'
+    return text.encode()
+
+
+@pytest.mark.parametrize("kind", ["array", "object", "mixed"])
+def test_parse_depth_boundary_for_every_kind_of_container(kind: str) -> None:
+    ok = parse_strict_json(_deep(MAX_DEPTH, kind))
+    assert canonicalize(ok) == _deep(MAX_DEPTH, kind)
+    err = _parse_error(_deep(MAX_DEPTH + 1, kind))
+    assert err.reason == f"nesting deeper than {MAX_DEPTH} levels"
+    assert err.path.count("[1]") + err.path.count("z") == MAX_DEPTH
+    # The same depth reached through the first member, or under a string that has escapes.
+    first = b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)
+    assert (
+        str(_parse_error(first))
+        == "$" + "[0]" * MAX_DEPTH + f": nesting deeper than {MAX_DEPTH} levels"
+    )
+    assert _parse_error(b'["\\u00e9",' + first + b"]").path == "$[1]" + "[0]" * (MAX_DEPTH - 1)
+    assert parse_strict_json(b'["\\u00e9",' + b"[" * (MAX_DEPTH - 1) + b"]" * MAX_DEPTH) == [
+        "\u00e9",
+        canonical.parse_strict_json(b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1)),
+    ]
+
+
+def test_canonicalize_messages_are_exact() -> None:
+    assert str(_error({"x": (1,)})) == (
+        "x: unsupported type tuple; only dict, list, str, int, bool and None are allowed"
+    )
+    assert str(_error(["a\ud800"])) == (
+        "$[0]: lone surrogate in string; it cannot be encoded as UTF-8"
+    )
+    assert str(_error({"o": {"\ud800": 1}})) == (
+        'o["\\ud800"]: lone surrogate in object key; it cannot be encoded as UTF-8'
+    )
+    assert str(_error({"o": {"k": ["ok", {"\udc00": 1}]}})) == (
+        'o.k[1]["\\udc00"]: lone surrogate in object key; it cannot be encoded as UTF-8'
+    )
+    assert str(_error([0, 1.5])) == "$[1]: floats are not allowed; amounts are integers in fen"
+    # Integers up to 128 bits are shown in full, longer ones by their size.
+    assert str(_error([2**127])) == f"$[0]: integer {2**127} {_OUTSIDE}"
+    assert str(_error([-(2**127)])) == f"$[0]: integer {-(2**127)} {_OUTSIDE}"
+    assert str(_error([2**128])) == f"$[0]: integer a 129-bit integer {_OUTSIDE}"
+
+
+def test_path_keys_are_shown_whole_up_to_forty_characters() -> None:
+    assert _error({"a b" + "c" * 37: 1.5}).path == '$["a b' + "c" * 37 + '"]'
+    assert _error({"a b" + "c" * 38: 1.5}).path == '$["a b' + "c" * 37 + '\\u2026"]'
+    assert _error({"k" * 41: 1.5}).path == '$["' + "k" * 40 + '\\u2026"]'
