@@ -22,6 +22,7 @@ from ledger.order import OrderCatalogueError, ProcessOrder, parse_process_order
 from verifier.payload import (
     EXTENSIONS,
     FIELD_TYPES,
+    TRADE_TYPES,
     FieldSpec,
     PayloadChecker,
     parse_field_spec,
@@ -44,7 +45,6 @@ __all__ = [
     "parse_catalogue",
 ]
 
-TRADE_TYPES: tuple[str, ...] = ("engineering", "procurement", "land", "mining", "property")
 PHASES: tuple[str, ...] = (
     "setup",
     "notice",

@@ -9,7 +9,6 @@ and for how much, stays secret (招标投标法 第二十二条).
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.catalogue import CATALOGUE_VERSION, TRADE_TYPES, Catalogue, UnknownEventType
+from verifier.b64 import encode_b64
 from verifier.canonical import (
     MAX_SAFE_INTEGER,
     Canonical,
@@ -381,10 +381,6 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
     )
 
 
-def b64(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode()
-
-
 @dataclass(frozen=True, slots=True)
 class CommittedRecord:
     """A record as the ledger committed it, with its canonical bytes and hashes."""
@@ -444,12 +440,12 @@ def complete_record(
         head = (
             f'{{"actor":{{"id":{q(actor["id"])},"role":{q(actor["role"])}}}'
             f',"attachments":{attachments},"catalogue_version":{ev.catalogue_version:d}'
-            f',"checkpoint":{{"root":"{b64(checkpoint_root)}","size":{checkpoint_size:d}}}'
+            f',"checkpoint":{{"root":"{encode_b64(checkpoint_root)}","size":{checkpoint_size:d}}}'
             f',"index":{index:d}{late},"occurred_at":{q(ev.occurred_at)},"payload":'
         )
         tail = (
-            f',{signature}"prev":"{b64(prev)}","project":{q(ev.project)}'
-            f',"recorded_at":{q(recorded_at)},"salt":"{b64(salt)}","seq":{seq:d}'
+            f',{signature}"prev":"{encode_b64(prev)}","project":{q(ev.project)}'
+            f',"recorded_at":{q(recorded_at)},"salt":"{encode_b64(salt)}","seq":{seq:d}'
             f',"trade_type":{q(ev.trade_type)},"type":{q(ev.type)}}}'
         )
         try:
@@ -500,11 +496,11 @@ def record_json(
         "attachments": [a.to_json() for a in ev.attachments],
         "catalogue_version": ev.catalogue_version,
         "seq": seq,
-        "prev": b64(prev),
+        "prev": encode_b64(prev),
         "index": index,
         "recorded_at": recorded_at,
-        "salt": b64(salt),
-        "checkpoint": {"size": checkpoint_size, "root": b64(checkpoint_root)},
+        "salt": encode_b64(salt),
+        "checkpoint": {"size": checkpoint_size, "root": encode_b64(checkpoint_root)},
     }
     if ev.poster_signature is not None:
         record["poster_signature"] = ev.poster_signature

@@ -5,7 +5,6 @@ This is the seam the API and the CLI use; it holds no HTTP and no argument parsi
 
 from __future__ import annotations
 
-import binascii
 import bisect
 import logging
 import threading
@@ -24,6 +23,7 @@ from ledger.sequencer import Appended, Sequencer
 from ledger.store import Citation, Head, Store, StoreError, make_engine, migrate
 from ledger.tiles import HASH, TILE_WIDTH, TreeReader, tile_width_at
 from verifier import merkle
+from verifier.b64 import encode_b64
 from verifier.note import Signer
 from verifier.receipt import ENTRY_VERSION, Receipt, receipt_json
 
@@ -42,10 +42,6 @@ TRADE_TYPES_KEPT = 100_000
 PROOF_NODES_KEPT = 1 << 16
 
 _T = TypeVar("_T")
-
-
-def _b64(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode()
 
 
 class NotFound(LookupError):
@@ -291,9 +287,9 @@ class Ledger:
         """``[r.to_json() for r in self.receipts(done)]``, base64-encoding each node once."""
         if len(self._proof_b64) > PROOF_NODES_KEPT:
             self._proof_b64.clear()
-        notes, proofs = self._proofs(done, _b64, self._proof_b64)
+        notes, proofs = self._proofs(done, encode_b64, self._proof_b64)
         return [
-            receipt_json(a.index, _b64(a.event_hash), note, proof)
+            receipt_json(a.index, encode_b64(a.event_hash), note, proof)
             for a, note, proof in zip(done, notes, proofs, strict=True)
         ]
 

@@ -8,7 +8,6 @@ The API and the CLI only move bytes to and from it.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import re
@@ -40,6 +39,7 @@ from storage.base import (
 from storage.fs import FilesystemStore
 from storage.s3 import MinioStore, S3Config
 from verifier import merkle
+from verifier.b64 import encode_b64
 from verifier.chunks import CHUNK_SIZE, ChunkTree, chunk_count, chunk_proof
 
 log = logging.getLogger("jianzheng.storage")
@@ -96,10 +96,6 @@ class RetentionPeriod:
         return end.replace(microsecond=end.microsecond // 1000 * 1000)
 
 
-def _b64(b: bytes) -> str:
-    return base64.b64encode(b).decode()
-
-
 @dataclass(frozen=True)
 class ObjectInfo:
     """An object's metadata as recorded in the ledger database."""
@@ -122,7 +118,7 @@ class ObjectInfo:
         return {
             "sha256": self.sha256,
             "size": self.size,
-            "chunk_root": _b64(self.chunk_root),
+            "chunk_root": encode_b64(self.chunk_root),
             "chunk_count": self.chunk_count,
             "media_type": self.media_type,
             "created_at": self.created_at,
@@ -144,9 +140,9 @@ class Chunk:
         return {
             "index": self.index,
             "chunk_count": self.info.chunk_count,
-            "chunk_root": _b64(self.info.chunk_root),
-            "data": _b64(self.data),
-            "proof": [_b64(p) for p in self.proof],
+            "chunk_root": encode_b64(self.info.chunk_root),
+            "data": encode_b64(self.data),
+            "proof": [encode_b64(p) for p in self.proof],
         }
 
 

@@ -26,9 +26,11 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 
 #: The witness service, monitor and TSA run beside the log, not inside it: of the ledger
-#: they use only these modules (tiles to read a log, the store's engine, the shared HTTP
-#: error shape, the key loader, the TSA interface the log side uses).
+#: they use only these modules (the clock's RFC 3339 form, tiles to read a log, the
+#: store's engine, the shared HTTP error shape, the key loader, the TSA interface the log
+#: side uses).
 WITNESS_USES_OF_LEDGER = {
+    "ledger.clock",
     "ledger.tiles",
     "ledger.store",
     "ledger.http",

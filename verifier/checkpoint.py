@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from verifier import merkle
+from verifier.b64 import decode_b64
 from verifier.note import Note, NoteError, Verifier, open_note, parse_note
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
@@ -26,10 +27,7 @@ class CheckpointError(ValueError):
 
 
 def _b64(s: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(s, validate=True)
-    except ValueError:  # binascii.Error, or non-ASCII text
-        raise CheckpointError(f"{what} is not valid base64") from None
+    return decode_b64(s, what, CheckpointError)
 
 
 @dataclass(frozen=True)

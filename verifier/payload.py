@@ -24,6 +24,10 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Final
 
+#: The five trade types of public resource trading; the event catalogue and the process
+#: rules both speak of these (one definition for both).
+TRADE_TYPES: Final[tuple[str, ...]] = ("engineering", "procurement", "land", "mining", "property")
+
 __all__ = [
     "CONTROL_RE",
     "EXTENSIONS",
@@ -31,6 +35,7 @@ __all__ = [
     "FIELD_TYPES",
     "REFERENCE_KEYS",
     "RFC3339_RE",
+    "TRADE_TYPES",
     "FieldSpec",
     "PayloadCatalogues",
     "PayloadChecker",

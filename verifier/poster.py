@@ -25,6 +25,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from verifier.b64 import decode_b64
 from verifier.canonical import canonicalize
 from verifier.references import posted_payload
 
@@ -79,12 +80,7 @@ def sign_event(event: dict[str, Any], key: Ed25519PrivateKey) -> str:
 
 
 def _b64(v: object, what: str, size: int) -> bytes:
-    if not isinstance(v, str):
-        raise PosterSignatureError(f"{what} must be a base64 string")
-    try:
-        raw = base64.b64decode(v, validate=True)
-    except ValueError:  # binascii.Error, or non-ASCII text
-        raise PosterSignatureError(f"{what} is not valid base64") from None
+    raw = decode_b64(v, what, PosterSignatureError)
     if len(raw) != size:
         raise PosterSignatureError(f"{what} must be {size} bytes, got {len(raw)}")
     return raw

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier import merkle
+from verifier.b64 import decode_b64
 from verifier.canonical import canonicalize
 from verifier.checkpoint import (
     CheckpointError,
@@ -42,12 +43,7 @@ def event_hash_of(record: dict[str, Any]) -> bytes:
 
 
 def _b64d(v: object, what: str) -> bytes:
-    if not isinstance(v, str):
-        raise ReceiptError(f"{what} must be a base64 string")
-    try:
-        return base64.b64decode(v, validate=True)
-    except ValueError:  # binascii.Error, or non-ASCII text
-        raise ReceiptError(f"{what} is not valid base64") from None
+    return decode_b64(v, what, ReceiptError)
 
 
 def receipt_json(

@@ -29,14 +29,13 @@ JSON in, a value or :class:`OpeningError` out.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from verifier.b64 import decode_b64
 from verifier.canonical import CanonicalError, canonicalize
 
 __all__ = [
@@ -93,12 +92,7 @@ def commit(path: str, salt: bytes, value: object) -> bytes:
 
 
 def _b64(v: object, what: str, size: int) -> bytes:
-    if not isinstance(v, str):
-        raise OpeningError(f"{what} must be a base64 string")
-    try:
-        raw = base64.b64decode(v, validate=True)
-    except (binascii.Error, ValueError):
-        raise OpeningError(f"{what} is not valid base64") from None
+    raw = decode_b64(v, what, OpeningError)
     if len(raw) != size:
         raise OpeningError(f"{what} must be {size} bytes, not {len(raw)}")
     return raw

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ledger.clock import rfc3339
 from ledger.store import make_engine
 from verifier.note import NoteError, Verifier, parse_vkey
 
@@ -95,7 +96,7 @@ class EvidenceRow(Base):
 
 
 def now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return rfc3339(datetime.now(UTC))
 
 
 @dataclass

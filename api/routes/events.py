@@ -31,7 +31,7 @@ from api.errors import ApiError
 from api.posters import PosterKeys
 from api.routes.objects import attachment_lookup
 from api.schemas import POSTED_EVENT_REF
-from ledger.records import ACCESS_SUFFIX, EventSubmission, InvalidEvent, b64, validate_event
+from ledger.records import ACCESS_SUFFIX, EventSubmission, InvalidEvent, validate_event
 from ledger.sealing import is_sealed_type, may_read_sealed, redact
 from ledger.sequencer import (
     Appended,
@@ -45,6 +45,7 @@ from ledger.sequencer import (
 )
 from ledger.service import Ledger, NotFound
 from ledger.witnessing.view import WitnessingView, receipt_fields_for
+from verifier.b64 import encode_b64
 from verifier.rules.engine import evaluate
 from verifier.sealed import OpeningError, base_project, is_sealed_chain, open_record
 
@@ -194,10 +195,10 @@ def _record_view(c: Completion, with_payload: bool) -> dict[str, Any]:
     ev = c.event
     view: dict[str, Any] = {
         "seq": c.seq,
-        "prev": b64(c.prev),
+        "prev": encode_b64(c.prev),
         "recorded_at": c.recorded_at,
-        "salt": b64(c.salt),
-        "checkpoint": {"size": c.checkpoint_size, "root": b64(c.checkpoint_root)},
+        "salt": encode_b64(c.salt),
+        "checkpoint": {"size": c.checkpoint_size, "root": encode_b64(c.checkpoint_root)},
         "catalogue_version": ev.catalogue_version,
     }
     if ev.attachments:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -17,13 +16,10 @@ from ledger.catalogue import Catalogue, UnknownEventType
 from ledger.service import NotFound
 from ledger.tiles import parse_tile_path
 from ledger.witnessing.view import log_fields
+from verifier.b64 import encode_b64
 
 router = APIRouter()
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
-
-
-def b64(b: bytes) -> str:
-    return base64.b64encode(b).decode()
 
 
 def _proof_hashes(prove: Callable[[int, int], list[bytes]], a: int, b: int) -> list[str]:
@@ -32,7 +28,7 @@ def _proof_hashes(prove: Callable[[int, int], list[bytes]], a: int, b: int) -> l
         hashes = prove(a, b)
     except NotFound as e:
         raise ApiError(404, "not_found", str(e)) from None
-    return [b64(h) for h in hashes]
+    return [encode_b64(h) for h in hashes]
 
 
 @router.get("/v1/proofs/inclusion", tags=["proofs"])
@@ -71,7 +67,7 @@ def log_info(lg: LedgerDep, w: WitnessingDep) -> dict[str, Any]:
         "origin": i.origin,
         "verifier_key": i.verifier_key,
         "size": i.size,
-        "root": b64(i.root),
+        "root": encode_b64(i.root),
         "checkpoint": i.checkpoint,
         **log_fields(w),
     }

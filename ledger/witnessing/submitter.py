@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from ledger.clock import rfc3339
 from ledger.service import Ledger, NotFound
 from ledger.witnessing.records import WitnessRecords
 from ledger.witnessing.timestamper import Timestamper, TsaError
@@ -571,8 +572,7 @@ class Witnessing:
         assert self.timestamper is not None
         body = parse_note(note).text.encode()
         reply, when = self.timestamper.issue(body)
-        gen = when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        self.records.put_timestamp(size, reply, gen, self.timestamper.source)
+        self.records.put_timestamp(size, reply, rfc3339(when), self.timestamper.source)
         self._ts_max = max(self._ts_max, size)
 
     # --- what the API and evidence bundles read -------------------------------------------

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any, Literal
 
-from verifier.payload import parse_instant
+from verifier.payload import TRADE_TYPES, parse_instant
 from verifier.rules.days import (
     HolidayCalendar,
     OutsideCalendar,
@@ -36,7 +36,6 @@ from verifier.rules.days import (
 Status = Literal["pass", "fail", "warn", "cannot_evaluate"]
 SEVERITIES = ("fail", "warn")
 RULE_STATUSES = ("confirmed", "to-confirm")
-TRADE_TYPES = ("engineering", "procurement", "land", "mining", "property")
 MAX_FINDINGS_PER_RULE = 50
 
 
