@@ -22,7 +22,6 @@ from ledger.records import (
     EventSubmission,
     InvalidEvent,
     Sealing,
-    b64,
     citation_rows,
     complete_record,
     parse_rfc3339,
@@ -30,6 +29,7 @@ from ledger.records import (
     validate_event,
 )
 from tests.conftest import make_event
+from verifier.b64 import encode_b64
 from verifier.canonical import Canonical, canonicalize
 from verifier.payload import PayloadError
 from verifier.receipt import ENTRY_VERSION
@@ -379,7 +379,7 @@ def test_the_record_and_its_hash() -> None:
         5, ev.project, 2, canonicalize(rec), hashlib.sha256(canonicalize(rec)).digest()
     )
     assert committed.entry == ENTRY_VERSION + committed.event_hash
-    assert b64(b"\xff\xfe") == "//4=" and b64(b"") == ""
+    assert encode_b64(b"\xff\xfe") == "//4=" and encode_b64(b"") == ""
 
 
 def test_a_sealed_record_leaves_its_sealed_parts_out() -> None:
