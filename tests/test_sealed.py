@@ -91,8 +91,14 @@ def tender(project: str, bids: int = 5) -> tuple[list[dict[str, Any]], dict[str,
     evs = lawful_tender(project, files)
     keep = set(BIDDERS[:bids])
     out = []
+    dropped: set[str] = set()
     for e in evs:
         if e["type"] in ("bid_deposit_paid", "bid_submitted") and e["actor"]["id"] not in keep:
+            dropped.add(e["idempotency_key"])
+            continue
+        # A decryption names its bid by idempotency key, and the ledger refuses a
+        # reference to a bid that was never posted.
+        if e["payload"].get("bid_ref", {}).get("idempotency_key") in dropped:
             continue
         if e["type"] == "bid_deadline_reached":
             e["payload"]["bid_count"] = bids
