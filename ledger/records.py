@@ -32,6 +32,7 @@ from verifier.payload import (
 )
 from verifier.receipt import ENTRY_VERSION, entry_leaf_hash
 from verifier.sealed import SEALED_SUFFIX as SEALED_SUFFIX  # the sealed chain's suffix
+from verifier.sealed import leave_out
 
 ZERO_HASH = bytes(32)
 
@@ -511,10 +512,8 @@ def record_json(
         record["payload"] = sealing.payload
         record["commitments"] = sealing.commitments
         for path in sealing.commitments:
-            if path == "actor.id":
-                record["actor"] = {k: v for k, v in ev.actor.items() if k != "id"}
-            elif not path.startswith("payload."):
-                del record[path]  # attachments, poster_signature
+            if not path.startswith("payload."):  # sealing.payload has them out already
+                leave_out(record, path)
     return record
 
 

@@ -49,6 +49,7 @@ from ledger.records import (
     complete_record,
     leaf_for_record,
 )
+from ledger.sealing import seal
 from ledger.store import RecordValues, Store, StoreError
 from ledger.tiles import HASH, TILE_HEIGHT, TILE_WIDTH, TreeReader
 from verifier import merkle
@@ -304,6 +305,7 @@ class Sequencer:
         self.max_batch = max_batch
         self.max_delay = max_delay
         self._salt = salt or SaltPool()
+        self._seal_pool = SaltPool()
         self._on_checkpoint = on_checkpoint
         self._queue: queue.Queue[_Unit | None] = queue.Queue()
         self._queued_events = 0
@@ -313,6 +315,11 @@ class Sequencer:
         self._frontier: merkle.CompactRange | None = None
         self._thread: threading.Thread | None = None
         self.batches = 0
+
+    def _seal_salt(self, n: int) -> bytes:
+        """The salt of one sealed part (``n`` = 32), from a pool of the OS's CSPRNG."""
+        assert n == SaltPool.SALT
+        return self._seal_pool()
 
     # --- public ------------------------------------------------------------------------
     def start(self) -> None:
@@ -634,12 +641,22 @@ class Sequencer:
                     items.append(Appended(again.index, again.event_hash, replayed=True))
                     continue
             p = ev.project
-            # The project's tail holds its order state and trade type; a sealed event joins
-            # the project's sealed chain (ledger/sealing.py), which has its own seq and prev.
+            # The project's tail holds its order state and trade type.
             ptail = (
                 unit_tails.get(p) or b.tails.get(p) or self._tails.get(self.store, b.conn, p, order)
             )
             assert ptail.order is not None
+            closes: int | None = None
+            refs = order.references.get(ev.type)
+            if refs:
+                try:
+                    ev, closes = self._resolve(ev, refs, poster, b, unit_placed, unit_keys)
+                except ReferenceProblem as e:
+                    return UnresolvedReference(pos, e)
+            # Sealed here, after resolution, so that a sealed reference is committed with
+            # what it resolved to (ledger/sealing.py); a sealed event joins the project's
+            # sealed chain, which has its own seq and prev.
+            ev = seal(ev, self.catalogue, self._seal_salt)
             chain = ev.chain
             tail = ptail
             if chain != p:
@@ -648,13 +665,6 @@ class Sequencer:
                     or b.tails.get(chain)
                     or self._tails.get(self.store, b.conn, chain, order)
                 )
-            closes: int | None = None
-            refs = order.references.get(ev.type)
-            if refs:
-                try:
-                    ev, closes = self._resolve(ev, refs, poster, b, unit_placed, unit_keys)
-                except ReferenceProblem as e:
-                    return UnresolvedReference(pos, e)
             if ev.type != ACCESS_EVENT:
                 violation = order.check(ptail.order, ev.trade_type, ev.type)
                 if violation is not None and ev.late_entry is None:
@@ -692,7 +702,7 @@ class Sequencer:
                 if state is not ptail.order or bound != ptail.trade_type:
                     unit_tails[p] = dataclasses.replace(ptail, order=state, trade_type=bound)
             if ev.type in order.answerable:
-                unit_placed[index] = (p, seq, ev.type, poster)
+                unit_placed[index] = (chain, seq, ev.type, poster)
             done = Appended(
                 index,
                 rec.event_hash,
@@ -722,8 +732,14 @@ class Sequencer:
         answer, by the poster's own ``idempotency_key`` or by its log ``index``. Anything
         else is one refusal, worded the same whether the event is missing, in another
         project or of another type, so that a reference cannot probe the log.
+
+        A reference from an open record to a sealed one (in the sealed chain) resolves to
+        the ``index`` only: the sealed chain's ``seq`` would count the sealed events before
+        it, and the open record is read before the opening and by readers who may never
+        read sealed events (docs/formats.md, "Sealed events").
         """
         payload = json.loads(ev.payload)
+        hidden = not self.catalogue.events[ev.type].sealed
         closing = self.order.closing_field(ev.type)
         closes: int | None = None
         changed = False
@@ -768,7 +784,10 @@ class Sequencer:
                     f"no event {desc} in project {ev.project} that {ev.type} may name "
                     f"({', '.join(targets)})",
                 )
-            payload[name] = {how: value, "index": at, "seq": found[1]}
+            if hidden and found[0].endswith(SEALED_SUFFIX):
+                payload[name] = {how: value, "index": at}
+            else:
+                payload[name] = {how: value, "index": at, "seq": found[1]}
             changed = True
             if name == closing:
                 closes = found[1]
@@ -778,7 +797,8 @@ class Sequencer:
         return dataclasses.replace(ev, payload=resolved), closes
 
 
-#: (project, seq, type, poster) of a record a reference may name.
+#: (chain, seq, type, poster) of a record a reference may name: its chain is the
+#: project's, or the project's sealed chain.
 _Placed = tuple[str, int, str, str]
 
 

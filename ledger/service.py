@@ -18,7 +18,6 @@ from ledger.catalogue import Catalogue, load_catalogue
 from ledger.clock import Clock, SystemClock
 from ledger.keys import LogKeyError, load_or_create_log_key, read_high_water
 from ledger.records import SEALED_SUFFIX, EventSubmission
-from ledger.sealing import seal
 from ledger.sequencer import Appended, Sequencer
 from ledger.store import Citation, Head, Store, StoreError, make_engine, migrate
 from ledger.tiles import HASH, TILE_WIDTH, TreeReader, tile_width_at
@@ -218,9 +217,9 @@ class Ledger:
     def append(
         self, events: list[EventSubmission], poster: str, *, dry: bool = False
     ) -> Future[list[Appended]]:
-        """Queue events for the log; sealed ones are committed part by part first.
+        """Queue events for the log (the sequencer seals sealed ones part by part).
         ``dry`` checks them as an append would be checked and commits nothing."""
-        return self.sequencer.submit([seal(ev, self.catalogue) for ev in events], poster, dry=dry)
+        return self.sequencer.submit(events, poster, dry=dry)
 
     def add_checkpoint_listener(self, fn: Callable[[int, bytes, str], None]) -> None:
         """Call ``fn(size, root, signed note)`` after each new checkpoint is committed.

@@ -9,6 +9,7 @@ opening is collected and every candidate is tried against every hash and commitm
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -381,7 +382,15 @@ def test_records_of_the_old_form_still_verify_and_leak_no_salt(api: Api, tmp_pat
     lg = api.lg
     subs = [validate_event(e, lg.catalogue) for e in evs]
     at = opening_at(evs)
-    # The old path: straight to the sequencer, without ledger.sealing.seal.
+    # The old path: a sequencer whose catalogue seals nothing, as before the scheme.
+    seals = lg.sequencer.catalogue
+    lg.sequencer.catalogue = dataclasses.replace(
+        seals,
+        events={
+            c: dataclasses.replace(e, sealed_fields=(), sealed_attachments=False)
+            for c, e in seals.events.items()
+        },
+    )
     lg.sequencer.submit(subs[:at], "old-poster").result(timeout=30)
     bid = next(i for i, e in enumerate(evs) if e["type"] == "bid_submitted")
     rec = api.get("reviewer", f"/v1/events/{bid}").json()["record"]
@@ -389,6 +398,7 @@ def test_records_of_the_old_form_still_verify_and_leak_no_salt(api: Api, tmp_pat
     after = api.get("reviewer", f"/v1/events/{bid + 1}").json()
     assert guesses_that_verify([rec, after], evs) == set()
     lg.sequencer.submit(subs[at:], "old-poster").result(timeout=30)
+    lg.sequencer.catalogue = seals
     plan = plan_bundle(lg, PROJECT)
     write_bundle(plan, tmp_path / "old.zip")
     rep = verify_bundle(tmp_path / "old.zip", TrustPolicy(lg.signer.verifier))

@@ -148,7 +148,24 @@ def record_from_event(event: dict[str, Any], receipt: dict[str, Any]) -> dict[st
     the posted members, the payload's references with their resolved ``index`` and
     ``seq``, the attachments with their chunk roots, and the receipt's ``seq``, ``prev``,
     ``index``, ``recorded_at``, ``salt``, ``record_checkpoint`` and ``catalogue_version``.
+    A sealed event's receipt also carries ``sealed_salts`` (path -> base64 salt, for the
+    poster's eyes only): each sealed part is then taken out and committed to, and the
+    record joins the sealed chain, as the ledger committed it (verifier.sealed.seal_record).
     """
+    record = _posted_record(event, receipt)
+    salts = receipt.get("sealed_salts")
+    if salts is None:
+        return record
+    from verifier.sealed import OpeningError, seal_record
+
+    try:
+        return seal_record(record, salts)
+    except OpeningError as e:
+        raise ReceiptError(f"the receipt's sealed_salts do not fit the event: {e}") from None
+
+
+def _posted_record(event: dict[str, Any], receipt: dict[str, Any]) -> dict[str, Any]:
+    """The record with every sealed part in place, as the poster posted and signed it."""
     from verifier.references import resolved_payload
 
     missing = [k for k in _POSTED if k not in event]
@@ -224,6 +241,8 @@ def check_receipt(
         raise ReceiptError("the receipt and the event must be JSON objects")
     r = Receipt.from_json(receipt)
     record = record_from_event(event, receipt)
+    # The poster signed the event as posted; a sealed record commits to its signature.
+    posted = _posted_record(event, receipt) if "commitments" in record else record
     got = event_hash_of(record)
     if got != r.event_hash:
         raise ReceiptError(
@@ -239,7 +258,7 @@ def check_receipt(
         from verifier.poster import PosterSignatureError, verify_record_signature
 
         try:
-            verify_record_signature(record)
+            verify_record_signature(posted)
         except PosterSignatureError as e:
             raise ReceiptError(f"poster signature: {e}") from None
         held.append("poster signature verifies")

@@ -23,8 +23,10 @@ hash covers only the commitments, so the committed record verifies against its e
 hash, and until the salts are revealed a candidate value cannot be tested against it.
 
 An *opening* is ``{"salt": base64, "value": JSON}``; :func:`open_record` checks every
-opening against its commitment and returns the record as posted. Pure code: bytes and
-JSON in, a value or :class:`OpeningError` out.
+opening against its commitment and returns the record as posted; :func:`seal_record` goes
+the other way, from the record as posted and the salts (which only the poster's receipt
+carries before the opening) to the committed record. Pure code: bytes and JSON in, a
+value or :class:`OpeningError` out.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ __all__ = [
     "commit",
     "commitments_of",
     "is_sealed_chain",
+    "leave_out",
     "open_record",
+    "seal_record",
 ]
 
 COMMITMENT_CONTEXT = b"jianzheng/sealed-commitment/v1\n"
@@ -122,6 +126,54 @@ def _absent(record: Mapping[str, Any], path: str) -> bool:
         payload = record.get("payload")
         return isinstance(payload, dict) and path[len("payload.") :] not in payload
     return path not in record
+
+
+def leave_out(record: dict[str, Any], path: str) -> object:
+    """Take the sealed part at ``path`` out of ``record`` (in place) and return its value.
+
+    The record's ``actor`` and ``payload`` are replaced by copies first, so that objects
+    the record shares with others are not changed.
+    """
+    if path == "actor.id":
+        actor = dict(record["actor"])
+        value = actor.pop("id")
+        record["actor"] = actor
+        return value
+    if path.startswith("payload."):
+        payload = dict(record["payload"])
+        value = payload.pop(path[len("payload.") :])
+        record["payload"] = payload
+        return value
+    return record.pop(path)
+
+
+def seal_record(record: Mapping[str, Any], salts: object) -> dict[str, Any]:
+    """The committed form of a record as posted, given the salt of each sealed part.
+
+    ``salts`` maps each sealed path to its base64 salt; each part is taken out of the
+    record and committed to under its salt, and the record joins the project's sealed
+    chain. The inverse of :func:`open_record`: ``open_record(seal_record(r, s), o) == r``
+    for the openings ``o`` of those salts and the values of ``r``.
+    """
+    if not isinstance(salts, dict) or not salts:
+        raise OpeningError("sealed_salts must be an object, one salt per sealed part")
+    out = dict(record)
+    commitments: dict[str, str] = {}
+    for path in sorted(salts):
+        salt = _b64(salts[path], f"sealed_salts.{path[:60]}", SALT_BYTES)
+        if not _PATH.fullmatch(path):
+            raise OpeningError(f"{path[:60]!r} is not a sealable part of a record")
+        try:
+            value = leave_out(out, path)
+        except (KeyError, TypeError):
+            raise OpeningError(f"{path}: the record has no such part to commit") from None
+        commitments[path] = base64.b64encode(commit(path, salt, value)).decode()
+    project = out.get("project")
+    if not isinstance(project, str):
+        raise OpeningError("the record names no project")
+    out["project"] = project + SEALED_SUFFIX
+    out["commitments"] = commitments
+    return out
 
 
 def open_record(record: Mapping[str, Any], openings: object) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from ledger.sequencer import (
 from ledger.service import Ledger, NotFound
 from ledger.witnessing.view import WitnessingView, receipt_fields_for
 from verifier.b64 import encode_b64
+from verifier.references import RESOLVED
 from verifier.rules.engine import evaluate
 from verifier.sealed import OpeningError, base_project, is_sealed_chain, open_record
 
@@ -177,11 +178,13 @@ def receipts_json(
         j["replayed"] = a.replayed
         c = a.completion
         if c is not None:
+            sealing = c.event.sealing
             fields = refs.get(c.event.type)
             j.update(completion_json(_record_view(c, bool(fields)), fields))
-        else:  # a replay: what the ledger added is in the committed record
-            rec = json.loads(lg.record(a.index)[0])
-            j.update(completion_json(rec, refs.get(str(rec.get("type")))))
+            if sealing is not None:
+                j["sealed_salts"] = sealed_salts(json.loads(sealing.openings))
+        else:  # a replay (of this poster's own event): what the ledger added is in the record
+            j.update(poster_completion(lg, json.loads(lg.record(a.index)[0])))
         cp = j["checkpoint"]
         fields = witnessed.get(cp)
         if fields is None:
@@ -210,6 +213,29 @@ def _record_view(c: Completion, with_payload: bool) -> dict[str, Any]:
     return view
 
 
+def sealed_salts(openings: Mapping[str, Any]) -> dict[str, str]:
+    """The salt of each sealed part of a record (path -> base64), from its openings.
+
+    Only the token that posted the event gets them, in its receipt: it knows the values
+    already, and with the salts rebuilds the commitments and so the record's hash
+    (verifier.sealed.seal_record). Anyone else holding them could test a guess.
+    """
+    return {path: o["salt"] for path, o in openings.items()}
+
+
+def poster_completion(lg: Ledger, record: dict[str, Any]) -> dict[str, Any]:
+    """The receipt members for the poster of a committed ``record`` (see completion_json);
+    for a sealed record, from the record as posted (its openings applied), with the
+    sealed parts' salts. Only for the token that posted the record."""
+    if not is_sealed_chain(record["project"]):
+        return completion_json(record, lg.catalogue.order.references.get(record["type"]))
+    openings = _openings(lg, [record])[record["index"]]
+    opened = _opened(record, openings)
+    out = completion_json(opened, lg.catalogue.order.references.get(opened["type"]))
+    out["sealed_salts"] = sealed_salts(openings)
+    return out
+
+
 def completion_json(
     record: dict[str, Any], refs: Mapping[str, tuple[str, ...]] | None
 ) -> dict[str, Any]:
@@ -229,10 +255,11 @@ def completion_json(
         out["catalogue_version"] = record["catalogue_version"]
     payload = record.get("payload")
     if refs and isinstance(payload, dict):
+        # A reference to a sealed record from an open one resolves to the index only.
         resolved = {
-            name: {"index": v["index"], "seq": v["seq"]}
+            name: {k: v[k] for k in RESOLVED if k in v}
             for name in refs
-            if isinstance(v := payload.get(name), dict) and "seq" in v and "index" in v
+            if isinstance(v := payload.get(name), dict) and "index" in v
         }
         if resolved:
             out["resolved"] = resolved
@@ -450,7 +477,7 @@ async def get_receipt(
     record = json.loads(canonical)
     receipt = lg.receipt(index, event_hash).to_json()
     receipt["replayed"] = False
-    receipt.update(completion_json(record, lg.catalogue.order.references.get(record["type"])))
+    receipt.update(await run_in_threadpool(poster_completion, lg, record))
     receipt.update(receipt_fields_for(w, receipt["checkpoint"]))
     return receipt
 
