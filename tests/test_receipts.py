@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,9 +21,15 @@ from api.app import create_app
 from api.auth import create_token
 from ledger.service import Ledger
 from tests.conftest import example_payload, make_event
-from tests.procs import jianzheng
+from tests.procs import Server, jianzheng
+from tests.tender import lawful_tender
 from verifier.note import ALG_COSIGNATURE_V1, NoteSignature, Signer, parse_note
 from verifier.receipt import record_from_event
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
 
 T = "2026-03-25T10:00:00+08:00"
 
@@ -192,3 +199,112 @@ def test_receipt_verify_counts_cosignatures_per_the_trust_file(
     )
     assert out.returncode == 0, out.stderr
     assert "1 witness cosignature(s)" in out.stdout
+
+
+# --- sealed events: the poster's receipt carries the salts, and only the poster's ---------
+
+
+def test_a_sealed_bid_and_a_sealed_reply_verify_for_their_poster_only(tmp_path: Path) -> None:
+    """On a served ledger: the receipts of a bid and of its (sealed) bid receipt verify with
+    ``jianzheng receipt verify``; nobody else gets the salts; after the opening the sealed
+    reply holds the resolved index and seq, the decryption (an open record) names the bid
+    by index alone, and the bundle verifies."""
+    project = "E330100000091"
+    data = tmp_path / "data"
+    srv = Server(data, None, origin="receipts.test/log")
+    try:
+        tok = {
+            role: jianzheng("token", "create", "--data", str(data), "--role", role).stdout.split()[
+                -1
+            ]
+            for role in ("platform", "reviewer")
+        }
+        other = jianzheng("token", "create", "--data", str(data), "--role", "platform")
+        tok["other"] = other.stdout.split()[-1]
+        files: dict[str, bytes] = {}
+        evs = lawful_tender(project, files)
+        at = next(i for i, e in enumerate(evs) if e["type"] == "bid_submitted")
+        bid = evs[at]
+        reply = {
+            **{k: bid[k] for k in ("project", "trade_type", "occurred_at")},
+            "type": "bid_receipt_issued",
+            "actor": {"id": "centre", "role": "centre"},
+            "payload": {"in_reply_to": {"idempotency_key": bid["idempotency_key"]}},
+            "idempotency_key": "receipt-of-bid-1",
+        }
+        evs.insert(at + 1, reply)
+        opening = next(i for i, e in enumerate(evs) if e["type"] == "bid_opening_started")
+        http = {
+            k: httpx.Client(base_url=srv.url, headers=auth(t), timeout=30) for k, t in tok.items()
+        }
+        for blob in files.values():
+            assert http["platform"].post("/v1/objects", content=blob).status_code in (200, 201)
+        r = http["platform"].post("/v1/events:batch", json={"events": evs[:opening]})
+        assert r.status_code == 201, r.text
+        receipts = r.json()["receipts"]
+        key = http["platform"].get("/v1/log").json()["verifier_key"]
+
+        # The poster verifies both sealed receipts offline, from what it posted.
+        for i in (at, at + 1):
+            assert set(receipts[i]["sealed_salts"]) >= {"actor.id"}
+            out = verify(tmp_path, receipts[i], evs[i], key)
+            assert out.returncode == 0, out.stderr
+        assert set(receipts[at]["sealed_salts"]) >= {"payload.price", "attachments"}
+        assert receipts[at + 1]["resolved"] == {
+            "in_reply_to": {"index": receipts[at]["index"], "seq": receipts[at]["seq"]}
+        }
+        # So does the newest receipt, and a replay's.
+        idx = receipts[at]["index"]
+        newest = http["platform"].get(f"/v1/receipts/{idx}")
+        assert (
+            newest.status_code == 200
+            and newest.json()["sealed_salts"] == (receipts[at]["sealed_salts"])
+        )
+        assert verify(tmp_path, newest.json(), bid, key).returncode == 0
+        again = http["platform"].post("/v1/events", json=evs[at + 1])
+        assert again.status_code == 200 and again.json()["replayed"] is True
+        assert verify(tmp_path, again.json(), evs[at + 1], key).returncode == 0
+
+        # Nobody else gets a receipt of it, nor a salt anywhere.
+        salts = {s for rc in receipts for s in rc.get("sealed_salts", {}).values()}
+        assert len(salts) > 10
+        seen = [
+            http["other"].get(f"/v1/receipts/{idx}"),
+            http["reviewer"].get(f"/v1/receipts/{idx}"),
+            http["reviewer"].get(f"/v1/projects/{project}/events", params={"limit": 1000}),
+        ] + [http["reviewer"].get(f"/v1/events/{rc['index']}") for rc in receipts]
+        assert seen[0].status_code == 404 and seen[1].status_code in (403, 404)
+        assert not any(s in r.text for r in seen for s in salts)
+
+        r = http["platform"].post("/v1/events:batch", json={"events": evs[opening:]})
+        assert r.status_code == 201, r.text
+        # After the opening the sealed reader sees the reply's resolved reference...
+        got = http["reviewer"].get(f"/v1/events/{receipts[at + 1]['index']}").json()
+        assert got["opened"]["payload"]["in_reply_to"] == {
+            "idempotency_key": bid["idempotency_key"],
+            "index": idx,
+            "seq": receipts[at]["seq"],
+        }
+        # ...and an open record names a sealed one by its index only (no sealed seq).
+        records = (
+            http["reviewer"]
+            .get(f"/v1/projects/{project}/events", params={"limit": 1000})
+            .json()["records"]
+        )
+        decrypted = [r["payload"]["bid_ref"] for r in records if r["type"] == "bid_decrypted"]
+        assert decrypted[0] == {"idempotency_key": bid["idempotency_key"], "index": idx}
+        out = tmp_path / "bundle.zip"
+        jianzheng(
+            "bundle", "export", "--url", srv.url, "--token", tok["reviewer"],
+            "--project", project, "-o", str(out),
+        )  # fmt: skip
+        for c in http.values():
+            c.close()
+    finally:
+        srv.stop()
+    trust = tmp_path / "trust.txt"
+    trust.write_text(f"log {key}\n")
+    v = jianzheng("verify", str(out), "--trust", str(trust), "--format", "json", check=False)
+    assert v.returncode == 0, v.stdout
+    checks = {c["id"]: c["status"] for c in json.loads(v.stdout)["checks"]}
+    assert checks["sealed_openings"] == "pass" and checks["records"] == "pass"
