@@ -167,6 +167,38 @@ def _reference() -> str:
     return "\n".join(out)
 
 
+def _codes(codes: Any) -> str:
+    return ", ".join(f"`{c}`" for c in sorted(codes))
+
+
+def _order() -> str:
+    """The process-order rules (the catalogue's ``process_order``), one row each."""
+    cat = load_catalogue()
+    out = [
+        "| 规则 rule | 内容 what it says | 条件 condition | 交易类型 trade types | 依据 sources |",
+        "|---|---|---|---|---|",
+    ]
+    for r in cat.order.rules:
+        if r.kind == "requires":
+            cond = f"{_codes(r.events)} 之前须有 must follow one of {_codes(r.earlier)}"
+        elif r.kind == "not_after":
+            cond = f"{_codes(r.earlier)} 之后不得记录 refused after: {_codes(r.events)}"
+        elif r.kind == "only_after":
+            cond = f"`{r.once}` 之后只可记录 only these may follow: {_codes(r.allowed)}"
+        else:
+            cond = (
+                f"`{r.opened_by}` 至以 `{r.closing_field}` 指明它的 `{r.closed_by}` 之间只可记录 "
+                f"between them only: {_codes(r.allowed)}"
+            )
+        tts = ", ".join(r.trade_types)
+        srcs = "；".join(r.sources).replace("|", "\\|")
+        out.append(
+            f"| {r.id} (`{r.kind}`) | {r.title_zh} / {r.title_en} | {cond} | {tts} "
+            f"| {srcs} ({r.status}) |"
+        )
+    return "\n".join(out) + "\n"
+
+
 def _replace(text: str, name: str, body: str) -> str:
     start, end = f"<!-- generated:{name}:start -->", f"<!-- generated:{name}:end -->"
     a, b = text.index(start) + len(start), text.index(end)
@@ -175,6 +207,7 @@ def _replace(text: str, name: str, body: str) -> str:
 
 def guide() -> str:
     text = GUIDE.read_text("utf-8")
+    text = _replace(text, "order", _order())
     text = _replace(text, "lifecycles", _lifecycles())
     return _replace(text, "reference", _reference())
 
