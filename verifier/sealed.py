@@ -37,7 +37,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from verifier.b64 import decode_b64
+from verifier.b64 import decode_b64, encode_b64
 from verifier.canonical import CanonicalError, canonicalize
 
 __all__ = [
@@ -167,7 +167,7 @@ def seal_record(record: Mapping[str, Any], salts: object) -> dict[str, Any]:
             value = leave_out(out, path)
         except (KeyError, TypeError):
             raise OpeningError(f"{path}: the record has no such part to commit") from None
-        commitments[path] = base64.b64encode(commit(path, salt, value)).decode()
+        commitments[path] = encode_b64(commit(path, salt, value))
     project = out.get("project")
     if not isinstance(project, str):
         raise OpeningError("the record names no project")
