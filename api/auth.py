@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, or_, select, update
 
+from api.errors import ApiLayerError
 from ledger.catalogue import TRADE_TYPES
 from ledger.clock import Clock, SystemClock, rfc3339
 from ledger.models import TokenRow
@@ -42,11 +43,11 @@ MAX_SCOPE_ITEMS = 1000
 MAX_TOKENS_LISTED = 1000
 
 
-class AuthError(Exception):
+class AuthError(ApiLayerError):
     """No valid token (401)."""
 
 
-class Forbidden(Exception):
+class Forbidden(ApiLayerError):
     """A valid token whose role may not do this (403)."""
 
 

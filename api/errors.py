@@ -9,14 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.http import ApiError, error_response, install_error_handlers
+from verifier.errors import JianzhengError
 
 __all__ = [
     "ERROR_RESPONSES",
     "ERROR_SCHEMA",
     "ApiError",
+    "ApiLayerError",
     "error_response",
     "install_error_handlers",
 ]
+
+
+class ApiLayerError(JianzhengError):
+    """An error of the api package (authentication, authorization, ranges), answered by
+    its route as an :class:`ApiError` (see :mod:`verifier.errors`)."""
+
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -34,6 +34,7 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from ledger.clock import rfc3339
+from ledger.errors import LedgerError
 from ledger.models import CheckpointRow
 from ledger.service import Ledger
 from ledger.witnessing.view import WitnessingView
@@ -51,15 +52,15 @@ YIELD_BYTES = 256 << 10
 FILE_BLOCK = 1 << 20
 
 
-class BundleExportError(RuntimeError):
+class BundleExportError(RuntimeError, LedgerError):
     """The bundle cannot be produced (a provider failed, an object is missing or altered)."""
 
 
-class ProjectNotFound(LookupError):
+class ProjectNotFound(LookupError, LedgerError):
     """The project has no committed records."""
 
 
-class BundleTooLarge(ValueError):
+class BundleTooLarge(ValueError, LedgerError):
     """The project has more records than a bundle may hold."""
 
 

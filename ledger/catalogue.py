@@ -18,6 +18,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
+from ledger.errors import LedgerError
 from ledger.order import OrderCatalogueError, ProcessOrder, parse_process_order
 from verifier.payload import (
     EXTENSIONS,
@@ -92,12 +93,12 @@ _HOW_TO_LIST = (
 _NO_ORDER: ProcessOrder = parse_process_order({"rules": []}, {}, {}, "process_order")
 
 
-class CatalogueError(ValueError):
+class CatalogueError(ValueError, LedgerError):
     """The catalogue file is malformed."""
 
 
 # The name is part of the agreed API, hence no "Error" suffix.
-class UnknownEventType(KeyError):
+class UnknownEventType(KeyError, LedgerError):
     """An event type code that is not in the catalogue."""
 
     def __init__(self, code: str, suggestions: tuple[str, ...] = ()) -> None:
@@ -112,7 +113,7 @@ class UnknownEventType(KeyError):
         return self.message
 
 
-class UnknownTradeType(KeyError):
+class UnknownTradeType(KeyError, LedgerError):
     """A trade type code that is not one of TRADE_TYPES."""
 
     def __init__(self, code: str) -> None:

@@ -18,11 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ledger.store import StoreError
+from verifier.errors import JianzhengError
 
 log = logging.getLogger("jianzheng.api")
 
 
-class ApiError(Exception):
+class ApiError(JianzhengError):
     """An error answered as JSON: ``{"error": {"status", "code", "message", "field"?}}``.
 
     ``message_zh`` is the message in Chinese; ``extra`` adds members such as ``expected``

@@ -13,13 +13,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ledger.errors import LedgerError
 from verifier.note import ALG_ED25519, NoteError, Signer
 
 KEY_FILE = "log.key"
 HIGH_WATER_FILE = "log.head"
 
 
-class LogKeyError(RuntimeError):
+class LogKeyError(RuntimeError, LedgerError):
     """The key file is missing, unreadable, or names another log."""
 
 

@@ -52,6 +52,8 @@ __all__ = [
     "posted_reference",
 ]
 
+from ledger.errors import LedgerError
+
 KINDS = ("requires", "not_after", "only_after", "while_open")
 _RULE_KEYS = frozenset(
     {"id", "kind", "title_zh", "title_en", "sources", "status", "trade_types", "note"}
@@ -66,7 +68,7 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
 RESOLVED = ("index", "seq")
 
 
-class OrderCatalogueError(ValueError):
+class OrderCatalogueError(ValueError, LedgerError):
     """The ``process_order`` section is malformed."""
 
 
@@ -182,7 +184,7 @@ class OrderViolation:
         return out
 
 
-class ReferenceProblem(ValueError):
+class ReferenceProblem(ValueError, LedgerError):
     """A reference field that is malformed or names no event it may answer (HTTP 422)."""
 
     def __init__(self, field: str, message: str) -> None:

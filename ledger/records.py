@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.catalogue import CATALOGUE_VERSION, TRADE_TYPES, Catalogue, UnknownEventType
+from ledger.errors import LedgerError
 from verifier.b64 import encode_b64
 from verifier.canonical import (
     MAX_SAFE_INTEGER,
@@ -78,7 +79,7 @@ EVENT_FIELDS = frozenset(
 MAX_LATE_REASON = 1000
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(ValueError, LedgerError):
     """A posted event breaks a rule; ``field`` names where (dotted path).
 
     ``message_zh`` says the same in Chinese; ``expected`` (and ``expected_zh``) what the

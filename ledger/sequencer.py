@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.catalogue import Catalogue, load_catalogue
 from ledger.clock import Clock, rfc3339
+from ledger.errors import LedgerError
 from ledger.keys import LogKeyError, write_high_water
 from ledger.order import (
     EMPTY_STATE,
@@ -60,7 +61,7 @@ from verifier.note import Signer, sign_note
 log = logging.getLogger("jianzheng.sequencer")
 
 
-class IdempotencyConflict(ValueError):
+class IdempotencyConflict(ValueError, LedgerError):
     """The idempotency key was used before by this poster for a different event."""
 
     def __init__(self, key: str, position: int) -> None:
@@ -71,7 +72,7 @@ class IdempotencyConflict(ValueError):
         self.position = position
 
 
-class PosterKeyChanged(ValueError):
+class PosterKeyChanged(ValueError, LedgerError):
     """The poster's registered key changed after the API checked the event's signature.
 
     Checked again under the writer lock, because the committed record must carry the key
@@ -104,7 +105,7 @@ def stale_signature(
     return None
 
 
-class TradeTypeMismatch(ValueError):
+class TradeTypeMismatch(ValueError, LedgerError):
     """An event's trade type is not its project's, which the project's first event fixed.
 
     Checked under the writer lock against committed state (and the events before it in
@@ -127,7 +128,7 @@ class TradeTypeMismatch(ValueError):
         self.trade_type = trade_type
 
 
-class OutOfOrder(ValueError):
+class OutOfOrder(ValueError, LedgerError):
     """The event breaks a process-order rule (HTTP 409 ``out_of_order``); nothing committed."""
 
     def __init__(self, position: int, violation: OrderViolation) -> None:
@@ -136,7 +137,7 @@ class OutOfOrder(ValueError):
         self.violation = violation
 
 
-class UnresolvedReference(ValueError):
+class UnresolvedReference(ValueError, LedgerError):
     """A reply's reference names no event it may answer (HTTP 422); nothing committed."""
 
     def __init__(self, position: int, problem: ReferenceProblem) -> None:
@@ -145,7 +146,7 @@ class UnresolvedReference(ValueError):
         self.problem = problem
 
 
-class SequencerBusy(RuntimeError):
+class SequencerBusy(RuntimeError, LedgerError):
     """The append queue is full; the caller should retry later."""
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from ledger.catalogue import Catalogue, load_catalogue
 from ledger.clock import Clock, SystemClock
+from ledger.errors import LedgerError
 from ledger.keys import LogKeyError, load_or_create_log_key, read_high_water
 from ledger.records import SEALED_SUFFIX, EventSubmission
 from ledger.sequencer import Appended, Sequencer
@@ -43,7 +44,7 @@ PROOF_NODES_KEPT = 1 << 16
 _T = TypeVar("_T")
 
 
-class NotFound(LookupError):
+class NotFound(LookupError, LedgerError):
     """The asked-for index, size or tile is not in the log (yet)."""
 
 

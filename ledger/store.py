@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
+from ledger.errors import LedgerError
 from ledger.models import (
     CheckpointRow,
     MetaRow,
@@ -86,7 +87,7 @@ def _insert_sql(conn: Connection, table: str, columns: tuple[str, ...]) -> str:
     return sql
 
 
-class StoreError(RuntimeError):
+class StoreError(RuntimeError, LedgerError):
     """The database is unreachable, inconsistent, or refuses an operation."""
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from verifier.errors import JianzhengError
+
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -25,7 +27,7 @@ def object_key(sha256_hex: str) -> str:
     return f"sha256/{sha256_hex}"
 
 
-class StorageError(Exception):
+class StorageError(JianzhengError):
     """Base of the storage errors."""
 
 

@@ -40,6 +40,8 @@ __all__ = [
 
 #: I-JSON (RFC 7493 §2.2): integers outside this range are not exact as IEEE-754 doubles,
 #: and JCS numbers are doubles (RFC 8785 §3.2.2.3), so two parties could disagree on them.
+from verifier.errors import VerifierError
+
 MAX_SAFE_INTEGER: Final = 2**53 - 1
 
 #: Most containers (objects and arrays) allowed on any path from the root. Bounds the
@@ -66,7 +68,7 @@ _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _PATH_KEY_MAX: Final = 40
 
 
-class CanonicalError(ValueError):
+class CanonicalError(ValueError, VerifierError):
     """A value or JSON text that has no canonical form in this project.
 
     ``str(err)`` is ``"<path>: <reason>"``; both parts are also attributes.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from verifier import merkle
 from verifier.b64 import decode_b64
+from verifier.errors import VerifierError
 from verifier.note import Note, NoteError, Verifier, open_note, parse_note
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
@@ -22,7 +23,7 @@ PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 MAX_PROOF_HASHES = 63
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ValueError, VerifierError):
     """A checkpoint or tlog-proof is malformed, unsigned, or does not verify."""
 
 

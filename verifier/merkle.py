@@ -11,6 +11,8 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+from verifier.errors import VerifierError
+
 HASH_SIZE = 32
 
 #: RFC 9162 §2.1.1: the hash of an empty tree is the hash of the empty string.
@@ -20,7 +22,7 @@ _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
 
 
-class ProofError(Exception):
+class ProofError(VerifierError):
     """A Merkle proof did not verify."""
 
 

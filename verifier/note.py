@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from verifier.errors import VerifierError
+
 #: Signature algorithm bytes from the signed-note spec.
 ALG_ED25519 = 0x01
 ALG_COSIGNATURE_V1 = 0x04
+
 
 _DASH = "\u2014 "
 #: Verifiers must accept at least this many signatures; more is a malformed note.
@@ -29,7 +32,7 @@ MAX_SIGNATURES = 100
 MAX_NOTE_BYTES = 1 << 20
 
 
-class NoteError(ValueError):
+class NoteError(ValueError, VerifierError):
     """A note, key or signature is malformed or does not verify."""
 
 

@@ -26,6 +26,8 @@ from typing import Any, Final
 
 #: The five trade types of public resource trading; the event catalogue and the process
 #: rules both speak of these (one definition for both).
+from verifier.errors import VerifierError
+
 TRADE_TYPES: Final[tuple[str, ...]] = ("engineering", "procurement", "land", "mining", "property")
 
 __all__ = [
@@ -113,7 +115,7 @@ def parse_date(value: object) -> date:
         raise ValueError(f"{value!r} is not a valid date") from None
 
 
-class PayloadError(ValueError):
+class PayloadError(ValueError, VerifierError):
     """A payload breaks its event type's specification.
 
     ``field`` is the path inside the payload (``bid_deadline``, ``expert_ids[2]``,
@@ -526,7 +528,7 @@ class PayloadChecker:
 _VersionedEvent = tuple[dict[str, FieldSpec], tuple[tuple[str, ...], ...], frozenset[str]]
 
 
-class UnknownCatalogueVersion(KeyError):
+class UnknownCatalogueVersion(KeyError, VerifierError):
     """A record names a catalogue version this verifier does not know (it is older)."""
 
 

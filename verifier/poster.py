@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from verifier.b64 import decode_b64
 from verifier.canonical import canonicalize
+from verifier.errors import VerifierError
 from verifier.references import posted_payload
 
 #: Domain separation: what the signature is over, and which version of that.
@@ -35,7 +36,7 @@ SIGNED_FIELDS = ("project", "trade_type", "type", "actor", "occurred_at", "paylo
 ATTACHMENT_FIELDS = ("sha256", "size", "media_type", "name")
 
 
-class PosterSignatureError(ValueError):
+class PosterSignatureError(ValueError, VerifierError):
     """A poster signature is malformed or does not verify."""
 
 

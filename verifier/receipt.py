@@ -23,12 +23,13 @@ from verifier.checkpoint import (
     open_checkpoint,
     tlog_proof_text,
 )
+from verifier.errors import VerifierError
 from verifier.note import Verifier
 
 ENTRY_VERSION = b"\x01"
 
 
-class ReceiptError(ValueError):
+class ReceiptError(ValueError, VerifierError):
     """A receipt is malformed or does not verify."""
 
 

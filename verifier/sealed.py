@@ -39,6 +39,7 @@ from typing import Any
 
 from verifier.b64 import decode_b64, encode_b64
 from verifier.canonical import CanonicalError, canonicalize
+from verifier.errors import VerifierError
 
 __all__ = [
     "COMMITMENT_CONTEXT",
@@ -64,7 +65,7 @@ SEALED_SUFFIX = "~sealed"
 _PATH = re.compile(r"actor\.id|attachments|poster_signature|payload\..+", re.DOTALL)
 
 
-class OpeningError(ValueError):
+class OpeningError(ValueError, VerifierError):
     """An opening is malformed, or does not match its commitment."""
 
 

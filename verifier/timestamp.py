@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from verifier.errors import VerifierError
+
 MAX_TOKEN_BYTES = 256 << 10
 MAX_CERTS = 16
 MAX_CHAIN = 5
@@ -44,7 +46,7 @@ _CRYPTO_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
-class TimestampError(ValueError):
+class TimestampError(ValueError, VerifierError):
     """A timestamp reply or token is malformed, refused, or does not verify."""
 
 

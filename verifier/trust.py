@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from verifier.errors import VerifierError
 from verifier.note import ALG_COSIGNATURE_V1, ALG_ED25519, NoteError, Verifier, parse_vkey
 
 MAX_TRUST_BYTES = 64 << 10
@@ -27,7 +28,7 @@ MAX_WITNESSES = 64
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-class TrustError(ValueError):
+class TrustError(ValueError, VerifierError):
     """The trust file is malformed; the message names the line."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from verifier import merkle
+from verifier.errors import VerifierError
 from verifier.note import (
     ALG_COSIGNATURE_V1,
     Note,
@@ -39,7 +40,7 @@ SIZE_CONTENT_TYPE = "text/x.tlog.size"
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 
 
-class WitnessError(ValueError):
+class WitnessError(ValueError, VerifierError):
     """A cosignature, policy or add-checkpoint message is malformed or unmet."""
 
 

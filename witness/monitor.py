@@ -32,6 +32,7 @@ from verifier import merkle
 from verifier.checkpoint import CheckpointError, SignedCheckpoint, open_checkpoint
 from verifier.note import NoteError, Verifier
 from verifier.witnessing import WitnessError, cosigners
+from witness.errors import WitnessServiceError
 
 MAX_CHECKPOINT_BYTES = 1 << 20
 MAX_TILE_BYTES = TILE_WIDTH * HASH * 2
@@ -45,7 +46,7 @@ BAD_SIGNATURE = "bad_signature"
 BAD_COSIGNATURE = "bad_cosignature"
 
 
-class MonitorError(RuntimeError):
+class MonitorError(RuntimeError, WitnessServiceError):
     """The monitor could not check (network, HTTP error, unusable state): no verdict."""
 
 

@@ -59,6 +59,7 @@ from verifier.witnessing import (
     format_cosignatures,
     format_size,
 )
+from witness.errors import WitnessServiceError
 from witness.state import (
     FORK,
     INCONSISTENT,
@@ -75,7 +76,7 @@ REPLY_TIMEOUT = 10.0
 TEXT = "text/plain; charset=utf-8"
 
 
-class WitnessKeyError(RuntimeError):
+class WitnessKeyError(RuntimeError, WitnessServiceError):
     """The witness key file is missing, unreadable or not a cosignature key."""
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from ledger.clock import rfc3339
 from ledger.store import make_engine
 from verifier.note import NoteError, Verifier, parse_vkey
+from witness.errors import WitnessServiceError
 
 DB_FILE = "witness.db"
 #: Bounds: how many logs one witness serves, and one page of evidence.
@@ -50,7 +51,7 @@ FORK = "fork"
 INCONSISTENT = "inconsistent_proof"
 
 
-class WitnessStateError(RuntimeError):
+class WitnessStateError(RuntimeError, WitnessServiceError):
     """The witness database is unusable or an operator command cannot be applied."""
 
 

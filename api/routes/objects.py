@@ -30,7 +30,7 @@ from starlette.requests import ClientDisconnect
 from api.access import HOLD_OBJECT, HOLD_POSTER, authorize_object, record_access, record_event
 from api.auth import Principal
 from api.deps import DecimalDigits, LedgerDep, Poster, not_found, read_json, role
-from api.errors import ApiError
+from api.errors import ApiError, ApiLayerError
 from ledger.records import (
     HOLD_RELEASED_EVENT,
     HOLD_SET_EVENT,
@@ -300,7 +300,7 @@ def _position(digits: str) -> int:
     return int(significant or "0")
 
 
-class RangeNotSatisfiable(Exception):
+class RangeNotSatisfiable(ApiLayerError):
     pass
 
 

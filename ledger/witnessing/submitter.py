@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 
 from ledger.clock import rfc3339
+from ledger.errors import LedgerError
 from ledger.service import Ledger, NotFound
 from ledger.witnessing.records import WitnessRecords
 from ledger.witnessing.timestamper import Timestamper, TsaError
@@ -74,7 +75,7 @@ STORE_QUEUE = 100_000
 MAX_REPLY_BYTES = 64 << 10
 
 
-class WitnessConfigError(ValueError):
+class WitnessConfigError(ValueError, LedgerError):
     """A ``--witness VKEY@URL`` or quorum setting cannot be used."""
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from ledger.errors import LedgerError
 
-class TsaError(RuntimeError):
+
+class TsaError(RuntimeError, LedgerError):
     """The TSA is unreachable, refused, or its key material is unusable."""
 
 

@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from verifier.errors import VerifierError
+
 FORMAT = "jianzheng-evidence-bundle"
 VERSION = 1
 
@@ -67,7 +69,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-class BundleError(ValueError):
+class BundleError(ValueError, VerifierError):
     """The bundle cannot be read as an evidence bundle at all."""
 
 

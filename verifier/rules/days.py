@@ -22,17 +22,19 @@ from datetime import date, datetime, timedelta, timezone
 from importlib import resources
 from typing import Any, Literal
 
+from verifier.errors import VerifierError
+
 CST = timezone(timedelta(hours=8), "CST")
 Unit = Literal["day", "workday"]
 #: No official break is longer than this; a longer search means corrupt data.
 _MAX_REST_RUN = 31
 
 
-class CalendarError(ValueError):
+class CalendarError(ValueError, VerifierError):
     """The holiday calendar file is malformed."""
 
 
-class OutsideCalendar(LookupError):
+class OutsideCalendar(LookupError, VerifierError):
     """A date the shipped holiday calendar does not cover, so its status is unknown."""
 
     def __init__(self, day: date, span: str) -> None:

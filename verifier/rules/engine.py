@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any, Literal
 
+from verifier.errors import VerifierError
 from verifier.payload import TRADE_TYPES, parse_instant
 from verifier.rules.days import (
     HolidayCalendar,
@@ -39,7 +40,7 @@ RULE_STATUSES = ("confirmed", "to-confirm")
 MAX_FINDINGS_PER_RULE = 50
 
 
-class RuleCatalogueError(ValueError):
+class RuleCatalogueError(ValueError, VerifierError):
     """``rules.json`` is malformed (a bug in the shipped data or a local edit)."""
 
 
