@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from api import cli_storage, cli_verify, cli_witness, limits
+from api import cli_storage, cli_verify, cli_witness, limits, serve_options
+from api.serve_options import DEFAULT_HOST, DEFAULT_PORT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -20,29 +21,6 @@ if TYPE_CHECKING:
 
     from ledger.service import Ledger
     from ledger.store import Store
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "jianzheng"
-
-
-def _add_store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=default_data_dir(),
-        help="data directory holding the log key (and the SQLite database)",
-    )
-    p.add_argument(
-        "--db",
-        default=os.environ.get("JIANZHENG_DB"),
-        help="database URL, e.g. postgresql+psycopg://user@host/db "
-        "(default: SQLite in --data; env JIANZHENG_DB)",
-    )
 
 
 def _fail(msg: str) -> int:
@@ -242,48 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the ledger HTTP service")
-    _add_store_args(p)
-    p.add_argument("--host", default=DEFAULT_HOST)
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument(
-        "--origin",
-        default=os.environ.get("JIANZHENG_ORIGIN"),
-        help="log origin (key name), fixed on first start",
-    )
-    p.add_argument("--max-batch", type=int, default=4096, help="most events in one commit")
-    p.add_argument(
-        "--max-delay", type=float, default=2.0, help="milliseconds a batch waits for more events"
-    )
-    p.add_argument("--log-level", default="warning")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("JIANZHENG_WORKERS", "1")),
-        help="HTTP worker processes sharing the database (default 1; env JIANZHENG_WORKERS); "
-        "each applies --rate-limit on its own",
-    )
-    p.add_argument(
-        "--rate-limit",
-        type=float,
-        default=1000.0,
-        help="requests per second per token (default 1000; 0 turns it off)",
-    )
-    p.add_argument(
-        "--auth-failure-rate",
-        type=float,
-        default=10.0,
-        help="requests per second without a valid token (401) per client address, in "
-        "bursts of twice that; past it 429 before the database is asked (default 10; "
-        "0 turns it off)",
-    )
-    cli_witness.add_serve_options(p)  # --witness VKEY@URL, --witness-quorum K, --tsa-url
-    limits.add_arguments(p)  # --header-timeout, --max-connections, --uploads-per-token, ...
+    serve_options.add_serve_arguments(p)
     p.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("token", help="manage bearer tokens")
     tsub = t.add_subparsers(dest="token_command", required=True)
     tc = tsub.add_parser("create", help="create a token; prints it as the last line")
-    _add_store_args(tc)
+    serve_options.add_store_args(tc)
     tc.add_argument("--role", required=True, help="platform, reviewer, archivist or admin")
     tc.add_argument("--label", default="")
     tc.add_argument(
@@ -303,15 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tc.set_defaults(func=cmd_token_create)
     tl = tsub.add_parser("list", help="list tokens (ids, roles, scopes; never the tokens)")
-    _add_store_args(tl)
+    serve_options.add_store_args(tl)
     tl.set_defaults(func=cmd_token_list)
     tr = tsub.add_parser("revoke", help="revoke a token, by id or by the token itself")
-    _add_store_args(tr)
+    serve_options.add_store_args(tr)
     tr.add_argument("token", help="token id or token")
     tr.set_defaults(func=cmd_token_revoke)
 
     a = sub.add_parser("audit", help="re-derive every tile and root and compare with checkpoints")
-    _add_store_args(a)
+    serve_options.add_store_args(a)
     a.add_argument("--objects", action="store_true", help="also re-hash every stored object")
     a.set_defaults(func=cmd_audit)
 

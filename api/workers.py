@@ -148,10 +148,10 @@ class WorkerServer(uvicorn.Server):
 
 def worker_main(argv: list[str], parent: int) -> None:
     """Entry point of a worker process (spawned, so it imports everything afresh)."""
-    from api.cli import build_parser
+    from api.serve_options import parse_serve_argv
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    args = build_parser().parse_args(argv)
+    args = parse_serve_argv(argv)
     _exit_with_parent(parent)
     sock = listen_socket(args.host, args.port)
     app = worker_app(args)

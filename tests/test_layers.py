@@ -198,3 +198,75 @@ def test_every_error_derives_from_its_package_base() -> None:
     from verifier.checkpoint import CheckpointError
 
     assert issubclass(NotFound, LookupError) and issubclass(CheckpointError, ValueError)
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Which project modules each module imports (at the top or inside functions)."""
+    mods = dict(all_modules())
+    return {
+        name: {
+            m
+            for m in imports_of(path.read_text(), name, path.stem == "__init__")
+            if m in mods and m != name
+        }
+        for name, path in mods.items()
+    }
+
+
+def test_no_import_cycles() -> None:
+    # Issue 14 §4: api/workers.py imported api/cli.py, which imports it; the serve options
+    # both need live in api/serve_options.py. A cycle anywhere, even through an import
+    # inside a function, means two modules that cannot be understood apart.
+    assert import_cycles(module_graph()) == []
+    # The check itself finds one.
+    assert import_cycles({"api.cli": {"api.workers"}, "api.workers": {"api.cli"}}) == [
+        ["api.cli", "api.workers"]
+    ]
+
+
+def test_domain_packages_know_no_http() -> None:
+    # The domain rules (ledger/, storage/) raise domain exceptions; only the API (and the
+    # shared HTTP plumbing in ledger/http.py) turns them into statuses and JSON.
+    bad = [
+        f"{name} imports {m}"
+        for name, path in all_modules()
+        if name.split(".")[0] in ("ledger", "storage") and name != "ledger.http"
+        for m in imports_of(path.read_text(), name, path.stem == "__init__")
+        if m.split(".")[0] in WEB or m == "ledger.http"
+    ]
+    assert bad == []
