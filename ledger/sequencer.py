@@ -15,9 +15,7 @@ import dataclasses
 import json
 import logging
 import os
-import queue
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -30,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.catalogue import Catalogue, load_catalogue
 from ledger.clock import Clock, rfc3339
+from ledger.committer import Committer
 from ledger.errors import LedgerError
 from ledger.keys import LogKeyError, write_high_water
 from ledger.order import (
@@ -303,18 +302,21 @@ class Sequencer:
         #: The newest version of every tile this process wrote; the reader consults it first.
         self.edge_tiles = edge_tiles
         self.data_dir = data_dir
-        self.max_batch = max_batch
-        self.max_delay = max_delay
         self._salt = salt or SaltPool()
         self._seal_pool = SaltPool()
         self._on_checkpoint = on_checkpoint
-        self._queue: queue.Queue[_Unit | None] = queue.Queue()
+        self._committer: Committer[_Unit] = Committer(
+            self._commit_units,
+            name="jianzheng-sequencer",
+            max_batch=max_batch,
+            max_delay=max_delay,
+            weight=lambda u: len(u.events),
+        )
         self._queued_events = 0
         self._queue_limit = queue_limit
         self._lock = threading.Lock()
         self._tails = _ProjectTails()
         self._frontier: merkle.CompactRange | None = None
-        self._thread: threading.Thread | None = None
         self.batches = 0
 
     def _seal_salt(self, n: int) -> bytes:
@@ -324,14 +326,10 @@ class Sequencer:
 
     # --- public ------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="jianzheng-sequencer", daemon=True)
-        self._thread.start()
+        self._committer.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout)
-            self._thread = None
+        self._committer.stop(timeout)
 
     def submit(
         self, events: list[EventSubmission], poster: str, *, dry: bool = False
@@ -346,37 +344,13 @@ class Sequencer:
             if self._queued_events + len(events) > self._queue_limit:
                 raise SequencerBusy(f"more than {self._queue_limit} events are waiting")
             self._queued_events += len(events)
-        self._queue.put(unit)
+        self._committer.put(unit)
         return unit.future
 
-    # --- the loop ----------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            units = [first]
-            count = len(first.events)
-            deadline = time.monotonic() + self.max_delay
-            stop = False
-            while count < self.max_batch:
-                wait = deadline - time.monotonic()
-                try:
-                    nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                units.append(nxt)
-                count += len(nxt.events)
-            with self._lock:
-                self._queued_events -= count
-            self._commit_units(units)
-            if stop:
-                return
-
+    # --- the loop (a Committer: up to max_batch events, max_delay for more) ----------
     def _commit_units(self, units: list[_Unit]) -> None:
+        with self._lock:
+            self._queued_events -= sum(len(u.events) for u in units)
         try:
             results, head = self._commit(units)
         except Exception as e:  # the whole batch failed: nothing was committed

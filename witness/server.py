@@ -25,7 +25,6 @@ import logging
 import queue
 import re
 import socket
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -38,6 +37,7 @@ from fastapi.responses import Response
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.committer import Committer
 from ledger.http import ApiError, install_error_handlers, read_body
 from ledger.keys import load_or_create_key
 from verifier import merkle
@@ -144,20 +144,16 @@ class WitnessCore:
         self.store = store
         self.signer = signer
         self.clock = clock
-        self.max_batch = max_batch
-        self._queue: queue.Queue[_Pending | None] = queue.Queue(queue_limit)
-        self._thread: threading.Thread | None = None
+        self._committer: Committer[_Pending] = Committer(
+            self._commit, name="witness-committer", max_batch=max_batch, maxsize=queue_limit
+        )
         self.batches = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="witness-committer", daemon=True)
-        self._thread.start()
+        self._committer.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout)
-            self._thread = None
+        self._committer.stop(timeout)
 
     # --- intake --------------------------------------------------------------------------
     def submit(self, body: bytes) -> Future[Reply]:
@@ -180,7 +176,7 @@ class WitnessCore:
             )
         p = _Pending(req, cp, note)
         try:
-            self._queue.put_nowait(p)
+            self._committer.put_nowait(p)
         except queue.Full:
             return _done(Reply(503, "the witness is overloaded; retry shortly", "busy"))
         return p.future
@@ -190,32 +186,16 @@ class WitnessCore:
         return self.submit(body).result(timeout)
 
     # --- the committer -------------------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            try:
-                self._process(batch)
-            except Exception:  # never leave a caller waiting, never kill the committer
-                log.exception("witness batch failed")
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_result(Reply(503, "internal error; retry", "unavailable"))
-            self.batches += 1
-            if stop:
-                return
+    def _commit(self, batch: list[_Pending]) -> None:
+        """Decide a batch (taken without waiting for more, up to ``max_batch``)."""
+        try:
+            self._process(batch)
+        except Exception:  # never leave a caller waiting, never kill the committer
+            log.exception("witness batch failed")
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_result(Reply(503, "internal error; retry", "unavailable"))
+        self.batches += 1
 
     def _process(self, batch: list[_Pending]) -> None:
         decisions: list[Reply] = []

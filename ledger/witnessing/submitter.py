@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 
 from ledger.clock import rfc3339
+from ledger.committer import Committer
 from ledger.errors import LedgerError
 from ledger.service import Ledger, NotFound
 from ledger.witnessing.records import WitnessRecords
@@ -72,6 +73,8 @@ TSA_YIELD = 0.5
 CACHE_SIZES = 1024
 #: Cosignatures gathered but not yet written; beyond this they stay in memory only.
 STORE_QUEUE = 100_000
+#: Cosignatures written per transaction, at most.
+STORE_BATCH = 256
 MAX_REPLY_BYTES = 64 << 10
 
 
@@ -175,10 +178,10 @@ class Witnessing:
         self._ts_max = -1
         self._ts_floor = 0
         self._ts_thread: threading.Thread | None = None
-        self._to_store: queue.Queue[tuple[int, NoteSignature, int] | None] = queue.Queue(
-            STORE_QUEUE
+        self._to_store: Committer[tuple[int, NoteSignature, int]] = Committer(
+            self._store, name="cosignature-store", max_batch=STORE_BATCH, maxsize=STORE_QUEUE
         )
-        self._store_thread: threading.Thread | None = None
+        self._store_failures = 0  # consecutive failed writes (the back-off grows with them)
         #: Set by bench/bench_witness.py: record (size, announced, witnessed) monotonic times.
         self.record_latency = False
         self.latencies: list[tuple[int, float, float]] = []
@@ -231,10 +234,7 @@ class Witnessing:
         if self.timestamper is not None:
             self._ts_thread = threading.Thread(target=self._ts_loop, name="tsa", daemon=True)
             self._ts_thread.start()
-        self._store_thread = threading.Thread(
-            target=self._store_loop, name="cosignature-store", daemon=True
-        )
-        self._store_thread.start()
+        self._to_store.start()
         if self._poll is not None:
             self._poll_thread = threading.Thread(
                 target=self._poll_loop, name="checkpoint-poll", daemon=True
@@ -279,9 +279,7 @@ class Witnessing:
             wk.http.close()
         if self._ts_thread is not None:
             self._ts_thread.join(timeout)
-        if self._store_thread is not None:
-            self._to_store.put(None)  # after the workers stopped: nothing is left behind
-            self._store_thread.join(timeout)
+        self._to_store.stop(timeout)  # after the workers stopped: nothing is left behind
         if self._poll_thread is not None:
             self._poll_thread.join(timeout)
 
@@ -459,37 +457,20 @@ class Witnessing:
             )
         return True
 
-    def _store_loop(self) -> None:
+    def _store(self, batch: list[tuple[int, NoteSignature, int]]) -> None:
         """Write gathered cosignatures to the database, many per transaction."""
-        failures = 0
         while True:
-            first = self._to_store.get()
-            if first is None:
+            try:
+                self.records.put_cosignatures(batch)
+                self._store_failures = 0
                 return
-            batch = [first]
-            last = False
-            while len(batch) < 256:
-                try:
-                    nxt = self._to_store.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    last = True
-                    break
-                batch.append(nxt)
-            while True:
-                try:
-                    self.records.put_cosignatures(batch)
-                    failures = 0
-                    break
-                except Exception:
-                    failures += 1
-                    log.exception("cannot store %d cosignature(s); retrying", len(batch))
-                    if self._stop.wait(min(MAX_BACKOFF, 0.25 * 2 ** min(failures - 1, 10))):
-                        if failures > 3:
-                            break  # shutting down: they can be gathered again
-            if last:
-                return
+            except Exception:
+                self._store_failures += 1
+                failures = self._store_failures
+                log.exception("cannot store %d cosignature(s); retrying", len(batch))
+                if self._stop.wait(min(MAX_BACKOFF, 0.25 * 2 ** min(failures - 1, 10))):
+                    if failures > 3:
+                        return  # shutting down: they can be gathered again
 
     # --- cosignature cache ---------------------------------------------------------------
     def _sigs_for_locked(self, size: int) -> dict[tuple[str, bytes], NoteSignature]:
