@@ -16,11 +16,11 @@ from starlette.types import Lifespan
 from api.auth import AUTH_FAILURES_PER_SECOND, RateLimiter, TokenCheck
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.limits import ServeLimits
-from api.posters import PosterKeys
 from api.routes import bundles, events, log, posters, tokens
 from api.routes import objects as objects_routes
 from api.routes import witnessing as witnessing_routes
 from api.schemas import openapi_components
+from ledger.posters import PosterKeys
 from ledger.service import Ledger
 from ledger.witnessing.view import WitnessingView
 from storage.service import EvidenceStore, open_evidence_store

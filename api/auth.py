@@ -23,12 +23,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, or_, select, update
 
 from api.errors import ApiLayerError
+from ledger.access import ALL, Principal, Scope
 from ledger.catalogue import TRADE_TYPES
 from ledger.clock import Clock, SystemClock, rfc3339
 from ledger.models import TokenRow
@@ -49,43 +49,6 @@ class AuthError(ApiLayerError):
 
 class Forbidden(ApiLayerError):
     """A valid token whose role may not do this (403)."""
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Projects a token may touch; ``None`` in a field means no limit on it."""
-
-    projects: frozenset[str] | None = None
-    trade_types: frozenset[str] | None = None
-
-    def allows(self, project: str, trade_type: str) -> bool:
-        """Both limits apply. ``trade_type`` is the project's stored one: call this only
-        through :func:`api.access.authorize`, the one authorization of every path."""
-        if self.projects is not None and project not in self.projects:
-            return False
-        return self.trade_types is None or trade_type in self.trade_types
-
-    @property
-    def unlimited(self) -> bool:
-        return self.projects is None and self.trade_types is None
-
-    def to_json(self) -> dict[str, list[str] | None]:
-        return {
-            "projects": sorted(self.projects) if self.projects is not None else None,
-            "trade_types": sorted(self.trade_types) if self.trade_types is not None else None,
-        }
-
-
-ALL = Scope()
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the token's id (the poster identity), role and scope."""
-
-    token_id: str
-    role: str
-    scope: Scope = ALL
 
 
 def _hash(token: str) -> bytes:

@@ -17,13 +17,13 @@ from pydantic import BeforeValidator
 from api.auth import (
     AuthError,
     Forbidden,
-    Principal,
     RateLimiter,
     TokenCheck,
     client_key,
     require,
 )
 from api.errors import ApiError
+from ledger.access import Principal
 from ledger.http import read_body
 from ledger.records import PROJECT_RE
 from ledger.service import Ledger

@@ -271,3 +271,20 @@ def test_domain_packages_know_no_http() -> None:
         if m.split(".")[0] in WEB or m == "ledger.http"
     ]
     assert bad == []
+
+
+def test_every_domain_refusal_has_its_http_answer() -> None:
+    # The refusals of the domain services (ledger/access.py, ledger/posters.py) are
+    # answered in one place, api/errors.py REFUSALS; one without an answer would be a 500.
+    from api.errors import REFUSALS, as_api_error
+    from ledger.access import AccessError, NotVisible
+    from ledger.posters import PosterKeyError
+
+    def below(cls: type) -> list[type]:
+        return [x for s in cls.__subclasses__() for x in (s, *below(s))]
+
+    refusals = below(AccessError) + below(PosterKeyError)
+    assert len(refusals) >= 9
+    assert [c.__name__ for c in refusals if not set(c.__mro__) & set(REFUSALS)] == []
+    e = as_api_error(NotVisible("no such project"))
+    assert (e.status, e.code, e.message, e.field) == (404, "not_found", "no such project", None)

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import create_token
-from api.posters import PosterKeys
+from ledger.posters import PosterKeys
 from ledger.records import validate_event
 from ledger.sequencer import Appended, PosterKeyChanged
 from tests.conftest import make_event

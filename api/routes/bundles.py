@@ -20,9 +20,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.access import authorize_project, record_access
 from api.deps import LedgerDep, ProjectCode, Reader, app_witnessing
 from api.errors import ApiError
+from ledger.access import authorize_project, record_access
 from ledger.bundle import (
     BundleExportError,
     BundlePlan,

@@ -13,8 +13,6 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.access import access_chain, authorize_post, authorize_project, record_access
-from api.auth import Principal
 from api.deps import (
     MAX_INT64,
     DecimalDigits,
@@ -28,9 +26,10 @@ from api.deps import (
     read_json,
 )
 from api.errors import ApiError
-from api.posters import PosterKeys
 from api.routes.objects import attachment_lookup
 from api.schemas import POSTED_EVENT_REF
+from ledger.access import Principal, access_chain, authorize_post, authorize_project, record_access
+from ledger.posters import PosterKeys
 from ledger.records import ACCESS_SUFFIX, EventSubmission, InvalidEvent, validate_event
 from ledger.sealing import is_sealed_type, may_read_sealed, redact
 from ledger.sequencer import (
@@ -89,7 +88,7 @@ def admit(
     and the poster's signature."""
     authorize_post(p, ev.project, ev.trade_type, stored.get(ev.project), prefix + "trade_type")
     assert isinstance(obj, dict)
-    return keys.check(p, ev, obj, prefix)
+    return keys.check(p.token_id, ev, obj, prefix)
 
 
 def invalid_event(e: InvalidEvent, version: int, prefix: str = "") -> ApiError:

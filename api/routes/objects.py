@@ -6,7 +6,7 @@ The body of an upload is never held whole: it flows through a bounded pipe to an
 thread that hashes it and writes it to the store as it arrives.
 
 Every read is authorised through the projects that cite the object, and recorded in the
-authorising project's access chain before a byte is sent (:mod:`api.access`).
+authorising project's access chain before a byte is sent (:mod:`ledger.access`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
-from api.access import HOLD_OBJECT, HOLD_POSTER, authorize_object, record_access, record_event
-from api.auth import Principal
 from api.deps import DecimalDigits, LedgerDep, Poster, not_found, read_json, role
 from api.errors import ApiError, ApiLayerError
+from ledger.access import (
+    HOLD_OBJECT,
+    HOLD_POSTER,
+    Principal,
+    authorize_object,
+    record_access,
+    record_event,
+)
 from ledger.records import (
     HOLD_RELEASED_EVENT,
     HOLD_SET_EVENT,
@@ -104,7 +110,7 @@ ObjectsDep = Annotated[EvidenceStore, Depends(get_objects)]
 #: A complaint reviewer (or an admin) places and lifts legal holds.
 HoldSetter = Annotated[Principal, Depends(role("reviewer"))]
 #: Readers of cited objects, and the platform checking an upload no record cites yet;
-#: which objects each may read is decided per object (api.access.authorize_object).
+#: which objects each may read is decided per object (ledger.access.authorize_object).
 ObjectReader = Annotated[Principal, Depends(role("platform", "reviewer", "archivist"))]
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Admin, Poster, TokenId
 from api.errors import ApiError
-from api.posters import PosterKeys
+from ledger.posters import PosterKeys
 
 router = APIRouter(tags=["posters"])
 

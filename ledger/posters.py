@@ -1,7 +1,10 @@
-"""Poster signing keys: which Ed25519 key a platform token signs its events with.
+r"""Poster signing keys: which Ed25519 key a platform token signs its events with.
 
 A platform registers its own key once; after that only an admin can replace it or lift
 the ``required`` flag, so a stolen token cannot swap the key or turn signing off.
+
+Refusals are :class:`PosterKeyError`\ s; ``api/errors.py`` answers each with its HTTP
+status and code.
 """
 
 from __future__ import annotations
@@ -14,13 +17,38 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from api.auth import Principal, TokenCheck
-from api.errors import ApiError
 from ledger.clock import SystemClock, rfc3339
+from ledger.errors import LedgerError
 from ledger.models import PosterKeyHistoryRow, PosterKeyRow
 from ledger.records import EventSubmission
 from ledger.store import Store
 from verifier.poster import PosterSignatureError, verify_event_signature
+
+
+class PosterKeyError(LedgerError):
+    """A poster key or an event's signature is refused; ``field`` names the field (with
+    its position in a batch), ``reason`` says why without it."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.reason = reason
+        self.field = field
+
+
+class PosterKeyExists(PosterKeyError):
+    """The token already has a key; only an admin may replace it."""
+
+
+class SignatureRequired(PosterKeyError):
+    """The poster's key is ``required`` and the event is unsigned."""
+
+
+class NoPosterKey(PosterKeyError):
+    """A signed event from a token that registered no key."""
+
+
+class BadPosterSignature(PosterKeyError):
+    """The event's signature does not verify under the poster's key."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +64,8 @@ class PosterKeys:
     process within :data:`CACHE_SECONDS`, like a token revocation.
     """
 
-    CACHE_SECONDS = TokenCheck.CACHE_SECONDS
+    #: As long as a looked-up token is trusted (``api.auth.TokenCheck.CACHE_SECONDS``).
+    CACHE_SECONDS = 5.0
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -73,11 +102,9 @@ class PosterKeys:
                 select(PosterKeyRow.token_id).where(PosterKeyRow.token_id == token_id)
             )
             if have is not None and not replace:
-                raise ApiError(
-                    409,
-                    "key_exists",
+                raise PosterKeyExists(
                     "a key is already registered for this token; an admin may "
-                    "replace it (PUT /v1/tokens/{id}/poster-key)",
+                    "replace it (PUT /v1/tokens/{id}/poster-key)"
                 )
             head = self.store.head(conn)
             size = head.size if head else 0
@@ -106,24 +133,21 @@ class PosterKeys:
             self._cache.pop(token_id, None)
 
     def check(
-        self, p: Principal, ev: EventSubmission, posted: dict[str, Any], prefix: str = ""
+        self, token_id: str, ev: EventSubmission, posted: dict[str, Any], prefix: str = ""
     ) -> EventSubmission:
-        """Verify the event's signature against the poster's key; commit it in the record."""
-        key = self.get(p.token_id)
+        """Verify the event's signature against the key of the poster ``token_id``; commit
+        it in the record. ``prefix`` places the field in a batch (``events[3].``)."""
+        key = self.get(token_id)
         field = prefix + "signature"
         if ev.signature is None:
             if key is not None and key.required:
-                raise ApiError(
-                    422, "signature_required", f"{field}: this poster must sign every event", field
-                )
+                raise SignatureRequired("this poster must sign every event", field)
             return ev
         if key is None:
-            raise ApiError(
-                422, "invalid_event", f"{field}: no signing key is registered for this token", field
-            )
+            raise NoPosterKey("no signing key is registered for this token", field)
         try:
             verify_event_signature(posted, key.public_key, ev.signature)
         except PosterSignatureError as e:
-            raise ApiError(422, "invalid_signature", f"{field}: {e}", field) from None
+            raise BadPosterSignature(str(e), field) from None
         sig = {"public_key": base64.b64encode(key.public_key).decode(), "signature": ev.signature}
         return dataclasses.replace(ev, poster_signature=sig)

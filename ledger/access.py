@@ -1,4 +1,4 @@
-"""Who may touch a project's evidence, and the record of every read (查询调阅 must be traceable).
+r"""Who may touch a project's evidence, and the record of every read (查询调阅 must be traceable).
 
 One function decides whether a token's scope covers a project, :func:`authorize`, and
 every path calls it: records by index, project listings, access logs, bundles, objects
@@ -18,6 +18,10 @@ scope, and, for the files of sealed events (bids), only as the sealing rules all
 object no record cites is not evidence yet: only an unlimited platform token (which checks
 its own upload) or admin reads it, and that read belongs to no project's access chain.
 Everything else answers 404, exactly as for an object that is not stored (OWASP API1).
+
+Refusals are :class:`AccessError`\ s; ``api/errors.py`` answers each with its HTTP status
+and code. The caller (:class:`Principal`) and its :class:`Scope` are defined here too:
+the API resolves a bearer token to one (``api.auth``).
 """
 
 from __future__ import annotations
@@ -27,10 +31,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from api.auth import Principal
-from api.deps import not_found
-from api.errors import ApiError
 from ledger.clock import rfc3339
+from ledger.errors import LedgerError
 from ledger.records import ACCESS_EVENT, ACCESS_SUFFIX, validate_event
 from ledger.sealing import may_read_sealed, seals_attachments
 from ledger.sequencer import SequencerBusy, TradeTypeMismatch
@@ -41,6 +43,84 @@ from ledger.store import Citation, StoreError
 ACCESS_POSTER = "jianzheng:access"
 HOLD_POSTER = "jianzheng:legal-hold"
 TIMEOUT = 30.0
+
+
+class AccessError(LedgerError):
+    """A request refused by the authorization of this module."""
+
+
+class NotVisible(AccessError, LookupError):
+    """Outside the token's scope, or absent: the two are answered alike (``what`` says
+    what was not found)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class PostOutsideScope(AccessError):
+    """The token may not post for the project (its scope does not cover it)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class PostTradeTypeMismatch(AccessError):
+    """An event of another trade type than the project's stored one (issue 10 §1)."""
+
+    def __init__(self, field: str, reason: str, reason_zh: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.reason_zh = reason_zh
+
+
+class NotRecorded(AccessError):
+    """An event only the ledger records (a legal hold) could not be committed, so what it
+    records is not done."""
+
+
+class AccessNotRecorded(NotRecorded):
+    """The ``evidence_accessed`` event of a read could not be committed: no read."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Projects a token may touch; ``None`` in a field means no limit on it."""
+
+    projects: frozenset[str] | None = None
+    trade_types: frozenset[str] | None = None
+
+    def allows(self, project: str, trade_type: str) -> bool:
+        """Both limits apply. ``trade_type`` is the project's stored one: call this only
+        through :func:`authorize`, the one authorization of every path."""
+        if self.projects is not None and project not in self.projects:
+            return False
+        return self.trade_types is None or trade_type in self.trade_types
+
+    @property
+    def unlimited(self) -> bool:
+        return self.projects is None and self.trade_types is None
+
+    def to_json(self) -> dict[str, list[str] | None]:
+        return {
+            "projects": sorted(self.projects) if self.projects is not None else None,
+            "trade_types": sorted(self.trade_types) if self.trade_types is not None else None,
+        }
+
+
+ALL = Scope()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's id (the poster identity), role and scope."""
+
+    token_id: str
+    role: str
+    scope: Scope = ALL
 
 
 def access_chain(project: str) -> str:
@@ -64,11 +144,12 @@ def authorize(
 
 
 def authorize_project(lg: Ledger, p: Principal, project: str, what: str) -> str:
-    """The project's stored trade type if ``p`` may read it; 404 otherwise, exactly as for
-    a project with no records, so a scoped token cannot learn which others exist."""
+    """The project's stored trade type if ``p`` may read it; :class:`NotVisible` otherwise,
+    exactly as for a project with no records, so a scoped token cannot learn which others
+    exist."""
     trade_type = authorize(p, project, lg.project_trade_type(project))
     if trade_type is None:
-        raise not_found(what)
+        raise NotVisible(what)
     return trade_type
 
 
@@ -76,8 +157,9 @@ def authorize_post(
     p: Principal, project: str, declared: str, stored: str | None, field: str
 ) -> None:
     """May ``p`` post an event of trade type ``declared`` to ``project`` (whose stored trade
-    type is ``stored``)? 403 when its scope does not cover the project; 422 naming ``field``
-    when the project is of another trade type.
+    type is ``stored``)? :class:`PostOutsideScope` when its scope does not cover the
+    project; :class:`PostTradeTypeMismatch` naming ``field`` when the project is of another
+    trade type.
 
     The sequencer checks the trade type again under the writer lock (two first events of
     one project racing); this answers early, before the event is queued.
@@ -89,15 +171,9 @@ def authorize_post(
     # why: the cross-sector post of issue 10 §1 gets a 422 naming the project's trade type.
     if not matches and authorize(p, project, None, creating=declared) is not None:
         e = TradeTypeMismatch(0, project, str(stored), declared)
-        raise ApiError(
-            422,
-            "invalid_event",
-            f"{field}: {e.reason}",
-            field,
-            message_zh=f"{field}：{e.reason_zh}",
-        )
+        raise PostTradeTypeMismatch(field, e.reason, e.reason_zh)
     msg = f"this token may not post for project {project} ({declared})"
-    raise ApiError(403, "forbidden", msg, field.removesuffix("trade_type") + "project")
+    raise PostOutsideScope(msg, field.removesuffix("trade_type") + "project")
 
 
 async def record_access(
@@ -118,7 +194,8 @@ async def record_event(
     refusal: str = "the read could not be recorded, so it is refused",
 ) -> None:
     """Append an event only the ledger records (``p`` as its actor) to ``chain`` and wait
-    (bounded) until it is committed; 503 when it cannot be, and the caller does nothing."""
+    (bounded) until it is committed; :class:`NotRecorded` when it cannot be, and the
+    caller does nothing."""
     ev = validate_event(
         {
             "project": chain,
@@ -134,8 +211,8 @@ async def record_event(
     try:
         await asyncio.wait_for(asyncio.wrap_future(lg.append([ev], poster)), TIMEOUT)
     except (SequencerBusy, StoreError, TimeoutError, TradeTypeMismatch) as e:
-        code = "access_not_recorded" if event_type == ACCESS_EVENT else "not_recorded"
-        raise ApiError(503, code, f"{refusal}: {e}", headers={"Retry-After": "1"}) from None
+        refused = AccessNotRecorded if event_type == ACCESS_EVENT else NotRecorded
+        raise refused(f"{refusal}: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -161,8 +238,9 @@ def authorize_object(
 ) -> Citation | None:
     """The citation whose project authorises ``p`` to touch the object (the first such
     project by name, so a read is always recorded in the same access chain); None for an
-    object no record cites that ``p`` may still touch. Raises 404 otherwise."""
-    missing = not_found(f"no object with SHA-256 {sha256} is stored")
+    object no record cites that ``p`` may still touch. Raises :class:`NotVisible`
+    otherwise."""
+    missing = NotVisible(f"no object with SHA-256 {sha256} is stored")
     cites = lg.object_citations(sha256)
     if not cites:
         if p.role in rule.uncited_roles and p.scope.unlimited:
