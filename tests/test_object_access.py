@@ -18,9 +18,9 @@ from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api import access
 from api.app import create_app
 from api.auth import create_token, make_scope
+from ledger import access
 from ledger.models import ObjectCitationRow
 from ledger.sequencer import SequencerBusy
 from ledger.service import Ledger
