@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.catalogue import Catalogue, load_catalogue
+from ledger.checkpoints import SignedCheckpoint
 from ledger.clock import Clock, rfc3339
 from ledger.committer import Committer
 from ledger.errors import LedgerError
@@ -290,7 +291,7 @@ class Sequencer:
         max_delay: float = 0.002,
         queue_limit: int = 200_000,
         salt: Callable[[], bytes] | None = None,
-        on_checkpoint: Callable[[int, int, bytes, str], None] | None = None,
+        on_checkpoint: Callable[[int, SignedCheckpoint], None] | None = None,
         catalogue: Catalogue | None = None,
     ) -> None:
         self.store = store
@@ -352,7 +353,7 @@ class Sequencer:
         with self._lock:
             self._queued_events -= sum(len(u.events) for u in units)
         try:
-            results, head = self._commit(units)
+            results, committed = self._commit(units)
         except Exception as e:  # the whole batch failed: nothing was committed
             log.exception("append batch failed")
             self._frontier = None  # reload from the database on the next batch
@@ -364,23 +365,24 @@ class Sequencer:
             return
         self.batches += 1
         # Announce the checkpoint before answering, so receipts find it in memory.
-        if head is not None and self._on_checkpoint is not None:
-            self._on_checkpoint(*head)
+        if committed is not None and self._on_checkpoint is not None:
+            self._on_checkpoint(*committed)
         for u, r in zip(units, results, strict=True):
             if isinstance(r, Exception):
                 u.future.set_exception(r)
             else:
                 u.future.set_result(r)
-        if head is not None and self.data_dir is not None:
+        if committed is not None and self.data_dir is not None:
+            cp = committed[1]
             try:
-                write_high_water(self.data_dir, head[1], head[2])
+                write_high_water(self.data_dir, cp.size, cp.root)
             except (OSError, LogKeyError):
                 # The mark only guards restarts; losing one update must not stop appends.
-                log.exception("cannot record the high-water mark %d", head[1])
+                log.exception("cannot record the high-water mark %d", cp.size)
 
     def _commit(
         self, units: list[_Unit]
-    ) -> tuple[list[list[Appended] | Exception], tuple[int, int, bytes, str] | None]:
+    ) -> tuple[list[list[Appended] | Exception], tuple[int, SignedCheckpoint] | None]:
         try:
             with self.store.writer() as conn:
                 results, staged = self._stage(conn, units)
@@ -389,7 +391,7 @@ class Sequencer:
         if staged is None:
             return results, None
         # Committed: adopt the new frontier, tiles and project tails.
-        frontier, tiles, tails, note, start = staged
+        frontier, tiles, tails, checkpoint, start = staged
         self._frontier = frontier
         for key, buf in tiles.items():
             # Tiles only grow, so the reader's cached narrower copy stays valid: it widens
@@ -402,7 +404,7 @@ class Sequencer:
         for key in [k for k in self.edge_tiles if k[1] != newest[k[0]]]:
             del self.edge_tiles[key]
         self._tails.update(tails)
-        return results, (start, frontier.size, frontier.root(), note)
+        return results, (start, checkpoint)
 
     def _stage(
         self, conn: Connection, units: list[_Unit]
@@ -549,14 +551,14 @@ class Sequencer:
         size1 = frontier.size
         root1 = frontier.root()
         body = Checkpoint(self.signer.name, size1, root1).body()
-        note = sign_note(body, [self.signer]).to_text()
+        checkpoint = SignedCheckpoint.of(size1, root1, sign_note(body, [self.signer]))
         self.store.add_records(conn, rows)
         self.store.add_citations(conn, cites)
         self.store.add_projects(conn, projects)
         self.store.add_openings(conn, openings)
         self.store.put_tiles(conn, {k: (bytes(v), existed[k]) for k, v in tiles.items()})
-        self.store.add_checkpoint(conn, size1, root1, note, recorded_at)
-        return results, (frontier, tiles, tails, note, size0)
+        self.store.add_checkpoint(conn, size1, root1, checkpoint.note, recorded_at)
+        return results, (frontier, tiles, tails, checkpoint, size0)
 
     def _mismatch(
         self,
@@ -791,5 +793,9 @@ class _Batch:
 
 
 _Staged = tuple[
-    merkle.CompactRange, dict[tuple[int, int], bytearray], dict[str, ProjectTail], str, int
+    merkle.CompactRange,
+    dict[tuple[int, int], bytearray],
+    dict[str, ProjectTail],
+    SignedCheckpoint,
+    int,
 ]

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ledger.catalogue import Catalogue, load_catalogue
+from ledger.checkpoints import SignedCheckpoint
 from ledger.clock import Clock, SystemClock
 from ledger.errors import LedgerError
 from ledger.keys import LogKeyError, load_or_create_log_key, read_high_water
 from ledger.records import SEALED_SUFFIX, EventSubmission
 from ledger.sequencer import Appended, Sequencer
-from ledger.store import Citation, Head, Store, StoreError, make_engine, migrate
+from ledger.store import Citation, Store, StoreError, make_engine, migrate
 from ledger.tiles import HASH, TILE_WIDTH, TreeReader, tile_width_at
 from verifier import merkle
 from verifier.b64 import encode_b64
@@ -86,13 +87,13 @@ class Ledger:
         self._proof_b64: dict[int, str] = {}
         self.reader = TreeReader(self._get_tile, fresh=self._db_tile)
         self._recent_lock = threading.Lock()
-        # Checkpoints this process signed: (first index of its batch, size, note), so a
+        # Checkpoints this process signed, with the first index of each one's batch, so a
         # receipt names the checkpoint of the entry's own batch. Another worker process
         # may have signed the ones in between; those come from the database.
         self._recent_starts: list[int] = []
         self._recent_sizes: list[int] = []
-        self._recent_notes: list[str] = []
-        self._listeners: list[Callable[[int, bytes, str], None]] = []
+        self._recent: list[SignedCheckpoint] = []
+        self._listeners: list[Callable[[SignedCheckpoint], None]] = []
         # project -> stored trade type. Only found ones are kept: a project's trade type
         # never changes once its first record fixed it, while one not found yet may be
         # created by any append (here or in another worker process).
@@ -132,7 +133,7 @@ class Ledger:
         head = ledger._check_identity()
         # Seed the receipt cache so the first batch's receipts need no database lookup.
         size = head.size if head else 0
-        ledger._remember(size, size, b"", head.note if head else "")
+        ledger._remember(size, head or SignedCheckpoint(0, merkle.EMPTY_ROOT, ""))
         ledger.sequencer.start()
         return ledger
 
@@ -140,7 +141,7 @@ class Ledger:
         self.sequencer.stop()
         self.store.engine.dispose()
 
-    def _check_identity(self) -> Head | None:
+    def _check_identity(self) -> SignedCheckpoint | None:
         """Refuse to run a key against a database of another log, or one rolled back."""
         vkey = self.signer.verifier.vkey
         with self.store.writer() as conn:
@@ -222,54 +223,61 @@ class Ledger:
         ``dry`` checks them as an append would be checked and commits nothing."""
         return self.sequencer.submit(events, poster, dry=dry)
 
-    def add_checkpoint_listener(self, fn: Callable[[int, bytes, str], None]) -> None:
-        """Call ``fn(size, root, signed note)`` after each new checkpoint is committed.
+    def add_checkpoint_listener(self, fn: Callable[[SignedCheckpoint], None]) -> None:
+        """Call ``fn(checkpoint)`` after each new checkpoint is committed.
 
         Listeners run on the sequencer thread after the batch's callers were answered;
         they must return quickly (hand slow work such as witnessing to another thread).
         """
         self._listeners.append(fn)
 
-    def _remember(self, start: int, size: int, root: bytes, note: str) -> None:
-        """The sequencer committed entries [start, size) under checkpoint ``note``."""
+    def _remember(self, start: int, checkpoint: SignedCheckpoint) -> None:
+        """The sequencer committed entries [start, checkpoint.size) under ``checkpoint``."""
         for fn in self._listeners:
             try:
-                fn(size, root, note)
+                fn(checkpoint)
             except Exception:  # a listener must never stop the log
                 log.exception("checkpoint listener failed")
         with self._recent_lock:
             self._recent_starts.append(start)
-            self._recent_sizes.append(size)
-            self._recent_notes.append(note)
+            self._recent_sizes.append(checkpoint.size)
+            self._recent.append(checkpoint)
             if len(self._recent_sizes) > RECENT_CHECKPOINTS:
                 del self._recent_starts[: RECENT_CHECKPOINTS // 2]
                 del self._recent_sizes[: RECENT_CHECKPOINTS // 2]
-                del self._recent_notes[: RECENT_CHECKPOINTS // 2]
+                del self._recent[: RECENT_CHECKPOINTS // 2]
 
-    def _checkpoint_for(self, index: int) -> tuple[int, str]:
+    def checkpoint_for(self, index: int) -> SignedCheckpoint:
         """The first checkpoint whose tree includes ``index`` (normally that of its batch)."""
         with self._recent_lock:
             # The first remembered checkpoint above ``index`` is its batch's when that
             # batch began at or before it (otherwise another process wrote the entry).
             i = bisect.bisect_right(self._recent_sizes, index)
             if i < len(self._recent_sizes) and self._recent_starts[i] <= index:
-                return self._recent_sizes[i], self._recent_notes[i]
+                return self._recent[i]
         with self.store.reader() as conn:
             cp = self.store.checkpoint_covering(conn, index)
         if cp is None:
             raise NotFound(f"index {index} is not in the log")
-        return cp.size, cp.note
+        return cp
 
-    def receipt(self, index: int, event_hash: bytes | None = None) -> Receipt:
-        """The receipt of ``index``: proof against the checkpoint of its own batch."""
-        size, note = self._checkpoint_for(index)
+    def receipt(
+        self,
+        index: int,
+        event_hash: bytes | None = None,
+        checkpoint: SignedCheckpoint | None = None,
+    ) -> Receipt:
+        """The receipt of ``index``: proof against the checkpoint of its own batch
+        (``checkpoint``, when the caller already has it from :meth:`checkpoint_for`)."""
+        cp = checkpoint or self.checkpoint_for(index)
         if event_hash is None:
             with self.store.reader() as conn:
                 row = self.store.record_at(conn, index)
             if row is None:
                 raise NotFound(f"index {index} is not in the log")
             event_hash = row[1]
-        return Receipt(index, event_hash, note, tuple(self.reader.inclusion_proof(index, size)))
+        proof = tuple(self.reader.inclusion_proof(index, cp.size))
+        return Receipt(index, event_hash, cp.note, proof)
 
     def receipts(self, done: Sequence[Appended]) -> list[Receipt]:
         """Receipts for a batch's results, sharing the work their proofs have in common.
@@ -277,41 +285,44 @@ class Ledger:
         Proofs of neighbouring leaves against one checkpoint share most of their hashes
         (the right border above all), so each node is looked up once per call.
         """
-        notes, proofs = self._proofs(done, bytes, {})
+        cps, proofs = self._proofs(done, bytes, {})
         return [
-            Receipt(a.index, a.event_hash, note, tuple(proof))
-            for a, note, proof in zip(done, notes, proofs, strict=True)
+            Receipt(a.index, a.event_hash, cp.note, tuple(proof))
+            for a, cp, proof in zip(done, cps, proofs, strict=True)
         ]
 
-    def receipts_json(self, done: Sequence[Appended]) -> list[dict[str, Any]]:
-        """``[r.to_json() for r in self.receipts(done)]``, base64-encoding each node once."""
+    def receipts_json(
+        self, done: Sequence[Appended]
+    ) -> list[tuple[SignedCheckpoint, dict[str, Any]]]:
+        """Per result, its batch's checkpoint and ``receipt.to_json()`` (as
+        :meth:`receipts` would give), base64-encoding each node once."""
         if len(self._proof_b64) > PROOF_NODES_KEPT:
             self._proof_b64.clear()
-        notes, proofs = self._proofs(done, encode_b64, self._proof_b64)
+        cps, proofs = self._proofs(done, encode_b64, self._proof_b64)
         return [
-            receipt_json(a.index, encode_b64(a.event_hash), note, proof)
-            for a, note, proof in zip(done, notes, proofs, strict=True)
+            (cp, receipt_json(a.index, encode_b64(a.event_hash), cp.note, proof))
+            for a, cp, proof in zip(done, cps, proofs, strict=True)
         ]
 
     def _proofs(
         self, done: Sequence[Appended], encode: Callable[[bytes], _T], known: dict[int, _T]
-    ) -> tuple[list[str], list[list[_T]]]:
-        """Per result: the note of its batch's checkpoint, and its encoded inclusion proof.
+    ) -> tuple[list[SignedCheckpoint], list[list[_T]]]:
+        """Per result: its batch's checkpoint, and its encoded inclusion proof.
 
         ``known`` holds encoded complete nodes (see :func:`merkle.inclusion_proofs`).
         """
         sizes: list[int] = []
-        notes: list[str] = []
-        size, note, last = 0, "", -1
+        cps: list[SignedCheckpoint] = []
+        cp, last = SignedCheckpoint(0, merkle.EMPTY_ROOT, ""), -1
         for a in done:
             i = a.index
             # An index above the previous one and below that one's checkpoint belongs to
             # the same batch, so the same checkpoint (usually: all results of one call).
-            if not last < i < size:
-                size, note = self._checkpoint_for(i)
+            if not last < i < cp.size:
+                cp = self.checkpoint_for(i)
             last = i
-            sizes.append(size)
-            notes.append(note)
+            sizes.append(cp.size)
+            cps.append(cp)
         proofs: list[list[_T]] = [[] for _ in done]
         node = self.reader.batch_node()
         for size in dict.fromkeys(sizes):
@@ -321,13 +332,13 @@ class Ledger:
                 at, merkle.inclusion_proofs(node, indices, size, encode, known), strict=True
             ):
                 proofs[pos] = proof
-        return notes, proofs
+        return cps, proofs
 
     # --- queries -----------------------------------------------------------------------
-    def head(self) -> Head:
+    def head(self) -> SignedCheckpoint:
         with self.store.reader() as conn:
             h = self.store.head(conn)
-        return h or Head(0, merkle.EMPTY_ROOT, "")
+        return h or SignedCheckpoint(0, merkle.EMPTY_ROOT, "")
 
     def info(self) -> LogInfo:
         h = self.head()
@@ -352,7 +363,7 @@ class Ledger:
         if size > have:
             raise NotFound(f"tree size {size} is larger than the log ({have})")
 
-    def checkpoint_at(self, size: int) -> Head:
+    def checkpoint_at(self, size: int) -> SignedCheckpoint:
         with self.store.reader() as conn:
             cp = self.store.checkpoint_at(conn, size)
         if cp is None:

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
+from ledger.checkpoints import SignedCheckpoint
 from ledger.errors import LedgerError
 from ledger.models import (
     CheckpointRow,
@@ -151,15 +152,6 @@ class PosterKeySpan:
     until_index: int | None
 
 
-@dataclass(frozen=True)
-class Head:
-    """The newest signed checkpoint in the database."""
-
-    size: int
-    root: bytes
-    note: str
-
-
 class _FileLock:
     """Exclusive lock across threads and processes, on a file beside the SQLite database.
 
@@ -236,15 +228,15 @@ class Store:
         conn.execute(insert(MetaRow).values(key=key, value=value))
 
     # --- head and checkpoints ----------------------------------------------------------
-    def head(self, conn: Connection) -> Head | None:
+    def head(self, conn: Connection) -> SignedCheckpoint | None:
         row = conn.execute(
             select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note)
             .order_by(CheckpointRow.size.desc())
             .limit(1)
         ).first()
-        return Head(row[0], row[1], row[2]) if row else None
+        return SignedCheckpoint(row[0], row[1], row[2]) if row else None
 
-    def checkpoint_covering(self, conn: Connection, index: int) -> Head | None:
+    def checkpoint_covering(self, conn: Connection, index: int) -> SignedCheckpoint | None:
         """The first checkpoint that includes log position ``index`` (the one of its batch)."""
         row = conn.execute(
             select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note)
@@ -252,15 +244,15 @@ class Store:
             .order_by(CheckpointRow.size)
             .limit(1)
         ).first()
-        return Head(row[0], row[1], row[2]) if row else None
+        return SignedCheckpoint(row[0], row[1], row[2]) if row else None
 
-    def checkpoint_at(self, conn: Connection, size: int) -> Head | None:
+    def checkpoint_at(self, conn: Connection, size: int) -> SignedCheckpoint | None:
         row = conn.execute(
             select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note).where(
                 CheckpointRow.size == size
             )
         ).first()
-        return Head(row[0], row[1], row[2]) if row else None
+        return SignedCheckpoint(row[0], row[1], row[2]) if row else None
 
     def add_checkpoint(self, conn: Connection, size: int, root: bytes, note: str, at: str) -> None:
         conn.execute(insert(CheckpointRow).values(size=size, root=root, note=note, created_at=at))

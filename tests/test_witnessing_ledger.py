@@ -85,7 +85,7 @@ def test_cosignatures_and_tokens_are_stored_and_reloaded(
         reply = w.timestamp_reply(size)
         assert reply is not None
         verify_timestamp(reply, sc.note.text.encode(), w.tsa_ca_pem())
-        fields = receipt_fields_for(w, lg.checkpoint_at(size).note)
+        fields = receipt_fields_for(w, lg.checkpoint_at(size))
         assert fields["cosigned_by"] == ["solo.example/w"] and fields["timestamp"]
         with pytest.raises(NotFound):
             w.cosigned_checkpoint(size + 1000)
@@ -128,7 +128,7 @@ def test_a_witness_that_never_answers_does_not_hold_up_appends(ledger_factory: A
             post(lg, 1)
         assert time.perf_counter() - t < 5.0
         assert w.witnessed_size() == 0
-        assert receipt_fields_for(w, lg.head().note)["cosigned_by"] == []
+        assert receipt_fields_for(w, lg.head())["cosigned_by"] == []
         with pytest.raises(NotFound):
             w.tsa_ca_pem()
     finally:

@@ -170,10 +170,11 @@ async def append(
 def receipts_json(
     lg: Ledger, done: list[Appended], w: WitnessingView | None
 ) -> list[dict[str, Any]]:
-    out = lg.receipts_json(done)
-    witnessed: dict[str, dict[str, Any]] = {}  # per checkpoint: cosigned_by, timestamp
+    issued = lg.receipts_json(done)
+    out = [j for _, j in issued]
+    witnessed: dict[int, dict[str, Any]] = {}  # per checkpoint size: cosigned_by, timestamp
     refs = lg.catalogue.order.references
-    for a, j in zip(done, out, strict=True):
+    for a, (cp, j) in zip(done, issued, strict=True):
         j["replayed"] = a.replayed
         c = a.completion
         if c is not None:
@@ -184,10 +185,9 @@ def receipts_json(
                 j["sealed_salts"] = sealed_salts(json.loads(sealing.openings))
         else:  # a replay (of this poster's own event): what the ledger added is in the record
             j.update(poster_completion(lg, json.loads(lg.record(a.index)[0])))
-        cp = j["checkpoint"]
-        fields = witnessed.get(cp)
+        fields = witnessed.get(cp.size)
         if fields is None:
-            fields = witnessed[cp] = receipt_fields_for(w, cp)
+            fields = witnessed[cp.size] = receipt_fields_for(w, cp)
         j.update(fields)
     return out
 
@@ -474,10 +474,11 @@ async def get_receipt(
         raise not_found(missing)
     canonical, event_hash, _ = row
     record = json.loads(canonical)
-    receipt = lg.receipt(index, event_hash).to_json()
+    cp = lg.checkpoint_for(index)
+    receipt = lg.receipt(index, event_hash, cp).to_json()
     receipt["replayed"] = False
     receipt.update(await run_in_threadpool(poster_completion, lg, record))
-    receipt.update(receipt_fields_for(w, receipt["checkpoint"]))
+    receipt.update(receipt_fields_for(w, cp))
     return receipt
 
 
@@ -517,8 +518,9 @@ async def get_event(
         extra = {"openings": openings[index], "opened": _opened(record, openings[index])}
     elif is_sealed_type(lg.catalogue, record["type"]):
         record = redact(record, lg.catalogue, opened=lg.unsealed(project), role=p.role)
-    receipt = lg.receipt(index, event_hash).to_json()
-    receipt.update(receipt_fields_for(w, receipt["checkpoint"]))
+    cp = lg.checkpoint_for(index)
+    receipt = lg.receipt(index, event_hash, cp).to_json()
+    receipt.update(receipt_fields_for(w, cp))
     await record_access(lg, p, project, trade_type, {"what": "record", "index": index})
     return {
         "record": record,

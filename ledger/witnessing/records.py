@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from ledger.checkpoints import SignedCheckpoint
 from ledger.models import CheckpointRow, CosignatureRow, TimestampRow
 from verifier.note import NoteSignature
 
@@ -147,11 +148,11 @@ class WitnessRecords:
             v = conn.scalar(select(func.max(TimestampRow.size)))
         return int(v) if v is not None else None
 
-    def untimestamped(self, after: int, upto: int) -> list[tuple[int, str]]:
+    def untimestamped(self, after: int, upto: int) -> list[SignedCheckpoint]:
         """Checkpoints with ``after < size <= upto`` that have no token yet, oldest first."""
         with self._read() as conn:
             rows = conn.execute(
-                select(CheckpointRow.size, CheckpointRow.note)
+                select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note)
                 .outerjoin(TimestampRow, TimestampRow.size == CheckpointRow.size)
                 .where(
                     CheckpointRow.size > after,
@@ -161,4 +162,4 @@ class WitnessRecords:
                 .order_by(CheckpointRow.size)
                 .limit(BACKFILL_PAGE)
             ).all()
-        return [(int(r[0]), r[1]) for r in rows]
+        return [SignedCheckpoint(int(r[0]), r[1], r[2]) for r in rows]

@@ -40,14 +40,15 @@ from typing import Any
 
 import httpx
 
+from ledger.checkpoints import SignedCheckpoint
 from ledger.clock import rfc3339
 from ledger.committer import Committer
 from ledger.errors import LedgerError
 from ledger.service import Ledger, NotFound
 from ledger.witnessing.records import WitnessRecords
 from ledger.witnessing.timestamper import Timestamper, TsaError
-from verifier.checkpoint import Checkpoint, CheckpointError
-from verifier.note import Note, NoteError, NoteSignature, Verifier, parse_note, parse_vkey
+from verifier.checkpoint import CheckpointError
+from verifier.note import NoteError, NoteSignature, Verifier, parse_vkey
 from verifier.timestamp import TimestampError
 from verifier.witnessing import (
     SIZE_CONTENT_TYPE,
@@ -109,10 +110,14 @@ class WitnessEndpoint:
 
 @dataclass(frozen=True)
 class _Target:
-    size: int
-    root: bytes
-    note: str
+    """A checkpoint to submit, and since when (a round's start, or when announced)."""
+
+    checkpoint: SignedCheckpoint
     started: float
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
 
 
 class _Worker:
@@ -222,7 +227,7 @@ class Witnessing:
         self._ts_floor = ts_max if ts_max is not None else max(head.size - 1, 0)
         self.ledger.add_checkpoint_listener(self.on_checkpoint)
         if head.note:
-            self.on_checkpoint(head.size, head.root, head.note)
+            self.on_checkpoint(head)
         for wk in self._workers:
             wk.thread = threading.Thread(
                 target=self._worker_loop,
@@ -253,7 +258,7 @@ class Witnessing:
                 continue
             latest = self._latest
             if head.note and (latest is None or head.size > latest.size):
-                self.on_checkpoint(head.size, head.root, head.note)
+                self.on_checkpoint(head)
 
     def _publish_status(self) -> None:
         """Write which witnesses answer, for worker processes that do not submit."""
@@ -284,14 +289,15 @@ class Witnessing:
             self._poll_thread.join(timeout)
 
     # --- the listener (append path: must stay cheap) ------------------------------------
-    def on_checkpoint(self, size: int, root: bytes, note: str) -> None:
+    def on_checkpoint(self, checkpoint: SignedCheckpoint) -> None:
         """Ledger checkpoint listener: note the newest checkpoint and wake the threads."""
         if self._stop.is_set():
             return
         now = time.monotonic()
+        size = checkpoint.size
         with self._cond:
             if self._latest is None or size > self._latest.size:
-                self._latest = _Target(size, root, note, now)
+                self._latest = _Target(checkpoint, now)
                 if self.record_latency:
                     self._announced[size] = now
                     while len(self._announced) > 100_000:
@@ -311,7 +317,7 @@ class Witnessing:
         if latest is None:
             return
         if target is None:
-            self._target = _Target(latest.size, latest.root, latest.note, now)
+            self._target = _Target(latest.checkpoint, now)
             return
         if latest.size <= target.size:
             return
@@ -320,7 +326,7 @@ class Witnessing:
             for wk in self._workers
         )
         if self._quorum_met(target.size) or live_done or now - target.started > ROUND_LIMIT:
-            self._target = _Target(latest.size, latest.root, latest.note, now)
+            self._target = _Target(latest.checkpoint, now)
             self._cond.notify_all()
 
     def _next_target(self, wk: _Worker) -> _Target | None:
@@ -387,7 +393,7 @@ class Witnessing:
                     wk.last_error = f"witness holds size {old}, beyond this log"
                     log.error("witness %s reports size %d, larger than the log", name, old)
                     return False
-            body = AddCheckpointRequest(old, tuple(proof), t.note).to_text().encode()
+            body = AddCheckpointRequest(old, tuple(proof), t.checkpoint.note).to_text().encode()
             try:
                 r = wk.http.post(wk.endpoint.url, content=body)
             except httpx.HTTPError as e:
@@ -432,7 +438,8 @@ class Witnessing:
 
     def _accept(self, wk: _Worker, t: _Target, reply: bytes) -> bool:
         try:
-            note = parse_cosignatures(reply, parse_note(t.note))
+            # The reply comes from outside: parsed and verified; our own note is not re-read.
+            note = parse_cosignatures(reply, t.checkpoint.signed)
             found = cosigners(note, [wk.verifier])
         except (WitnessError, NoteError) as e:
             wk.last_error = f"bad cosignature reply: {e}"
@@ -512,10 +519,10 @@ class Witnessing:
             self._ts_event.clear()
             with self._cond:
                 latest = self._latest
-            job: tuple[int, str] | None = None
+            job: SignedCheckpoint | None = None
             backfill = False
             if latest is not None and latest.size > self._ts_max:
-                job = (latest.size, latest.note)  # the newest checkpoint first
+                job = latest.checkpoint  # the newest checkpoint first
             elif latest is not None and self._ts_floor < latest.size:
                 try:
                     page = self.records.untimestamped(self._ts_floor, latest.size)
@@ -535,25 +542,27 @@ class Witnessing:
                 self._cond.wait_for(lambda: not any(wk.busy for wk in self._workers), TSA_YIELD)
             started = time.monotonic()
             try:
-                self._timestamp(*job)
+                self._timestamp(job)
             except Exception as e:
                 failures += 1
                 if isinstance(e, TsaError | TimestampError | NoteError | CheckpointError):
-                    log.warning("timestamp for checkpoint %d failed: %s", job[0], e)
+                    log.warning("timestamp for checkpoint %d failed: %s", job.size, e)
                 else:
-                    log.exception("timestamp for checkpoint %d failed", job[0])
+                    log.exception("timestamp for checkpoint %d failed", job.size)
                 self._stop.wait(min(MAX_BACKOFF, 0.25 * 2 ** min(failures - 1, 10)))
                 continue
             failures = 0
             if backfill:
                 # The page is oldest first: everything below this size has its token.
-                self._ts_floor = max(self._ts_floor, job[0])
+                self._ts_floor = max(self._ts_floor, job.size)
             self._stop.wait((time.monotonic() - started) * TSA_DUTY_FACTOR)
 
-    def _timestamp(self, size: int, note: str) -> None:
+    def _timestamp(self, checkpoint: SignedCheckpoint) -> None:
         assert self.timestamper is not None
-        body = parse_note(note).text.encode()
+        # The token covers the note's body (the checkpoint text, without signatures).
+        body = checkpoint.signed.text.encode()
         reply, when = self.timestamper.issue(body)
+        size = checkpoint.size
         self.records.put_timestamp(size, reply, rfc3339(when), self.timestamper.source)
         self._ts_max = max(self._ts_max, size)
 
@@ -566,16 +575,10 @@ class Witnessing:
         with self._cond:
             latest = self._latest
         if latest is not None and latest.size == size:
-            text = latest.note
+            cp = latest.checkpoint
         else:
-            text = self.ledger.checkpoint_at(size).note
-        sigs = self._signatures(size)
-        if not sigs:
-            return text
-        note = parse_note(text)
-        for s in sigs:
-            note = note.add(s)
-        return note.to_text()
+            cp = self.ledger.checkpoint_at(size)
+        return _with_cosignatures(cp, self._signatures(size))
 
     def cosigned_by(self, size: int) -> list[str]:
         """Names of the witnesses whose cosignature on checkpoint ``size`` the log holds."""
@@ -632,7 +635,7 @@ class Witnessing:
                 for wk in self._workers
             ]
 
-    def receipt_fields(self, checkpoint_note: str) -> dict[str, Any]:
+    def receipt_fields(self, checkpoint: SignedCheckpoint) -> dict[str, Any]:
         """Receipt fields ``cosigned_by``, ``cosigned_checkpoint`` and ``timestamp``.
 
         ``cosigned_by`` names the witnesses whose cosignature on the receipt's checkpoint
@@ -641,18 +644,12 @@ class Witnessing:
         those cosignatures; ``timestamp`` is the base64 DER RFC 3161 TimeStampResp over its
         body, or null.
         """
-        size = _size_of(checkpoint_note)
-        sigs = self._signatures(size) if size >= 0 else []
-        cosigned = checkpoint_note
-        if sigs:
-            note: Note = parse_note(checkpoint_note)
-            for s in sigs:
-                note = note.add(s)
-            cosigned = note.to_text()
-        reply = self.timestamp_reply(size) if size >= 0 else None
+        size = checkpoint.size
+        sigs = self._signatures(size)
+        reply = self.timestamp_reply(size)
         return {
             "cosigned_by": sorted({s.name for s in sigs}),
-            "cosigned_checkpoint": cosigned,
+            "cosigned_checkpoint": _with_cosignatures(checkpoint, sigs),
             "timestamp": base64.b64encode(reply).decode() if reply is not None else None,
         }
 
@@ -803,15 +800,18 @@ class WorkerWitnessing:
     def tsa_ca_pem(self) -> bytes:
         return self.current.tsa_ca_pem()
 
-    def receipt_fields(self, checkpoint_note: str) -> dict[str, Any]:
-        return self.current.receipt_fields(checkpoint_note)
+    def receipt_fields(self, checkpoint: SignedCheckpoint) -> dict[str, Any]:
+        return self.current.receipt_fields(checkpoint)
 
     def log_fields(self) -> dict[str, Any]:
         return self.current.log_fields()
 
 
-def _size_of(note: str) -> int:
-    try:
-        return Checkpoint.parse_body(parse_note(note).text).size
-    except (NoteError, CheckpointError):
-        return -1
+def _with_cosignatures(checkpoint: SignedCheckpoint, sigs: Sequence[NoteSignature]) -> str:
+    """The checkpoint's note text with ``sigs`` added (each already verified)."""
+    if not sigs:
+        return checkpoint.note
+    note = checkpoint.signed
+    for s in sigs:
+        note = note.add(s)
+    return note.to_text()

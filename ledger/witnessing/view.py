@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ledger.checkpoints import SignedCheckpoint
 from verifier.witnessing import WitnessPolicy
 
 
@@ -37,8 +38,9 @@ class WitnessingView(Protocol):
         """The PEM CA certificate tokens chain to; :class:`NotFound` without a TSA."""
         ...
 
-    def receipt_fields(self, checkpoint_note: str) -> dict[str, Any]:
-        """Receipt fields ``cosigned_by``, ``cosigned_checkpoint`` and ``timestamp``."""
+    def receipt_fields(self, checkpoint: SignedCheckpoint) -> dict[str, Any]:
+        """Receipt fields ``cosigned_by``, ``cosigned_checkpoint`` and ``timestamp`` of a
+        receipt made against ``checkpoint``."""
         ...
 
     def log_fields(self) -> dict[str, Any]:
@@ -46,11 +48,11 @@ class WitnessingView(Protocol):
         ...
 
 
-def receipt_fields_for(w: WitnessingView | None, checkpoint_note: str) -> dict[str, Any]:
+def receipt_fields_for(w: WitnessingView | None, checkpoint: SignedCheckpoint) -> dict[str, Any]:
     """:meth:`WitnessingView.receipt_fields`, or the fields of an unwitnessed log."""
     if w is None:
-        return {"cosigned_by": [], "cosigned_checkpoint": checkpoint_note, "timestamp": None}
-    return w.receipt_fields(checkpoint_note)
+        return {"cosigned_by": [], "cosigned_checkpoint": checkpoint.note, "timestamp": None}
+    return w.receipt_fields(checkpoint)
 
 
 def log_fields(w: WitnessingView | None) -> dict[str, Any]:
