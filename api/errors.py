@@ -22,6 +22,7 @@ from ledger.access import (
     PostOutsideScope,
     PostTradeTypeMismatch,
 )
+from ledger.appending import EventRejected, UnitRefused
 from ledger.http import ApiError, error_response
 from ledger.posters import (
     BadPosterSignature,
@@ -29,6 +30,15 @@ from ledger.posters import (
     PosterKeyExists,
     SignatureRequired,
 )
+from ledger.sequencer import (
+    IdempotencyConflict,
+    OutOfOrder,
+    PosterKeyChanged,
+    SequencerBusy,
+    TradeTypeMismatch,
+    UnresolvedReference,
+)
+from storage.attachments import AttachmentRefused
 from verifier.errors import JianzhengError
 
 __all__ = [
@@ -106,9 +116,66 @@ def _field_refusal(status: int, code: str) -> Callable[[Any], ApiError]:
     return answer
 
 
+def invalid_event(e: EventRejected) -> ApiError:
+    """The 422 of a refused event: the field, what was expected, the catalogue version,
+    and the message in English and Chinese (issue 11, "Bad input")."""
+    err, prefix = e.error, e.prefix
+    field = prefix + err.field if err.field != "$" else (prefix.rstrip(".") or "$")
+    zh = err.message_zh or f"事件无效：{err.message}"
+    extra: dict[str, Any] = {"catalogue_version": e.catalogue_version}
+    if err.expected is not None:
+        extra["expected"] = err.expected
+    if err.expected_zh is not None:
+        extra["expected_zh"] = err.expected_zh
+    return ApiError(
+        422,
+        "invalid_event",
+        f"{field}: {err.message}",
+        field,
+        message_zh=f"{field}：{zh}",
+        extra=extra,
+    )
+
+
+def unit_refused(e: UnitRefused) -> ApiError:
+    """The answer to a unit the sequencer refused or did not confirm in time."""
+    cause, field = e.cause, e.field
+    if isinstance(cause, SequencerBusy):
+        return ApiError(503, "busy", str(cause), headers={"Retry-After": "1"})
+    if isinstance(cause, IdempotencyConflict):
+        return ApiError(409, "idempotency_conflict", str(cause), field)
+    if isinstance(cause, PosterKeyChanged):
+        return ApiError(409, "poster_key_changed", str(cause), field)
+    if isinstance(cause, TradeTypeMismatch):
+        return ApiError(
+            422,
+            "invalid_event",
+            f"{field}: {cause.reason}",
+            field,
+            message_zh=f"{field}：{cause.reason_zh}",
+        )
+    if isinstance(cause, OutOfOrder):
+        v = cause.violation
+        return ApiError(
+            409,
+            "out_of_order",
+            f"{field}: {v.message}",
+            field,
+            message_zh=f"{field}：{v.message_zh}",
+            extra={"rule": v.to_json()},
+        )
+    if isinstance(cause, UnresolvedReference):
+        return ApiError(422, "invalid_reference", f"{field}: {cause.problem.message}", field)
+    msg = "the append was not confirmed in time; retry with the same idempotency_key"
+    return ApiError(503, "timeout", msg, headers={"Retry-After": "1"})
+
+
 #: Each domain refusal and its HTTP answer (status, code, message, field). Looked up by
 #: the exception's class, its bases in order (as Starlette finds handlers).
 REFUSALS: dict[type[JianzhengError], Callable[[Any], ApiError]] = {
+    EventRejected: invalid_event,
+    UnitRefused: unit_refused,
+    AttachmentRefused: _field_refusal(422, "invalid_event"),
     PosterKeyExists: lambda e: ApiError(409, "key_exists", e.reason),
     SignatureRequired: _field_refusal(422, "signature_required"),
     NoPosterKey: _field_refusal(422, "invalid_event"),

@@ -26,7 +26,6 @@ the API resolves a bearer token to one (``api.auth``).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,6 @@ from ledger.store import Citation, StoreError
 #: The poster identities under which the ledger records reads and legal holds.
 ACCESS_POSTER = "jianzheng:access"
 HOLD_POSTER = "jianzheng:legal-hold"
-TIMEOUT = 30.0
 
 
 class AccessError(LedgerError):
@@ -209,7 +207,7 @@ async def record_event(
         internal=True,
     )
     try:
-        await asyncio.wait_for(asyncio.wrap_future(lg.append([ev], poster)), TIMEOUT)
+        await lg.commit([ev], poster)
     except (SequencerBusy, StoreError, TimeoutError, TradeTypeMismatch) as e:
         refused = AccessNotRecorded if event_type == ACCESS_EVENT else NotRecorded
         raise refused(f"{refusal}: {e}") from None

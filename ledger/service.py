@@ -5,6 +5,7 @@ This is the seam the API and the CLI use; it holds no HTTP and no argument parsi
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
 import threading
@@ -27,6 +28,9 @@ from verifier import merkle
 from verifier.b64 import encode_b64
 from verifier.note import Signer
 from verifier.receipt import ENTRY_VERSION, Receipt, receipt_json
+
+#: Longest wait for a unit to be committed (then: not confirmed, retry with the same keys).
+APPEND_TIMEOUT = 30.0
 
 log = logging.getLogger("jianzheng.ledger")
 
@@ -222,6 +226,16 @@ class Ledger:
         """Queue events for the log (the sequencer seals sealed ones part by part).
         ``dry`` checks them as an append would be checked and commits nothing."""
         return self.sequencer.submit(events, poster, dry=dry)
+
+    async def commit(
+        self, events: list[EventSubmission], poster: str, *, dry: bool = False
+    ) -> list[Appended]:
+        """Queue ``events`` as one unit and wait, at most :data:`APPEND_TIMEOUT`, until it
+        is durable (the last step of ``ledger.appending.append_events``). Raises what the
+        sequencer raises (``SequencerBusy``, its refusals, ``StoreError``) and
+        :class:`TimeoutError`."""
+        fut = self.append(events, poster, dry=True) if dry else self.append(events, poster)
+        return await asyncio.wait_for(asyncio.wrap_future(fut), APPEND_TIMEOUT)
 
     def add_checkpoint_listener(self, fn: Callable[[SignedCheckpoint], None]) -> None:
         """Call ``fn(checkpoint)`` after each new checkpoint is committed.

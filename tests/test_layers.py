@@ -274,17 +274,49 @@ def test_domain_packages_know_no_http() -> None:
 
 
 def test_every_domain_refusal_has_its_http_answer() -> None:
-    # The refusals of the domain services (ledger/access.py, ledger/posters.py) are
-    # answered in one place, api/errors.py REFUSALS; one without an answer would be a 500.
+    # The refusals of the domain services (ledger/access.py, ledger/posters.py,
+    # ledger/appending.py, storage/attachments.py) are answered in one place, api/errors.py
+    # REFUSALS; one without an answer would be a 500.
     from api.errors import REFUSALS, as_api_error
     from ledger.access import AccessError, NotVisible
+    from ledger.appending import AppendError
     from ledger.posters import PosterKeyError
+    from storage.attachments import AttachmentRefused
 
     def below(cls: type) -> list[type]:
         return [x for s in cls.__subclasses__() for x in (s, *below(s))]
 
-    refusals = below(AccessError) + below(PosterKeyError)
-    assert len(refusals) >= 9
+    refusals = [
+        *below(AccessError),
+        *below(PosterKeyError),
+        *below(AppendError),
+        *below(AttachmentRefused),
+    ]
+    assert len(refusals) >= 13
     assert [c.__name__ for c in refusals if not set(c.__mro__) & set(REFUSALS)] == []
     e = as_api_error(NotVisible("no such project"))
     assert (e.status, e.code, e.message, e.field) == (404, "not_found", "no such project", None)
+
+
+def test_the_api_appends_only_through_the_use_case() -> None:
+    # Issue 14 §4: one append use case (ledger.appending.append_events) serves the routes;
+    # no module of api/ queues events with the ledger itself (lg.append, lg.commit).
+    def direct_appends(source: str) -> list[str]:
+        return [
+            f"{node.func.value.id}.{node.func.attr}"
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("append", "commit")
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in ("lg", "ledger")
+        ]
+
+    bad = [
+        f"{name}: {call}"
+        for name, path in all_modules()
+        if name.startswith("api.")
+        for call in direct_appends(path.read_text())
+    ]
+    assert bad == []
+    assert direct_appends("async def f(lg):\n    await lg.commit([ev], 'p')\n") == ["lg.commit"]

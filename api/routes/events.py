@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Annotated, Any
 
 import orjson
@@ -26,21 +25,15 @@ from api.deps import (
     read_json,
 )
 from api.errors import ApiError
-from api.routes.objects import attachment_lookup
+from api.routes.objects import attachment_resolver
 from api.schemas import POSTED_EVENT_REF
-from ledger.access import Principal, access_chain, authorize_post, authorize_project, record_access
-from ledger.posters import PosterKeys
-from ledger.records import ACCESS_SUFFIX, EventSubmission, InvalidEvent, validate_event
+from ledger.access import Principal, access_chain, authorize_project, record_access
+from ledger.appending import append_events
+from ledger.records import ACCESS_SUFFIX
 from ledger.sealing import is_sealed_type, may_read_sealed, redact
 from ledger.sequencer import (
     Appended,
     Completion,
-    IdempotencyConflict,
-    OutOfOrder,
-    PosterKeyChanged,
-    SequencerBusy,
-    TradeTypeMismatch,
-    UnresolvedReference,
 )
 from ledger.service import Ledger, NotFound
 from ledger.witnessing.view import WitnessingView, receipt_fields_for
@@ -53,7 +46,6 @@ MAX_EVENT_BODY = 1 << 20
 MAX_BATCH_BODY = 16 << 20
 MAX_BATCH_EVENTS = 1000
 MAX_PAGE = 1000
-APPEND_TIMEOUT = 30.0
 
 router = APIRouter(tags=["events"])
 
@@ -68,103 +60,20 @@ class ReceiptsResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def parse(lg: Ledger, obj: object, prefix: str = "") -> EventSubmission:
-    """Check one posted event against the record format and the catalogue (422)."""
-    try:
-        return validate_event(obj, lg.catalogue)
-    except InvalidEvent as e:
-        raise invalid_event(e, lg.catalogue.version, prefix) from None
-
-
-def admit(
-    p: Principal,
-    keys: PosterKeys,
-    ev: EventSubmission,
-    obj: object,
-    stored: dict[str, str],
-    prefix: str = "",
-) -> EventSubmission:
-    """The poster's scope over the event's project (by its stored trade type, ``stored``)
-    and the poster's signature."""
-    authorize_post(p, ev.project, ev.trade_type, stored.get(ev.project), prefix + "trade_type")
-    assert isinstance(obj, dict)
-    return keys.check(p.token_id, ev, obj, prefix)
-
-
-def invalid_event(e: InvalidEvent, version: int, prefix: str = "") -> ApiError:
-    """The 422 of a refused event: the field, what was expected, the catalogue version,
-    and the message in English and Chinese (issue 11, "Bad input")."""
-    field = prefix + e.field if e.field != "$" else (prefix.rstrip(".") or "$")
-    zh = e.message_zh or f"事件无效：{e.message}"
-    extra: dict[str, Any] = {"catalogue_version": version}
-    if e.expected is not None:
-        extra["expected"] = e.expected
-    if e.expected_zh is not None:
-        extra["expected_zh"] = e.expected_zh
-    return ApiError(
-        422,
-        "invalid_event",
-        f"{field}: {e.message}",
-        field,
-        message_zh=f"{field}：{zh}",
-        extra=extra,
+def _append(
+    request: Request, p: Principal, lg: Ledger, posted: list[object], *, batch: bool, dry: bool
+) -> Awaitable[list[Appended]]:
+    """The one append use case (ledger.appending.append_events) with this app's poster keys
+    and evidence store."""
+    return append_events(
+        lg,
+        request.app.state.poster_keys,
+        p,
+        posted,
+        resolve_attachments=attachment_resolver(request),
+        batch=batch,
+        dry=dry,
     )
-
-
-async def append(
-    lg: Ledger,
-    events: list[EventSubmission],
-    poster: str,
-    *,
-    batch: bool = True,
-    dry: bool = False,
-) -> list[Appended]:
-    """Queue the events and wait (bounded) until their batch is durable (or, ``dry``,
-    until the sequencer has checked them as it would an append)."""
-
-    def at(pos: int) -> str:
-        return f"events[{pos}]." if batch else ""
-
-    try:
-        fut = lg.append(events, poster, dry=dry)
-    except SequencerBusy as e:
-        raise ApiError(503, "busy", str(e), headers={"Retry-After": "1"}) from None
-    try:
-        return await asyncio.wait_for(asyncio.wrap_future(fut), APPEND_TIMEOUT)
-    except IdempotencyConflict as e:
-        field = f"events[{e.position}].idempotency_key"
-        raise ApiError(409, "idempotency_conflict", str(e), field) from None
-    except PosterKeyChanged as e:
-        field = f"events[{e.position}].signature"
-        raise ApiError(409, "poster_key_changed", str(e), field) from None
-    except TradeTypeMismatch as e:
-        # Another event fixed the project's trade type first (issue 10 §1); nothing of
-        # this unit was committed.
-        field = at(e.position) + "trade_type"
-        raise ApiError(
-            422,
-            "invalid_event",
-            f"{field}: {e.reason}",
-            field,
-            message_zh=f"{field}：{e.reason_zh}",
-        ) from None
-    except OutOfOrder as e:
-        field = at(e.position) + "type"
-        v = e.violation
-        raise ApiError(
-            409,
-            "out_of_order",
-            f"{field}: {v.message}",
-            field,
-            message_zh=f"{field}：{v.message_zh}",
-            extra={"rule": v.to_json()},
-        ) from None
-    except UnresolvedReference as e:
-        field = at(e.position) + e.problem.field
-        raise ApiError(422, "invalid_reference", f"{field}: {e.problem.message}", field) from None
-    except TimeoutError:
-        msg = "the append was not confirmed in time; retry with the same idempotency_key"
-        raise ApiError(503, "timeout", msg, headers={"Retry-After": "1"}) from None
 
 
 def receipts_json(
@@ -293,8 +202,8 @@ BATCH_SCHEMA = {
 @router.post("/v1/events", status_code=201, openapi_extra=_body(POSTED_EVENT_REF))
 async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
     """Append one event; the reply is its receipt, sent once the event is durable."""
-    ev = await _one_event(request, p, lg, await read_json(request, MAX_EVENT_BODY))
-    [a] = await append(lg, [ev], p.token_id, batch=False)
+    obj = await read_json(request, MAX_EVENT_BODY)
+    [a] = await _append(request, p, lg, [obj], batch=False, dry=False)
     return ReceiptsResponse(
         receipts_json(lg, [a], app_witnessing(request))[0], status_code=200 if a.replayed else 201
     )
@@ -303,26 +212,15 @@ async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
 @router.post("/v1/events:batch", status_code=201, openapi_extra=_body(BATCH_SCHEMA))
 async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse:
     """Append up to 1000 events, all or nothing; receipts in the order posted."""
-    evs = await _batch_events(request, p, lg, await read_json(request, MAX_BATCH_BODY))
-    done = await append(lg, evs, p.token_id)
+    items = _batch_items(await read_json(request, MAX_BATCH_BODY))
+    done = await _append(request, p, lg, items, batch=True, dry=False)
     return ReceiptsResponse(
         {"receipts": receipts_json(lg, done, app_witnessing(request))}, status_code=201
     )
 
 
-async def _one_event(request: Request, p: Principal, lg: Ledger, obj: object) -> EventSubmission:
-    """The checked event of a single-event body."""
-    ev = parse(lg, obj)
-    stored = lg.project_trade_types([ev.project])
-    ev = admit(p, request.app.state.poster_keys, ev, obj, stored)
-    [ev] = await attachment_lookup(request, [ev])
-    return ev
-
-
-async def _batch_events(
-    request: Request, p: Principal, lg: Ledger, body: object
-) -> list[EventSubmission]:
-    """The checked events of a ``{"events": [...]}`` body (422 / 413 naming the problem)."""
+def _batch_items(body: object) -> list[object]:
+    """The events of a ``{"events": [...]}`` body (422 / 413 naming the problem)."""
     if not isinstance(body, dict) or set(body) != {"events"}:
         raise ApiError(422, "invalid_event", 'the body must be {"events": [...]}', "events")
     items = body["events"]
@@ -331,15 +229,7 @@ async def _batch_events(
     if len(items) > MAX_BATCH_EVENTS:
         msg = f"a batch holds at most {MAX_BATCH_EVENTS} events"
         raise ApiError(413, "too_large", msg, "events")
-    parsed = [parse(lg, x, f"events[{i}].") for i, x in enumerate(items)]
-    # One lookup of the projects' stored trade types for the whole batch.
-    stored = lg.project_trade_types(sorted({ev.project for ev in parsed}))
-    keys = request.app.state.poster_keys
-    evs = [
-        admit(p, keys, ev, x, stored, f"events[{i}].")
-        for i, (ev, x) in enumerate(zip(parsed, items, strict=True))
-    ]
-    return await attachment_lookup(request, evs, [f"events[{i}]." for i in range(len(evs))])
+    return items
 
 
 #: Committed records of one project the dry run's rule evaluation reads, at most; and the
@@ -391,14 +281,12 @@ async def validate_events(request: Request, p: Poster, lg: LedgerDep) -> JSONRes
     project so far plus these events (e.g. "E01: ...")."""
     body = await read_json(request, MAX_BATCH_BODY)
     if isinstance(body, dict) and "events" in body:
-        evs = await _batch_events(request, p, lg, body)
-        batch = True
+        posted, batch = _batch_items(body), True
     else:
         if len(orjson.dumps(body)) > MAX_EVENT_BODY:
             raise ApiError(413, "too_large", f"an event is at most {MAX_EVENT_BODY} bytes")
-        evs = [await _one_event(request, p, lg, body)]
-        batch = False
-    done = await append(lg, evs, p.token_id, batch=batch, dry=True)
+        posted, batch = [body], False
+    done = await _append(request, p, lg, posted, batch=batch, dry=True)
     warnings = await run_in_threadpool(_dry_run_warnings, lg, p, done)
     return ReceiptsResponse({"ok": True, "warnings": warnings})
 

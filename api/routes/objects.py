@@ -15,7 +15,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import dataclasses
 import json
 import logging
 import re
@@ -37,12 +36,14 @@ from ledger.access import (
     record_access,
     record_event,
 )
+from ledger.appending import AttachmentResolver
 from ledger.records import (
     HOLD_RELEASED_EVENT,
     HOLD_SET_EVENT,
     MEDIA_TYPE_RE,
     EventSubmission,
 )
+from storage.attachments import resolve_attachments
 from storage.base import (
     SHA256_HEX,
     DigestMismatch,
@@ -528,49 +529,14 @@ async def legal_hold(
 # --- events that cite attachments ------------------------------------------------------
 
 
-def _resolve(
-    objects: EvidenceStore, events: list[EventSubmission], prefixes: list[str]
-) -> list[EventSubmission]:
-    out = []
-    for ev, prefix in zip(events, prefixes, strict=True):
-        if not ev.attachments:
-            out.append(ev)
-            continue
-        enriched = []
-        for i, a in enumerate(ev.attachments):
-            where = f"{prefix}attachments[{i}]"
-            info = objects.present(a.sha256)
-            if info is None:
-                raise ApiError(
-                    422,
-                    "invalid_event",
-                    f"{where}.sha256: no stored object has SHA-256 {a.sha256}; "
-                    "upload it first with POST /v1/objects",
-                    f"{where}.sha256",
-                )
-            if info.size != a.size:
-                raise ApiError(
-                    422,
-                    "invalid_event",
-                    f"{where}.size: is {a.size} but the stored object is {info.size} bytes",
-                    f"{where}.size",
-                )
-            chunk_root = base64.b64encode(info.chunk_root).decode()
-            enriched.append(dataclasses.replace(a, chunk_root=chunk_root))
-        out.append(dataclasses.replace(ev, attachments=tuple(enriched)))
-    return out
-
-
-async def attachment_lookup(
-    request: Request, events: list[EventSubmission], prefixes: list[str] | None = None
-) -> list[EventSubmission]:
-    """Check every attachment is in storage with the stated size, and add its chunk root.
-
-    Unknown object: 422 naming ``attachments[i].sha256``; store unreachable: 503, so no
-    event is committed pointing at an object nobody can confirm is there.
-    """
-    if not any(ev.attachments for ev in events):
-        return events
+def attachment_resolver(request: Request) -> AttachmentResolver:
+    """How ``ledger.appending.append_events`` checks attachments in this app: against its
+    evidence store (``storage.attachments.resolve_attachments``), off the event loop; a
+    store that cannot answer is a 503, so no event cites an object nobody can confirm."""
     objects: EvidenceStore = request.app.state.objects
-    with storage_errors():
-        return await run_in_threadpool(_resolve, objects, events, prefixes or [""] * len(events))
+
+    async def resolve(events: list[EventSubmission], prefixes: list[str]) -> list[EventSubmission]:
+        with storage_errors():
+            return await run_in_threadpool(resolve_attachments, objects, events, prefixes)
+
+    return resolve
