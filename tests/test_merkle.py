@@ -230,6 +230,21 @@ def test_batch_inclusion_proofs_on_every_small_tree() -> None:
     assert merkle.inclusion_proofs(node, [], 0, bytes.hex) == []
 
 
+def test_batch_inclusion_proofs_for_every_pair_of_indices() -> None:
+    """Any index after any other: the previous proof's tail is reused only where the two
+    paths meet, including after an index on the tree's right border (e.g. 12 then 9 in a
+    tree of 13, where 12 has no sibling at the two lowest levels)."""
+    for n in range(1, 18):
+        node = _resolver(_entries(n))
+        single = [merkle.inclusion_proof(node, i, n) for i in range(n)]
+        for a in range(n):
+            for b in range(n):
+                assert merkle.inclusion_proofs(node, [a, b], n, lambda h: h) == [
+                    single[a],
+                    single[b],
+                ], (n, a, b)
+
+
 def _raises(exc: type[Exception], message: str, fn: Callable[[], object]) -> None:
     with pytest.raises(exc) as e:
         fn()

@@ -185,6 +185,8 @@ def test_cosignatures_sign_the_time_and_the_body() -> None:
     sig = w.sign(body, 1700000000)
     assert len(sig) == 72 and sig[:8] == struct.pack(">Q", 1700000000)
     assert cosignature_time(sig) == 1700000000
+    # Unsigned 64-bit seconds: the largest time reads back as itself, not negative.
+    assert cosignature_time(struct.pack(">Q", 2**64 - 1) + sig[8:]) == 2**64 - 1
     seeded(9).public_key().verify(sig[8:], cosignature_message(body, 1700000000))
     w.verifier.verify(body, sig)
     later = struct.pack(">Q", 1700000001) + sig[8:]
