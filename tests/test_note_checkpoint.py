@@ -186,7 +186,9 @@ def test_cosignatures_sign_the_time_and_the_body() -> None:
     assert len(sig) == 72 and sig[:8] == struct.pack(">Q", 1700000000)
     assert cosignature_time(sig) == 1700000000
     # Unsigned 64-bit seconds: the largest time reads back as itself, not negative.
-    assert cosignature_time(struct.pack(">Q", 2**64 - 1) + sig[8:]) == 2**64 - 1
+    last = w.sign(body, 2**64 - 1)
+    assert last[:8] == b"\xff" * 8 and cosignature_time(last) == 2**64 - 1
+    w.verifier.verify(body, last)
     seeded(9).public_key().verify(sig[8:], cosignature_message(body, 1700000000))
     w.verifier.verify(body, sig)
     later = struct.pack(">Q", 1700000001) + sig[8:]
@@ -251,6 +253,21 @@ def test_malformed_notes_are_named() -> None:
         lambda: parse_note("text\n\n" + long_line),
     )
     raises(NoteError, "note text must end with a newline", lambda: sign_note("text", []))
+    long_plain = "- " + "x" * 100
+    raises(
+        NoteError,
+        f"malformed signature line {long_plain[:80]!r}",
+        lambda: parse_note("text\n\n" + long_plain + "\n"),
+    )
+    # Exactly one space between name and signature: no other whitespace splits them.
+    for spaced in ("\u2014 log  AAAAAAAA\n", "\u2014 log\tAAAAAAAA\n", "\u2014 log AAAAAAAA \n"):
+        raises(
+            NoteError,
+            f"malformed signature line {spaced[:-1]!r}",
+            lambda spaced=spaced: parse_note("text\n\n" + spaced),
+        )
+    # The text may be a single empty line: the blank line then starts the note.
+    assert parse_note("\n\n" + sig_line(raw=bytes(5))).text == "\n"
     # Printable text, tabs excepted, and any Unicode: "\x20" and "\x7e" are fine.
     ok = parse_note("a ~\u00e9\u3000\n\n" + sig_line(raw=bytes(5)))
     assert ok.text == "a ~\u00e9\u3000\n" and ok.signatures[0] == NoteSignature(

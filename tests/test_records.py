@@ -15,6 +15,7 @@ from ledger.catalogue import CATALOGUE_VERSION, TRADE_TYPES, load_catalogue
 from ledger.records import (
     ACCESS_EVENT,
     MAX_ATTACHMENTS,
+    MAX_LATE_REASON,
     MAX_PAYLOAD_BYTES,
     MAX_TEXT,
     Attachment,
@@ -219,6 +220,24 @@ CASES: list[tuple[object, str, str, str]] = [
     (with_(idempotency_key=""), "idempotency_key", TEXT_EN, TEXT_ZH),
     (with_(idempotency_key="k" * (MAX_TEXT + 1)), "idempotency_key", TEXT_EN, TEXT_ZH),
     (with_(signature="s" * 101), "signature", *text_limit(100)),
+    # An optional member is absent or a value of its type, never an explicit null.
+    (with_(idempotency_key=None), "idempotency_key", TEXT_EN, TEXT_ZH),
+    (with_(signature=None), "signature", *text_limit(100)),
+    *[
+        (
+            with_(late_entry=bad),
+            "late_entry",
+            'must be {"reason": "<why the fact is recorded late>"}',
+            '须为 {"reason": "<事后补录的原因>"}',
+        )
+        for bad in (None, "late", {}, {"reason": "x", "by": "y"}, ["reason"])
+    ],
+    (with_(late_entry={"reason": ""}), "late_entry.reason", *text_limit(MAX_LATE_REASON)),
+    (
+        with_(late_entry={"reason": "r" * (MAX_LATE_REASON + 1)}),
+        "late_entry.reason",
+        *text_limit(MAX_LATE_REASON),
+    ),
 ]
 
 
@@ -281,6 +300,9 @@ def test_limits_at_their_boundary() -> None:
     assert len(ok.project) == 120 and len(ok.attachments) == MAX_ATTACHMENTS
     assert ok.signature == "s" * 100 and ok.idempotency_key == "k" * MAX_TEXT
     assert ok.actor == {"id": "i" * MAX_TEXT, "role": "r" * 64}
+    late = validate_event(with_(late_entry={"reason": "r" * MAX_LATE_REASON}), CAT)
+    assert late.late_entry == "r" * MAX_LATE_REASON
+    assert validate_event(make_event(), CAT).late_entry is None
     assert (
         validate_event(with_(attachments=[{**ATTACHMENT, "size": 0}]), CAT).attachments[0].size == 0
     )
@@ -380,6 +402,25 @@ def test_the_record_and_its_hash() -> None:
     )
     assert committed.entry == ENTRY_VERSION + committed.event_hash
     assert encode_b64(b"\xff\xfe") == "//4=" and encode_b64(b"") == ""
+
+
+def test_the_ledger_added_fields_late_entry_and_chunk_root() -> None:
+    ev = dataclasses.replace(
+        validate_event(with_(attachments=[ATTACHMENT]), CAT),
+        late_entry="the platform was down",
+        attachments=(Attachment(SHA, 10, "application/pdf", "a.pdf", chunk_root="Y3I="),),
+    )
+    rec = record_json(ev, **FIELDS)
+    assert rec["late_entry"] == {"reason": "the platform was down"}
+    assert rec["attachments"] == [{**ATTACHMENT, "chunk_root": "Y3I="}]
+    assert complete_record(ev, **FIELDS).canonical == canonicalize(rec)
+    assert "late_entry" not in record_json(validate_event(make_event(), CAT), **FIELDS)
+    assert Attachment(SHA, 1, "a/b", "n").to_json() == {
+        "sha256": SHA,
+        "size": 1,
+        "media_type": "a/b",
+        "name": "n",
+    }
 
 
 def test_a_sealed_record_leaves_its_sealed_parts_out() -> None:
