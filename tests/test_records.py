@@ -45,7 +45,10 @@ CONTROL = ("must not contain control characters or lone surrogates", "不得含�
 
 def refused(obj: object, internal: bool = False) -> InvalidEvent:
     with pytest.raises(InvalidEvent) as e:
-        validate_event(obj, CAT, internal=internal)
+        if internal:
+            validate_event(obj, CAT, internal=True)
+        else:
+            validate_event(obj, CAT)  # the default: a poster's event
     assert str(e.value) == f"{e.value.field}: {e.value.message}"
     return e.value
 
@@ -278,8 +281,14 @@ def test_an_event_type_of_another_trade_type_is_refused() -> None:
 
 
 def test_payloads_that_cannot_be_committed() -> None:
-    e = refused(with_(type_="deadline_extended", payload={"extensions": {"x": 1.5}}))
-    assert e.field.startswith("payload")
+    floats = {"extensions": {"cn.example/x": 1.5}}
+    e = refused(with_(type_="prequal_result_notified", payload=floats))
+    reason = "floats are not allowed; amounts are integers in fen"
+    assert (e.field, e.message, e.message_zh) == (
+        'payload.extensions["cn.example/x"]',
+        reason,
+        f"无法按 RFC 8785 规范化：{reason}",
+    )
     # The ledger's own access records: only control text is refused, at its path.
     access = with_(project="P~access", type_=ACCESS_EVENT, payload={"what": {"k": "a\x01"}})
     e = refused(access, internal=True)
