@@ -671,3 +671,24 @@ def test_path_keys_are_shown_whole_up_to_forty_characters() -> None:
     assert _error({"a b" + "c" * 37: 1.5}).path == '$["a b' + "c" * 37 + '"]'
     assert _error({"a b" + "c" * 38: 1.5}).path == '$["a b' + "c" * 37 + '\\u2026"]'
     assert _error({"k" * 41: 1.5}).path == '$["' + "k" * 40 + '\\u2026"]'
+
+
+def test_depth_limit_through_objects_and_mapping_subclasses() -> None:
+    """The limit counts objects as it counts arrays, from a top-level object too, and
+    through dict subclasses nested anywhere (encoded as their base value)."""
+
+    def objects(depth: int, kind: type[dict[str, Any]] = dict) -> object:
+        value: object = 0
+        for _ in range(depth):
+            value = kind(a=value)
+        return value
+
+    for kind in (dict, OrderedDict):
+        ok = canonicalize(objects(MAX_DEPTH, kind))
+        assert ok == b'{"a":' * MAX_DEPTH + b"0" + b"}" * MAX_DEPTH
+        err = _error(objects(MAX_DEPTH + 1, kind))
+        assert (
+            str(err) == "a" + ".a" * (MAX_DEPTH - 1) + f": nesting deeper than {MAX_DEPTH} levels"
+        )
+    nested = {"z": [OrderedDict([("b", 1), ("a", OrderedDict(c=[2]))])], "y": OrderedDict()}
+    assert canonicalize(nested) == b'{"y":{},"z":[{"a":{"c":[2]},"b":1}]}'

@@ -452,8 +452,10 @@ def test_a_sealed_record_leaves_its_sealed_parts_out() -> None:
         "public_key": "a",
         "signature": "b",
     }
-    committed = complete_record(sealed, **FIELDS)
+    committed = complete_record(sealed, **FIELDS)  # the general path
     assert committed.canonical == canonicalize(rec)
+    assert (committed.index, committed.seq) == (5, 2)
+    assert committed.event_hash == hashlib.sha256(committed.canonical).digest()
     assert committed.project == ev.project  # the chain is in the record, the project here
 
 
