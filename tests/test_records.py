@@ -270,6 +270,14 @@ def test_a_refused_payload_names_the_catalogue_version() -> None:
     )
 
 
+def test_the_catalogue_version_is_the_one_the_event_was_checked_by() -> None:
+    other = dataclasses.replace(CAT, version=CAT.version + 7)
+    assert validate_event(make_event(), other).catalogue_version == CAT.version + 7
+    with pytest.raises(InvalidEvent) as e:
+        validate_event(with_(payload={"method": "open_tender", "estimate": -1}), other)
+    assert e.value.message.endswith(f"(event catalogue version {CAT.version + 7})")
+
+
 def test_an_event_type_of_another_trade_type_is_refused() -> None:
     only = next(e for e in CAT.events.values() if "engineering" not in e.trade_types)
     e = refused(with_(type_=only.code))
