@@ -8,6 +8,7 @@ nothing of HTTP) become statuses, codes and fields.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,8 @@ from ledger.sequencer import (
     UnresolvedReference,
 )
 from storage.attachments import AttachmentRefused
+from storage.base import ObjectLocked, ObjectNotFound, StorageUnavailable
+from storage.service import StorageCorrupt
 from verifier.errors import JianzhengError
 
 __all__ = [
@@ -137,6 +140,24 @@ def invalid_event(e: EventRejected) -> ApiError:
     )
 
 
+log = logging.getLogger("jianzheng.api")
+
+
+def storage_unavailable(e: StorageUnavailable) -> ApiError:
+    log.error("storage unavailable: %s", e)
+    return ApiError(
+        503,
+        "storage_unavailable",
+        f"the object store is unavailable: {e}",
+        headers={"Retry-After": "5"},
+    )
+
+
+def storage_corrupt(e: StorageCorrupt) -> ApiError:
+    log.error("storage corrupt: %s", e)
+    return ApiError(500, "storage_corrupt", str(e))
+
+
 def unit_refused(e: UnitRefused) -> ApiError:
     """The answer to a unit the sequencer refused or did not confirm in time."""
     cause, field = e.cause, e.field
@@ -176,6 +197,10 @@ REFUSALS: dict[type[JianzhengError], Callable[[Any], ApiError]] = {
     EventRejected: invalid_event,
     UnitRefused: unit_refused,
     AttachmentRefused: _field_refusal(422, "invalid_event"),
+    StorageUnavailable: storage_unavailable,
+    ObjectNotFound: lambda e: ApiError(404, "not_found", str(e)),
+    ObjectLocked: lambda e: ApiError(409, "object_locked", str(e)),
+    StorageCorrupt: storage_corrupt,
     PosterKeyExists: lambda e: ApiError(409, "key_exists", e.reason),
     SignatureRequired: _field_refusal(422, "signature_required"),
     NoPosterKey: _field_refusal(422, "invalid_event"),
@@ -196,6 +221,12 @@ REFUSALS: dict[type[JianzhengError], Callable[[Any], ApiError]] = {
 }
 
 
+#: Store failures are answered where a route expects them (``api.routes.objects``
+#: ``storage_errors``), with REFUSALS' answer; no app-wide handler, so one escaping
+#: elsewhere stays the unexpected error it always was.
+ANSWERED_IN_ROUTES = (StorageUnavailable, ObjectNotFound, ObjectLocked, StorageCorrupt)
+
+
 def as_api_error(e: JianzhengError) -> ApiError:
     """The HTTP answer to the domain refusal ``e`` (:data:`REFUSALS`)."""
     for cls in type(e).__mro__:
@@ -207,7 +238,7 @@ def as_api_error(e: JianzhengError) -> ApiError:
 
 def install_error_handlers(app: FastAPI) -> None:
     """The shared handlers (:func:`ledger.http.install_error_handlers`), and one for each
-    domain refusal of :data:`REFUSALS`."""
+    domain refusal of :data:`REFUSALS` (but :data:`ANSWERED_IN_ROUTES`)."""
     http.install_error_handlers(app)
 
     async def _refused(_: Request, e: Exception) -> JSONResponse:
@@ -215,4 +246,5 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(as_api_error(e))
 
     for cls in REFUSALS:
-        app.add_exception_handler(cls, _refused)
+        if cls not in ANSWERED_IN_ROUTES:
+            app.add_exception_handler(cls, _refused)

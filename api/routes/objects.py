@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from api.deps import DecimalDigits, LedgerDep, Poster, not_found, read_json, role
-from api.errors import ApiError, ApiLayerError
+from api.errors import ANSWERED_IN_ROUTES, ApiError, ApiLayerError, as_api_error
 from ledger.access import (
     HOLD_OBJECT,
     HOLD_POSTER,
@@ -47,14 +47,11 @@ from storage.attachments import resolve_attachments
 from storage.base import (
     SHA256_HEX,
     DigestMismatch,
-    ObjectLocked,
-    ObjectNotFound,
     ObjectTooLarge,
-    StorageUnavailable,
     UploadInterrupted,
 )
 from storage.pipe import BlockPipe
-from storage.service import EvidenceStore, ObjectInfo, StorageCorrupt
+from storage.service import EvidenceStore, ObjectInfo
 
 log = logging.getLogger("jianzheng.api")
 
@@ -117,24 +114,12 @@ ObjectReader = Annotated[Principal, Depends(role("platform", "reviewer", "archiv
 
 @contextlib.contextmanager
 def storage_errors() -> Iterator[None]:
-    """Map storage failures to the API's one error shape."""
+    """Answer the store's failures here, in the route (``api/errors.py`` REFUSALS says
+    how), so that the code after this block never sees them."""
     try:
         yield
-    except StorageUnavailable as e:
-        log.error("storage unavailable: %s", e)
-        raise ApiError(
-            503,
-            "storage_unavailable",
-            f"the object store is unavailable: {e}",
-            headers={"Retry-After": "5"},
-        ) from None
-    except ObjectNotFound as e:
-        raise not_found(str(e)) from None
-    except ObjectLocked as e:
-        raise ApiError(409, "object_locked", str(e)) from None
-    except StorageCorrupt as e:
-        log.error("storage corrupt: %s", e)
-        raise ApiError(500, "storage_corrupt", str(e)) from None
+    except ANSWERED_IN_ROUTES as e:
+        raise as_api_error(e) from None
 
 
 def _check_sha(sha256: str) -> str:
