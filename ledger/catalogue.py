@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ledger.errors import LedgerError
+from ledger.json_shape import expect_keys, expect_object, expect_text
 from ledger.order import OrderCatalogueError, ProcessOrder, parse_process_order
 from verifier.payload import (
     EXTENSIONS,
@@ -436,13 +437,7 @@ def _parse_field(name: str, raw: object, where: str) -> FieldSpec:
 
 
 def _object(raw: object, where: str) -> dict[str, object]:
-    if not isinstance(raw, dict):
-        raise CatalogueError(f"{where}: expected a JSON object, got {type(raw).__name__}")
-    # parse_catalogue also takes Python dicts, whose keys need not be strings.
-    for key in raw:
-        if not isinstance(key, str):
-            raise CatalogueError(f"{where}: key {key!r} is not a string")
-    return raw
+    return expect_object(raw, where, CatalogueError)
 
 
 def _exact_keys(
@@ -451,19 +446,11 @@ def _exact_keys(
     where: str,
     optional: frozenset[str] = frozenset(),
 ) -> None:
-    missing = sorted(expected - obj.keys())
-    if missing:
-        raise CatalogueError(f"{where}: missing key(s) {', '.join(missing)}")
-    # Unknown keys are rejected so a misspelt key (e.g. "sealed_field") cannot be ignored.
-    extra = sorted(obj.keys() - expected - optional)
-    if extra:
-        raise CatalogueError(f"{where}: unknown key(s) {', '.join(extra)}")
+    expect_keys(obj, expected, where, CatalogueError, optional)
 
 
 def _text(raw: object, where: str) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise CatalogueError(f"{where}: expected a non-empty string")
-    return raw
+    return expect_text(raw, where, CatalogueError)
 
 
 def _text_list(raw: object, where: str) -> tuple[str, ...]:

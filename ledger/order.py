@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 from ledger.errors import LedgerError
+from ledger.json_shape import expect_keys, expect_object, expect_text
 
 KINDS = ("requires", "not_after", "only_after", "while_open")
 _RULE_KEYS = frozenset(
@@ -64,8 +65,6 @@ _KIND_KEYS: dict[str, frozenset[str]] = {
     "only_after": frozenset({"once", "allowed"}),
     "while_open": frozenset({"opened_by", "closed_by", "closing_field", "allowed"}),
 }
-#: The members of a resolved reference, beside the one posted.
-RESOLVED = ("index", "seq")
 
 
 class OrderCatalogueError(ValueError, LedgerError):
@@ -433,24 +432,15 @@ def _parse_rule(raw: object, events: Mapping[str, tuple[str, ...]], where: str) 
 
 
 def _object(raw: object, where: str) -> dict[str, object]:
-    if not isinstance(raw, dict) or not all(isinstance(k, str) for k in raw):
-        raise OrderCatalogueError(f"{where}: expected a JSON object")
-    return raw
+    return expect_object(raw, where, OrderCatalogueError)
 
 
 def _keys(obj: Mapping[str, object], need: frozenset[str], may: frozenset[str], where: str) -> None:
-    missing = sorted(need - obj.keys())
-    if missing:
-        raise OrderCatalogueError(f"{where}: missing key(s) {', '.join(missing)}")
-    extra = sorted(obj.keys() - need - may)
-    if extra:
-        raise OrderCatalogueError(f"{where}: unknown key(s) {', '.join(extra)}")
+    expect_keys(obj, need, where, OrderCatalogueError, may)
 
 
 def _text(raw: object, where: str) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise OrderCatalogueError(f"{where}: expected a non-empty string")
-    return raw
+    return expect_text(raw, where, OrderCatalogueError)
 
 
 def _codes(
