@@ -13,6 +13,10 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from verifier.trust import TrustPolicy
 
 
 def add_verify_arguments(v: argparse.ArgumentParser) -> None:
@@ -43,6 +47,18 @@ def _fail(msg: str) -> int:
     return 2
 
 
+def _load_trust(path: Path) -> TrustPolicy | str:
+    """The trust file's policy, or why it cannot be used (both commands read it alike)."""
+    from verifier.trust import TrustError, parse_trust
+
+    try:
+        return parse_trust(path.read_bytes())
+    except OSError as e:
+        return f"cannot read trust file {path}: {e.strerror}"
+    except TrustError as e:
+        return f"trust file {path}: {e}"
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write ``path`` through a temporary file renamed into place: never half a report."""
     fd, tmp = tempfile.mkstemp(prefix=".report-", dir=path.parent if str(path.parent) else ".")
@@ -59,16 +75,13 @@ def run_verify(args: argparse.Namespace) -> int:
     """Verify ``args.bundle`` and print or write the report; returns the exit code."""
     from verifier.bundle import BundleError, verify_bundle
     from verifier.report import render_html, render_json, render_text
-    from verifier.trust import TrustError, parse_trust
 
     policy = None
     if args.trust is not None:
-        try:
-            policy = parse_trust(args.trust.read_bytes())
-        except OSError as e:
-            return _fail(f"cannot read trust file {args.trust}: {e.strerror}")
-        except TrustError as e:
-            return _fail(f"trust file {args.trust}: {e}")
+        loaded = _load_trust(args.trust)
+        if isinstance(loaded, str):
+            return _fail(loaded)
+        policy = loaded
     if args.workers is not None and args.workers < 1:
         return _fail("--workers must be at least 1")
     try:
@@ -131,7 +144,6 @@ def run_receipt_verify(args: argparse.Namespace) -> int:
 
     from verifier.note import NoteError, Verifier, parse_vkey
     from verifier.receipt import ReceiptError, check_receipt
-    from verifier.trust import TrustError, parse_trust
 
     def fail(msg: str) -> int:
         print(f"jianzheng receipt verify: {msg}", file=sys.stderr)
@@ -163,12 +175,10 @@ def run_receipt_verify(args: argparse.Namespace) -> int:
     tsa_required = False
     tsa_pem = None
     if args.trust is not None:
-        try:
-            policy = parse_trust(args.trust.read_bytes())
-        except OSError as e:
-            return fail(f"cannot read trust file {args.trust}: {e.strerror}")
-        except TrustError as e:
-            return fail(f"trust file {args.trust}: {e}")
+        loaded = _load_trust(args.trust)
+        if isinstance(loaded, str):
+            return fail(loaded)
+        policy = loaded
         if policy.log.vkey != log.vkey:
             return fail("the trust file names another log key than --log-key")
         witnesses, quorum = policy.witnesses, policy.quorum
