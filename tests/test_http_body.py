@@ -7,16 +7,14 @@ import hashlib
 import json
 import os
 import socket
-import threading
 import time
 from typing import Any
 
 import pytest
-import uvicorn
 
 import api.http_body as http_body
 from api.http_body import BodyPiecesProtocol
-from tests.servers import free_port
+from tests.test_storage import LiveServer
 
 
 async def digest_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -67,20 +65,9 @@ class Pieces(http_body._Pieces):
 def server(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(http_body, "_Pieces", Pieces)
     Pieces.made = Pieces.joined = 0
-    port = free_port()
-    config = uvicorn.Config(
-        digest_app, host="127.0.0.1", port=port, http=BodyPiecesProtocol, log_level="warning"
-    )
-    srv = uvicorn.Server(config)
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and t.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    yield port
-    srv.should_exit = True
-    t.join(20)
+    srv = LiveServer(digest_app, http=BodyPiecesProtocol)
+    yield srv.port
+    srv.stop()
 
 
 def read_response(s: socket.socket) -> dict[str, Any]:

@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from api.limits import ServeLimits, auto_connection_cap, uvicorn_options
-from tests.servers import free_port
+from tests.test_storage import LiveServer
 
 LIMITS = ServeLimits(
     header_timeout=1.0, keep_alive=1.0, body_timeout=1.0, min_body_rate=20_000, max_connections=8
@@ -58,20 +56,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture
 def port() -> Iterator[int]:
-    p = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=p, log_level="error", **uvicorn_options(LIMITS)
-    )
-    srv = uvicorn.Server(config)
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline and t.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    yield p
-    srv.should_exit = True
-    t.join(20)
+    srv = LiveServer(app, log_level="error", **uvicorn_options(LIMITS))
+    yield srv.port
+    srv.stop()
 
 
 def connect(port: int) -> socket.socket:

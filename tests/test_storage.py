@@ -420,11 +420,15 @@ def test_s3_config_from_env() -> None:
 class LiveServer:
     """uvicorn serving ``app`` on a loopback port from a thread of this process."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, **options: Any) -> None:
+        """``options`` are more ``uvicorn.Config`` settings (a protocol class, limits)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cfg = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            **{"log_level": "warning", "lifespan": "off", **options},
         )
         self.server = uvicorn.Server(cfg)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
