@@ -64,7 +64,7 @@ PHASES: tuple[str, ...] = (
 STATUSES: tuple[str, ...] = ("confirmed", "to-confirm")
 #: The catalogue version this code reads. Every record carries the version it was committed
 #: under (``catalogue_version``); records without it were committed under version 1.
-CATALOGUE_VERSION = 2
+CATALOGUE_VERSION = 3
 _RESOURCE = "catalogue.json"
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _TRADE_TYPE_KEYS = frozenset({"letter", "name_zh", "name_en"})

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ledger.catalogue import (
+    CATALOGUE_VERSION,
     FIELD_TYPES,
     PHASES,
     TRADE_TYPES,
@@ -143,7 +144,7 @@ def _event(data: dict[str, Any], code: str) -> dict[str, Any]:
 
 
 def test_loads_and_is_cached(cat: Catalogue) -> None:
-    assert cat.version == 2
+    assert cat.version == CATALOGUE_VERSION == 3
     assert load_catalogue() is cat
 
 
@@ -367,7 +368,7 @@ def _duplicated(code: str) -> dict[str, Any]:
 
 MALFORMED = [
     pytest.param([], "expected a JSON object", id="not an object"),
-    pytest.param({**_raw(), "version": 3}, "version", id="wrong version"),
+    pytest.param({**_raw(), "version": CATALOGUE_VERSION + 1}, "version", id="wrong version"),
     pytest.param({**_raw(), "version": True}, "version", id="bool version"),
     pytest.param({**_raw(), "extra": 1}, "unknown key", id="extra top key"),
     pytest.param({**_raw(), "events": []}, "non-empty list", id="no events"),

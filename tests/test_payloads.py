@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from api.app import create_app
 from api.auth import create_token
 from api.schemas import event_schema, posted_types
-from ledger.catalogue import load_catalogue
+from ledger.catalogue import CATALOGUE_VERSION, load_catalogue
 from ledger.records import InvalidEvent, validate_event
 from ledger.service import Ledger
 from tests.conftest import example_payload, make_event
@@ -212,7 +212,7 @@ def test_a_committed_record_carries_its_catalogue_version(api: Any) -> None:
     assert r.status_code == 201
     lg: Ledger = c.app.state.ledger  # type: ignore[attr-defined]
     canonical, _ = lg.record(r.json()["index"])
-    assert json.loads(canonical)["catalogue_version"] == CAT.version == 2
+    assert json.loads(canonical)["catalogue_version"] == CAT.version == CATALOGUE_VERSION
 
 
 def test_envelope_refusals_carry_chinese_too(api: Any) -> None:
