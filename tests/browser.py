@@ -1,0 +1,70 @@
+"""Headless Chromium for the browser tests, from Debian's packages only.
+
+``scripts/test`` installs ``chromium`` and ``chromium-driver`` (one version, so the driver
+always matches the browser). Selenium is pointed at ``/usr/bin/chromedriver`` explicitly, so
+Selenium Manager never tries to download a driver or a browser. A missing browser skips the
+test locally and fails it under ``CI=true``, like the database tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures_servers import _unavailable
+
+CHROMIUM = os.environ.get("JIANZHENG_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("JIANZHENG_CHROMEDRIVER", "/usr/bin/chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# Root in a container has no user namespace for the sandbox; the pages are our own.
+_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage")
+
+
+def _require_chromium() -> None:
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not (Path(path).is_file() and os.access(path, os.X_OK)):
+            _unavailable("Chromium", f"{path} is missing (scripts/test installs it)")
+
+
+def screenshot(url: str, out: Path, *, width: int = 1280, height: int = 1600) -> Path:
+    """Render ``url`` in headless Chromium and save a PNG at ``out`` (no driver needed)."""
+    _require_chromium()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [CHROMIUM, *_FLAGS, f"--window-size={width},{height}", f"--screenshot={out}", url],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return out
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    """A Selenium WebDriver on Debian's headless Chromium, closed after the test."""
+    _require_chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in _FLAGS:
+        opts.add_argument(flag)
+    opts.add_argument("--window-size=1280,1600")
+    opts.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    opts.add_experimental_option(
+        "prefs", {"download.default_directory": str(tmp_path / "downloads")}
+    )
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(30)
+    driver.set_script_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
