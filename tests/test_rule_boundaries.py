@@ -50,13 +50,23 @@ PERIODS: dict[tuple[str, int], tuple[str, int, str]] = {
     ("G09", 2): ("within", 7, "workday"),
     ("G10", 0): ("within", 30, "workday"),
     ("G10", 1): ("within", 30, "day"),
+    # 39号令 第十条 and its listing and result periods; 拍卖法 第四十五条; 32号令 (2016).
+    ("L01", 0): ("at_least", 20, "day"),
+    ("L02", 0): ("at_least", 10, "day"),
+    ("L03", 0): ("within", 10, "workday"),
+    ("L04", 0): ("at_least", 7, "day"),
+    ("P02", 0): ("at_least", 20, "workday"),
+    ("P02", 1): ("at_least", 40, "workday"),
+    ("P02", 2): ("at_least", 10, "workday"),
+    ("P02", 3): ("within", 10, "workday"),
 }
 # (rule, check) -> max_percent: bid deposit <= 2 % (实施条例 第26条), bond <= 10 % (第58条).
 RATIOS = {("E13", 0): 2, ("E13", 1): 10, ("G04", 0): 2}
 OPENINGS = {("E02", 0): 60, ("G13", 0): 60}  # tolerance in seconds
 MIN_BIDS = {("E06", 0): 3}
 MAX_ITEMS = {("E09", 0): 3}
-RETENTION_YEARS = {("G15", 0): 15}
+# 政府采购法 第四十二条 (G15); 拍卖法 第五十四条 (L04: auction records five years).
+RETENTION_YEARS = {("G15", 0): 15, ("L04", 2): 5}
 NUMERIC = {
     "period": PERIODS,
     "ratio": RATIOS,
@@ -307,21 +317,24 @@ def test_at_most_n_candidates(source: int) -> None:
     }
 
 
+@pytest.mark.parametrize(("rid", "i"), sorted(RETENTION_YEARS), ids=lambda x: str(x))
 @pytest.mark.parametrize("end_day", [date(2026, 6, 15), date(2028, 2, 29)])
-def test_retention_years_to_the_day(end_day: date) -> None:
-    """15 years from the procedure's end; from 29 February, to 28 February."""
-    years = RETENTION_YEARS[("G15", 0)]
-    c = check_of("G15", 0)
+def test_retention_years_to_the_day(rid: str, i: int, end_day: date) -> None:
+    """N years from the procedure's end; from 29 February, to 28 February."""
+    years = RETENTION_YEARS[(rid, i)]
+    c = check_of(rid, i)
     try:
         due = end_day.replace(year=end_day.year + years)
     except ValueError:
         due = end_day.replace(year=end_day.year + years, day=28)
 
     def kept_until(until: date) -> str:
-        p = Project("procurement")
+        p = Project(rule(rid).trade_types[0])
+        for kind in c.get("only_if", ())[:1]:
+            p.add(kind, instant(end_day - timedelta(days=1)))
         p.add(c["end_events"][0], instant(end_day))
         p.add(c["event"], instant(end_day), **{c["field"]: until.isoformat()})
-        return judge("G15", 0, p)
+        return judge(rid, i, p)
 
     one = timedelta(days=1)
     got = {d: kept_until(d) for d in (due - one, due, due + one)}

@@ -998,8 +998,11 @@ def _check_requires_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
 
 
 def _check_retention(ctx: _Ctx, c: Mapping[str, Any]) -> None:
-    """A retention date at least N years after the procedure's end."""
+    """A retention date at least N years after the procedure's end; with ``only_if``, only
+    in projects that record one of those events (e.g. an auction, 拍卖法 第五十四条)."""
     tl = ctx.tl
+    if "only_if" in c and not tl.of(c["only_if"]):
+        return
     years = int(c["years"])
     for e in tl.by_type.get(c["event"], []):
         ctx.applicable = True
@@ -1052,6 +1055,123 @@ def _check_late_entries(ctx: _Ctx, c: Mapping[str, Any]) -> None:
         )
 
 
+# --- land, mining rights and state property (39号令, 拍卖法, 企业国有资产法) --------------------
+
+
+def _check_allowed_values(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """A field of an event holds one of the lawful values (e.g. the land transfer method)."""
+    values = [str(v) for v in c["values"]]
+    for e in ctx.tl.by_type.get(c["event"], []):
+        ctx.applicable = True
+        v = e.value(c["field"])
+        if v is None:
+            ctx.cannot(
+                _CannotEvaluate(
+                    f"事件 seq {e.seq}（{e.type}）未记录字段 {c['field']}",
+                    f"event seq {e.seq} ({e.type}) does not carry the field {c['field']}",
+                    [e.seq],
+                )
+            )
+            continue
+        ctx.checked += 1
+        if v not in values:
+            ctx.violation(
+                f"{_label(c, 'what_zh', c['field'])}为 {v}（seq {e.seq}），不属于 "
+                f"{'、'.join(values)}；{_label(c, 'why_zh', '须有法律依据')}",
+                f"{_label(c, 'what_en', c['field'])} is {v} (seq {e.seq}), not one of "
+                f"{', '.join(values)}; {_label(c, 'why_en', 'this needs a legal basis')}",
+                [e.seq],
+            )
+
+
+def _check_followed_by(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Each ``event`` is followed by a ``by`` event before any ``before`` event (e.g. the
+    auction record signed after the hammer falls, before the deal is confirmed).
+
+    With ``signer_field`` and ``signer_from``, the following event must list among its
+    signers the party the first event names (the buyer must sign, 拍卖法 第五十三条). No
+    following event while no ``before`` event is recorded either: a missing step (warn).
+    """
+    tl = ctx.tl
+    follow = tl.by_type.get(c["by"], [])
+    ends = tl.of(c.get("before", ()))
+    for e in tl.by_type.get(c["event"], []):
+        ctx.applicable = True
+        ctx.checked += 1
+        stop = next((x for x in ends if x.index > e.index), None)
+        found = [f for f in follow if f.index > e.index and (stop is None or f.index < stop.index)]
+        if not found:
+            if stop is not None:
+                ctx.violation(
+                    f"{_label(c, 'event_zh', e.type)}（seq {e.seq}）之后、{stop.type}（seq "
+                    f"{stop.seq}）之前未记录{_label(c, 'by_zh', c['by'])}",
+                    f"no {_label(c, 'by_en', c['by'])} is recorded after "
+                    f"{_label(c, 'event_en', e.type)} (seq {e.seq}) and before {stop.type} "
+                    f"(seq {stop.seq})",
+                    [e.seq, stop.seq],
+                )
+            else:
+                ctx.missing(
+                    "warn",
+                    f"{_label(c, 'event_zh', e.type)}（seq {e.seq}）之后尚未记录"
+                    f"{_label(c, 'by_zh', c['by'])}",
+                    f"no {_label(c, 'by_en', c['by'])} is recorded yet after "
+                    f"{_label(c, 'event_en', e.type)} (seq {e.seq})",
+                    [e.seq],
+                )
+            continue
+        if "signer_field" not in c:
+            continue
+        party = e.value(c["signer_from"])
+        signers = found[0].value(c["signer_field"])
+        if party is None or not isinstance(signers, list):
+            ctx.cannot(
+                _CannotEvaluate(
+                    f"未记录 {e.type}.{c['signer_from']} 或 {c['by']}.{c['signer_field']}"
+                    "（列表），无法核对签名",
+                    f"{e.type}.{c['signer_from']} or {c['by']}.{c['signer_field']} (a list) "
+                    "is not recorded, so the signatures cannot be checked",
+                    [e.seq, found[0].seq],
+                )
+            )
+        elif str(party) not in {str(s) for s in signers}:
+            ctx.violation(
+                f"{_label(c, 'by_zh', c['by'])}（seq {found[0].seq}）未经 {party}"
+                f"（{e.type}.{c['signer_from']}，seq {e.seq}）签名",
+                f"{party} ({e.type}.{c['signer_from']}, seq {e.seq}) did not sign the "
+                f"{_label(c, 'by_en', c['by'])} (seq {found[0].seq})",
+                [e.seq, found[0].seq],
+            )
+
+
+def _check_competition(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """With at least ``min`` distinct registered parties before a deal, the deal follows a
+    public competitive bidding (企业国有资产法 第五十四条: two or more transferees ->
+    公开竞价)."""
+    tl = ctx.tl
+    registered = tl.by_type.get(c["registered"], [])
+    competitive = tl.of(c["competitive"])
+    for deal in tl.by_type.get(c["deal"], []):
+        parties = {
+            str(r.value(c["field"]))
+            for r in registered
+            if r.index < deal.index and r.value(c["field"]) is not None
+        }
+        if not parties:
+            continue
+        ctx.applicable = True
+        ctx.checked += 1
+        if len(parties) >= int(c["min"]) and not any(x.index < deal.index for x in competitive):
+            ctx.violation(
+                f"{deal.type}（seq {deal.seq}）之前登记的受让方有 {len(parties)} 个，"
+                f"但未记录公开竞价（{'、'.join(c['competitive'])}）",
+                f"{len(parties)} transferees were registered before {deal.type} (seq "
+                f"{deal.seq}), but no public competitive bidding ({', '.join(c['competitive'])})"
+                " is recorded before it",
+                [deal.seq],
+            )
+
+
 _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "period": _check_period,
     "opening_at_deadline": _check_opening,
@@ -1064,6 +1184,9 @@ _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "requires_before": _check_requires_before,
     "retention": _check_retention,
     "late_entries": _check_late_entries,
+    "allowed_values": _check_allowed_values,
+    "followed_by": _check_followed_by,
+    "competition": _check_competition,
 }
 
 
