@@ -76,7 +76,10 @@ def lawful_tender(project: str, bid_files: list[bytes]) -> list[dict[str, Any]]:
 
     deadline = at(3, 25, 10)
     add(
-        "project_registered", centre, at(3, 2), {"method": "open_tender", "estimate": 4_860_000_000}
+        "project_registered",
+        centre,
+        at(3, 2),
+        {"method": "open_tender", "estimate": 4_860_000_000, "must_tender": True},
     )
     add(
         "tender_notice_published",

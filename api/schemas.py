@@ -111,6 +111,8 @@ def field_schema(f: FieldSpec) -> dict[str, Any]:
         }
     elif f.type == "date":
         out = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+    elif f.type == "bool":
+        out = {"type": "boolean"}
     elif f.type == "string[]":
         out = {
             "type": "array",

@@ -148,6 +148,9 @@ def test_a_payload_missing_what_the_rules_read_is_refused(api: Any) -> None:
         ("objection_answered", {"in_reply_to": {"seq": 7}}, "payload.in_reply_to.seq"),
         ("winner_determined", {"exception_code": None}, "payload.exception_code"),
         ("activity_suspended", {"reason": "x" * 1001}, "payload.reason"),
+        ("project_registered", {"must_tender": "true"}, "payload.must_tender"),
+        ("project_registered", {"must_tender": 1}, "payload.must_tender"),
+        ("project_registered", {"must_tender": None}, "payload.must_tender"),
     ],
 )
 def test_values_outside_their_field_spec_are_refused(
@@ -233,6 +236,16 @@ CARRIED_FORWARD = {
     ("deadline_extended", "prequal_deadline"),
     ("deadline_extended", "place"),
 }
+#: Optional fields a rule reads knowing what their absence means (issue 12): not a project
+#: that must be tendered; 应知之日 taken from the result announcement (政府采购法实施条例
+#: 第五十三条); documents told apart by position; no representatives on the committee.
+ABSENCE_MEANS = {
+    ("project_registered", "must_tender"),
+    ("challenge_filed", "known_at"),
+    ("documents_issue_opened", "documents"),
+    ("documents_issue_closed", "documents"),
+    ("committee_formed", "representative_ids"),
+}
 
 
 def test_every_field_a_process_rule_reads_is_required_where_it_reads_it() -> None:
@@ -244,7 +257,7 @@ def test_every_field_a_process_rule_reads_is_required_where_it_reads_it() -> Non
                 spec = ev.fields.get(name)
                 if spec is None:
                     missing.append(f"{rule.id}: {code}.{name} is not in the catalogue")
-                elif not spec.required and (code, name) not in CARRIED_FORWARD:
+                elif not spec.required and (code, name) not in CARRIED_FORWARD | ABSENCE_MEANS:
                     missing.append(f"{rule.id}: {code}.{name} is optional")
     assert not missing, missing
     for code, name in CARRIED_FORWARD:
@@ -267,6 +280,8 @@ def _from_schema(s: dict[str, Any]) -> st.SearchStrategy[Any]:
     if "oneOf" in s:
         return st.one_of([_from_schema(b) for b in s["oneOf"]])
     t = s.get("type")
+    if t == "boolean":
+        return st.booleans()
     if t == "integer":
         return st.integers(s.get("minimum", -(2**53) + 1), s.get("maximum", 2**53 - 1))
     if t == "string":
@@ -357,6 +372,9 @@ def _mutations(ev: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield f"control char in {name}", {**payload, name: "a\x00"}
         if f.type == "instant":
             yield f"naive {name}", {**payload, name: "2026-03-25 09:30"}
+        if f.type == "bool":
+            yield f"1 for {name}", {**payload, name: 1}
+            yield f"text for {name}", {**payload, name: "true"}
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))

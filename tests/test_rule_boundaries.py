@@ -38,10 +38,13 @@ PERIODS: dict[tuple[str, int], tuple[str, int, str]] = {
     ("E14", 1): ("within", 3, "workday"),
     ("E14", 2): ("within", 30, "workday"),
     ("G01", 0): ("at_least", 20, "day"),
+    ("G01", 1): ("at_least", 3, "workday"),
+    ("G01", 2): ("at_least", 10, "day"),
     ("G02", 0): ("at_least", 5, "workday"),
     ("G02", 1): ("at_least", 15, "day"),
     ("G06", 0): ("within", 2, "workday"),
     ("G06", 1): ("within", 2, "workday"),
+    ("G06", 2): ("at_least", 1, "workday"),
     ("G08", 0): ("within", 30, "day"),
     ("G08", 1): ("within", 2, "workday"),
     ("G08", 2): ("within", 7, "workday"),
@@ -185,6 +188,10 @@ def period_project(rid: str, i: int, d0: date, d1: date) -> Project:
     deadline) on ``d1``."""
     c = check_of(rid, i)
     p = Project(rule(rid).trade_types[0])
+    when = c.get("when")
+    if when:  # the project the check applies to (e.g. one that must be tendered by law)
+        value = when["equals"] if "equals" in when else when["in"][0]
+        p.add(when["events"][0], instant(d0, 9), **{when["field"]: value})
     fspec, tspec = c["from"], c["to"]
     payload: dict[str, Any] = {}
     if fspec.get("field", "occurred_at") != "occurred_at":
@@ -195,7 +202,7 @@ def period_project(rid: str, i: int, d0: date, d1: date) -> Project:
         assert payload[where["field"]] not in where.get("not_in", ())
     if tspec.get("pair") == "same":
         payload[tspec["field"]] = instant(d1)
-    p.add(fspec["events"][0], instant(d0), **payload)
+    src = p.add(fspec["events"][0], instant(d0), **payload)
     if "deadline" in tspec:
         name = DEADLINE_FIELDS[tspec["deadline"]]
         p.add("deadline_extended", instant(d0, 11), **{name: instant(d1)})
@@ -203,7 +210,7 @@ def period_project(rid: str, i: int, d0: date, d1: date) -> Project:
         field = tspec.get("field", "occurred_at")
         tp = {} if field == "occurred_at" else {field: instant(d1)}
         if tspec.get("pair") == "reply":
-            tp["in_reply_to"] = "0"
+            tp["in_reply_to"] = str(src["seq"])
         p.add(tspec["events"][0], instant(d1), **tp)
     return p
 

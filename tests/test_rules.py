@@ -219,7 +219,8 @@ def test_a_committee_member_who_neither_signed_nor_dissented() -> None:
     rep = next(e for e in evs if e["type"] == "evaluation_report_signed")
     rep["payload"]["signers"] = rep["payload"]["signers"][:-1]
     r = results(evs)["E09"]
-    assert r.status == "fail" and "EXP-1530" in r.message_en
+    # 实施条例 第五十三条: deemed to agree, so a warning, never a failure.
+    assert r.status == "warn" and "EXP-1530" in r.message_en and "deemed to agree" in r.message_en
     rep["payload"]["dissenters"] = ["EXP-1530"]
     assert results(evs)["E09"].status == "pass"
 

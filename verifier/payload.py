@@ -51,9 +51,19 @@ __all__ = [
     "parse_payload_catalogues",
 ]
 
-#: "instant" is RFC 3339 with an offset; "date" a calendar date; "reference" names an
-#: earlier event of the same project (``{"idempotency_key": ...}`` or ``{"index": ...}``).
-FIELD_TYPES: Final = ("int", "string", "instant", "date", "string[]", "enum", "reference")
+#: "instant" is RFC 3339 with an offset; "date" a calendar date; "bool" JSON true or false;
+#: "reference" names an earlier event of the same project (``{"idempotency_key": ...}`` or
+#: ``{"index": ...}``).
+FIELD_TYPES: Final = (
+    "int",
+    "string",
+    "instant",
+    "date",
+    "bool",
+    "string[]",
+    "enum",
+    "reference",
+)
 #: The one payload member no catalogue field may be named: platform-specific data.
 EXTENSIONS: Final = "extensions"
 #: A reverse-DNS namespace, a slash, then a name: ``cn.gov.hz.ggzy/section``.
@@ -176,6 +186,8 @@ class FieldSpec:
                 "a calendar date YYYY-MM-DD, e.g. 2026-05-08",
                 "日历日期 YYYY-MM-DD，如 2026-05-08",
             )
+        if t == "bool":
+            return "true or false", "true 或 false"
         if t == "string[]":
             return (
                 f"a list of at most {self.max_items} non-empty strings of at most "
@@ -264,6 +276,13 @@ def _compile(spec: FieldSpec, committed: bool) -> _Check:
                 fail(where, v)
 
         return check_date
+    if t == "bool":
+
+        def check_bool(v: Any, where: str) -> None:
+            if type(v) is not bool:
+                fail(where, v)
+
+        return check_bool
     if t == "string[]":
         items = spec.max_items or 0
         limit = spec.max_length or 0
@@ -382,6 +401,7 @@ _CONSTRAINTS: Final[dict[str, frozenset[str]]] = {
     "string": frozenset({"max_length", "pattern"}),
     "instant": frozenset(),
     "date": frozenset(),
+    "bool": frozenset(),
     "string[]": frozenset({"max_items", "max_length"}),
     "enum": frozenset({"values"}),
     "reference": frozenset({"to"}),

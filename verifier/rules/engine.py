@@ -270,6 +270,7 @@ def parse_rules(obj: Any) -> tuple[Rule, ...]:
             kind = c.get("kind") if isinstance(c, dict) else None
             if kind not in _KINDS:
                 raise RuleCatalogueError(f"{rid}: unknown check kind {kind!r}")
+            _parse_check_terms(rid, r["severity"], c)
         fields = r["fields"]
         if not isinstance(fields, dict):
             raise RuleCatalogueError(f"{rid}: fields must map event types to field lists")
@@ -293,6 +294,42 @@ def parse_rules(obj: Any) -> tuple[Rule, ...]:
             )
         )
     return tuple(out)
+
+
+_WHEN_KEYS = {"events", "field", "equals", "in", "if_unknown", "label_zh", "label_en", "zh", "en"}
+
+
+def _parse_check_terms(rid: str, rule_severity: str, c: Mapping[str, Any]) -> None:
+    """A check's own ``severity`` and ``status`` (a part of a rule resting on text not yet
+    confirmed only warns) and its ``when`` condition (the part applies only to some
+    projects, e.g. those that must be tendered by law)."""
+    severity = c.get("severity", rule_severity)
+    if severity not in SEVERITIES or (rule_severity == "warn" and severity == "fail"):
+        raise RuleCatalogueError(
+            f"{rid}: a check's severity must be one of {SEVERITIES}, and no stricter than "
+            "its rule's"
+        )
+    status = c.get("status", "confirmed")
+    if status not in RULE_STATUSES:
+        raise RuleCatalogueError(f"{rid}: a check's status must be one of {RULE_STATUSES}")
+    if status == "to-confirm" and severity != "warn":
+        raise RuleCatalogueError(f"{rid}: a to-confirm check must have severity warn")
+    when = c.get("when")
+    if when is None:
+        return
+    if (
+        not isinstance(when, dict)
+        or not set(when) <= _WHEN_KEYS
+        or not isinstance(when.get("events"), list)
+        or not isinstance(when.get("field"), str)
+        or ("equals" in when) == ("in" in when)
+        or when.get("if_unknown", "skip") not in ("skip", "cannot")
+        or not all(isinstance(when.get(k), str) for k in ("label_zh", "label_en", "zh", "en"))
+    ):
+        raise RuleCatalogueError(
+            f"{rid}: 'when' needs events, field, one of equals/in, labels and texts "
+            f"(label_zh, label_en, zh, en), and if_unknown skip or cannot: {when!r}"
+        )
 
 
 @functools.cache
@@ -354,9 +391,16 @@ class _Ctx:
         self.findings: list[Finding] = []
         self.checked = 0
         self.applicable = False
+        #: The severity of the check being evaluated (its own, else its rule's).
+        self.severity = rule.severity
+        #: Whether a violation of a "fail" check was found (kept even past the cap).
+        self.failed = False
+        #: Parts of the rule that do not apply to this project, and why (zh, en).
+        self.not_applicable: list[tuple[str, str]] = []
 
     def violation(self, zh: str, en: str, seqs: Iterable[int]) -> None:
-        status: Status = "fail" if self.rule.severity == "fail" else "warn"
+        status: Status = "fail" if self.severity == "fail" else "warn"
+        self.failed = self.failed or status == "fail"
         self._add(Finding(status, zh, en, tuple(sorted(set(seqs)))))
 
     def missing(self, mode: str, zh: str, en: str, seqs: Iterable[int]) -> None:
@@ -865,10 +909,55 @@ def _check_committee_signed(ctx: _Ctx, c: Mapping[str, Any]) -> None:
         if absent:
             ctx.violation(
                 f"评标委员会成员 {', '.join(absent)} 既未在评标报告（seq {rep.seq}）上签字，"
-                "也未书面说明不同意见",
+                "也未书面说明不同意见，依第五十三条视为同意评标结果",
                 f"committee member(s) {', '.join(absent)} neither signed the evaluation report "
-                f"(seq {rep.seq}) nor wrote a dissent",
+                f"(seq {rep.seq}) nor wrote a dissent, and so are deemed to agree with the "
+                "result (Art. 53)",
                 [rep.seq, before[-1].seq],
+            )
+
+
+def _check_after_window(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Each subject event comes at or after the end of the window published before it (e.g.
+    no winner before the candidates' publicity ends, 招标投标法实施条例 第五十四条).
+
+    The window in force is the newest window event before the subject in log order; a
+    window published only after the subject means the subject did not wait for it at all.
+    """
+    tl = ctx.tl
+    spec, wspec = c["subject"], c["window"]
+    subjects = _select(tl, spec)
+    windows = tl.of(wspec["events"])
+    if not subjects or not windows:
+        return
+    ctx.applicable = True
+    what_zh, what_en = _label(c, "what_zh", "事件"), _label(c, "what_en", "the event")
+    win_zh, win_en = _label(c, "window_zh", "期间"), _label(c, "window_en", "the window")
+    position = {id(e): i for i, e in enumerate(tl.events)}
+    for s, at, used in _timed(
+        ctx, subjects, spec.get("field", "occurred_at"), spec.get("fallback")
+    ):
+        before = [w for w in windows if position[id(w)] < position[id(s)]]
+        if not before:
+            ctx.violation(
+                f"{what_zh}（seq {s.seq}）在{win_zh}开始之前（seq {windows[0].seq}）",
+                f"{what_en} (seq {s.seq}) came before {win_en} began (seq {windows[0].seq})",
+                [s.seq, windows[0].seq],
+            )
+            continue
+        w = before[-1]
+        try:
+            end, _ = tl.instant(w, wspec["field"], wspec.get("fallback"))
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        if at < end:
+            ctx.violation(
+                f"{what_zh}（seq {s.seq}，{used} {_fmt(at)}）早于{win_zh}结束 {_fmt(end)}"
+                f"（seq {w.seq}）",
+                f"{what_en} (seq {s.seq}, {used} {_fmt(at)}) came before {win_en} ended at "
+                f"{_fmt(end)} (seq {w.seq})",
+                [s.seq, w.seq],
             )
 
 
@@ -1178,6 +1267,7 @@ _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "bids_before_opening": _check_bids,
     "max_items": _check_max_items,
     "committee_signed": _check_committee_signed,
+    "after_window": _check_after_window,
     "ratio": _check_ratio,
     "not_before": _check_not_before,
     "resolved_before": _check_resolved_before,
@@ -1208,6 +1298,9 @@ def evaluate(
         ctx = _Ctx(tl, rule, cal)
         try:
             for c in rule.checks:
+                if not _applies(ctx, c):
+                    continue
+                ctx.severity = c.get("severity", rule.severity)
                 _KINDS[c["kind"]](ctx, c)
             out.append(_result(ctx))
         except Exception as e:
@@ -1227,20 +1320,72 @@ def evaluate(
     return out
 
 
+def _condition(tl: Timeline, when: Mapping[str, Any]) -> bool | None:
+    """Whether a check's ``when`` holds: the newest of ``events`` carrying ``field`` has the
+    wanted value; None when no such event carries the field."""
+    carrying = [e for e in tl.of(when["events"]) if e.value(when["field"]) is not None]
+    if not carrying:
+        return None
+    v = carrying[-1].value(when["field"])
+    if "equals" in when:
+        want = when["equals"]
+        # JSON true is not 1: compare the type as well as the value.
+        return type(v) is type(want) and bool(v == want)
+    return v in when["in"]
+
+
+def _applies(ctx: _Ctx, c: Mapping[str, Any]) -> bool:
+    """Whether check ``c`` applies to the project. A part that does not apply is noted as
+    not applicable (never as a pass); an unknown condition is noted too, or reported as not
+    evaluable when the check says ``if_unknown: cannot`` and its events are recorded."""
+    when = c.get("when")
+    if when is None:
+        return True
+    holds = _condition(ctx.tl, when)
+    if holds:
+        return True
+    if holds is None and when.get("if_unknown") == "cannot":
+        spec = c.get("from") or c.get("subject")
+        events = _select(ctx.tl, spec) if isinstance(spec, Mapping) else []
+        if events:
+            ctx.applicable = True
+            names = "/".join(when["events"])
+            ctx.cannot(
+                _CannotEvaluate(
+                    f"无法判断{when['label_zh']}是否适用：{names} 均未记录 {when['field']}",
+                    f"cannot tell whether {when['label_en']} applies: no {names} records "
+                    f"{when['field']}",
+                    [e.seq for e in events[:5]],
+                )
+            )
+            return False
+    ctx.not_applicable.append(
+        (
+            f"{when['label_zh']}不适用：{when['zh']}",
+            f"{when['label_en']} does not apply: {when['en']}",
+        )
+    )
+    return False
+
+
 def _result(ctx: _Ctx) -> RuleResult:
     rule = ctx.rule
     kinds = {f.kind for f in ctx.findings}
+    na_zh = "；".join(zh for zh, _ in ctx.not_applicable)
+    na_en = "; ".join(en for _, en in ctx.not_applicable)
     if not ctx.applicable:
         return RuleResult(
             rule,
             "pass",
             False,
-            "不适用：项目未记录本规则涉及的事件",
-            "not applicable: the project records none of the events this rule is about",
+            f"不适用：{na_zh}" if na_zh else "不适用：项目未记录本规则涉及的事件",
+            f"not applicable: {na_en}"
+            if na_en
+            else "not applicable: the project records none of the events this rule is about",
         )
     status: Status
     if "violation" in kinds:
-        status = "fail" if rule.severity == "fail" else "warn"
+        status = "fail" if ctx.failed else "warn"
     elif "unknown" in kinds:
         status = "cannot_evaluate"
     elif "missing" in kinds:
@@ -1262,4 +1407,8 @@ def _result(ctx: _Ctx) -> RuleResult:
         more = len(ctx.findings) - 1
         zh = first.zh + (f"（另有 {more} 项）" if more else "")
         en = first.en + (f" (and {more} more)" if more else "")
+    if na_zh:
+        # Said beside a pass, so that a part that does not apply never reads as passed.
+        zh += f"；{na_zh}"
+        en += f"; {na_en}"
     return RuleResult(rule, status, True, zh, en, ctx.findings, ctx.checked)
