@@ -24,6 +24,7 @@ from verifier.rules.days import CST
 PERIODS: dict[tuple[str, int], tuple[str, int, str]] = {
     ("E01", 0): ("at_least", 20, "day"),
     ("E03", 0): ("at_least", 5, "day"),
+    ("E03", 1): ("at_least", 5, "day"),
     ("E04", 0): ("at_least", 15, "day"),
     ("E04", 1): ("at_least", 3, "day"),
     ("E05", 0): ("at_least", 10, "day"),
@@ -41,7 +42,8 @@ PERIODS: dict[tuple[str, int], tuple[str, int, str]] = {
     ("G01", 1): ("at_least", 3, "workday"),
     ("G01", 2): ("at_least", 10, "day"),
     ("G02", 0): ("at_least", 5, "workday"),
-    ("G02", 1): ("at_least", 15, "day"),
+    ("G02", 1): ("at_least", 5, "workday"),
+    ("G02", 2): ("at_least", 15, "day"),
     ("G06", 0): ("within", 2, "workday"),
     ("G06", 1): ("within", 2, "workday"),
     ("G06", 2): ("at_least", 1, "workday"),
@@ -70,7 +72,11 @@ MIN_BIDS = {("E06", 0): 3}
 MAX_ITEMS = {("E09", 0): 3}
 # 政府采购法 第四十二条 (G15); 拍卖法 第五十四条 (L04: auction records five years).
 RETENTION_YEARS = {("G15", 0): 15, ("L04", 2): 5}
+# (rule, check) -> (least members, experts' share as num/den): 招标投标法 第三十七条 (E08),
+# 财政部令第87号 第四十七条 (G16): 5 or more, an odd number, experts at least two thirds.
+COMMITTEES = {("E08", 0): (5, 2, 3), ("G16", 0): (5, 2, 3)}
 NUMERIC = {
+    "committee_composition": COMMITTEES,
     "period": PERIODS,
     "ratio": RATIOS,
     "opening_at_deadline": OPENINGS,
@@ -361,3 +367,44 @@ def test_decryption_not_before_the_deadline_to_the_second() -> None:
         return judge("E15", 0, p)
 
     assert {s: check(s) for s in (-1, 0, 1)} == {-1: "over", 0: "pass", 1: "pass"}
+
+
+def committee_project(rid: str, experts: int, others: int, budget: int | None = None) -> Project:
+    c = check_of(rid, 0)
+    p = Project(rule(rid).trade_types[0])
+    when = c["when"]
+    value = when["equals"] if "equals" in when else when["in"][0]
+    p.add(when["events"][0], instant(date(2026, 3, 2)), **{when["field"]: value})
+    if budget is not None:
+        p.add("procurement_plan_filed", instant(date(2026, 3, 2)), method=value, budget=budget)
+    p.add(
+        "committee_formed",
+        instant(date(2026, 3, 25)),
+        expert_ids=[f"EXP-{k}" for k in range(experts)],
+        representative_ids=[f"REP-{k}" for k in range(others)],
+    )
+    return p
+
+
+@pytest.mark.parametrize(("rid", "i"), sorted(COMMITTEES), ids=lambda x: str(x))
+def test_committee_size_parity_and_share_of_experts(rid: str, i: int) -> None:
+    """Fewer than the least, an even number, or experts one short of the share: over."""
+    least, num, den = COMMITTEES[(rid, i)]
+
+    def judged(experts: int, others: int) -> str:
+        return judge(rid, i, committee_project(rid, experts, others))
+
+    assert judged(least - 1, 0) == "over"
+    assert judged(least, 0) == "pass"
+    assert judged(least + 1, 0) == "over"  # even
+    for size in (least, least + 2, 9, 15, 21):
+        top = size * num // den if size * num % den == 0 else size * num // den + 1
+        got = {e: judged(e, size - e) for e in (top - 1, top)}
+        assert got == {top - 1: "over", top: "pass"}, (rid, size, got)
+
+
+def test_a_budget_of_ten_million_yuan_needs_seven_members() -> None:
+    """财政部令第87号 第四十七条: from 10,000,000 yuan (10^9 fen) the committee has 7 or more."""
+    assert judge("G16", 0, committee_project("G16", 5, 0, budget=10**9 - 1)) == "pass"
+    assert judge("G16", 0, committee_project("G16", 5, 0, budget=10**9)) == "over"
+    assert judge("G16", 0, committee_project("G16", 7, 0, budget=10**9)) == "pass"

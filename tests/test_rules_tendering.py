@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.tender import at, lawful_tender
+from tests.tender import BIDDERS, EXPERTS, at, lawful_tender
 from verifier.rules import RuleResult, evaluate, load_rules
 from verifier.rules.engine import countable_instant
 
@@ -230,3 +230,244 @@ def test_g06_result_announcement_period(published: str, end: str, want: str) -> 
     assert rule_status("G06") == "confirmed"  # the rule; this part of it is to-confirm
     if want == "warn":
         assert all(f.status == "warn" for f in r.findings)
+
+
+# --- E08: the evaluation committee --------------------------------------------------------------
+
+
+def committee(evs: list[dict[str, Any]]) -> dict[str, Any]:
+    payload: dict[str, Any] = find(evs, "committee_formed")["payload"]
+    return payload
+
+
+def test_e08_lawful_committee_passes_every_part() -> None:
+    r = results(lawful_tender("P1"))["E08"]
+    assert r.status == "pass" and r.checked >= 3, r.message_en
+    assert rule_status("E08") == "confirmed"
+
+
+@pytest.mark.parametrize(
+    ("experts", "representatives", "want", "why"),
+    [
+        (EXPERTS[:4], [], "fail", "fewer than 5"),
+        (EXPERTS, ["REP-1"], "fail", "not an odd number"),
+        (EXPERTS[:3], ["REP-1", "REP-2"], "fail", "fewer than 2/3"),
+        (EXPERTS[:4], ["REP-1"], "pass", ""),
+    ],
+)
+def test_e08_committee_composition(
+    experts: list[str], representatives: list[str], want: str, why: str
+) -> None:
+    evs = lawful_tender("P1")
+    committee(evs).update(expert_ids=experts, representative_ids=representatives)
+    rep = find(evs, "evaluation_report_signed")["payload"]
+    rep["signers"] = experts + representatives
+    evs = [e for e in evs if e["type"] != "score_submitted" or e["payload"]["expert_id"] in experts]
+    r = results(evs)["E08"]
+    assert r.status == want and why in r.message_en, r.message_en
+    if want == "fail":
+        assert "组成不合法" in r.message_zh
+        # Only for projects that must be tendered by law (招标投标法 第三十七条).
+        find(evs, "project_registered")["payload"]["must_tender"] = False
+        r = results(evs)["E08"]
+        assert r.status == "pass" and "size and share of experts (Law Art. 37) does not apply" in (
+            r.message_en
+        )
+
+
+def test_e08_experts_come_from_the_recorded_draw() -> None:
+    evs = lawful_tender("P1")
+    committee(evs)["expert_ids"] = [*EXPERTS[:4], "EXP-9999"]
+    r = results(evs)["E08"]
+    assert r.status == "fail" and "EXP-9999" in r.message_en and "drawn" in r.message_en
+    # A draw recorded only after the committee was formed does not count.
+    evs = lawful_tender("P1")
+    draw = evs.pop(evs.index(find(evs, "expert_drawn")))
+    evs.insert(evs.index(find(evs, "committee_formed")) + 1, draw)
+    assert results(evs)["E08"].status == "fail"
+
+
+def replacement(evs: list[dict[str, Any]], new: str, drawn: bool = True) -> None:
+    """EXP-1530 is replaced by ``new`` after all experts scored (a second draw first)."""
+    i = evs.index(find(evs, "evaluation_report_signed"))
+    extra = []
+    if drawn:
+        extra.append(
+            event("engineering", "expert_drawn", at(3, 26, 11), expert_ids=[new], method="random")
+        )
+    extra.append(
+        event(
+            "engineering",
+            "expert_replaced",
+            at(3, 26, 12),
+            expert_id="EXP-1530",
+            replacement_id=new,
+        )
+    )
+    evs[i:i] = extra
+    rep = find(evs, "evaluation_report_signed")["payload"]
+    rep["signers"] = [*EXPERTS[:4], new]
+
+
+def rescore(evs: list[dict[str, Any]], expert: str) -> None:
+    i = evs.index(find(evs, "evaluation_report_signed"))
+    evs.insert(
+        i,
+        event(
+            "engineering",
+            "score_submitted",
+            at(3, 26, 14),
+            expert_id=expert,
+            bidder=BIDDERS[3],
+            criterion="price",
+            score="87.00",
+        ),
+    )
+
+
+def test_e08_a_replaced_experts_scores_are_void_and_the_replacement_scores_afresh() -> None:
+    evs = lawful_tender("P1")
+    replacement(evs, "EXP-2001")
+    r = results(evs)["E08"]
+    assert r.status == "fail" and "did not score afresh" in r.message_en
+    rescore(evs, "EXP-2001")
+    assert results(evs)["E08"].status == "pass"
+    assert results(evs)["E09"].status == "pass"
+    # The replaced expert scoring again, or signing, counts for nothing and is flagged.
+    rescore(evs, "EXP-1530")
+    r = results(evs)["E08"]
+    assert r.status == "fail" and "EXP-1530 was replaced" in r.message_en
+    assert "conclusions are void" in r.message_en and "结论无效" in r.message_zh
+
+
+def test_e08_a_replacement_from_outside_the_draw() -> None:
+    evs = lawful_tender("P1")
+    replacement(evs, "EXP-2001", drawn=False)
+    rescore(evs, "EXP-2001")
+    r = results(evs)["E08"]
+    assert r.status == "fail" and "replacement expert EXP-2001" in r.message_en
+
+
+def test_e08_only_members_sign_and_score() -> None:
+    evs = lawful_tender("P1")
+    find(evs, "evaluation_report_signed")["payload"]["signers"] = [*EXPERTS, "EXP-7777"]
+    r = results(evs)["E08"]
+    assert r.status == "fail" and "EXP-7777 is not a member" in r.message_en
+
+
+def test_e09_representatives_sign_too() -> None:
+    evs = lawful_tender("P1")
+    committee(evs).update(expert_ids=EXPERTS[:4], representative_ids=["REP-1"])
+    evs = [
+        e for e in evs if e["type"] != "score_submitted" or e["payload"]["expert_id"] != EXPERTS[4]
+    ]
+    find(evs, "evaluation_report_signed")["payload"]["signers"] = EXPERTS[:4]
+    r = results(evs)["E09"]
+    assert r.status == "warn" and "REP-1" in r.message_en
+
+
+# --- G16: the committee in government procurement (87号令 第四十七条, to-confirm) -------------
+
+
+def g_committee(method: str, experts: int, others: int, budget: int) -> list[dict[str, Any]]:
+    return procurement(
+        method,
+        ("procurement_plan_filed", at(3, 2, 9), {"method": method, "budget": budget}),
+        (
+            "committee_formed",
+            at(3, 25, 11),
+            {
+                "expert_ids": [f"E{k}" for k in range(experts)],
+                "representative_ids": [f"R{k}" for k in range(others)],
+            },
+        ),
+    )
+
+
+def test_g16_committee_composition_warns_only() -> None:
+    assert results(g_committee("open_tender", 4, 1, 10**8))["G16"].status == "pass"
+    r = results(g_committee("open_tender", 3, 2, 10**8))["G16"]
+    assert r.status == "warn" and "fewer than 2/3" in r.message_en
+    r = results(g_committee("open_tender", 5, 0, 10**9))["G16"]
+    assert r.status == "warn" and "10 million yuan" in r.message_en
+    r = results(g_committee("competitive_negotiation", 3, 0, 10**8))["G16"]
+    assert not r.applicable and "does not apply" in r.message_en
+    assert rule_status("G16") == "to-confirm"
+
+
+# --- 资格预审: time to prepare the applications -----------------------------------------------
+
+
+def prequal_project(
+    trade_type: str, closed: str, deadline: str, mark: bool
+) -> list[dict[str, Any]]:
+    docs = {"documents": "prequal_documents"} if mark else {}
+    evs = [
+        event(
+            trade_type,
+            "project_registered",
+            at(3, 2, 8),
+            method="open_tender",
+            estimate=1,
+            must_tender=True,
+        ),
+        event(
+            trade_type,
+            "prequal_notice_published",
+            at(3, 2, 9),
+            issue_start=at(3, 2, 10),
+            prequal_deadline=deadline,
+        ),
+        event(trade_type, "documents_issue_opened", at(3, 2, 10), issue_open=at(3, 2, 10), **docs),
+        event(trade_type, "documents_issue_closed", closed, issue_close=closed, **docs),
+    ]
+    return evs
+
+
+@pytest.mark.parametrize("mark", [True, False])
+def test_e03_five_days_from_the_end_of_the_sale_to_the_prequal_deadline(mark: bool) -> None:
+    # The sale ends Mon 9 March (5 days, 第203条); 5 days later is Sat 14 March, so the
+    # deadline may be no earlier than Mon 16 March.
+    ok = prequal_project("engineering", at(3, 9, 17), at(3, 16, 17), mark)
+    assert results(ok)["E03"].status == "pass"
+    assert results(ok)["E03"].checked == 2
+    short = prequal_project("engineering", at(3, 9, 17), at(3, 13, 17), mark)
+    r = results(short)["E03"]
+    assert r.status == "fail" and "prequalification documents" in r.message_en
+    find(short, "project_registered")["payload"]["must_tender"] = False
+    r = results(short)["E03"]
+    assert r.status == "pass" and "(Art. 17) does not apply" in r.message_en
+
+
+def test_e03_tender_documents_are_not_prequal_documents() -> None:
+    evs = prequal_project("engineering", at(3, 9, 17), at(3, 13, 17), mark=False)
+    evs.insert(
+        1,
+        event(
+            "engineering",
+            "tender_notice_published",
+            at(3, 2, 8, 30),
+            issue_start=at(3, 2, 10),
+            bid_deadline=at(3, 30, 10),
+            place="开标室1",
+        ),
+    )
+    assert results(evs)["E03"].checked == 1  # the sale follows the tender notice
+
+
+def test_g02_five_working_days_from_the_prequal_notice() -> None:
+    # Published Fri 6 March: 5 working days end on Fri 13 March.
+    def prequal(deadline: str) -> RuleResult:
+        evs = procurement(
+            "open_tender",
+            (
+                "prequal_notice_published",
+                at(3, 6, 9),
+                {"issue_start": at(3, 6, 9), "prequal_deadline": deadline},
+            ),
+        )
+        return results(evs)["G02"]
+
+    assert prequal(at(3, 13, 9)).status == "pass"
+    r = prequal(at(3, 12, 17))
+    assert r.status == "fail" and "5 working days" in r.message_en

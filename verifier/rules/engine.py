@@ -435,8 +435,23 @@ def _where_ok(e: Event, where: Mapping[str, Any] | None) -> bool:
     raise RuleCatalogueError(f"a 'where' needs 'in' or 'not_in': {dict(where)}")
 
 
+def _placed(tl: Timeline, e: Event, where: Mapping[str, Any] | None) -> bool:
+    """A ``where`` with ``absent_between``: an event without the field matches when it comes
+    after one of ``after`` and before any of ``before`` in log order (e.g. documents sold
+    between a prequalification notice and the tender notice are prequalification
+    documents)."""
+    if not where or "absent_between" not in where or e.value(str(where["field"])) is not None:
+        return False
+    span = where["absent_between"]
+    earlier = tl.events[: next(i for i, x in enumerate(tl.events) if x is e)]
+    return any(x.type in span["after"] for x in earlier) and not any(
+        x.type in span["before"] for x in earlier
+    )
+
+
 def _select(tl: Timeline, spec: Mapping[str, Any]) -> list[Event]:
-    events = [e for e in tl.of(spec["events"]) if _where_ok(e, spec.get("where"))]
+    where = spec.get("where")
+    events = [e for e in tl.of(spec["events"]) if _where_ok(e, where) or _placed(tl, e, where)]
     pick = spec.get("pick", "each")
     if not events or pick == "each":
         return events
@@ -859,53 +874,76 @@ def _check_max_items(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             )
 
 
+@dataclass
+class _Committee:
+    """The evaluation committee as it stood at some point: who was on it, and since when."""
+
+    formed: Event
+    experts: set[str]
+    representatives: set[str]
+
+    @property
+    def members(self) -> set[str]:
+        return self.experts | self.representatives
+
+
+def _ids(e: Event, name: str, required: bool = True) -> set[str]:
+    """A list of identifiers in field ``name``; an absent optional list is empty."""
+    v = e.value(name)
+    if v is None and not required:
+        return set()
+    if not isinstance(v, list):
+        raise _CannotEvaluate(
+            f"未以列表记录 {e.type}.{name}（seq {e.seq}），无法核对评标委员会",
+            f"{e.type}.{name} (seq {e.seq}) is not recorded as a list, so the committee "
+            "cannot be checked",
+            [e.seq],
+        )
+    return {str(x) for x in v}
+
+
+def _committee_before(tl: Timeline, seq: int) -> _Committee | None:
+    """The committee in place just before ``seq``: the newest ``committee_formed``, with the
+    experts replaced or recused since (实施条例 第四十八条) taken off and their replacements
+    put on; None when no committee was formed before."""
+    formed = [e for e in tl.by_type.get("committee_formed", []) if e.seq < seq]
+    if not formed:
+        return None
+    f = formed[-1]
+    experts = _ids(f, "expert_ids")
+    representatives = _ids(f, "representative_ids", required=False) - experts
+    for ch in tl.of(("expert_replaced", "expert_recused")):
+        if f.seq < ch.seq < seq:
+            experts.discard(str(ch.value("expert_id")))
+            if ch.type == "expert_replaced" and ch.value("replacement_id") is not None:
+                experts.add(str(ch.value("replacement_id")))
+    return _Committee(f, experts, representatives)
+
+
 def _check_committee_signed(ctx: _Ctx, c: Mapping[str, Any]) -> None:
-    """Every committee member signed the report or wrote a dissent."""
+    """Every committee member signed the report or wrote a dissent (实施条例 第五十三条)."""
     tl = ctx.tl
     reports = tl.by_type.get("evaluation_report_signed", [])
     if not reports:
         return
     ctx.applicable = True
-    formed = tl.by_type.get("committee_formed", [])
     for rep in reports:
-        before = [e for e in formed if e.seq < rep.seq]
-        if not before:
-            ctx.cannot(
-                _CannotEvaluate(
+        try:
+            committee = _committee_before(tl, rep.seq)
+            if committee is None:
+                raise _CannotEvaluate(
                     f"评标报告（seq {rep.seq}）之前未记录评标委员会组成",
                     f"no committee_formed event precedes the evaluation report (seq {rep.seq})",
                     [rep.seq],
                 )
-            )
+            signers = _ids(rep, "signers")
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
             continue
-        members = before[-1].value("expert_ids")
-        signers = rep.value("signers")
-        if not isinstance(members, list) or not isinstance(signers, list):
-            missing = (
-                "committee_formed.expert_ids"
-                if not isinstance(members, list)
-                else ("evaluation_report_signed.signers")
-            )
-            ctx.cannot(
-                _CannotEvaluate(
-                    f"未以列表记录 {missing}，无法核对签字",
-                    f"{missing} is not recorded as a list, so the signatures cannot be checked",
-                    [before[-1].seq, rep.seq],
-                )
-            )
-            continue
-        committee = {str(x) for x in members}
-        for ch in tl.by_type.get("expert_replaced", []):
-            if before[-1].seq < ch.seq < rep.seq:
-                committee.discard(str(ch.value("expert_id")))
-                if ch.value("replacement_id") is not None:
-                    committee.add(str(ch.value("replacement_id")))
         dissent = rep.value("dissenters")
-        accounted = {str(s) for s in signers} | (
-            {str(s) for s in dissent} if isinstance(dissent, list) else set()
-        )
+        accounted = signers | ({str(s) for s in dissent} if isinstance(dissent, list) else set())
         ctx.checked += 1
-        absent = sorted(committee - accounted)
+        absent = sorted(committee.members - accounted)
         if absent:
             ctx.violation(
                 f"评标委员会成员 {', '.join(absent)} 既未在评标报告（seq {rep.seq}）上签字，"
@@ -913,7 +951,169 @@ def _check_committee_signed(ctx: _Ctx, c: Mapping[str, Any]) -> None:
                 f"committee member(s) {', '.join(absent)} neither signed the evaluation report "
                 f"(seq {rep.seq}) nor wrote a dissent, and so are deemed to agree with the "
                 "result (Art. 53)",
-                [rep.seq, before[-1].seq],
+                [rep.seq, committee.formed.seq],
+            )
+
+
+def _check_committee_composition(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """The committee has at least ``min_members`` members, an odd number, and experts make at
+    least ``experts_num``/``experts_den`` of it (招标投标法 第三十七条: 5 or more, odd, experts
+    at least two thirds). With ``larger``, a bigger minimum once an amount reaches a
+    threshold (财政部令第87号 第四十七条: 7 or more from a budget of 10 million yuan)."""
+    tl = ctx.tl
+    minimum = int(c["min_members"])
+    num, den = int(c["experts_num"]), int(c["experts_den"])
+    larger = c.get("larger")
+    why_zh = why_en = ""
+    if isinstance(larger, Mapping):
+        carrying = [e for e in tl.of(larger["events"]) if e.value(larger["field"]) is not None]
+        amount = carrying[-1].value(larger["field"]) if carrying else None
+        if isinstance(amount, int) and amount >= int(larger["at_least"]):
+            minimum = int(larger["min_members"])
+            why_zh = f"（{larger['why_zh']}，seq {carrying[-1].seq}）"
+            why_en = f" ({larger['why_en']}, seq {carrying[-1].seq})"
+    for f in _select(tl, c["subject"]):
+        ctx.applicable = True
+        try:
+            experts = _ids(f, "expert_ids")
+            others = _ids(f, "representative_ids", required=False) - experts
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        ctx.checked += 1
+        size = len(experts) + len(others)
+        zh: list[str] = []
+        en: list[str] = []
+        if size < minimum:
+            zh.append(f"成员 {size} 人，少于 {minimum} 人{why_zh}")
+            en.append(f"it has {size} members, fewer than {minimum}{why_en}")
+        if size % 2 == 0:
+            zh.append(f"成员 {size} 人，不是单数")
+            en.append(f"its {size} members are not an odd number")
+        # Integer arithmetic: experts / size >= num / den, without rounding.
+        if len(experts) * den < size * num:
+            zh.append(f"专家 {len(experts)} 人，少于成员总数 {size} 人的 {num}/{den}")
+            en.append(
+                f"its {len(experts)} experts are fewer than {num}/{den} of its {size} members"
+            )
+        if zh:
+            ctx.violation(
+                f"评标委员会（seq {f.seq}）组成不合法：{'；'.join(zh)}",
+                f"the evaluation committee (seq {f.seq}) is unlawfully composed: {'; '.join(en)}",
+                [f.seq],
+            )
+
+
+def _check_committee_drawn(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Every expert on the committee, and every replacement, comes from an expert draw
+    recorded before (招标投标法实施条例 第四十六条: drawn from the expert pool; 第四十八条:
+    a replacement is chosen the same way)."""
+    tl = ctx.tl
+    draws = tl.by_type.get("expert_drawn", [])
+
+    def pool(before: int) -> set[str]:
+        out: set[str] = set()
+        for d in draws:
+            drawn = d.value("expert_ids")
+            if d.seq < before and isinstance(drawn, list):
+                out |= {str(x) for x in drawn}
+        return out
+
+    for f in tl.by_type.get("committee_formed", []):
+        ctx.applicable = True
+        try:
+            experts = _ids(f, "expert_ids")
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        ctx.checked += 1
+        outside = sorted(experts - pool(f.seq))
+        if outside:
+            ctx.violation(
+                f"评标委员会（seq {f.seq}）的专家 {', '.join(outside)} 不在此前记录的专家抽取"
+                "（expert_drawn）结果中",
+                f"expert(s) {', '.join(outside)} of the committee (seq {f.seq}) are not among "
+                "the experts drawn (expert_drawn) before it",
+                [f.seq, *(d.seq for d in draws if d.seq < f.seq)],
+            )
+    for r in tl.by_type.get("expert_replaced", []):
+        ctx.applicable = True
+        new = r.value("replacement_id")
+        if new is None:
+            continue
+        ctx.checked += 1
+        if str(new) not in pool(r.seq):
+            ctx.violation(
+                f"替补专家 {new}（seq {r.seq}）不在此前记录的专家抽取结果中",
+                f"the replacement expert {new} (seq {r.seq}) is not among the experts drawn "
+                "before the replacement",
+                [r.seq],
+            )
+
+
+def _check_committee_scores(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Only the committee in place scores and signs; a replaced expert's conclusions are void
+    and the replacement evaluates afresh (招标投标法实施条例 第四十八条)."""
+    tl = ctx.tl
+    scores = tl.of(("score_submitted", "score_revised"))
+    reports = tl.by_type.get("evaluation_report_signed", [])
+    replaced = tl.by_type.get("expert_replaced", [])
+    if not scores and not replaced:
+        return
+    ctx.applicable = True
+    for s in [*scores, *reports]:
+        try:
+            committee = _committee_before(tl, s.seq)
+            if committee is None:
+                raise _CannotEvaluate(
+                    f"{s.type}（seq {s.seq}）之前未记录评标委员会组成",
+                    f"no committee_formed event precedes {s.type} (seq {s.seq})",
+                    [s.seq],
+                )
+            who = _ids(s, "signers") if s.type == "evaluation_report_signed" else None
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        ctx.checked += 1
+        names = who if who is not None else {str(s.value("expert_id"))}
+        for name in sorted(names - committee.members):
+            gone = [r for r in replaced if str(r.value("expert_id")) == name and r.seq < s.seq]
+            act_zh, act_en = (
+                ("签署评标报告", "signed the evaluation report")
+                if who is not None
+                else ("评分", "scored")
+            )
+            if gone:
+                ctx.violation(
+                    f"专家 {name} 已被更换（seq {gone[-1].seq}），仍于 seq {s.seq} {act_zh}；"
+                    "被更换成员的评审结论无效",
+                    f"expert {name} was replaced (seq {gone[-1].seq}) yet {act_en} at seq "
+                    f"{s.seq}; a replaced member's conclusions are void",
+                    [s.seq, gone[-1].seq],
+                )
+            else:
+                ctx.violation(
+                    f"{name} 不是评标委员会（seq {committee.formed.seq}）成员，却于 seq {s.seq} "
+                    f"{act_zh}",
+                    f"{name} is not a member of the evaluation committee (seq "
+                    f"{committee.formed.seq}) yet {act_en} at seq {s.seq}",
+                    [s.seq, committee.formed.seq],
+                )
+    for r in replaced:
+        old, new = str(r.value("expert_id")), str(r.value("replacement_id"))
+        report = next((x for x in reports if x.seq > r.seq), None)
+        scored = [x for x in scores if str(x.value("expert_id")) == old and x.seq < r.seq]
+        if report is None or not scored:
+            continue
+        ctx.checked += 1
+        if not any(str(x.value("expert_id")) == new and r.seq < x.seq < report.seq for x in scores):
+            ctx.violation(
+                f"被更换专家 {old} 的评分（seq {scored[0].seq} 等）无效，但替补专家 {new} "
+                f"在评标报告（seq {report.seq}）之前未重新评分",
+                f"the replaced expert {old}'s scores (seq {scored[0].seq} and on) are void, but "
+                f"the replacement {new} did not score afresh before the report (seq "
+                f"{report.seq})",
+                [r.seq, scored[0].seq, report.seq],
             )
 
 
@@ -1267,6 +1467,9 @@ _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "bids_before_opening": _check_bids,
     "max_items": _check_max_items,
     "committee_signed": _check_committee_signed,
+    "committee_composition": _check_committee_composition,
+    "committee_drawn": _check_committee_drawn,
+    "committee_scores": _check_committee_scores,
     "after_window": _check_after_window,
     "ratio": _check_ratio,
     "not_before": _check_not_before,
