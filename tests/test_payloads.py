@@ -238,13 +238,15 @@ CARRIED_FORWARD = {
 }
 #: Optional fields a rule reads knowing what their absence means (issue 12): not a project
 #: that must be tendered; 应知之日 taken from the result announcement (政府采购法实施条例
-#: 第五十三条); documents told apart by position; no representatives on the committee.
+#: 第五十三条); documents told apart by position; no representatives on the committee; the
+#: challenge before a complaint is the newest one.
 ABSENCE_MEANS = {
     ("project_registered", "must_tender"),
     ("challenge_filed", "known_at"),
     ("documents_issue_opened", "documents"),
     ("documents_issue_closed", "documents"),
     ("committee_formed", "representative_ids"),
+    ("complaint_filed", "prior_dispute_ref"),
 }
 
 

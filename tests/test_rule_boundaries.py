@@ -53,8 +53,8 @@ PERIODS: dict[tuple[str, int], tuple[str, int, str]] = {
     ("G09", 0): ("within", 3, "workday"),
     ("G09", 1): ("within", 7, "workday"),
     ("G09", 2): ("within", 7, "workday"),
-    ("G10", 0): ("within", 30, "workday"),
-    ("G10", 1): ("within", 30, "day"),
+    ("G10", 1): ("within", 30, "workday"),
+    ("G10", 2): ("within", 30, "day"),
     # 39号令 第十条 and its listing and result periods; 拍卖法 第四十五条; 32号令 (2016).
     ("L01", 0): ("at_least", 20, "day"),
     ("L02", 0): ("at_least", 10, "day"),
@@ -75,8 +75,12 @@ RETENTION_YEARS = {("G15", 0): 15, ("L04", 2): 5}
 # (rule, check) -> (least members, experts' share as num/den): 招标投标法 第三十七条 (E08),
 # 财政部令第87号 第四十七条 (G16): 5 or more, an odd number, experts at least two thirds.
 COMMITTEES = {("E08", 0): (5, 2, 3), ("G16", 0): (5, 2, 3)}
+# (rule, check) -> (working days to complain, working days to answer): 政府采购法 第五十五条
+# (15 working days after the answer, or after the answer period), 实施条例 第五十二条 (7).
+COMPLAINT_WINDOWS = {("G10", 0): (15, 7)}
 NUMERIC = {
     "committee_composition": COMMITTEES,
+    "complaint_window": COMPLAINT_WINDOWS,
     "period": PERIODS,
     "ratio": RATIOS,
     "opening_at_deadline": OPENINGS,
@@ -408,3 +412,22 @@ def test_a_budget_of_ten_million_yuan_needs_seven_members() -> None:
     assert judge("G16", 0, committee_project("G16", 5, 0, budget=10**9 - 1)) == "pass"
     assert judge("G16", 0, committee_project("G16", 5, 0, budget=10**9)) == "over"
     assert judge("G16", 0, committee_project("G16", 7, 0, budget=10**9)) == "pass"
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_complaint_working_days_after_the_answer_or_its_period(answered: bool) -> None:
+    n, answer_days = COMPLAINT_WINDOWS[("G10", 0)]
+    asked = date(2026, 3, 6)  # a Friday
+    start = limit_day(asked, 2 if answered else answer_days, "workday")
+    end = limit_day(start, n, "workday")
+
+    def complained(on: date) -> str:
+        p = Project("procurement")
+        p.add("challenge_filed", instant(asked), filed_at=instant(asked))
+        if answered:
+            p.add("challenge_answered", instant(start), answered_at=instant(start), in_reply_to="0")
+        p.add("complaint_filed", instant(on), filed_at=instant(on), prior_dispute_ref="0")
+        return judge("G10", 0, p)
+
+    got = {d: complained(d) for d in (next_workday(end, -1), end, next_workday(end))}
+    assert got == {next_workday(end, -1): "pass", end: "pass", next_workday(end): "over"}

@@ -471,3 +471,190 @@ def test_g02_five_working_days_from_the_prequal_notice() -> None:
     assert prequal(at(3, 13, 9)).status == "pass"
     r = prequal(at(3, 12, 17))
     assert r.status == "fail" and "5 working days" in r.message_en
+
+
+# --- Objections and suspensions: nothing proceeds until the answer ----------------------------
+
+
+def objection(evs: list[dict[str, Any]], target: str, filed: str, answered: str | None) -> None:
+    """An objection filed (and answered) at the given instants, placed in log order."""
+    i = next(k for k, e in enumerate(evs) if e["occurred_at"] > filed)
+    evs.insert(
+        i,
+        event("engineering", "objection_filed", filed, filed_at=filed, target=target),
+    )
+    if answered is not None:
+        j = next((k for k, e in enumerate(evs) if e["occurred_at"] > answered), len(evs))
+        evs.insert(
+            j,
+            event(
+                "engineering",
+                "objection_answered",
+                answered,
+                answered_at=answered,
+                in_reply_to=str(i),
+            ),
+        )
+
+
+def test_e05_an_objection_to_the_result_suspends_until_the_answer() -> None:
+    evs = lawful_tender("P1")
+    objection(evs, "evaluation_result", at(3, 28, 10), at(3, 30, 10))
+    assert results(evs)["E05"].status == "pass"
+    win = find(evs, "winner_determined")["occurred_at"]  # 31 March, 10:00
+    for answered, want in ((win, "pass"), (shift(win, seconds=1), "fail")):
+        evs = lawful_tender("P1")
+        objection(evs, "evaluation_result", at(3, 28, 10), answered)
+        r = results(evs)["E05"]
+        assert r.status == want, (answered, r.message_en)
+    assert "winner_determined" in r.message_en and "suspended" in r.message_en
+    assert "活动应当暂停" in r.message_zh
+
+
+def test_e05_an_unanswered_objection_stops_everything_after_it() -> None:
+    evs = lawful_tender("P1")
+    objection(evs, "tender_documents", at(3, 12, 10), None)
+    r = results(evs)["E05"]
+    assert r.status == "fail" and "(not ended yet)" in r.message_en
+    assert "bid_deposit_paid" not in r.message_en  # paid on 11 March, before the objection
+
+
+def test_e05_an_objection_at_the_opening_does_not_suspend() -> None:
+    evs = lawful_tender("P1")
+    objection(evs, "opening", at(3, 25, 10, 1), at(3, 25, 10, 40))  # answered on the spot
+    r = results(evs)["E05"]
+    assert r.status == "pass", r.message_en
+
+
+def suspension(
+    evs: list[dict[str, Any]], trade_type: str, start: str, end: str | None, kind: str
+) -> None:
+    i = next(k for k, e in enumerate(evs) if e["occurred_at"] > start)
+    evs.insert(i, event(trade_type, "activity_suspended", start, reason="收到投诉，依法暂停"))
+    if end is not None:
+        j = next((k for k, e in enumerate(evs) if e["occurred_at"] > end), len(evs))
+        payload = {"suspension_ref": str(i)} if kind == "activity_resumed" else {"reason": "终止"}
+        evs.insert(j, event(trade_type, kind, end, **payload))
+
+
+def test_x12_nothing_proceeds_while_suspended() -> None:
+    evs = lawful_tender("P1")
+    suspension(evs, "engineering", at(3, 12, 10), at(3, 19, 10), "activity_resumed")
+    r = results(evs)["X12"]
+    assert r.status == "pass" and r.checked == 1
+    evs = lawful_tender("P1")
+    suspension(evs, "engineering", at(3, 12, 10), at(3, 21, 10), "activity_resumed")
+    r = results(evs)["X12"]
+    assert r.status == "fail" and "bid_submitted (seq" in r.message_en
+    assert "from the suspension" in r.message_en and "活动应当暂停" in r.message_zh
+    assert rule_status("X12") == "confirmed"
+
+
+def test_x12_judges_late_entries_by_when_they_happened() -> None:
+    evs = lawful_tender("P1")
+    suspension(evs, "engineering", at(3, 12, 10), at(3, 19, 10), "activity_resumed")
+    late = event("engineering", "clarification_issued", at(3, 15, 10), clarif_at=at(3, 15, 10))
+    late["payload"]["applies_to"] = "tender_documents"
+    late["late_entry"] = {"reason": "系统故障后补录"}
+    evs.insert(evs.index(find(evs, "bid_submitted")), late)  # recorded after the resumption
+    r = results(evs)["X12"]
+    assert r.status == "fail" and "clarification_issued" in r.message_en
+
+
+def test_x12_a_termination_ends_a_suspension_and_applies_to_every_trade_type() -> None:
+    evs = [
+        event("land", "project_registered", at(3, 2, 8), method="listing", estimate=1),
+        event("land", "activity_suspended", at(3, 3, 8), reason="异议"),
+        event("land", "listing_opened", at(3, 4, 8)),
+    ]
+    r = results(evs)["X12"]
+    assert r.status == "fail" and "listing_opened" in r.message_en
+    evs.insert(2, event("land", "activity_terminated", at(3, 3, 20), reason="终止"))
+    assert results(evs)["X12"].status == "pass"
+
+
+# --- G09: when a supplier should have known of the result ----------------------------------
+
+
+def result_challenge(filed: str, target: str = "award_result") -> list[dict[str, Any]]:
+    return procurement(
+        "open_tender",
+        (
+            "award_result_published",
+            at(3, 27, 10),
+            {"published_at": at(3, 27, 10), "publicity_end": at(3, 30, 17)},
+        ),
+        ("challenge_filed", filed, {"filed_at": filed, "challenge_target": target}),
+    )
+
+
+def test_g09_known_at_is_the_end_of_the_result_announcement() -> None:
+    # The announcement ends Mon 30 March: 7 working days end on Thu 9 April (清明 4-6 April).
+    r = results(result_challenge(at(4, 9, 16)))["G09"]
+    assert r.status == "pass" and r.checked >= 1, r.message_en
+    r = results(result_challenge(at(4, 10, 9)))["G09"]
+    assert r.status == "fail" and "2026-04-09" in r.message_en
+    # known_at, when recorded, is what the supplier says it knew.
+    evs = result_challenge(at(4, 10, 9))
+    evs[-1]["payload"]["known_at"] = at(4, 1, 9)
+    assert results(evs)["G09"].status == "pass"
+
+
+def test_g09_without_known_at_for_other_targets_cannot_be_evaluated() -> None:
+    r = results(result_challenge(at(4, 1, 9), "procurement_documents"))["G09"]
+    assert r.status == "cannot_evaluate" and "known_at" in r.message_en
+
+
+# --- G10: the complaint within 15 working days of the answer -------------------------------
+
+
+def complaint(filed: str, answered: str | None) -> list[dict[str, Any]]:
+    evs = procurement(
+        "open_tender",
+        (
+            "challenge_filed",
+            at(3, 2, 10),
+            {"filed_at": at(3, 2, 10), "known_at": at(3, 2, 9), "challenge_target": "award_result"},
+        ),
+    )
+    if answered is not None:
+        evs.append(
+            event(
+                "procurement", "challenge_answered", answered, answered_at=answered, in_reply_to="1"
+            )
+        )
+    evs.append(
+        event(
+            "procurement",
+            "complaint_filed",
+            filed,
+            filed_at=filed,
+            known_at=at(3, 2, 9),
+            prior_dispute_ref="1",
+        )
+    )
+    return evs
+
+
+def test_g10_complaint_within_15_working_days_of_the_answer() -> None:
+    # Answered Fri 6 March: 15 working days end on Fri 27 March.
+    assert results(complaint(at(3, 27, 16), at(3, 6, 10)))["G10"].status == "pass"
+    r = results(complaint(at(3, 30, 9), at(3, 6, 10)))["G10"]
+    assert r.status == "fail" and "15 working days" in r.message_en
+    assert "2026-03-27" in r.message_en
+
+
+def test_g10_unanswered_challenge_counts_from_the_end_of_the_answer_period() -> None:
+    # Filed Mon 2 March, unanswered: 7 working days end Wed 11 March; 15 more end Wed 1 April.
+    assert results(complaint(at(4, 1, 16), None))["G10"].status == "pass"
+    r = results(complaint(at(4, 2, 9), None))["G10"]
+    assert r.status == "fail" and "end of the answer period" in r.message_en
+
+
+def test_g10_a_complaint_without_a_challenge_warns() -> None:
+    evs = procurement(
+        "open_tender",
+        ("complaint_filed", at(3, 5, 10), {"filed_at": at(3, 5, 10), "known_at": at(3, 2, 9)}),
+    )
+    r = results(evs)["G10"]
+    assert r.status == "warn" and "no challenge is recorded" in r.message_en

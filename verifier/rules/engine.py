@@ -31,6 +31,7 @@ from verifier.rules.days import (
     at_least,
     load_calendar,
     local_date,
+    period_end,
     within,
 )
 
@@ -527,6 +528,27 @@ def _timed(
 # --- check kinds ------------------------------------------------------------------------------
 
 
+def _source_instant(tl: Timeline, src: Event, fspec: Mapping[str, Any]) -> datetime:
+    """The instant a period starts from: the source's field (or fallback); without either,
+    with ``derive``, the ``field`` of the newest ``events`` before the source, when the
+    source matches the derivation's ``where`` (政府采购法实施条例 第五十三条: the day a
+    supplier should have known of the result is the end of the result announcement)."""
+    name, fallback = fspec.get("field", "occurred_at"), fspec.get("fallback")
+    derive = fspec.get("derive")
+    if (
+        isinstance(derive, Mapping)
+        and src.value(name) is None
+        and (fallback is None or src.value(fallback) is None)
+        and _where_ok(src, derive.get("where"))
+    ):
+        before = [e for e in tl.of(derive["events"]) if e.seq < src.seq]
+        if before:
+            t, _ = tl.instant(before[-1], derive["field"])
+            return t
+    t, _ = tl.instant(src, name, fallback)
+    return t
+
+
 def _check_period(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     """A period between two events (or an event and a deadline), at least or within N days."""
     tl = ctx.tl
@@ -573,7 +595,7 @@ def _check_period(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     claimed: set[int] = set()
     for src in sources:
         try:
-            t0, _ = tl.instant(src, fspec.get("field", "occurred_at"), fspec.get("fallback"))
+            t0 = _source_instant(tl, src, fspec)
         except _CannotEvaluate as e:
             ctx.cannot(e)
             continue
@@ -1243,6 +1265,147 @@ def _check_not_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             )
 
 
+def _closing(o: Event, closers: Sequence[Event], ref: str, claimed: set[int]) -> Event | None:
+    """The event that ends what ``o`` opened: the first later one naming ``o`` in its ``ref``
+    field, else the first later one naming nothing (a termination ends every suspension)."""
+    later = [x for x in closers if x.seq > o.seq]
+    named = [x for x in later if x.seq not in claimed and _refers_to(x.value(ref), o)]
+    if named:
+        claimed.add(named[0].seq)
+        return named[0]
+    return next((x for x in later if x.value(ref) is None and x.seq not in claimed), None)
+
+
+def _check_suspends(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Nothing but the ``allowed`` events happens between an opening event (an objection,
+    a suspension) and the event that ends it (its answer, the resumption): 招标投标法实施条例
+    第二十二、五十四条 (答复前应当暂停招标投标活动), 第六十二条, 政府采购法 第五十七条.
+
+    Compared by the instants the events occurred, not by log order, so that a fact recorded
+    late (``late_entry``) is judged by when it happened.
+    """
+    tl = ctx.tl
+    ospec, cspec = c["open"], c["close"]
+    openers = _select(tl, ospec)
+    if not openers:
+        return
+    ctx.applicable = True
+    allowed = set(c["allowed"]) | set(ospec["events"]) | set(cspec["events"])
+    closers = tl.of(cspec["events"])
+    claimed: set[int] = set()
+    open_zh, open_en = _label(c, "open_zh", "暂停"), _label(c, "open_en", "the suspension")
+    steps: list[tuple[Event, datetime]] = []
+    for e in tl.events:
+        if e.type in allowed:
+            continue
+        try:
+            steps.append((e, tl.instant(e, "occurred_at")[0]))
+        except _CannotEvaluate as err:
+            ctx.cannot(err)
+    for o in openers:
+        closer = _closing(o, closers, cspec["ref"], claimed)
+        try:
+            t0, _ = tl.instant(o, ospec.get("field", "occurred_at"), ospec.get("fallback"))
+            t1 = (
+                tl.instant(closer, cspec.get("field", "occurred_at"), cspec.get("fallback"))[0]
+                if closer is not None
+                else None
+            )
+        except _CannotEvaluate as err:
+            ctx.cannot(err)
+            continue
+        ctx.checked += 1
+        inside = [(e, at) for e, at in steps if t0 < at and (t1 is None or at < t1)]
+        if not inside:
+            continue
+        shown = "、".join(f"{e.type}（seq {e.seq}）" for e, _ in inside[:5])
+        shown_en = ", ".join(f"{e.type} (seq {e.seq})" for e, _ in inside[:5])
+        more_zh = f"等 {len(inside)} 项" if len(inside) > 5 else ""
+        more_en = f" and {len(inside) - 5} more" if len(inside) > 5 else ""
+        until_zh = f"至 {_fmt(t1)}（seq {closer.seq}）" if closer and t1 else "（至今未结束）"
+        until_en = f"until {_fmt(t1)} (seq {closer.seq})" if closer and t1 else "(not ended yet)"
+        ctx.violation(
+            f"{open_zh}（seq {o.seq}，{_fmt(t0)}）{until_zh}期间，活动应当暂停，却发生了 "
+            f"{shown}{more_zh}",
+            f"the activity had to stay suspended from {open_en} (seq {o.seq}, {_fmt(t0)}) "
+            f"{until_en}, yet {shown_en}{more_en} happened meanwhile",
+            [o.seq, *(e.seq for e, _ in inside[:5])],
+        )
+
+
+def _check_complaint_window(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """A complaint comes within N working days of the answer to the challenge before it, or
+    of the end of the answer period when there was none (政府采购法 第五十五条: 答复期满后
+    十五个工作日内). The challenge is the complaint's ``prior_dispute_ref``, else the newest
+    challenge before it."""
+    tl = ctx.tl
+    complaints = tl.by_type.get(c["complaint"], [])
+    if not complaints:
+        return
+    ctx.applicable = True
+    challenges = tl.by_type.get(c["challenge"], [])
+    answers = tl.by_type.get(c["answer"], [])
+    n, answer_days = int(c["days"]), int(c["answer_days"])
+    for cp in complaints:
+        earlier = [x for x in challenges if x.seq < cp.seq]
+        ref = cp.value("prior_dispute_ref")
+        named = [x for x in earlier if ref is not None and _refers_to(ref, x)]
+        chosen = named[0] if named else (earlier[-1] if earlier else None)
+        if chosen is None:
+            ctx.missing(
+                "warn",
+                f"投诉（seq {cp.seq}）之前未记录质疑；政府采购投诉须先经质疑",
+                f"no challenge is recorded before the complaint (seq {cp.seq}); in "
+                "government procurement a complaint follows a challenge",
+                [cp.seq],
+            )
+            continue
+        answer = next(
+            (
+                a
+                for a in answers
+                if a.seq > chosen.seq and _refers_to(a.value("in_reply_to"), chosen)
+            ),
+            None,
+        )
+        try:
+            filed, _ = tl.instant(cp, "filed_at", "occurred_at")
+            if answer is not None:
+                start, _ = tl.instant(answer, "answered_at", "occurred_at")
+                d0 = local_date(start)
+                since_zh, since_en = (
+                    f"质疑答复（seq {answer.seq}，{d0}）",
+                    (f"the answer to the challenge (seq {answer.seq}, {d0})"),
+                )
+            else:
+                asked, _ = tl.instant(chosen, "filed_at", "occurred_at")
+                d0 = period_end(local_date(asked), answer_days, "workday", ctx.cal).last
+                since_zh = f"质疑（seq {chosen.seq}）的答复期满（{d0}）"
+                since_en = f"the end of the answer period of the challenge (seq {chosen.seq}, {d0})"
+            end = within(d0, local_date(filed), n, "workday", ctx.cal)
+        except _CannotEvaluate as err:
+            ctx.cannot(err)
+            continue
+        except OutsideCalendar as err:
+            ctx.cannot(
+                _CannotEvaluate(
+                    f"投诉期限无法计算：{err.day} 不在随附的法定节假日日历内（{err.span}）",
+                    f"the complaint period cannot be counted: {err}",
+                    [cp.seq, chosen.seq],
+                )
+            )
+            continue
+        ctx.checked += 1
+        if end is not None:
+            ctx.violation(
+                f"投诉（seq {cp.seq}，{local_date(filed)}）晚于{since_zh}后 {n} 个工作日，"
+                f"最后一日为 {end.describe_zh()}",
+                f"the complaint (seq {cp.seq}, {local_date(filed)}) is later than {n} working "
+                f"days after {since_en}; the last day was {end.describe_en()}",
+                [cp.seq, chosen.seq, *([answer.seq] if answer is not None else [])],
+            )
+
+
 def _check_resolved_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     """No guarded event while an opened matter (e.g. a challenge) is still unanswered."""
     tl = ctx.tl
@@ -1470,6 +1633,8 @@ _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "committee_composition": _check_committee_composition,
     "committee_drawn": _check_committee_drawn,
     "committee_scores": _check_committee_scores,
+    "suspends": _check_suspends,
+    "complaint_window": _check_complaint_window,
     "after_window": _check_after_window,
     "ratio": _check_ratio,
     "not_before": _check_not_before,
