@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import Lifespan
 
 from api.auth import AUTH_FAILURES_PER_SECOND, RateLimiter, TokenCheck
+from api.console import install_console
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.limits import ServeLimits
 from api.routes import bundles, events, log, posters, tokens
@@ -78,6 +79,8 @@ def create_app(
     app.include_router(objects_routes.router, responses=ERROR_RESPONSES)
     app.include_router(witnessing_routes.router, responses=ERROR_RESPONSES)
     app.include_router(bundles.router, responses=ERROR_RESPONSES)
+    # The web console (issue 15): HTML pages at / over the same reads, and their assets.
+    install_console(app)
 
     def openapi() -> dict[str, Any]:
         # The posted event is a union of one schema per event type, discriminated on

@@ -103,7 +103,7 @@ def create_token(
     return token_id, token
 
 
-def _scope_of(projects: str | None, trade_types: str | None) -> Scope:
+def scope_of(projects: str | None, trade_types: str | None) -> Scope:
     return Scope(
         frozenset(json.loads(projects)) if projects is not None else None,
         frozenset(json.loads(trade_types)) if trade_types is not None else None,
@@ -135,7 +135,7 @@ def list_tokens(store: Store, limit: int = MAX_TOKENS_LISTED) -> list[dict[str, 
             "created_at": r[3],
             "expires_at": r[4],
             "revoked_at": r[5],
-            "scope": _scope_of(r[6], r[7]).to_json(),
+            "scope": scope_of(r[6], r[7]).to_json(),
         }
         for r in rows
     ]
@@ -241,7 +241,7 @@ class TokenCheck:
                 if len(self._unknown) > self.UNKNOWN_LIMIT:
                     self._unknown.popitem(last=False)
             raise AuthError("unknown, expired or revoked token")
-        p = Principal(row[0], row[2], _scope_of(row[4], row[5]))
+        p = Principal(row[0], row[2], scope_of(row[4], row[5]))
         expires = _instant(row[3]) if row[3] is not None else None
         if row[3] is not None and expires is None:
             return p  # an expiry not in rfc3339's form: leave it to the database each time

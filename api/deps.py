@@ -49,11 +49,6 @@ async def get_witnessing(request: Request) -> WitnessingView | None:
     return app_witnessing(request)
 
 
-class _Throttled(Exception):
-    def __init__(self, wait: float) -> None:
-        self.wait = wait
-
-
 def _too_many(wait: float, msg: str) -> ApiError:
     retry = str(max(1, math.ceil(wait)))
     return ApiError(429, "rate_limited", msg, headers={"Retry-After": retry})
@@ -66,32 +61,55 @@ async def get_principal(request: Request) -> Principal:
     get 429 before the database is asked, so nobody without a token can keep it busy
     (issue 10 §3).
     """
-    tokens: TokenCheck = request.app.state.tokens
+    return principal_from(request, request.headers.get("authorization"))
+
+
+def _client(request: Request) -> str:
+    return client_key(request.client.host if request.client else None)
+
+
+def _no_token_message(failures: RateLimiter) -> str:
+    return f"more than {failures.rate:g} requests per second without a valid token"
+
+
+def unauthenticated_gate(request: Request) -> None:
+    """Refuse (429) a client over its budget of requests without a valid token, before
+    the database is asked about its credential (a token, or a console session)."""
     failures: RateLimiter = request.app.state.auth_failures
-    client = client_key(request.client.host if request.client else None)
+    wait = failures.peek(_client(request))
+    if wait > 0:
+        raise _too_many(wait, _no_token_message(failures))
 
-    def gate() -> None:
-        wait = failures.peek(client)
-        if wait > 0:
-            raise _Throttled(wait)
 
-    no_token = f"more than {failures.rate:g} requests per second without a valid token"
-    try:
-        p = tokens.authenticate(request.headers.get("authorization"), gate)
-    except _Throttled as e:
-        raise _too_many(e.wait, no_token) from None
-    except AuthError as e:
-        wait = failures.check(client)
-        if wait > 0:
-            raise _too_many(wait, no_token) from None
-        raise ApiError(
-            401, "unauthorized", str(e), headers={"WWW-Authenticate": "Bearer"}
-        ) from None
+def unauthenticated(request: Request) -> None:
+    """Spend one request of the client's budget without a valid token (429 past it)."""
+    failures: RateLimiter = request.app.state.auth_failures
+    wait = failures.check(_client(request))
+    if wait > 0:
+        raise _too_many(wait, _no_token_message(failures))
+
+
+def within_rate(request: Request, p: Principal) -> Principal:
+    """``p``, unless its token is over its rate limit (429)."""
     limiter: RateLimiter = request.app.state.limiter
     wait = limiter.check(p.token_id)
     if wait > 0:
         raise _too_many(wait, f"more than {limiter.rate:g} requests per second for this token")
     return p
+
+
+def principal_from(request: Request, authorization: str | None) -> Principal:
+    """The principal of an ``Authorization`` value (the API's header, or ``Bearer`` and
+    the token typed into the console's sign-in form): one authentication for both."""
+    tokens: TokenCheck = request.app.state.tokens
+    try:
+        p = tokens.authenticate(authorization, lambda: unauthenticated_gate(request))
+    except AuthError as e:
+        unauthenticated(request)
+        raise ApiError(
+            401, "unauthorized", str(e), headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+    return within_rate(request, p)
 
 
 def not_found(what: str) -> ApiError:

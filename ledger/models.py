@@ -196,3 +196,19 @@ class TimestampRow(Base):
     gen_time: Mapped[str] = mapped_column(String(40))
     #: "builtin" or the external TSA's URL.
     tsa: Mapped[str] = mapped_column(String(255))
+
+
+class ConsoleSessionRow(Base):
+    """A web console session (api/console): a signed-in token, by the SHA-256 of the
+    session id its cookie carries, with the form (CSRF) secret and an expiry.
+
+    Every page joins it with the token's row, so revoking or expiring the token ends its
+    sessions at once; signing out deletes the row.
+    """
+
+    __tablename__ = "console_sessions"
+    id_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(32))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[str] = mapped_column(String(40))
+    expires_at: Mapped[str] = mapped_column(String(40))

@@ -1,0 +1,226 @@
+"""Every string the console shows, in Chinese first and English (one catalogue).
+
+The language is ``zh`` unless the reader chose ``en``: ``?lang=en`` (or ``?lang=zh``) on
+any page switches it and a cookie remembers the choice. Names of event types, trade types
+and payload fields come from the event catalogue (``name_zh``/``name_en``, ``zh``/``en``),
+not from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+LANGS = ("zh", "en")
+DEFAULT_LANG = "zh"
+
+#: key -> (Chinese, English). Placeholders use str.format names.
+MESSAGES: Mapping[str, tuple[str, str]] = {
+    "app.name": ("见证 · 审计账本", "Jianzheng audit ledger"),
+    "app.console": ("监督与档案控制台", "Review and archive console"),
+    "nav.skip": ("跳到正文", "Skip to content"),
+    "nav.projects": ("项目", "Projects"),
+    "nav.log": ("日志状态", "Log status"),
+    "nav.signed_in_as": ("当前令牌：{token}（{role}）", "Signed in: {token} ({role})"),
+    "nav.sign_out": ("退出", "Sign out"),
+    "nav.lang_switch": ("English", "中文"),
+    "nav.lang_label": ("切换语言", "Switch language"),
+    "nav.main": ("主导航", "Main navigation"),
+    "role.reviewer": ("监督审查", "reviewer"),
+    "role.archivist": ("档案管理", "archivist"),
+    "role.admin": ("管理员", "admin"),
+    "role.platform": ("交易平台", "platform"),
+    "signin.title": ("登录", "Sign in"),
+    "signin.intro": (
+        "输入管理员发给您的访问令牌（以 jz_ 开头）。"
+        "令牌的角色和范围决定您能看到的项目，与 API 完全一致。",
+        "Enter the access token your administrator gave you (it starts with jz_). Its role "
+        "and scope decide which projects you see, exactly as in the API.",
+    ),
+    "signin.token": ("访问令牌", "Access token"),
+    "signin.submit": ("登录", "Sign in"),
+    "signin.failed": ("令牌无效、已过期或已吊销。", "Unknown, expired or revoked token."),
+    "signin.signed_out": ("您已退出。", "You are signed out."),
+    "signin.expired": ("会话已结束，请重新登录。", "Your session has ended; sign in again."),
+    "csrf.refused": (
+        "表单校验失败（缺少或不匹配的 CSRF 令牌），请求已拒绝。请刷新页面后重试。",
+        "The form check failed (missing or mismatched CSRF token); the request was "
+        "refused. Reload the page and try again.",
+    ),
+    "error.title": ("出错了", "Something went wrong"),
+    "error.404": ("未找到（或不在您的令牌范围内）。", "Not found (or outside your token's scope)."),
+    "error.403": ("您的令牌角色不能查看此页面。", "Your token's role may not see this page."),
+    "error.429": ("请求过于频繁，请稍后再试。", "Too many requests; try again shortly."),
+    "error.422": ("参数无效：{message}", "Invalid parameter: {message}"),
+    "error.503": ("服务暂时不可用：{message}", "Service unavailable: {message}"),
+    "error.other": ("错误 {status}：{message}", "Error {status}: {message}"),
+    "error.back": ("返回项目列表", "Back to the projects"),
+    "projects.title": ("项目", "Projects"),
+    "projects.search": ("检索项目", "Search projects"),
+    "projects.code": ("项目编号（前缀）", "Project code (prefix)"),
+    "projects.trade_type": ("交易类型", "Trade type"),
+    "projects.any": ("全部", "Any"),
+    "projects.from": ("进场日期自", "Registered from"),
+    "projects.to": ("进场日期至", "Registered until"),
+    "projects.status": ("当前阶段", "Current phase"),
+    "projects.submit": ("检索", "Search"),
+    "projects.none": ("没有符合条件的项目。", "No project matches."),
+    "projects.col.code": ("项目编号", "Project"),
+    "projects.col.trade_type": ("交易类型", "Trade type"),
+    "projects.col.registered": ("进场日期", "Registered"),
+    "projects.col.latest": ("最新事件", "Latest event"),
+    "projects.col.phase": ("阶段", "Phase"),
+    "projects.col.events": ("事件数", "Events"),
+    "projects.next": ("下一页", "Next page"),
+    "projects.first": ("第一页", "First page"),
+    "projects.scanned": (
+        "已检查 {n} 个项目仍未凑满一页，请缩小检索条件或翻到下一页。",
+        "{n} projects scanned without filling a page; narrow the search or go on.",
+    ),
+    "projects.timeline": ("时间线", "Timeline"),
+    "projects.access": ("调阅记录", "Access log"),
+    "phase.setup": ("进场", "Setup"),
+    "phase.notice": ("公告", "Notice"),
+    "phase.dispute": ("异议", "Dispute"),
+    "phase.bidding": ("投标", "Bidding"),
+    "phase.opening": ("开标", "Opening"),
+    "phase.evaluation": ("评标", "Evaluation"),
+    "phase.award": ("定标", "Award"),
+    "phase.contract": ("合同", "Contract"),
+    "phase.complaint": ("投诉", "Complaint"),
+    "phase.land_mining_property": ("出让转让", "Transfer"),
+    "phase.archive": ("归档", "Archive"),
+    "phase.access": ("调阅", "Access"),
+    "timeline.title": ("项目 {project} 时间线", "Timeline of project {project}"),
+    "timeline.trade_type": ("交易类型：{name}", "Trade type: {name}"),
+    "timeline.sealed_banner": (
+        "本项目有密封事件（投标、保证金等）：密封至开标。开标前，任何人（包括管理员）都看不到投标人、报价和投标数量。",
+        "This project has sealed events (bids, deposits, ...): sealed until the opening. "
+        "Before it nobody, admin included, sees who bid, what they offered or how many bid.",
+    ),
+    "timeline.sealed_role": (
+        "开标后，密封内容只对监督审查和档案管理角色开放。",
+        "After the opening only the reviewer and archivist roles read the sealed parts.",
+    ),
+    "timeline.facts": ("要点", "Key facts"),
+    "timeline.events": ("事件", "Events"),
+    "timeline.none": ("本项目没有可显示的事件。", "This project has no event to show."),
+    "timeline.col.seq": ("序号", "Seq"),
+    "timeline.col.when": ("发生时间（北京时间）", "Occurred (Beijing time)"),
+    "timeline.col.event": ("事件", "Event"),
+    "timeline.col.facts": ("内容", "Details"),
+    "timeline.col.index": ("日志位置", "Log index"),
+    "timeline.recorded": ("记入账本：{when}", "Recorded: {when}"),
+    "timeline.actor": ("主体", "Actor"),
+    "timeline.attachments": ("附件", "Attachments"),
+    "timeline.att.name": ("文件名", "File name"),
+    "timeline.att.type": ("媒体类型", "Media type"),
+    "timeline.att.size": ("大小", "Size"),
+    "timeline.att.hash": ("SHA-256", "SHA-256"),
+    "timeline.next": ("下一页", "Next page"),
+    "timeline.print": ("打印", "Print"),
+    "timeline.sealed_record": ("密封事件", "Sealed event"),
+    "facts.opening": ("开标", "Opening"),
+    "facts.place": ("地点", "Place"),
+    "facts.deadlines": ("截止时间", "Deadlines"),
+    "facts.bidders": ("投标人及报价", "Bidders and prices"),
+    "facts.winner": ("中标（成交）人", "Winner"),
+    "facts.none": ("暂无", "None yet"),
+    "sealed": ("密封至开标", "sealed until the opening"),
+    "event.title": ("日志位置 {index} 的事件", "Event at log index {index}"),
+    "event.record": ("记录", "Record"),
+    "event.receipt": ("收据", "Receipt"),
+    "event.hash": ("事件哈希", "Event hash"),
+    "event.project": ("所属项目", "Project"),
+    "event.opened": ("开标后打开的记录", "The record as opened after the opening"),
+    "event.redacted": (
+        "此记录部分内容已密封，无法在浏览器中核对其哈希。",
+        "Parts of this record are sealed; its hash cannot be checked here.",
+    ),
+    "verify.title": ("在本浏览器中验证", "Verify in this browser"),
+    "verify.intro": (
+        "在您的浏览器中（WebCrypto SHA-256 与 Ed25519）核对：记录的事件哈希、默克尔包含证明、"
+        "日志对检查点的签名。所用的日志公钥由您自己固定，核对结果不依赖服务器。",
+        "Checks, in your browser (WebCrypto SHA-256 and Ed25519), the record's event hash, "
+        "the Merkle inclusion proof and the log's signature on the checkpoint, against a "
+        "log key you pin yourself: the result does not rest on the server.",
+    ),
+    "verify.key": ("固定的日志公钥（verifier key）", "Pinned log key (verifier key)"),
+    "verify.key_hint": (
+        "从可信渠道获得（例如交易中心公告），保存在本浏览器中。服务器报告的公钥为：",
+        "Get it from a trusted channel (e.g. the centre's notice); it is kept in this "
+        "browser. The server reports:",
+    ),
+    "verify.pin": ("固定此公钥", "Pin this key"),
+    "verify.record_json": ("记录（JSON）", "Record (JSON)"),
+    "verify.receipt_json": ("收据（JSON，可粘贴其他收据）", "Receipt (JSON; paste another)"),
+    "verify.run": ("验证", "Verify"),
+    "verify.ok": ("验证通过", "Verified"),
+    "verify.failed": ("验证失败", "Verification failed"),
+    "verify.step.hash": ("事件哈希", "Event hash"),
+    "verify.step.signature": ("日志签名", "Log signature"),
+    "verify.step.inclusion": ("包含证明", "Inclusion proof"),
+    "verify.no_key": ("请先固定日志公钥。", "Pin a log key first."),
+    "access.title": ("项目 {project} 调阅记录", "Access log of project {project}"),
+    "access.intro": (
+        "每一次读取证据（记录、文件、证据包）都作为 evidence_accessed 事件记入账本。",
+        "Every read of evidence (records, files, bundles) is recorded in the ledger as an "
+        "evidence_accessed event.",
+    ),
+    "access.none": ("尚无调阅记录。", "Nothing read yet."),
+    "access.col.when": ("时间（北京时间）", "When (Beijing time)"),
+    "access.col.who": ("令牌", "Token"),
+    "access.col.role": ("角色", "Role"),
+    "access.col.what": ("读取内容", "What was read"),
+    "access.col.index": ("日志位置", "Log index"),
+    "log.title": ("日志状态", "Log status"),
+    "log.origin": ("日志名称（origin）", "Origin"),
+    "log.key": ("日志公钥", "Verifier key"),
+    "log.size": ("日志大小", "Log size"),
+    "log.root": ("根哈希", "Root hash"),
+    "log.checkpoint": ("最新检查点", "Latest checkpoint"),
+    "log.checkpoint_at": ("签署时间", "Signed at"),
+    "log.witnesses": ("见证者", "Witnesses"),
+    "log.quorum": (
+        "见证门限：{k} / {n}，已见证大小 {size}",
+        "Quorum {k} of {n}; witnessed size {size}",
+    ),
+    "log.no_witnesses": ("本日志未配置见证者。", "This log runs without witnesses."),
+    "log.col.witness": ("见证者", "Witness"),
+    "log.col.cosigned": ("已联署大小", "Cosigned size"),
+    "log.col.lag": ("落后", "Lag"),
+    "log.col.state": ("状态", "State"),
+    "log.timestamps": ("时间戳", "Timestamps"),
+    "log.ts_latest": (
+        "最新带 RFC 3161 时间戳的检查点：大小 {size}，时间 {when}，签发方 {tsa}",
+        "Latest RFC 3161 timestamped checkpoint: size {size}, at {when}, by {tsa}",
+    ),
+    "log.ts_none": ("尚无时间戳。", "No timestamp yet."),
+    "log.alarms": ("监测告警", "Monitor alarms"),
+    "log.alarms_none": ("没有监测告警。", "No monitor alarm."),
+    "log.alarms_off": (
+        "本服务未配置监测状态目录（serve --monitor-state）。",
+        "No monitor state directory is configured (serve --monitor-state).",
+    ),
+    "log.alarm_at": ("{kind}：{message}", "{kind}: {message}"),
+    "log.monitor_seen": (
+        "监测者最近核对到大小 {size}（{when}）。",
+        "The monitor last verified size {size} ({when}).",
+    ),
+    "yes": ("是", "yes"),
+    "no": ("否", "no"),
+}
+
+
+def translator(lang: str) -> Callable[..., str]:
+    """``t(key, **values)`` in ``lang`` (unknown keys show as themselves, so a missing
+    string is visible, never an error page)."""
+    pos = 0 if lang != "en" else 1
+
+    def t(key: str, **values: object) -> str:
+        pair = MESSAGES.get(key)
+        if pair is None:
+            return key
+        text = pair[pos]
+        return text.format(**values) if values else text
+
+    return t
