@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import Lifespan
 
 from api.auth import AUTH_FAILURES_PER_SECOND, RateLimiter, TokenCheck
-from api.console import install_console
+from api.console.pages import install_console
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.limits import ServeLimits
 from api.routes import bundles, events, log, posters, tokens

@@ -17,10 +17,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
@@ -178,6 +179,12 @@ class ConsoleRoute(APIRoute):
 
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+
+
+def install_console(app: FastAPI) -> None:
+    """Add the console's pages and its static assets (``/static/...``) to ``app``."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
 
 async def current_session(request: Request) -> sessions.Session | None:
