@@ -2,8 +2,9 @@
 
 ``verify`` runs offline, on the pure verifier only (``verifier/cli.py``, also runnable as
 ``python -m verifier``): it reads a bundle, checks it against a trust file, and prints a
-text, JSON or HTML report. Exit codes: 0 when every required check passed, 1 when
-verification failed, 2 when the bundle or trust file cannot be read.
+text, JSON or HTML report, leading with two verdicts: integrity and compliance. Exit codes:
+0 both hold, 1 integrity fails, 2 usage errors, 3 integrity holds but compliance does not
+(``verifier.cli.EXIT_CODES_HELP``).
 
 ``bundle export`` downloads a project's bundle from a running service
 (``GET /v1/projects/{project}/bundle``) with a reviewer or archivist token, so the
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from verifier.cli import (
+    EXIT_CODES_HELP,
+    VERIFY_DESCRIPTION,
     add_receipt_arguments,
     add_verify_arguments,
     run_receipt_verify,
@@ -39,8 +42,8 @@ def register(sub: Any) -> None:
     v = sub.add_parser(
         "verify",
         help="verify an evidence bundle offline against a trust file",
-        description="Verify an evidence bundle offline. Exit 0 only if every required check "
-        "passed; 1 if verification failed; 2 if the input cannot be read.",
+        description=VERIFY_DESCRIPTION,
+        epilog=EXIT_CODES_HELP,
     )
     add_verify_arguments(v)
     v.set_defaults(func=run_verify)

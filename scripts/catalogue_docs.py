@@ -81,6 +81,9 @@ def verifier_copy() -> str:
     versions.setdefault("1", None)  # version 1 declared field names only, typed nothing
     versions[str(raw["version"])] = {
         ev["code"]: {
+            # The report names events in Chinese (issue 12); the payload checks ignore these.
+            "name_zh": ev["name_zh"],
+            "name_en": ev["name_en"],
             "fields": ev["fields"],
             "one_of_required": ev.get("one_of_required", []),
             "sealed_fields": ev["sealed_fields"],

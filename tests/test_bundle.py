@@ -262,12 +262,35 @@ def test_reports_render_in_three_formats(exported: Exported) -> None:
     rep = verify(exported.path, exported.trust)
     j = json.loads(render_json(rep))
     assert j["ok"] is True and {c["id"] for c in j["checks"]} >= {"chain", "E01"}
-    assert all(c["status"] in ("pass", "fail", "warn", "cannot_evaluate") for c in j["checks"])
+    statuses = ("pass", "fail", "warn", "cannot_evaluate", "not_applicable")
+    assert all(c["status"] in statuses for c in j["checks"])
+    # Two verdicts, added beside the old fields (issue 12).
+    assert j["integrity"]["status"] == "holds" and j["compliance"]["status"] == "holds"
+    assert j["exit_code"] == 0 and j["indicators"] == []
+    assert j["bundle_sha256"] == hashlib.sha256(exported.path.read_bytes()).hexdigest()
+    assert j["verifier_version"].startswith("jianzheng ") and j["verified_at"].endswith("+00:00")
+    assert j["trust_keys"]["log"] == exported.trust.log.vkey
+    assert j["trust_keys"]["from_trust_file"] is True
+    # The lawful tender records no objection: E05 was not tested, and never reads as a pass.
+    e05 = next(c for c in j["checks"] if c["id"] == "E05")
+    assert e05["status"] == "not_applicable" and e05["aspect"] == "compliance"
     text = render_text(rep)
-    assert "验证通过 / VERIFIED" in text
+    head = text.split("\n\n", 1)[0]
+    assert "完整性与真实性 Integrity and authenticity: 成立 / HOLDS" in head
+    assert "合规性 Compliance: 符合 / HOLDS" in head
+    assert "不适用 not applicable (not tested): " in head and "E05" in head
+    assert "[NOT APPLICABLE ] E05" in text
     page = render_html(rep)
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "http" not in page
-    assert "验证通过" in page and "招标投标法" in page and "bid_opening_started" in page
+    assert "招标投标法" in page and "bid_opening_started" in page and "@media print" in page
+    # Verdicts first, then the timeline, then the rules in detail.
+    assert page.index('id="integrity"') < page.index('id="compliance"') < page.index("timeline")
+    assert page.index("timeline") < page.index("程序规则")
+    assert "开标" in page and "2026-03-25 10:00:00" in page  # name_zh, Beijing time
+    assert j["bundle_sha256"] in page and exported.trust.log.vkey in page
+    assert all(w.vkey in page for w in exported.trust.witnesses)
+    big = next(a for a in record(members(exported.path), 46)["attachments"])
+    assert "archive.zip" in page and big["sha256"] in page
 
 
 # --- the tamper suite ---------------------------------------------------------------------
@@ -657,7 +680,10 @@ def test_verifier_runs_with_server_libraries_blocked(exported: Exported, tmp_pat
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "0 []", r.stdout + r.stderr
-    assert "验证通过" in page.read_text() and "VERIFIED" in r.stderr
+    html = page.read_text()
+    assert 'class="verdict v-holds" id="integrity"' in html
+    assert 'class="verdict v-holds" id="compliance"' in html
+    assert "integrity HOLDS (VERIFIED" in r.stderr and "compliance HOLDS" in r.stderr
 
 
 # --- payloads judged by the catalogue version of each record ------------------------------

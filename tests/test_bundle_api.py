@@ -189,7 +189,8 @@ def test_cli_export_verify_and_audit_objects(tmp_path: Path) -> None:
     trust = tmp_path / "trust.txt"
     trust.write_text(f"# the log, as published by the supervising department\nlog {vkey}\n")
     ok = jianzheng("verify", str(out), "--trust", str(trust))
-    assert "验证通过 / VERIFIED" in ok.stdout and "[PASS           ] E01" in ok.stdout
+    assert "Integrity and authenticity: 成立 / HOLDS" in ok.stdout
+    assert "[PASS           ] E01" in ok.stdout
 
     report = tmp_path / "report.json"
     jianzheng("verify", str(out), "--trust", str(trust), "--format", "json", "-o", str(report))
@@ -213,7 +214,7 @@ def test_cli_export_verify_and_audit_objects(tmp_path: Path) -> None:
         for n, b in m.items():
             zf.writestr(n, b)
     t = jianzheng("verify", str(tampered), "--trust", str(trust), check=False)
-    assert t.returncode == 1 and "NOT VERIFIED" in t.stdout
+    assert t.returncode == 1 and "Integrity and authenticity: 不成立 / FAILS" in t.stdout
     assert jianzheng("verify", str(trust), "--trust", str(trust), check=False).returncode == 2
     (tmp_path / "bad-trust.txt").write_text("log nonsense\n")
     bt = jianzheng("verify", str(out), "--trust", str(tmp_path / "bad-trust.txt"), check=False)

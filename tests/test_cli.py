@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.procs import Server, jianzheng
+import pytest
+
+from tests.procs import ROOT, Server, jianzheng
 from tests.tender import lawful_tender
 
 
@@ -35,7 +39,9 @@ def test_serve_prints_url_origin_and_key_and_demo_verifies(tmp_path: Path) -> No
         trust.write_text(f"log {key}\n")
         verified = jianzheng("verify", str(bundle), "--trust", str(trust), check=False)
         assert verified.returncode == 0, verified.stdout + verified.stderr
-        assert "验证通过 / VERIFIED" in verified.stdout and "CANNOT" not in verified.stdout.upper()
+        assert "Integrity and authenticity: 成立 / HOLDS" in verified.stdout
+        assert "合规性 Compliance: 符合 / HOLDS" in verified.stdout
+        assert "CANNOT" not in verified.stdout.upper()
         printed = srv.output()
         assert f"serving {srv.url}" in printed
         assert "origin: demo.example/log" in printed
@@ -116,3 +122,144 @@ def test_no_token_key_or_sealed_content_reaches_the_logs(tmp_path: Path) -> None
         "BIDDER-SECRET-77",
     ):
         assert secret not in logged
+
+
+# --- jianzheng verify: two verdicts and their exit codes (issue 12) -----------------------
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Genuine bundles of a lawful tender, one recorded with a late entry (a warning), one
+    breaking E01; a tampered copy of the lawful one; and the trust file naming the log."""
+    from ledger.bundle import plan_bundle, write_bundle
+    from ledger.service import Ledger
+    from tests.test_bundle import edit_records, members, post, rebuild
+    from tests.tender import breaking
+
+    base = tmp_path_factory.mktemp("verdicts")
+    late = lawful_tender("LATE-1")
+    # Recorded by the platform after a system outage: lawful, but a reviewer must look (X10).
+    late[-1]["late_entry"] = {"reason": "平台故障，次日补录"}
+    projects = {"lawful": lawful_tender("LAWFUL-1"), "late": late, "e01": breaking("E01", "B-1")}
+    lg = Ledger.open(base / "data", f"sqlite:///{base / 'ledger.db'}", "cli.test/log")
+    out: dict[str, Path] = {}
+    try:
+        for name, events in projects.items():
+            post(lg, events)
+            out[name] = base / f"{name}.zip"
+            write_bundle(plan_bundle(lg, events[0]["project"]), out[name])
+        (base / "trust.txt").write_text(f"log {lg.signer.verifier.vkey}\n")
+    finally:
+        lg.close()
+    out["trust"] = base / "trust.txt"
+
+    def backdate(ls: list[bytes]) -> list[bytes]:
+        rec = json.loads(ls[3])
+        rec["occurred_at"] = "2026-01-01T09:00:00+08:00"  # a forger moves one event's time
+        ls[3] = json.dumps(rec, ensure_ascii=False, sort_keys=True).encode()
+        return ls
+
+    out["tampered"] = rebuild(edit_records(members(out["lawful"]), backdate), base / "t.zip")
+    return out
+
+
+def _verify(*args: str, module: bool = False) -> subprocess.CompletedProcess[str]:
+    """``jianzheng verify ...`` (or ``python -m verifier ...``) as a reviewer runs it."""
+    if not module:
+        return jianzheng("verify", *args, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "verifier", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def _verdicts(stdout: str) -> tuple[str, str]:
+    """The first two lines after the title: the integrity and compliance verdicts."""
+    first = stdout.splitlines()
+    return next(x for x in first if x.startswith("完整性")), next(
+        x for x in first if x.startswith("合规性")
+    )
+
+
+def test_exit_0_when_both_verdicts_hold(bundles: dict[str, Path]) -> None:
+    r = _verify(str(bundles["lawful"]), "--trust", str(bundles["trust"]))
+    assert r.returncode == 0, r.stdout + r.stderr
+    integrity, compliance = _verdicts(r.stdout)
+    assert integrity.endswith("成立 / HOLDS") and compliance.endswith("符合 / HOLDS")
+    # The verdicts come first, before the checks in detail.
+    assert r.stdout.index("合规性 Compliance") < r.stdout.index("[PASS")
+    assert "integrity HOLDS (VERIFIED" in r.stderr and "compliance HOLDS" in r.stderr
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["jianzheng", "python-m-verifier"])
+def test_exit_3_when_a_genuine_bundle_only_warns(bundles: dict[str, Path], module: bool) -> None:
+    """The complaint a reviewer must never misread as forgery: a genuine bundle with one
+    warning reads "integrity holds", and says what the warning is."""
+    r = _verify(str(bundles["late"]), "--trust", str(bundles["trust"]), module=module)
+    assert r.returncode == 3, r.stdout + r.stderr
+    integrity, compliance = _verdicts(r.stdout)
+    assert integrity == "完整性与真实性 Integrity and authenticity: 成立 / HOLDS"
+    assert compliance == "合规性 Compliance: 有警示 / WARNINGS"
+    reasons = r.stdout.split(compliance, 1)[1].split("\n\n", 1)[0]
+    assert "[WARN] X10" in reasons and "补录" in reasons and "NOT VERIFIED" not in r.stdout
+    assert "integrity HOLDS (VERIFIED: 0 failed" in r.stderr and "compliance WARNINGS" in r.stderr
+    j = json.loads(
+        _verify(
+            str(bundles["late"]), "--trust", str(bundles["trust"]), "--format", "json"
+        ).stdout
+    )
+    assert j["integrity"]["status"] == "holds" and j["compliance"]["status"] == "warns"
+    assert [x["check"] for x in j["compliance"]["reasons"] if x["status"] == "warn"] == ["X10"]
+    assert j["exit_code"] == 3 and j["ok"] is True  # the old field keeps its meaning
+
+
+def test_exit_3_when_a_rule_fails_on_a_genuine_bundle(bundles: dict[str, Path]) -> None:
+    r = _verify(str(bundles["e01"]), "--trust", str(bundles["trust"]))
+    assert r.returncode == 3, r.stdout + r.stderr
+    integrity, compliance = _verdicts(r.stdout)
+    assert integrity.endswith("成立 / HOLDS") and compliance.endswith("不符合 / FAILS")
+    assert "[FAIL] E01" in r.stdout.split(compliance, 1)[1].split("\n\n", 1)[0]
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["jianzheng", "python-m-verifier"])
+def test_exit_1_when_the_bundle_was_tampered_with(bundles: dict[str, Path], module: bool) -> None:
+    r = _verify(str(bundles["tampered"]), "--trust", str(bundles["trust"]), module=module)
+    assert r.returncode == 1, r.stdout + r.stderr
+    integrity, compliance = _verdicts(r.stdout)
+    assert integrity.endswith("不成立 / FAILS")
+    reasons = r.stdout.split(integrity, 1)[1].split(compliance, 1)[0]
+    assert "[FAIL] inclusion" in reasons and "[FAIL] chain" in reasons
+    # Compliance is still shown, with the warning that its records cannot be relied on.
+    assert "完整性不成立" in r.stdout.split(compliance, 1)[1]
+    assert "integrity FAILS (NOT VERIFIED" in r.stderr
+
+
+def test_exit_2_on_usage_errors(bundles: dict[str, Path], tmp_path: Path) -> None:
+    trust = str(bundles["trust"])
+    (tmp_path / "bad-trust.txt").write_text("log nonsense\n")
+    cases = [
+        ((), "the following arguments are required: bundle"),
+        ((str(bundles["lawful"]), "--format", "pdf"), "invalid choice"),
+        ((str(tmp_path / "missing.zip"), "--trust", trust), "missing.zip"),
+        ((trust, "--trust", trust), "not a zip file"),
+        ((str(bundles["lawful"]), "--trust", str(tmp_path / "bad-trust.txt")), "line 1"),
+        ((str(bundles["lawful"]), "--trust", trust, "--workers", "0"), "--workers"),
+    ]
+    for args, msg in cases:
+        r = _verify(*args)
+        assert r.returncode == 2 and msg in r.stderr, (args, r.stderr)
+    r = _verify(str(tmp_path / "missing.zip"), "--trust", trust, module=True)
+    assert r.returncode == 2 and "missing.zip" in r.stderr
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["jianzheng", "python-m-verifier"])
+def test_help_documents_the_exit_codes(module: bool) -> None:
+    r = _verify("--help", module=module)
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    for code in ("0 both verdicts hold", "1 integrity fails", "2 usage error", "3 integrity holds"):
+        assert code in text, text

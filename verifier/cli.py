@@ -1,9 +1,9 @@
 """The offline verifier's command line: ``jianzheng verify``, also ``python -m verifier``.
 
 Standard library and the verifier package only, so a reviewer can run it on a machine
-with nothing but ``cryptography`` and ``asn1crypto`` installed. Exit codes: 0 when every
-required check passed, 1 when verification failed, 2 when the bundle or the trust file
-cannot be read or the command is misused.
+with nothing but ``cryptography`` and ``asn1crypto`` installed. It prints two verdicts
+first, integrity and compliance, each with its reasons (issue 12); its exit code is
+:data:`EXIT_CODES_HELP`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from verifier.report_model import VerificationReport
     from verifier.trust import TrustPolicy
+
+
+#: The exit codes of ``jianzheng verify`` / ``python -m verifier``, as --help states them.
+EXIT_CODES_HELP = (
+    "Exit codes: 0 both verdicts hold (integrity and compliance); "
+    "1 integrity fails (or cannot be established): the bundle is not what the log "
+    "committed, signed and witnessed; "
+    "2 usage error: bad arguments, an unreadable trust file, or a file that is not an "
+    "evidence bundle; "
+    "3 integrity holds but compliance does not: a process rule fails, warns or cannot be "
+    "evaluated. Indicators never change the exit code."
+)
+VERIFY_DESCRIPTION = (
+    "Verify an evidence bundle offline. Two verdicts are printed first, each with its "
+    "reasons: integrity (完整性/真实性: signatures, witness quorum, timestamp, inclusion, "
+    "chains, files, payloads, sealed commitments) and compliance (合规性: the process rules)."
+)
 
 
 def add_verify_arguments(v: argparse.ArgumentParser) -> None:
@@ -110,14 +128,26 @@ def run_verify(args: argparse.Namespace) -> int:
             + ("" if args.no_trust else " (give --trust FILE, or --no-trust to accept that)"),
             file=sys.stderr,
         )
-    print(
-        f"jianzheng verify: {'VERIFIED' if report.ok else 'NOT VERIFIED'} "
-        f"({sum(c.status == 'fail' for c in report.checks)} failed, "
-        f"{sum(c.status == 'cannot_evaluate' for c in report.checks)} cannot evaluate, "
-        f"{sum(c.status == 'warn' for c in report.checks)} warnings)",
-        file=sys.stderr,
+    print(f"jianzheng verify: {verdict_summary(report)}", file=sys.stderr)
+    return report.exit_code
+
+
+def verdict_summary(report: VerificationReport) -> str:
+    """One line for stderr: both verdicts and their counts (VERIFIED names integrity)."""
+    integrity, compliance = report.integrity, report.compliance
+    by: dict[str, dict[str, int]] = {"integrity": {}, "compliance": {}}
+    for c in report.checks:
+        by[c.aspect][c.status] = by[c.aspect].get(c.status, 0) + 1
+    i, k = by["integrity"], by["compliance"]
+    return (
+        f"integrity {integrity.word[1]} ({'VERIFIED' if integrity.holds else 'NOT VERIFIED'}: "
+        f"{i.get('fail', 0)} failed, {i.get('cannot_evaluate', 0)} cannot evaluate, "
+        f"{i.get('warn', 0)} warnings); compliance {compliance.word[1]} "
+        f"({k.get('fail', 0)} failed, {k.get('warn', 0)} warnings, "
+        f"{k.get('cannot_evaluate', 0)} cannot evaluate, {k.get('pass', 0)} passed, "
+        f"{k.get('not_applicable', 0)} not applicable)"
+        + (f"; {len(report.indicators)} indicator(s) to examine" if report.indicators else "")
     )
-    return 0 if report.ok else 1
 
 
 def add_receipt_arguments(v: argparse.ArgumentParser) -> None:
@@ -234,9 +264,7 @@ def run_receipt_verify(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``python -m verifier BUNDLE [--trust FILE] ...``: the same as ``jianzheng verify``."""
     p = argparse.ArgumentParser(
-        prog="python -m verifier",
-        description="Verify a Jianzheng evidence bundle offline. Exit 0 only if every "
-        "required check passed; 1 if verification failed; 2 if the input cannot be read.",
+        prog="python -m verifier", description=VERIFY_DESCRIPTION, epilog=EXIT_CODES_HELP
     )
     add_verify_arguments(p)
     return run_verify(p.parse_args(argv))

@@ -617,7 +617,41 @@ def parse_payload_catalogues(data: object) -> PayloadCatalogues:
 
 
 @functools.cache
+def _catalogues_json() -> Any:
+    text = resources.files("verifier").joinpath("catalogues.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@functools.cache
 def load_payload_catalogues() -> PayloadCatalogues:
     """The packaged ``verifier/catalogues.json``."""
-    text = resources.files("verifier").joinpath("catalogues.json").read_text("utf-8")
-    return parse_payload_catalogues(json.loads(text))
+    return parse_payload_catalogues(_catalogues_json())
+
+
+@dataclass(frozen=True)
+class EventLabels:
+    """How a report names an event type and its fields: Chinese first, English beside."""
+
+    name_zh: str
+    name_en: str
+    #: field name -> (Chinese label, English label, type)
+    fields: Mapping[str, tuple[str, str, str]]
+
+
+@functools.cache
+def event_labels() -> Mapping[str, EventLabels]:
+    """Event code -> its names and field labels, from the newest catalogue version that
+    names it (older versions carried no names); codes without names are left out."""
+    out: dict[str, EventLabels] = {}
+    versions = _catalogues_json().get("versions", {})
+    for key in sorted(versions, key=int):
+        for code, ev in (versions[key] or {}).items():
+            if not isinstance(ev, dict) or not isinstance(ev.get("name_zh"), str):
+                continue
+            fields = {
+                n: (str(f.get("zh", n)), str(f.get("en", n)), str(f.get("type", "")))
+                for n, f in ev.get("fields", {}).items()
+                if isinstance(f, dict)
+            }
+            out[code] = EventLabels(ev["name_zh"], str(ev.get("name_en", code)), fields)
+    return MappingProxyType(out)

@@ -1,9 +1,12 @@
 """Rendering a :class:`verifier.report_model.VerificationReport` as text, JSON or HTML.
 
-Chinese first, English beside it. The HTML page is self-contained (inline style, no script,
-no external resource), so a reviewer can open it anywhere, print it and file it: the
-verdict, every check with its reason, the process rules with their legal sources and what
-to do when one fails, and the project's timeline.
+Chinese first, English beside it. Every format leads with the two verdicts, integrity and
+compliance, each with its reasons (issue 12). The HTML page is self-contained (inline style
+with a print stylesheet, no script, no external resource), so a reviewer can open it
+anywhere, print it and file it: the verdicts, the bundle's SHA-256, the verifier's version,
+the verification time and the full trust keys, the timeline (event names in Chinese, times in
+Beijing time, each event's key facts and attachments by name and hash), the process rules
+with their legal sources and what to do when one fails, and every integrity check.
 """
 
 from __future__ import annotations
@@ -12,11 +15,24 @@ import html
 import json
 from typing import Any
 
-from verifier.report_model import Check, VerificationReport
-from verifier.rules.days import load_calendar
+from verifier.payload import event_labels, parse_instant
+from verifier.report_model import Check, Indicator, Verdict, VerificationReport
+from verifier.rules.days import CST, load_calendar
 
-_STATUS_ZH = {"pass": "通过", "fail": "未通过", "warn": "警示", "cannot_evaluate": "无法判断"}
-_STATUS_EN = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "cannot_evaluate": "CANNOT EVALUATE"}
+_STATUS_ZH = {
+    "pass": "通过",
+    "fail": "未通过",
+    "warn": "警示",
+    "cannot_evaluate": "无法判断",
+    "not_applicable": "不适用",
+}
+_STATUS_EN = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "warn": "WARN",
+    "cannot_evaluate": "CANNOT EVALUATE",
+    "not_applicable": "NOT APPLICABLE",
+}
 
 #: What a reviewer does when an integrity check fails (Chinese, English).
 REMEDIES: dict[str, tuple[str, str]] = {
@@ -90,22 +106,58 @@ def render_json(report: VerificationReport) -> str:
     return json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n"
 
 
-def _verdict(report: VerificationReport) -> tuple[str, str]:
-    if report.ok:
-        return "验证通过", "VERIFIED"
-    return "验证未通过", "NOT VERIFIED"
+def verdict_lines(report: VerificationReport) -> list[str]:
+    """The two verdicts, each with its reasons: what ``jianzheng verify`` prints first."""
+    lines: list[str] = []
+    for v in (report.integrity, report.compliance):
+        (tzh, ten), (wzh, wen) = v.title, v.word
+        lines.append(f"{tzh} {ten}: {wzh} / {wen}")
+        for zh, en in v.notes:
+            lines += [f"  ! {zh}", f"    {en}"]
+        if v.aspect == "integrity" and v.holds:
+            # Holding: name what was established, one line each; caveats first.
+            for r in v.reasons:
+                mark = "  ~ " if r.status != "pass" else "  + "
+                lines.append(f"{mark}{r.title_zh} / {r.title}: {r.message}")
+            continue
+        grouped: dict[str, list[str]] = {"pass": [], "not_applicable": []}
+        for r in v.reasons:
+            if r.status in grouped:
+                grouped[r.status].append(r.check)
+                continue
+            lines.append(f"  [{_STATUS_EN[r.status]}] {r.check} {r.title_zh} / {r.title}")
+            lines.append(f"      {r.message_zh}")
+            lines.append(f"      {r.message}")
+        if grouped["pass"]:
+            lines.append(f"  通过 pass: {', '.join(grouped['pass'])}")
+        if grouped["not_applicable"]:
+            lines.append(
+                f"  不适用 not applicable (not tested): {', '.join(grouped['not_applicable'])}"
+            )
+    if report.indicators:
+        lines.append(
+            f"提示 Indicators: {len(report.indicators)} 项，供人工核查，不影响结论 / for a "
+            "person to examine; they change no verdict"
+        )
+        for i in report.indicators:
+            lines.append(f"  ? {i.id} {i.title_zh} / {i.title_en}: {i.message_zh} / {i.message}")
+    return lines
 
 
 def render_text(report: VerificationReport) -> str:
-    """A plain-text report: one block per check, Chinese line then English line."""
-    zh, en = _verdict(report)
+    """A plain-text report: the two verdicts with their reasons first, then one block per
+    check, Chinese line then English line."""
     lines = [
         "见证 证据包验证 / Jianzheng evidence bundle verification",
+        *verdict_lines(report),
+        "",
         f"项目 Project: {report.project}   交易类型 Trade type: {report.trade_type}",
         f"日志 Log: {report.log_origin}   检查点 Checkpoint size: {report.checkpoint_size}   "
         f"记录 Records: {report.records}",
         f"导出时间 Exported at: {report.exported_at}",
-        f"结论 Result: {zh} / {en}",
+        f"证据包 Bundle SHA-256: {report.bundle_sha256 or '(read from a stream)'}",
+        f"验证程序 Verifier: {report.verifier_version}   验证时间 Verified at: "
+        f"{report.verified_at}",
     ]
     if not report.trusted:
         lines.append(
@@ -118,7 +170,7 @@ def render_text(report: VerificationReport) -> str:
         lines.append(f"[{_STATUS_EN[c.status]:<15}] {c.id:<14} {c.title_zh} / {c.title_en}{req}")
         lines.append(f"    {c.message_zh}")
         lines.append(f"    {c.message}")
-        if c.extra.get("rule") and c.status != "pass":
+        if c.extra.get("rule") and c.status not in ("pass", "not_applicable"):
             lines.append(f"    依据 Source: {c.extra.get('source_zh')} / {c.extra.get('source')}")
         dzh = c.extra.get("details_zh") or []
         for i, d in enumerate(c.details[1:6], 1):
@@ -151,28 +203,48 @@ def _remedy(report: VerificationReport, c: Check) -> tuple[str, str] | None:
 
 _CSS = """
 body{font-family:"Noto Sans CJK SC","Source Han Sans SC","PingFang SC","Microsoft YaHei",
- sans-serif;margin:2em auto;max-width:1100px;color:#1b1b1b;line-height:1.45}
+ sans-serif;margin:1.5em auto;max-width:1180px;color:#1b1b1b;line-height:1.45;padding:0 1em}
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;border-bottom:2px solid #ccc;
  padding-bottom:.2em;margin-top:1.6em}
 .en{color:#555;font-size:.92em}
-.verdict{padding:.8em 1em;border-radius:6px;font-size:1.3em;font-weight:bold;margin:1em 0}
-.ok{background:#e3f4e1;border:2px solid #2e7d32;color:#1b5e20}
-.bad{background:#fde7e7;border:2px solid #c62828;color:#8e0000}
+.verdicts{display:grid;grid-template-columns:1fr 1fr;gap:1em;margin:1em 0}
+.verdict{padding:.7em 1em;border-radius:6px;border:2px solid}
+.verdict h2{margin:0 0 .3em;border:0;font-size:1.05em}
+.verdict .word{font-size:1.5em;font-weight:bold}
+.verdict ul{margin:.4em 0;padding-left:1.2em}.verdict li{margin:.15em 0}
+.v-holds{background:#e3f4e1;border-color:#2e7d32;color:#1b5e20}
+.v-fails{background:#fde7e7;border-color:#c62828;color:#8e0000}
+.v-warns{background:#fff3e0;border-color:#ef8f00;color:#7a4300}
+.v-cannot_evaluate{background:#eeeeee;border-color:#6a6a6a;color:#333}
+.verdict li,.verdict p{color:#1b1b1b}
 .note{background:#fff6d6;border:1px solid #d9a800;padding:.6em 1em;border-radius:6px}
+.indicators{border:2px dashed #7b1fa2;border-radius:6px;padding:.6em 1em;margin:.6em 0}
 table{border-collapse:collapse;width:100%;margin:.5em 0}
 th,td{border:1px solid #ccc;padding:.35em .5em;vertical-align:top;text-align:left}
 th{background:#f2f2f2}
 .s{font-weight:bold;white-space:nowrap;padding:.1em .4em;border-radius:4px}
 .s-pass{background:#2e7d32;color:#fff}.s-fail{background:#c62828;color:#fff}
 .s-warn{background:#ef8f00;color:#fff}.s-cannot_evaluate{background:#6a6a6a;color:#fff}
+.s-not_applicable{background:#fff;color:#555;border:1px solid #999}
 tr.hit td{background:#fff0f0}
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}
-dl.meta dt{font-weight:bold}
+dl.meta dt{font-weight:bold}dl.meta dd{margin:0}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:0 .6em;margin:0}
+dl.facts dt{color:#555}dl.facts dd{margin:0}
+.hash,.key{font-family:"DejaVu Sans Mono",monospace;font-size:.8em;word-break:break-all}
 .rule{border:1px solid #ccc;border-radius:6px;padding:.6em 1em;margin:.6em 0;
  page-break-inside:avoid}
 .small{font-size:.85em}
 code{font-size:.9em}
-@media print{body{margin:0;max-width:none}.verdict{border-width:3px}}
+@media print{
+ @page{size:A4;margin:14mm 12mm}
+ body{margin:0;max-width:none;padding:0;font-size:10pt}
+ .verdict{border-width:3px;-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ .s{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ h2{page-break-after:avoid}tr,.verdict,.rule{page-break-inside:avoid}
+ details{display:block}details>summary{display:none}
+ a{color:inherit;text-decoration:none}
+}
 """
 
 
@@ -187,19 +259,209 @@ def _badge(status: str) -> str:
     )
 
 
+def beijing(value: str) -> str:
+    """An RFC 3339 instant as Beijing time (UTC+8), ``2026-03-25 10:00:00``; anything
+    else unchanged (the records' own checks name what is wrong with it)."""
+    try:
+        return parse_instant(value).astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return value
+
+
+#: At most this many facts per event, and this many characters per value, in the timeline.
+MAX_FACTS = 12
+MAX_FACT_CHARS = 160
+
+
+def _fact(value: Any, ftype: str) -> str:
+    if ftype == "instant" and isinstance(value, str):
+        return beijing(value)
+    if isinstance(value, bool):
+        return "是 yes" if value else "否 no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, list):
+        text = "、".join(_fact(v, "") for v in value)
+    elif isinstance(value, dict):
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    else:
+        text = str(value)
+    return text if len(text) <= MAX_FACT_CHARS else text[: MAX_FACT_CHARS - 1] + "…"
+
+
+def _verdict_box(v: Verdict, indicators: list[Indicator]) -> list[str]:
+    (tzh, ten), (wzh, wen) = v.title, v.word
+    out = [
+        f'<section class="verdict v-{_e(v.status)}" id="{_e(v.aspect)}">',
+        f"<h2>{_e(tzh)} <span class='en'>{_e(ten)}</span></h2>",
+        f"<div class='word'>{_e(wzh)} <span class='en'>{_e(wen)}</span></div>",
+    ]
+    out += [f"<p class='note small'>{_e(zh)}<br><span class='en'>{_e(en)}</span></p>"
+            for zh, en in v.notes]  # fmt: skip
+    shown = [r for r in v.reasons if r.status not in ("pass", "not_applicable")]
+    if v.aspect == "integrity" and v.holds:
+        shown = v.reasons  # what was established, caveats first
+    if shown:
+        out.append("<ul class='small'>")
+        for r in shown:
+            out.append(
+                f"<li>{_badge(r.status)} <b>{_e(r.title_zh)}</b> <span class='en'>"
+                f"{_e(r.title)}</span>：{_e(r.message_zh)}<br><span class='en'>"
+                f"{_e(r.message)}</span></li>"
+            )
+        out.append("</ul>")
+    if v.aspect == "compliance":
+        for status, zh, en in (
+            ("pass", "通过的规则", "Rules passed"),
+            ("not_applicable", "不适用的规则（未记录相关事件，未检验）",
+             "Rules not applicable (their events were not recorded; not tested)"),
+        ):  # fmt: skip
+            ids = [r.check for r in v.reasons if r.status == status]
+            if ids:
+                out.append(
+                    f"<p class='small'>{_badge(status)} {_e(zh)} <span class='en'>{_e(en)}"
+                    f"</span>：{_e(', '.join(ids))}</p>"
+                )
+        if indicators:
+            out.append(_indicators(indicators))
+    out.append("</section>")
+    return out
+
+
+def _indicators(indicators: list[Indicator]) -> str:
+    parts = [
+        "<div class='indicators' id='indicators'><b>提示 <span class='en'>Indicators</span>"
+        f"（{len(indicators)}）</b>：供人工核查的迹象，不是结论，不影响上述结论与退出码。"
+        "<br><span class='en'>Signs for a person to examine, never a verdict: they change "
+        "neither verdict nor the exit code.</span><ul class='small'>"
+    ]
+    for i in indicators:
+        ev = f"（seq {', '.join(map(str, i.events))}）" if i.events else ""
+        src = f" — {_e(i.source_zh)} <span class='en'>{_e(i.source)}</span>" if i.source else ""
+        strength = f" [{_e(i.strength)}]" if i.strength else ""
+        parts.append(
+            f"<li><b>{_e(i.id)} {_e(i.title_zh)}</b> <span class='en'>{_e(i.title_en)}</span>"
+            f"{strength}{src}<br>{_e(i.message_zh)}{_e(ev)}<br><span class='en'>"
+            f"{_e(i.message)}</span></li>"
+        )
+    parts.append("</ul></div>")
+    return "".join(parts)
+
+
+def _meta(report: VerificationReport) -> list[str]:
+    keys = report.trust_keys
+    out = [
+        '<dl class="meta">',
+        f"<dt>项目 <span class='en'>Project</span></dt><dd><code>{_e(report.project)}</code></dd>",
+        f"<dt>交易类型 <span class='en'>Trade type</span></dt><dd>{_e(report.trade_type)}</dd>",
+        f"<dt>记录数 <span class='en'>Records</span></dt><dd>{report.records}</dd>",
+        f"<dt>证据包 SHA-256 <span class='en'>Bundle</span></dt><dd class='hash'>"
+        f"{_e(report.bundle_sha256 or '（从数据流读取，未计算） read from a stream')}</dd>",
+        f"<dt>导出时间 <span class='en'>Exported</span></dt><dd>{_e(beijing(report.exported_at))}"
+        f" 北京时间 <span class='en'>({_e(report.exported_at)})</span></dd>",
+        f"<dt>验证时间 <span class='en'>Verified</span></dt><dd>"
+        f"{_e(beijing(report.verified_at))} 北京时间 <span class='en'>"
+        f"({_e(report.verified_at)})</span></dd>",
+        f"<dt>验证程序 <span class='en'>Verifier</span></dt><dd>"
+        f"<code>{_e(report.verifier_version)}</code></dd>",
+        f"<dt>日志 <span class='en'>Log</span></dt><dd><code>{_e(report.log_origin)}</code>，"
+        f"检查点规模 <span class='en'>checkpoint size</span> {report.checkpoint_size}</dd>",
+    ]
+    if keys is not None:
+        whence = (
+            "取自信任文件 <span class='en'>from the trust file</span>"
+            if keys.from_trust_file
+            else "取自证据包本身（未经独立核实） <span class='en'>taken from the bundle "
+            "itself (not independently obtained)</span>"
+        )
+        out.append(f"<dt>信任密钥 <span class='en'>Trust keys</span></dt><dd>{whence}<br>")
+        out.append(f"日志 <span class='en'>log</span>: <span class='key'>{_e(keys.log)}</span>")
+        for w in keys.witnesses:
+            out.append(f"<br>见证人 <span class='en'>witness</span>: <span class='key'>{_e(w)}"
+                       "</span>")  # fmt: skip
+        if keys.witnesses:
+            out.append(f"<br>联署门槛 <span class='en'>quorum</span>: {keys.quorum}")
+        if keys.tsa_ca_sha256:
+            out.append(
+                f"<br>时间戳机构 CA <span class='en'>TSA CA SHA-256</span>: "
+                f"<span class='key'>{_e(keys.tsa_ca_sha256)}</span>"
+            )
+        out.append("</dd>")
+    out.append("</dl>")
+    return out
+
+
+def _timeline(report: VerificationReport, hits: set[int]) -> list[str]:
+    labels = event_labels()
+    out = [
+        "<h2 id='timeline'>项目时间线 <span class='en'>Timeline</span> "
+        "<span class='small en'>（北京时间 Beijing time, UTC+8）</span></h2>",
+        "<table class='small'><tr><th>seq</th><th>事件 <span class='en'>event</span></th>"
+        "<th>发生 <span class='en'>occurred</span><br>登记 <span class='en'>recorded</span>"
+        "</th><th>操作方 <span class='en'>actor</span></th><th>要点 <span class='en'>key "
+        "facts</span></th><th>附件 <span class='en'>attachments</span></th></tr>",
+    ]
+    for t in report.timeline:
+        lab = labels.get(t.type)
+        name = (
+            f"<b>{_e(lab.name_zh)}</b><br><span class='en'>{_e(lab.name_en)}</span><br>"
+            if lab
+            else ""
+        )
+        facts = []
+        for k, v in list(t.facts.items())[:MAX_FACTS]:
+            zh, en, ftype = lab.fields.get(k, (k, k, "")) if lab else (k, k, "")
+            facts.append(f"<dt title='{_e(en)}'>{_e(zh)}</dt><dd>{_e(_fact(v, ftype))}</dd>")
+        if len(t.facts) > MAX_FACTS:
+            facts.append(f"<dt>…</dt><dd>+{len(t.facts) - MAX_FACTS}</dd>")
+        if t.sealed:
+            facts.append(
+                "<dt>密封 <span class='en'>sealed</span></dt><dd>密封内容未随包开启 "
+                "<span class='en'>sealed values not opened in this bundle</span></dd>"
+            )
+        if t.late_entry is not None:
+            facts.append(f"<dt>补录 <span class='en'>late entry</span></dt><dd>"
+                         f"{_e(t.late_entry)}</dd>")  # fmt: skip
+        files = "".join(
+            f"<div>{_e(f.name or '(未命名 unnamed)')}<br><span class='hash'>{_e(f.sha256)}"
+            "</span></div>"
+            for f in t.files
+        )
+        cls = ' class="hit"' if t.seq in hits else ""
+        out.append(
+            f"<tr{cls}><td>{t.seq}<br><span class='en small'>#{t.index}</span></td>"
+            f"<td>{name}<code class='small'>{_e(t.type)}</code></td>"
+            f"<td>{_e(beijing(t.occurred_at))}<br><span class='en'>"
+            f"{_e(beijing(t.recorded_at))}</span></td><td>{_e(t.actor)}</td>"
+            f"<td><dl class='facts'>{''.join(facts)}</dl></td><td>{files}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
 def render_html(report: VerificationReport) -> str:
-    """A self-contained, printable HTML report (Chinese first, English beside it)."""
-    zh, en = _verdict(report)
+    """A self-contained, printable HTML report (Chinese first, English beside it): the two
+    verdicts and their reasons, what was verified with which keys, the timeline, then the
+    process rules and every check in detail."""
     cal = load_calendar()
+    hits: set[int] = set()
+    for res in report.rules:
+        if res.status not in ("pass", "not_applicable"):
+            hits.update(res.events)
     out: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="zh-CN"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>证据包验证报告 {_e(report.project)}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>见证 · 证据包验证报告 <span class='en'>Evidence bundle verification report</span>"
         "</h1>",
-        f'<div class="verdict {"ok" if report.ok else "bad"}">{_e(zh)} '
-        f'<span class="en">{_e(en)}</span></div>',
+        f"<p>项目 <span class='en'>Project</span> <code>{_e(report.project)}</code> · "
+        f"{_e(report.trade_type)} · {report.records} 条记录 <span class='en'>records</span></p>",
+        '<div class="verdicts">',
+        *_verdict_box(report.integrity, []),
+        *_verdict_box(report.compliance, report.indicators),
+        "</div>",
     ]
     if not report.trusted:
         out.append(
@@ -208,36 +470,24 @@ def render_html(report: VerificationReport) -> str:
             "the bundle's internal consistency was checked; the log and witness keys were "
             "taken from the bundle itself.</span></p>"
         )
+    out += _meta(report)
+    out += _timeline(report, hits)
+
+    out.append("<h2>程序规则 <span class='en'>Process rules</span></h2>")
+    for res in report.rules:
+        c = next((x for x in report.checks if x.id == res.rule.id), None)
+        if c is not None:
+            out.append(_rule_block(res, c))
+    if not report.rules:
+        out.append("<p>未评估程序规则。<span class='en'>No process rules evaluated.</span></p>")
+
     out += [
-        '<dl class="meta">',
-        f"<dt>项目 <span class='en'>Project</span></dt><dd><code>{_e(report.project)}</code></dd>",
-        f"<dt>交易类型 <span class='en'>Trade type</span></dt><dd>{_e(report.trade_type)}</dd>",
-        f"<dt>日志 <span class='en'>Log</span></dt><dd><code>{_e(report.log_origin)}</code></dd>",
-        f"<dt>检查点规模 <span class='en'>Checkpoint size</span></dt>"
-        f"<dd>{report.checkpoint_size}</dd>",
-        f"<dt>记录数 <span class='en'>Records</span></dt><dd>{report.records}</dd>",
-        f"<dt>导出时间 <span class='en'>Exported at</span></dt><dd>{_e(report.exported_at)}</dd>",
-        "</dl>",
         "<h2>完整性检查 <span class='en'>Integrity checks</span></h2>",
         "<table><tr><th>结果 <span class='en'>Result</span></th><th>检查 <span class='en'>"
         "Check</span></th><th>说明 <span class='en'>Reason</span></th></tr>",
     ]
-    for check in report.checks:
-        if not check.extra.get("rule"):
-            out.append(_check_row(check))
+    out += [_check_row(c) for c in report.checks if c.aspect == "integrity"]
     out.append("</table>")
-
-    out.append("<h2>程序规则 <span class='en'>Process rules</span></h2>")
-    hits: set[int] = set()
-    for res in report.rules:
-        c = next((x for x in report.checks if x.id == res.rule.id), None)
-        if c is None:
-            continue
-        if res.status != "pass":
-            hits.update(res.events)
-        out.append(_rule_block(res, c))
-    if not report.rules:
-        out.append("<p>未评估程序规则。<span class='en'>No process rules evaluated.</span></p>")
 
     failed = [c for c in report.checks if c.status == "fail"]
     out.append("<h2>如何处理 <span class='en'>What to do</span></h2>")
@@ -257,22 +507,6 @@ def render_html(report: VerificationReport) -> str:
                     f"<span class='en'>{_e(remedy[1])}</span></li>"
                 )
         out.append("</ul>")
-
-    out += [
-        "<h2>项目时间线 <span class='en'>Timeline</span></h2>",
-        "<table class='small'><tr><th>seq</th><th>日志序号 <span class='en'>index</span></th>"
-        "<th>发生时间 <span class='en'>occurred</span></th><th>登记时间 <span class='en'>"
-        "recorded</span></th><th>事件 <span class='en'>event</span></th><th>操作方 <span "
-        "class='en'>actor</span></th><th>附件 <span class='en'>files</span></th></tr>",
-    ]
-    for t in report.timeline:
-        cls = ' class="hit"' if t.seq in hits else ""
-        out.append(
-            f"<tr{cls}><td>{t.seq}</td><td>{t.index}</td><td>{_e(t.occurred_at)}</td>"
-            f"<td>{_e(t.recorded_at)}</td><td><code>{_e(t.type)}</code></td>"
-            f"<td>{_e(t.actor)}</td><td>{t.attachments or ''}</td></tr>"
-        )
-    out.append("</table>")
     out.append(
         f"<p class='small'>期间按《民法典》第二百零一条、第二百零三条计算；工作日依国务院办公厅"
         f"节假日安排（随附日历覆盖 {_e(cal.span)}），日历以外的日期报告为“无法判断”。"
@@ -331,7 +565,7 @@ def _rule_block(res: Any, c: Check) -> str:
                 "</li>"
             )
         parts.append("</ul>")
-    if c.status != "pass":
+    if c.status not in ("pass", "not_applicable"):
         parts.append(
             f"<p class='small'><b>如何处理</b>：{_e(r.on_failure_zh)}<br>"
             f"<span class='en'><b>What to do</b>: {_e(r.on_failure_en)}</span></p>"

@@ -321,7 +321,7 @@ def _dry_run_warnings(lg: Ledger, p: Principal, done: list[Appended]) -> list[di
             if opened or not is_sealed_type(lg.catalogue, r["type"])
         ]
         for res in evaluate(records):
-            if res.status == "pass":
+            if res.status in ("pass", "not_applicable"):
                 continue
             out.append(
                 {

@@ -34,11 +34,15 @@ plainly that only internal consistency was checked.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import IO, TypeVar
 
+from verifier import verifier_version
 from verifier.bundle.checks.attachments import T_ATTACH, check_attachments
 from verifier.bundle.checks.chains import T_CHAIN, T_HEAD, check_chain, check_head
 from verifier.bundle.checks.log import (
@@ -100,10 +104,12 @@ from verifier.bundle.format import (
 from verifier.bundle.model import EvidenceBundle, Record, timeline_entry
 from verifier.report_model import (
     MAX_DETAILS,
+    RULES_CHECK,
     Check,
     CheckList,
     CheckStatus,
     TimelineEntry,
+    TrustKeys,
     VerificationReport,
 )
 from verifier.trust import TrustPolicy
@@ -141,6 +147,7 @@ __all__ = [
     "Limits",
     "ProjectHead",
     "TimelineEntry",
+    "TrustKeys",
     "VerificationReport",
     "manifest_member",
     "verify",
@@ -166,7 +173,9 @@ def _guarded(
         out.add(
             cid,
             title,
-            "fail",
+            # The rule engine failing says nothing about the bundle's integrity: the
+            # process could not be judged (compliance), not found broken.
+            "cannot_evaluate" if cid == RULES_CHECK else "fail",
             f"the check could not be completed on this bundle ({what})",
             f"该项核验无法在此证据包上完成（{what}）",
         )
@@ -181,10 +190,15 @@ def verify(
     check_files: bool = True,
     workers: int | None = None,
     rules: bool = True,
+    now: datetime | None = None,
 ) -> VerificationReport:
-    """Run every check on an opened bundle; never raises for a bad bundle, it reports it."""
+    """Run every check on an opened bundle; never raises for a bad bundle, it reports it.
+
+    ``now`` is the verification time the report states (default: the clock)."""
     out = CheckList()
     rep = VerificationReport(out.items)
+    rep.verified_at = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+    rep.verifier_version = verifier_version()
     m = b.manifest
     rep.project = b.project
     rep.exported_at = str(m.get("exported_at", ""))
@@ -197,6 +211,13 @@ def verify(
     step("manifest", T_MANIFEST, lambda: check_manifest(b, out), None)
     log, witnesses, quorum = step(
         "trust", T_TRUST, lambda: trust_anchor(b, out, trust, allow_untrusted), NO_TRUST
+    )
+    rep.trust_keys = TrustKeys(
+        log.vkey if log else "",
+        tuple(w.vkey for w in witnesses),
+        quorum,
+        trust.tsa_ca_sha256 if trust else None,
+        from_trust_file=trust is not None,
     )
     sc = step("checkpoint", T_LOG, lambda: check_checkpoint(b, out, log), None)
     rep.log_origin = sc.checkpoint.origin if sc else ""
@@ -255,8 +276,11 @@ def verify_bundle(
     here (as the tests of the hostile-bundle guards do) holds the reader to it.
     """
     limits = Limits(MAX_MEMBERS, MAX_RECORDS_BYTES, MAX_SMALL_MEMBER, MAX_INFLATED_BYTES)
-    with EvidenceBundle(source, limits) as b:
-        return verify(
+    with EvidenceBundle(source, limits) as b, ThreadPoolExecutor(1) as pool:
+        # The file's SHA-256 names the bundle in the report; hashed alongside the checks
+        # (hashlib releases the GIL), so it costs no wall time on a multi-core machine.
+        digest = pool.submit(_sha256_of, source)
+        rep = verify(
             b,
             trust,
             allow_untrusted=allow_untrusted,
@@ -264,3 +288,21 @@ def verify_bundle(
             workers=workers,
             rules=rules,
         )
+        rep.bundle_sha256 = digest.result()
+        return rep
+
+
+def _sha256_of(source: str | os.PathLike[str] | IO[bytes] | bytes) -> str:
+    """SHA-256 (hex) of a bundle given as a path or bytes; "" for a stream (read once)."""
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).hexdigest()
+    if isinstance(source, (str, os.PathLike)):
+        h = hashlib.sha256()
+        try:
+            with open(source, "rb") as f:
+                while block := f.read(READ_BLOCK):
+                    h.update(block)
+        except OSError:
+            return ""  # the zip was read; the report then names no digest
+        return h.hexdigest()
+    return ""

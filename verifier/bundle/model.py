@@ -25,7 +25,7 @@ from verifier.bundle.reader import ZIP_ERRORS, BundleZip, read_lines
 from verifier.canonical import CanonicalError, parse_strict_json
 from verifier.checkpoint import Checkpoint
 from verifier.note import Note
-from verifier.report_model import Problems, TimelineEntry
+from verifier.report_model import MAX_DETAILS, AttachmentRef, Problems, TimelineEntry
 from verifier.sealed import is_sealed_chain
 
 
@@ -135,10 +135,21 @@ def failure_of(r: Record, e: Exception) -> dict[str, Any]:
 
 
 def timeline_entry(r: Record) -> TimelineEntry:
-    """The record as a line of the report's timeline."""
+    """The record as a line of the report's timeline: its facts and the files it cites."""
     o = r.view
     actor = o.get("actor") if isinstance(o.get("actor"), dict) else {}
     atts = o.get("attachments")
+    files = [
+        AttachmentRef(
+            str(a.get("name", "")),
+            str(a.get("sha256", "")),
+            a["size"] if isinstance(a.get("size"), int) else 0,
+        )
+        for a in (atts if isinstance(atts, list) else [])[:MAX_DETAILS]
+        if isinstance(a, dict)
+    ]
+    payload = o.get("payload")
+    late = o.get("late_entry")
     return TimelineEntry(
         seq=int(o.get("seq", -1)) if isinstance(o.get("seq"), int) else -1,
         index=int(o.get("index", -1)) if isinstance(o.get("index"), int) else -1,
@@ -147,4 +158,8 @@ def timeline_entry(r: Record) -> TimelineEntry:
         recorded_at=str(o.get("recorded_at", "")),
         actor=f"{actor.get('id', '')} ({actor.get('role', '')})" if actor else "",
         attachments=len(atts) if isinstance(atts, list) else 0,
+        facts=dict(payload) if isinstance(payload, dict) else {},
+        files=files,
+        sealed=r.unopened,
+        late_entry=str(late.get("reason", "")) if isinstance(late, dict) else None,
     )

@@ -35,7 +35,9 @@ from verifier.rules.days import (
     within,
 )
 
-Status = Literal["pass", "fail", "warn", "cannot_evaluate"]
+#: ``not_applicable``: the project records none of the events the rule is about. It is
+#: never a pass (issue 12): the rule was not tested, and a report must say so.
+Status = Literal["pass", "fail", "warn", "cannot_evaluate", "not_applicable"]
 SEVERITIES = ("fail", "warn")
 RULE_STATUSES = ("confirmed", "to-confirm")
 MAX_FINDINGS_PER_RULE = 50
@@ -1744,7 +1746,7 @@ def _result(ctx: _Ctx) -> RuleResult:
     if not ctx.applicable:
         return RuleResult(
             rule,
-            "pass",
+            "not_applicable",
             False,
             f"不适用：{na_zh}" if na_zh else "不适用：项目未记录本规则涉及的事件",
             f"not applicable: {na_en}"
