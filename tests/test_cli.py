@@ -7,9 +7,11 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.browser import browser  # noqa: F401  (the fixture)
 from tests.procs import ROOT, Server, jianzheng
 from tests.tender import lawful_tender
 
@@ -133,8 +135,8 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     breaking E01; a tampered copy of the lawful one; and the trust file naming the log."""
     from ledger.bundle import plan_bundle, write_bundle
     from ledger.service import Ledger
-    from tests.test_bundle import edit_records, members, post, rebuild
     from tests.tender import breaking
+    from tests.test_bundle import edit_records, members, post, rebuild
 
     base = tmp_path_factory.mktemp("verdicts")
     late = lawful_tender("LATE-1")
@@ -208,9 +210,7 @@ def test_exit_3_when_a_genuine_bundle_only_warns(bundles: dict[str, Path], modul
     assert "[WARN] X10" in reasons and "补录" in reasons and "NOT VERIFIED" not in r.stdout
     assert "integrity HOLDS (VERIFIED: 0 failed" in r.stderr and "compliance WARNINGS" in r.stderr
     j = json.loads(
-        _verify(
-            str(bundles["late"]), "--trust", str(bundles["trust"]), "--format", "json"
-        ).stdout
+        _verify(str(bundles["late"]), "--trust", str(bundles["trust"]), "--format", "json").stdout
     )
     assert j["integrity"]["status"] == "holds" and j["compliance"]["status"] == "warns"
     assert [x["check"] for x in j["compliance"]["reasons"] if x["status"] == "warn"] == ["X10"]
@@ -263,3 +263,53 @@ def test_help_documents_the_exit_codes(module: bool) -> None:
     text = " ".join(r.stdout.split())
     for code in ("0 both verdicts hold", "1 integrity fails", "2 usage error", "3 integrity holds"):
         assert code in text, text
+
+
+def test_html_report_in_headless_chromium(bundles: dict[str, Path], tmp_path: Path) -> None:
+    """The HTML report of a genuine bundle with one warning, as a reviewer opens it: the two
+    verdicts lead, then the keys and the timeline; saved as docs/screenshots/report.png."""
+    from tests.browser import SCREENSHOTS, screenshot
+
+    page = tmp_path / "report.html"
+    r = _verify(
+        str(bundles["late"]), "--trust", str(bundles["trust"]), "--format", "html", "-o", str(page)
+    )
+    assert r.returncode == 3, r.stderr
+    html = page.read_text()
+    # Self-contained: no script, no link, nothing fetched from anywhere.
+    assert "<script" not in html and "<link" not in html and "src=" not in html
+    assert "url(" not in html and "http" not in html
+    shot = screenshot(page.as_uri(), SCREENSHOTS / "report.png", width=1280, height=1500)
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000  # a rendered page, not blank
+
+
+def test_html_report_layout_and_print_stylesheet(
+    bundles: dict[str, Path],
+    tmp_path: Path,
+    browser: Any,  # noqa: F811  (the fixture imported above)
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    page = tmp_path / "report.html"
+    _verify(
+        str(bundles["late"]), "--trust", str(bundles["trust"]), "--format", "html", "-o", str(page)
+    )
+    browser.get(page.as_uri())
+    integrity = browser.find_element(By.ID, "integrity")
+    compliance = browser.find_element(By.ID, "compliance")
+    timeline = browser.find_element(By.ID, "timeline")
+    assert "成立" in integrity.text and "HOLDS" in integrity.text
+    assert "有警示" in compliance.text and "X10" in compliance.text and "补录" in compliance.text
+    # Side by side at the top, the timeline right below them.
+    assert integrity.location["y"] == compliance.location["y"] < timeline.location["y"] < 1500
+    assert integrity.location["x"] < compliance.location["x"]
+    rows = timeline.find_element(By.XPATH, "following-sibling::table").text
+    assert "招标公告" in rows or "进场登记" in rows
+    assert "2026-03-25 10:00:00" in rows  # the opening, in Beijing time
+    # On paper, the print stylesheet applies: heavier verdict borders, the full width.
+    border = "return getComputedStyle(document.getElementById('integrity')).borderTopWidth"
+    assert browser.execute_script(border) == "2px"
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    assert browser.execute_script(border) == "3px"
+    assert browser.execute_script("return getComputedStyle(document.body).maxWidth") == "none"

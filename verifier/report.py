@@ -229,9 +229,11 @@ th{background:#f2f2f2}
 tr.hit td{background:#fff0f0}
 dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}
 dl.meta dt{font-weight:bold}dl.meta dd{margin:0}
-dl.facts{display:grid;grid-template-columns:max-content auto;gap:0 .6em;margin:0}
+dl.facts{display:grid;grid-template-columns:minmax(5em,45%) 1fr;gap:0 .6em;margin:0}
 dl.facts dt{color:#555}dl.facts dd{margin:0}
 .hash,.key{font-family:"DejaVu Sans Mono",monospace;font-size:.8em;word-break:break-all}
+table.timeline{table-layout:fixed}table.timeline td{overflow-wrap:anywhere}
+table.timeline .t{white-space:nowrap}
 .rule{border:1px solid #ccc;border-radius:6px;padding:.6em 1em;margin:.6em 0;
  page-break-inside:avoid}
 .small{font-size:.85em}
@@ -299,17 +301,27 @@ def _verdict_box(v: Verdict, indicators: list[Indicator]) -> list[str]:
     out += [f"<p class='note small'>{_e(zh)}<br><span class='en'>{_e(en)}</span></p>"
             for zh, en in v.notes]  # fmt: skip
     shown = [r for r in v.reasons if r.status not in ("pass", "not_applicable")]
-    if v.aspect == "integrity" and v.holds:
-        shown = v.reasons  # what was established, caveats first
     if shown:
         out.append("<ul class='small'>")
         for r in shown:
             out.append(
-                f"<li>{_badge(r.status)} <b>{_e(r.title_zh)}</b> <span class='en'>"
+                f"<li>{_badge(r.status)} <code class='small'>{_e(r.check)}</code> "
+                f"<b>{_e(r.title_zh)}</b> <span class='en'>"
                 f"{_e(r.title)}</span>：{_e(r.message_zh)}<br><span class='en'>"
                 f"{_e(r.message)}</span></li>"
             )
         out.append("</ul>")
+    if v.aspect == "integrity":
+        held = [r for r in v.reasons if r.status == "pass"]
+        if held:
+            # What was established, by name; each check's own words are in the table below.
+            names = "；".join(
+                f"{_e(r.title_zh)} <span class='en'>{_e(r.title)}</span>" for r in held
+            )
+            out.append(
+                f"<p class='small'>{_badge('pass')} 已核验 <span class='en'>established</span>"
+                f"：{names}</p>"
+            )
     if v.aspect == "compliance":
         for status, zh, en in (
             ("pass", "通过的规则", "Rules passed"),
@@ -396,7 +408,10 @@ def _timeline(report: VerificationReport, hits: set[int]) -> list[str]:
     out = [
         "<h2 id='timeline'>项目时间线 <span class='en'>Timeline</span> "
         "<span class='small en'>（北京时间 Beijing time, UTC+8）</span></h2>",
-        "<table class='small'><tr><th>seq</th><th>事件 <span class='en'>event</span></th>"
+        "<table class='small timeline'><colgroup><col style='width:5%'><col style='width:15%'>"
+        "<col style='width:12%'><col style='width:12%'><col style='width:34%'>"
+        "<col style='width:22%'></colgroup>"
+        "<tr><th>seq</th><th>事件 <span class='en'>event</span></th>"
         "<th>发生 <span class='en'>occurred</span><br>登记 <span class='en'>recorded</span>"
         "</th><th>操作方 <span class='en'>actor</span></th><th>要点 <span class='en'>key "
         "facts</span></th><th>附件 <span class='en'>attachments</span></th></tr>",
@@ -427,11 +442,13 @@ def _timeline(report: VerificationReport, hits: set[int]) -> list[str]:
             "</span></div>"
             for f in t.files
         )
-        cls = ' class="hit"' if t.seq in hits else ""
+        cls = ' class="hit"' if t.seq in hits and not t.sealed_chain else ""
+        chain = "<br><span class='small'>密封链 <span class='en'>sealed</span></span>"
+        chain = chain if t.sealed_chain else ""
         out.append(
-            f"<tr{cls}><td>{t.seq}<br><span class='en small'>#{t.index}</span></td>"
+            f"<tr{cls}><td>{t.seq}<br><span class='en small'>#{t.index}</span>{chain}</td>"
             f"<td>{name}<code class='small'>{_e(t.type)}</code></td>"
-            f"<td>{_e(beijing(t.occurred_at))}<br><span class='en'>"
+            f"<td class='t'>{_e(beijing(t.occurred_at))}<br><span class='en'>"
             f"{_e(beijing(t.recorded_at))}</span></td><td>{_e(t.actor)}</td>"
             f"<td><dl class='facts'>{''.join(facts)}</dl></td><td>{files}</td></tr>"
         )

@@ -98,6 +98,8 @@ class TimelineEntry:
     #: A sealed record (a bid, a deposit) whose openings the bundle lacks: its sealed
     #: values are not among the facts.
     sealed: bool = False
+    #: A record of the project's sealed chain (``<project>~sealed``), numbered apart.
+    sealed_chain: bool = False
     late_entry: str | None = None
 
 

@@ -161,5 +161,6 @@ def timeline_entry(r: Record) -> TimelineEntry:
         facts=dict(payload) if isinstance(payload, dict) else {},
         files=files,
         sealed=r.unopened,
+        sealed_chain=r.sealed,
         late_entry=str(late.get("reason", "")) if isinstance(late, dict) else None,
     )
