@@ -284,8 +284,9 @@ def test_reports_render_in_three_formats(exported: Exported) -> None:
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "http" not in page
     assert "招标投标法" in page and "bid_opening_started" in page and "@media print" in page
     # Verdicts first, then the timeline, then the rules in detail.
-    assert page.index('id="integrity"') < page.index('id="compliance"') < page.index("timeline")
-    assert page.index("timeline") < page.index("程序规则")
+    timeline = page.index("id='timeline'")
+    assert page.index('id="integrity"') < page.index('id="compliance"') < timeline
+    assert timeline < page.index("程序规则")
     assert "开标" in page and "2026-03-25 10:00:00" in page  # name_zh, Beijing time
     assert j["bundle_sha256"] in page and exported.trust.log.vkey in page
     assert all(w.vkey in page for w in exported.trust.witnesses)
