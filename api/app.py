@@ -21,6 +21,7 @@ from api.routes import bundles, events, log, posters, tokens
 from api.routes import objects as objects_routes
 from api.routes import witnessing as witnessing_routes
 from api.schemas import openapi_components
+from ledger.http import answer_head
 from ledger.posters import PosterKeys
 from ledger.service import Ledger
 from ledger.witnessing.view import WitnessingView
@@ -72,6 +73,8 @@ def create_app(
         uploads_per_owner=limits.uploads_per_token,
     )
     install_error_handlers(app)
+    # HEAD wherever GET works (tiles, checkpoint, entries, every read): mirrors use it.
+    answer_head(app)
     app.include_router(events.router, responses=ERROR_RESPONSES)
     app.include_router(log.router, responses=ERROR_RESPONSES)
     app.include_router(tokens.router, responses=ERROR_RESPONSES)

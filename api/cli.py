@@ -40,6 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve_limits.check()
     except ValueError as e:
         return _fail(str(e))
+    first_start = not (args.data / "log.key").exists()
     ledger = open_serving_ledger(args)
     try:
         _first_admin_token(ledger, args.data)
@@ -47,6 +48,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         url = f"http://{args.host}:{args.port}"
         print(f"jianzheng: serving {url}", flush=True)
         print(f"origin: {info.origin}", flush=True)
+        if first_start and not args.origin:
+            print(
+                f"first start without --origin: the origin {info.origin} was derived from "
+                "the host name and the log key; it is this log's name from now on",
+                flush=True,
+            )
         print(f"verifier key: {info.verifier_key}", flush=True)
         print(f"data: {args.data.resolve()}  log size: {info.size}", flush=True)
         if args.workers > 1:

@@ -1,12 +1,16 @@
 """CLI for witnessing: ``jianzheng witness ...``, ``jianzheng monitor``, and ``serve`` options.
 
-- ``jianzheng witness serve --data DIR --host H --port P [--name NAME]``: a standalone
-  C2SP tlog-witness (its key is created on first use, named ``--name``).
+- ``jianzheng witness serve --data DIR --host H --port P [--name NAME] [--prefix /witness]
+  [--refuse-after-equivocation] [--webhook URL]``: a standalone C2SP tlog-witness (its key
+  is created on first use, named ``--name``); its submission prefix is
+  ``http://H:P/witness``.
 - ``jianzheng witness add-log --data DIR --vkey VKEY``: witness the log with this key.
 - ``jianzheng witness clear --data DIR --origin ORIGIN``: accept a log again after an
   operator examined its equivocation evidence; ``witness evidence`` lists the evidence.
-- ``jianzheng monitor --log URL --vkey VKEY [--witness VKEY ...] [--state DIR] [--once]``.
-- ``jianzheng serve ... --witness VKEY@URL --witness-quorum K --tsa-url URL --tsa-ca PEM``.
+- ``jianzheng monitor --log URL --vkey VKEY [--witness VKEY ...] [--witness-evidence URL ...]
+  [--state DIR] [--once]``.
+- ``jianzheng serve ... --witness VKEY@URL --witness-quorum K --tsa-url URL --tsa-ca PEM``;
+  URL is the witness's submission prefix (tlog-witness).
 """
 
 from __future__ import annotations
@@ -54,7 +58,9 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
         default=[],
         type=_witness_arg,
         metavar="VKEY@URL",
-        help="a witness to gather cosignatures from (repeatable); URL is its base URL",
+        help="a witness to gather cosignatures from (repeatable); URL is its C2SP "
+        "tlog-witness submission prefix (the log posts to URL/add-checkpoint), for a "
+        "Jianzheng witness http://host:port/witness",
     )
     p.add_argument(
         "--witness-quorum",
@@ -145,8 +151,17 @@ def cmd_witness_serve(args: argparse.Namespace) -> int:
     from witness.server import WitnessKeyError, serve
 
     try:
-        serve(args.data, args.host, args.port, args.name, args.log_level)
-    except WitnessKeyError as e:
+        serve(
+            args.data,
+            args.host,
+            args.port,
+            args.name,
+            args.log_level,
+            prefix=args.prefix,
+            refuse_after_equivocation=args.refuse_after_equivocation,
+            webhook=args.webhook,
+        )
+    except (WitnessKeyError, ValueError) as e:
         return _fail(str(e))
     return 0
 
@@ -226,7 +241,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         witnesses = [parse_vkey(v) for v in args.witness]
     except NoteError as e:
         return _fail(str(e))
-    mon = Monitor(args.log, log_key, witnesses, args.state)
+    mon = Monitor(args.log, log_key, witnesses, args.state, witness_evidence=args.witness_evidence)
     try:
         return run_monitor(mon, once=args.once, interval=args.interval, webhook=args.webhook)
     finally:
@@ -254,11 +269,31 @@ def register(sub: Any) -> None:
             "(default: <host name>/witness)",
         )
 
-    s = wsub.add_parser("serve", help="serve POST /witness/add-checkpoint")
+    s = wsub.add_parser(
+        "serve", help="serve C2SP tlog-witness (POST <prefix>/add-checkpoint, prefix /witness)"
+    )
     data_arg(s)
     name_arg(s)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8100)
+    s.add_argument(
+        "--prefix",
+        default="/witness",
+        help="URL path the witness serves under (default /witness; '/' for the root): the "
+        "submission prefix logs are given is http://host:port followed by it",
+    )
+    s.add_argument(
+        "--refuse-after-equivocation",
+        action="store_true",
+        help="answer 403 to a log once it signed two checkpoints of one size with different "
+        "roots, until 'jianzheng witness clear' (default: keep the evidence, raise the "
+        "alarm, and go on cosigning what extends the checkpoint cosigned before)",
+    )
+    s.add_argument(
+        "--webhook",
+        default=None,
+        help="POST each new equivocation's evidence as JSON to this URL",
+    )
     s.add_argument("--log-level", default="warning")
     s.set_defaults(func=cmd_witness_serve)
 
@@ -289,6 +324,14 @@ def register(sub: Any) -> None:
     m.add_argument("--vkey", required=True, help="the log's verifier key")
     m.add_argument(
         "--witness", action="append", default=[], metavar="VKEY", help="a witness key to check"
+    )
+    m.add_argument(
+        "--witness-evidence",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a Jianzheng witness's prefix (e.g. http://host:8100/witness): fork evidence it "
+        "holds against this log, not yet cleared, is a finding (repeatable)",
     )
     m.add_argument(
         "--state",

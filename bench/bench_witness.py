@@ -210,7 +210,9 @@ def latency_section(seconds: float) -> dict[str, Any]:
                 store.close()
                 port = free_port()
                 procs.append(start_witness(data, port))
-                eps.append(WitnessEndpoint.parse(f"{key.verifier.vkey}@http://{HOST}:{port}"))
+                eps.append(
+                    WitnessEndpoint.parse(f"{key.verifier.vkey}@http://{HOST}:{port}/witness")
+                )
             rtt = []
             with httpx.Client() as c:
                 for _ in range(200):

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.store import StoreError
 from verifier.errors import JianzhengError
@@ -62,6 +63,45 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise ApiError(413, "too_large", f"request body is larger than {limit} bytes")
     return bytes(body)
+
+
+class HeadAsGet:
+    """ASGI middleware: ``HEAD`` answers wherever ``GET`` does (RFC 9110 §9.3.2).
+
+    The request runs as the ``GET`` it mirrors, through the same authorization, limits and
+    handlers, so the status and every header (``Content-Length``, ``Content-Type``,
+    ``Cache-Control``, ``ETag``) are the ``GET``'s; only the body is dropped. Mirrors and
+    CDNs probe tiles and checkpoints this way. FastAPI routes declare ``GET`` alone, which
+    would otherwise answer ``HEAD`` with 405.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        ended = False
+
+        async def send_headers_only(message: Message) -> None:
+            nonlocal ended
+            if message["type"] == "http.response.body":
+                if ended:
+                    return
+                if message.get("more_body", False):
+                    return  # swallow the chunks; one empty final body at the end
+                ended = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+def answer_head(app: FastAPI) -> None:
+    """Install :class:`HeadAsGet` on ``app`` (outermost, before any other middleware)."""
+    app.add_middleware(HeadAsGet)
 
 
 def error_response(e: ApiError) -> JSONResponse:

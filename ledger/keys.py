@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import os
+import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger.errors import LedgerError
 from verifier.note import ALG_ED25519, NoteError, Signer
@@ -68,20 +74,46 @@ def load_or_create_key(
         raise error(f"cannot read {what} {path}: {e}") from None
 
 
-def load_or_create_log_key(data_dir: Path, origin: str | None) -> Signer:
-    """The log key in ``data_dir``; created on first start with ``origin`` as its name."""
+def host_name() -> str:
+    """This machine's host name, reduced to what a key name or an origin may hold."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.getfqdn() or "localhost").strip("-.")
+    return host or "localhost"
+
+
+def derived_origin(private: Ed25519PrivateKey) -> str:
+    """``<host name>/jianzheng/<8 hex digits>`` for a log started without an origin.
+
+    The digits are the start of SHA-256 of the log's public key (its key ID cannot serve:
+    it hashes the name, which is what is being chosen), so two installs never share an
+    origin, even on hosts of one name, and a witness serving both keeps them apart.
+    """
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return f"{host_name()}/jianzheng/{hashlib.sha256(public).hexdigest()[:8]}"
+
+
+def load_or_create_log_key(data_dir: Path, origin: str | None, *, derive: bool = False) -> Signer:
+    """The log key in ``data_dir``; created on first start with ``origin`` as its name.
+
+    Without ``origin`` on first start, the key is named :func:`derived_origin` when
+    ``derive`` (``jianzheng serve``), and refused otherwise. The origin is fixed from then
+    on: another ``origin`` later is an error naming both.
+    """
 
     def create() -> Signer:
-        if origin is None:
+        if origin is not None:
+            return Signer.generate(origin, ALG_ED25519)
+        if not derive:
             raise LogKeyError("no log key yet: give the log's origin to create one")
-        return Signer.generate(origin, ALG_ED25519)
+        private = Ed25519PrivateKey.generate()
+        return Signer(derived_origin(private), private, ALG_ED25519)
 
     path = data_dir / KEY_FILE
     signer = load_or_create_key(path, create, "log key", LogKeyError)
     if origin is not None and signer.name != origin:
         raise LogKeyError(
-            f"the log key in {path} is for origin {signer.name!r}, not {origin!r}; "
-            "a log's origin never changes"
+            f"this log's origin is {signer.name!r} (fixed on first start, stored in {path}); "
+            f"--origin (or JIANZHENG_ORIGIN) {origin!r} cannot change it: a log's origin "
+            f"never changes. Drop --origin, or give {signer.name!r}"
         )
     return signer
 

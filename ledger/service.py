@@ -34,7 +34,6 @@ APPEND_TIMEOUT = 30.0
 
 log = logging.getLogger("jianzheng.ledger")
 
-DEFAULT_ORIGIN = "jianzheng.localhost/log"
 RECENT_CHECKPOINTS = 4096
 #: Distinct (project, event type) citations of one object considered for a read: far more
 #: than any real file is cited by, and a bound on the work of one authorisation.
@@ -129,10 +128,8 @@ class Ledger:
         engine = make_engine(db_url or sqlite_url(data_dir))
         migrate(engine)
         store = Store(engine)
-        key_exists = (data_dir / "log.key").exists()
-        signer = load_or_create_log_key(
-            data_dir, origin or (None if key_exists else DEFAULT_ORIGIN)
-        )
+        # Without an origin, the first start derives a unique one (ledger/keys.py).
+        signer = load_or_create_log_key(data_dir, origin, derive=True)
         ledger = cls(store, signer, data_dir, **kwargs)
         head = ledger._check_identity()
         # Seed the receipt cache so the first batch's receipts need no database lookup.

@@ -219,3 +219,41 @@ def test_openapi_lists_the_contract_paths(api: Any) -> None:
         "/v1/proofs/consistency",
         "/v1/log",
     } <= paths
+
+
+def test_head_answers_wherever_get_does_with_the_same_headers(api: Any) -> None:
+    """Mirrors and CDNs probe with HEAD (RFC 9110 §9.3.2): same status and headers, no body."""
+    client, tokens = api
+    client.post(
+        "/v1/events:batch",
+        json={"events": [make_event() for _ in range(300)]},
+        headers=auth(tokens["platform"]),
+    )
+    reader = auth(tokens["reviewer"])
+    cases: list[tuple[str, dict[str, str], int]] = [
+        ("/log/checkpoint", {}, 200),
+        ("/log/tile/0/000", {}, 200),
+        ("/log/tile/0/001.p/44", {}, 200),
+        ("/log/tile/1/000.p/1", {}, 200),
+        ("/log/tile/entries/000", {}, 200),
+        ("/log/tile/entries/001.p/44", {}, 200),
+        ("/log/tile/0/001", {}, 404),  # not there yet: 404 both ways
+        ("/v1/log", {}, 200),
+        ("/v1/catalogue", {}, 200),
+        ("/v1/proofs/consistency?first=10&second=300", reader, 200),
+        ("/v1/proofs/inclusion?index=3&tree_size=300", reader, 200),
+        ("/v1/proofs/inclusion?index=3&tree_size=300", {}, 401),  # no token: 401 both ways
+        ("/v1/events/7", reader, 200),
+        ("/v1/receipts/7", reader, 403),  # a reviewer may not: refused both ways
+        ("/v1/receipts/7", auth(tokens["platform"]), 200),
+        ("/healthz", {}, 200),
+    ]
+    for path, headers, want in cases:
+        get = client.get(path, headers=headers)
+        head = client.head(path, headers=headers)
+        assert (head.status_code, get.status_code) == (want, want), (path, get.text)
+        assert head.content == b"", path
+        for name in ("content-type", "content-length", "cache-control", "etag"):
+            assert head.headers.get(name) == get.headers.get(name), (path, name)
+    # Paths with no GET still refuse HEAD as they refuse GET.
+    assert client.head("/v1/events:batch").status_code == client.get("/v1/events:batch").status_code

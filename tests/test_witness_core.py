@@ -1,6 +1,6 @@
 """The witness's add-checkpoint logic and state (C2SP tlog-witness), on a real SQLite file.
 
-Every status of the spec, the equivocation evidence and refusal, and the one invariant
+Every status of the spec, the equivocation evidence and its alarm, and the one invariant
 that matters most: the stored size never moves backwards, whatever runs concurrently,
 including two witness processes on one database.
 """
@@ -103,26 +103,65 @@ def test_the_statuses_of_the_spec(witness: WitnessCore) -> None:
     assert witness.add_checkpoint(req(13, 20)).status == 200
 
 
-def test_a_fork_is_kept_as_evidence_and_the_log_refused_until_cleared(
-    witness: WitnessCore,
-) -> None:
-    assert witness.add_checkpoint(req(0, 10)).status == 200
-    forked = [merkle.leaf_hash(b"rewritten"), *LEAVES[1:]]
-    fork = cp(10, forked)
-    # Same size, another root, both signed by the log: 409 (tlog-witness) and evidence.
-    assert witness.add_checkpoint(req(10, 10, fork)) == Reply(409, "10\n")
-    [ev] = witness.store.evidence()
-    assert ev["kind"] == "fork" and ev["submitted_checkpoint"] == fork
-    assert ev["stored_checkpoint"] == cp(10)
-    # Refused until an operator acts, even for the honest history.
-    r = witness.add_checkpoint(req(10, 12))
-    assert r.status == 403 and "equivocation" in r.body
-    # The same evidence submitted again is not stored twice.
-    witness.add_checkpoint(req(10, 10, fork))
-    assert len(witness.store.evidence()) == 1
-    assert witness.store.clear(ORIGIN) == [ev["id"]]
-    assert witness.add_checkpoint(req(10, 12)).status == 200
-    assert witness.store.evidence()[0]["cleared_at"] is not None
+def test_a_fork_is_kept_and_alarmed_and_extensions_are_still_cosigned(tmp_path: Path) -> None:
+    alarms: list[dict[str, object]] = []
+    signer = load_or_create_witness_key(tmp_path, "witness.example/w1")
+    store = WitnessStore.open(tmp_path)
+    store.add_log(LOG.verifier.vkey)
+    witness = WitnessCore(store, signer, on_equivocation=alarms.append)
+    witness.start()
+    try:
+        assert witness.add_checkpoint(req(0, 10)).status == 200
+        forked = [merkle.leaf_hash(b"rewritten"), *LEAVES[1:]]
+        fork = cp(10, forked)
+        # Same size, another root, both signed by the log: 409 (tlog-witness) and evidence.
+        assert witness.add_checkpoint(req(10, 10, fork)) == Reply(409, "10\n")
+        [ev] = witness.store.evidence()
+        assert ev["kind"] == "fork" and ev["submitted_checkpoint"] == fork
+        assert ev["stored_checkpoint"] == cp(10)
+        # The alarm: the callback (the webhook) and the counters of GET <prefix>/.
+        assert [a["id"] for a in alarms] == [ev["id"]]
+        metrics = witness.info()["metrics"]
+        assert metrics["jianzheng_witness_equivocations_total"] == 1
+        assert metrics["jianzheng_witness_open_equivocations"] == 1
+        # All checks pass for what extends the cosigned tree: the witness MUST cosign it.
+        assert witness.add_checkpoint(req(10, 12)).status == 200
+        assert stored_size(witness) == 12
+        # The same evidence submitted again is not stored (nor alarmed) twice.
+        witness.add_checkpoint(req(12, 12, cp(12, forked)))
+        witness.add_checkpoint(req(12, 12, cp(12, forked)))
+        assert len(witness.store.evidence()) == 2 and len(alarms) == 2
+        assert witness.info()["logs"][0]["refused"] is None
+        # An operator who examined it clears it: kept on record, no longer open.
+        assert len(witness.store.clear(ORIGIN)) == 2
+        metrics = witness.info()["metrics"]
+        assert metrics["jianzheng_witness_equivocations_total"] == 2
+        assert metrics["jianzheng_witness_open_equivocations"] == 0
+    finally:
+        witness.stop()
+        store.close()
+
+
+def test_refuse_after_equivocation_keeps_the_log_refused_until_cleared(tmp_path: Path) -> None:
+    signer = load_or_create_witness_key(tmp_path, "witness.example/w1")
+    store = WitnessStore.open(tmp_path)
+    store.add_log(LOG.verifier.vkey)
+    witness = WitnessCore(store, signer, refuse_after_equivocation=True)
+    witness.start()
+    try:
+        assert witness.add_checkpoint(req(0, 10)).status == 200
+        fork = cp(10, [merkle.leaf_hash(b"rewritten"), *LEAVES[1:]])
+        assert witness.add_checkpoint(req(10, 10, fork)) == Reply(409, "10\n")
+        [ev] = witness.store.evidence()
+        # Refused until an operator acts, even for the honest history.
+        r = witness.add_checkpoint(req(10, 12))
+        assert r.status == 403 and "equivocation" in r.body
+        assert witness.store.clear(ORIGIN) == [ev["id"]]
+        assert witness.add_checkpoint(req(10, 12)).status == 200
+        assert witness.store.evidence()[0]["cleared_at"] is not None
+    finally:
+        witness.stop()
+        store.close()
 
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:

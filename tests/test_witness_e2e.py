@@ -4,7 +4,7 @@ Everything runs as the operator runs it: ``jianzheng witness add-log`` and ``wit
 for the witnesses, ``jianzheng serve --witness VKEY@URL ... --witness-quorum 2`` for the
 log, ``jianzheng monitor`` for the monitor, ``openssl ts -verify`` for the tokens. The test
 checks what an outsider can check: cosigned checkpoints that meet the policy, a forked
-checkpoint signed with the log's own key refused and kept as evidence, a witness that keeps
+checkpoint signed with the log's own key refused, kept as evidence and alarmed, a witness that keeps
 its state across kill -9, receipts that do not wait for a hung witness, and a monitor that
 catches a fork, a rollback and a wrong key.
 """
@@ -70,7 +70,7 @@ class Cluster:
         self.witnesses = [WitnessProc(tmp / f"w{i}") for i in (1, 2, 3)]
         args = []
         for k, w in zip(self.witness_keys, self.witnesses, strict=True):
-            args += ["--witness", f"{k.vkey}@{w.url}"]
+            args += ["--witness", f"{k.vkey}@{w.prefix}"]
         self.log = Server(tmp / "log", None, *args, "--witness-quorum", "2", origin=ORIGIN)
         self.token = jianzheng(
             "token", "create", "--data", str(tmp / "log"), "--role", "platform"
@@ -114,6 +114,7 @@ class Cluster:
     def monitor(
         self, state: Path, url: str | None = None, *extra: str
     ) -> subprocess.CompletedProcess[str]:
+        """``jianzheng monitor --once`` of the log (or ``url``), with ``extra`` options."""
         args = ["monitor", "--log", url or self.log.url, "--vkey", self.log_key.verifier.vkey]
         for k in self.witness_keys:
             args += ["--witness", k.vkey]
@@ -255,7 +256,9 @@ def test_hung_and_killed_witnesses(cluster: Cluster) -> None:
 
 
 @pytest.mark.slow
-def test_forks_signed_with_the_log_key_are_refused_and_kept(cluster: Cluster) -> None:
+def test_forks_signed_with_the_log_key_are_kept_alarmed_and_cosigning_goes_on(
+    cluster: Cluster, tmp_path: Path
+) -> None:
     cluster.post(8)
     cluster.wait_witnessed()
     w1, w2 = cluster.witnesses[0], cluster.witnesses[1]
@@ -265,39 +268,46 @@ def test_forks_signed_with_the_log_key_are_refused_and_kept(cluster: Cluster) ->
     fork = forged(size, merkle.leaf_hash(b"another history"), key)
     r = w1.post(AddCheckpointRequest(size, (), fork).to_text())
     assert r.status_code == 409 and r.headers["content-type"] == SIZE_CONTENT_TYPE
-    ev = httpx.get(w1.url + "/witness/evidence").json()["evidence"]
+    ev = httpx.get(w1.prefix + "/evidence").json()["evidence"]
     assert [e["kind"] for e in ev] == ["fork"] and ev[0]["submitted_checkpoint"] == fork
-    # w1 now refuses the log, honest checkpoints included, until an operator acts...
+    # The alarm: the counters in the witness's status, and a monitor watching its evidence.
+    info = w1.info()
+    assert info["metrics"]["jianzheng_witness_equivocations_total"] == 1
+    assert info["metrics"]["jianzheng_witness_open_equivocations"] == 1
+    watch = cluster.monitor(tmp_path / "mon", None, "--witness-evidence", w1.prefix)
+    assert watch.returncode == 1, watch.stdout + watch.stderr
+    [finding] = json.loads(watch.stdout)["findings"]
+    assert finding["kind"] == "fork" and finding["checkpoint"] == fork
+    # w1 goes on cosigning the log's honest checkpoints, which extend what it cosigned.
     [log_state] = w1.info()["logs"]
-    assert "equivocation" in log_state["refused"]
+    assert log_state["refused"] is None
     cluster.post(2)
-    # ...and the other two still make the quorum.
-    cluster.wait_witnessed()
+    name = cluster.witness_keys[0].name
+
+    def w1_current() -> bool:
+        info = cluster.log_info()
+        [w] = [w for w in info["witnesses"] if w["name"] == name]
+        return bool(w["cosigned_size"] == info["size"])
+
+    wait_until(w1_current, 30, "w1 stopped cosigning after the fork")
     # A larger forked checkpoint with a proof that cannot verify: 422, and kept too.
     size2 = w2.size()
     bigger = forged(size2 + 5, merkle.leaf_hash(b"yet another"), key)
     r = w2.post(AddCheckpointRequest(size2, (bytes(32),) * 3, bigger).to_text())
     assert r.status_code == 422
-    kinds = [e["kind"] for e in httpx.get(w2.url + "/witness/evidence").json()["evidence"]]
+    kinds = [e["kind"] for e in httpx.get(w2.prefix + "/evidence").json()["evidence"]]
     assert kinds == ["inconsistent_proof"]
     # Signed by someone else: 403, and not evidence against the log.
     r = w2.post(
         AddCheckpointRequest(size2, (), forged(size2, bytes(32), Signer.generate(ORIGIN))).to_text()
     )
     assert r.status_code == 403
-    # The operator clears w1 (while it runs); it cosigns the log again.
+    # The operator examined it and clears it (while w1 runs): kept, no longer open.
     out = jianzheng("witness", "clear", "--data", str(w1.data), "--origin", ORIGIN)
     assert "accepted again" in out.stdout
-    assert w1.info()["logs"][0]["refused"] is None
-    cluster.post(1)
-    name = cluster.witness_keys[0].name
-
-    def w1_back() -> bool:
-        info = cluster.log_info()
-        [w] = [w for w in info["witnesses"] if w["name"] == name]
-        return bool(w["cosigned_size"] == info["size"])
-
-    wait_until(w1_back, 30, "the cleared witness did not cosign again")
+    assert w1.info()["metrics"]["jianzheng_witness_open_equivocations"] == 0
+    calm = cluster.monitor(tmp_path / "mon", None, "--witness-evidence", w1.prefix)
+    assert calm.returncode == 0, calm.stdout + calm.stderr
     printed = jianzheng("witness", "evidence", "--data", str(w1.data)).stdout.splitlines()
     assert json.loads(printed[0])["cleared_at"] is not None
 

@@ -6,6 +6,7 @@ of the submitter, and a witness nobody answers for never holds up an append.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -19,16 +20,19 @@ from api.app import create_app
 from ledger.bundle import sources_for
 from ledger.records import validate_event
 from ledger.service import Ledger, NotFound
-from ledger.witnessing.submitter import WitnessEndpoint, Witnessing
+from ledger.witnessing.submitter import WitnessConfigError, WitnessEndpoint, Witnessing
 from ledger.witnessing.view import WitnessingView, receipt_fields_for
 from tests.conftest import make_event
 from tests.procs import jianzheng
 from tests.servers import free_port
+from tests.test_storage import LiveServer
 from tests.witness_procs import WitnessProc, wait_until
 from verifier.checkpoint import open_checkpoint
 from verifier.note import ALG_COSIGNATURE_V1, Signer
 from verifier.timestamp import verify_timestamp
 from verifier.witnessing import WitnessPolicy
+from witness.server import WitnessCore, create_witness_app, load_or_create_witness_key
+from witness.state import WitnessStore
 from witness.tsa import BuiltinTimestamper, TimestampAuthority
 
 
@@ -55,7 +59,7 @@ def witness_for(tmp_path: Path) -> Iterator[Any]:
         )
         p = WitnessProc(data)
         procs.append(p)
-        return WitnessEndpoint.parse(f"{out.stdout.split()[-1]}@{p.url}")
+        return WitnessEndpoint.parse(f"{out.stdout.split()[-1]}@{p.prefix}")
 
     yield start
     for p in procs:
@@ -154,7 +158,7 @@ def test_a_witness_that_comes_back_catches_up_on_an_idle_log(
         lg.signer.verifier.vkey,
     )
     port = free_port()
-    ep = WitnessEndpoint.parse(f"{out.stdout.split()[-1]}@http://127.0.0.1:{port}")
+    ep = WitnessEndpoint.parse(f"{out.stdout.split()[-1]}@http://127.0.0.1:{port}/witness")
     w = Witnessing.start(lg, [ep], 1, None, timeout=2.0)
     proc = None
     try:
@@ -168,3 +172,64 @@ def test_a_witness_that_comes_back_catches_up_on_an_idle_log(
         w.close()
         if proc is not None:
             proc.stop()
+
+
+def test_the_log_submits_to_a_witness_at_a_plain_prefix(
+    ledger_factory: Any, tmp_path: Path
+) -> None:
+    """tlog-witness: the log posts to ``<submission prefix>/add-checkpoint``, whatever the
+    prefix; a URL that is not the prefix (404) is named as the likely cause in /v1/log."""
+    lg: Ledger = ledger_factory()
+    signer = load_or_create_witness_key(tmp_path / "w", "prefixed.example/w")
+    store = WitnessStore.open(tmp_path / "w")
+    store.add_log(lg.signer.verifier.vkey)
+    core = WitnessCore(store, signer)
+    core.start()
+    server = LiveServer(create_witness_app(core, "/some/prefix"))
+    good = WitnessEndpoint.parse(f"{signer.verifier.vkey}@{server.url}/some/prefix")
+    # Another witness configured with the service's bare URL instead of its prefix.
+    stray = Signer.generate("stray.example/w", ALG_COSIGNATURE_V1).verifier
+    wrong = WitnessEndpoint.parse(f"{stray.vkey}@{server.url}")
+    w = Witnessing.start(lg, [good, wrong], 1, None, timeout=5.0)
+    try:
+        post(lg, 3)
+        size = lg.head().size
+        wait_until(lambda: w.witnessed_size() == size, 30, "not witnessed via the prefix")
+        assert w.cosigned_by(size) == ["prefixed.example/w"]
+        assert core.store.logs()[0]["size"] == size
+
+        def stray_status() -> dict[str, Any]:
+            [st] = [s for s in w.status() if s["name"] == "stray.example/w"]
+            return st
+
+        wait_until(lambda: stray_status()["message"] is not None, 30, "no message")
+        st = stray_status()
+        assert st["reachable"] is False and "404" in st["message"]
+        assert "submission prefix" in st["message"] and server.url not in st["message"]
+        [ok] = [s for s in w.status() if s["name"] == "prefixed.example/w"]
+        assert ok["reachable"] is True and ok["message"] is None
+        with TestClient(create_app(lg, rate_limit=0, witnessing=w)) as c:
+            shown = {s["name"]: s for s in c.get("/v1/log").json()["witnesses"]}
+            assert "submission prefix" in shown["stray.example/w"]["message"]
+    finally:
+        w.close()
+        server.stop()
+        core.stop()
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("http://w.example/witness/add-checkpoint", "without '/add-checkpoint'"),
+        ("ftp://w.example/witness", "http(s)"),
+        ("http://w.example/witness?x=1", "plain prefix"),
+    ],
+)
+def test_witness_urls_that_are_not_a_submission_prefix_are_refused(url: str, why: str) -> None:
+    key = Signer.generate("w.example", ALG_COSIGNATURE_V1).verifier
+    with pytest.raises(WitnessConfigError, match=re.escape(why)):
+        WitnessEndpoint.parse(f"{key.vkey}@{url}")
+    ep = WitnessEndpoint.parse(f"{key.vkey}@http://w.example/witness/")
+    assert ep.prefix == "http://w.example/witness"
+    assert ep.url == "http://w.example/witness/add-checkpoint"

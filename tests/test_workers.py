@@ -293,7 +293,7 @@ def test_one_worker_gathers_cosignatures_and_another_takes_over(tmp_path: Path) 
         )  # fmt: skip
         w = WitnessProc(tmp_path / f"w{i}")
         witnesses.append(w)
-        args += ["--witness", f"{out.stdout.strip().splitlines()[-1]}@{w.url}"]
+        args += ["--witness", f"{out.stdout.strip().splitlines()[-1]}@{w.prefix}"]
     tok = jianzheng("token", "create", "--data", str(data), "--role", "platform").stdout.split()[-1]
     srv, _ = serve_workers(data, None, *args, "--witness-quorum", "2", origin=ORIGIN)
     auth = {"Authorization": f"Bearer {tok}"}

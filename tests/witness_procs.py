@@ -22,6 +22,8 @@ class WitnessProc(Process):
         self.data = data
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        #: tlog-witness submission prefix, what ``serve --witness VKEY@URL`` is given.
+        self.prefix = self.url + "/witness"
         self.start()
 
     def start(self) -> None:

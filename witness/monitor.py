@@ -36,6 +36,9 @@ from witness.errors import WitnessServiceError
 
 MAX_CHECKPOINT_BYTES = 1 << 20
 MAX_TILE_BYTES = TILE_WIDTH * HASH * 2
+#: A witness's evidence is read in pages (of at most 100 items); at most this many pages.
+MAX_EVIDENCE_PAGES = 100
+MAX_EVIDENCE_BYTES = 16 << 20
 
 #: Exit codes: 0 all consistent; 1 evidence of misbehaviour; 2 could not check.
 EXIT_OK, EXIT_EVIDENCE, EXIT_UNCHECKED = 0, 1, 2
@@ -89,8 +92,12 @@ class Monitor:
         state_dir: Path | None = None,
         *,
         timeout: float = 10.0,
+        witness_evidence: Sequence[str] = (),
     ) -> None:
+        """``witness_evidence``: prefixes of Jianzheng witnesses whose fork evidence against
+        this log (``GET <prefix>/evidence``) is checked too."""
         self.base = log_url.rstrip("/")
+        self.witness_evidence = [u.rstrip("/") for u in witness_evidence]
         self.log_key = log_key
         self.witnesses = list(witnesses)
         self.state_dir = state_dir
@@ -149,14 +156,17 @@ class Monitor:
 
     # --- fetching ------------------------------------------------------------------------
     def _get(self, path: str, limit: int) -> bytes:
+        return self._fetch(self.base + path, limit, path)
+
+    def _fetch(self, url: str, limit: int, what: str) -> bytes:
         try:
-            r = self.http.get(self.base + path)
+            r = self.http.get(url)
         except httpx.HTTPError as e:
-            raise MonitorError(f"GET {path}: {e}") from None
+            raise MonitorError(f"GET {what}: {e}") from None
         if r.status_code != 200:
-            raise MonitorError(f"GET {path}: HTTP {r.status_code}")
+            raise MonitorError(f"GET {what}: HTTP {r.status_code}")
         if len(r.content) > limit:
-            raise MonitorError(f"GET {path}: larger than {limit} bytes")
+            raise MonitorError(f"GET {what}: larger than {limit} bytes")
         return r.content
 
     def _tile_getter(self, size: int) -> Callable[[int, int], bytes]:
@@ -213,6 +223,8 @@ class Monitor:
         prev = self.load_state()
         if prev is not None:
             findings += self._compare(prev, sc)
+        for prefix in self.witness_evidence:
+            findings += self.witness_forks(prefix)
         if not findings:
             self._save_state(sc)
         return CheckResult(cp.size, cp.root, cosigned, findings)
@@ -240,6 +252,55 @@ class Monitor:
             msg = f"fork: size {cp.size} does not extend size {old_size}: {e}"
             return [Finding(FORK, msg, evidence)]
         return []
+
+    def witness_forks(self, prefix: str) -> list[Finding]:
+        """Forks of this log that the witness at ``prefix`` keeps and nobody cleared yet.
+
+        Each one is checked here: both checkpoints must verify with the log's key, have one
+        size and differ in root. Such a pair proves the fork by itself, whoever relays it;
+        anything else the witness lists is not taken on its word.
+        """
+        out: list[Finding] = []
+        after = 0
+        for _ in range(MAX_EVIDENCE_PAGES):
+            url = f"{prefix}/evidence?after={after}"
+            try:
+                page = json.loads(self._fetch(url, MAX_EVIDENCE_BYTES, url))
+                items = page["evidence"]
+                nxt = page.get("next_after")
+            except (ValueError, KeyError, TypeError) as e:
+                raise MonitorError(f"GET {url}: not a witness evidence page ({e})") from None
+            for item in items:
+                f = self._witness_fork(prefix, item)
+                if f is not None:
+                    out.append(f)
+            if not isinstance(nxt, int) or nxt <= after:
+                break
+            after = nxt
+        return out
+
+    def _witness_fork(self, prefix: str, item: Any) -> Finding | None:
+        if not isinstance(item, dict) or item.get("origin") != self.log_key.name:
+            return None
+        if item.get("kind") != FORK or item.get("cleared_at") is not None:
+            return None
+        try:
+            a = open_checkpoint(str(item["stored_checkpoint"]), self.log_key).checkpoint
+            b = open_checkpoint(str(item["submitted_checkpoint"]), self.log_key).checkpoint
+        except (CheckpointError, KeyError):
+            return None
+        if a.size != b.size or a.root == b.root:
+            return None
+        msg = (
+            f"fork: the witness at {prefix} holds two checkpoints of size {a.size} "
+            f"with different roots, both signed by the log (its evidence #{item.get('id')})"
+        )
+        evidence = {
+            "witness": prefix,
+            "previous_checkpoint": item["stored_checkpoint"],
+            "checkpoint": item["submitted_checkpoint"],
+        }
+        return Finding(FORK, msg, evidence)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -7,15 +7,22 @@ the new state, commits, and only then signs and answers. Requests that arrive to
 share one commit (and one fsync), which is what lets one witness answer thousands of
 requests a second; the order they are decided in is the order they were queued.
 
-HTTP interface:
+HTTP interface, under the witness's *submission prefix* (tlog-witness §HTTP Interface;
+``/witness`` by default, so the prefix is ``http://host:port/witness``):
 
-- ``POST /witness/add-checkpoint``: 200 with cosignature lines; 400 malformed or old size
-  above the checkpoint's; 403 no valid signature by the log's key (or the log is refused
-  after equivocation); 404 unknown origin; 409 old size is not the stored one (body
-  ``<size>\\n``, ``text/x.tlog.size``), also for a same-size checkpoint with another root;
-  422 the consistency proof does not verify.
-- ``GET /witness/``: the witness's verifier key and the latest checkpoint per log.
-- ``GET /witness/evidence?after=&limit=``: contradictions kept for auditors.
+- ``POST <prefix>/add-checkpoint``: 200 with cosignature lines; 400 malformed or old size
+  above the checkpoint's; 403 no valid signature by the log's key (or, with
+  ``refuse_after_equivocation``, a log that equivocated); 404 unknown origin; 409 old size
+  is not the stored one (body ``<size>\\n``, ``text/x.tlog.size``), also for a same-size
+  checkpoint with another root; 422 the consistency proof does not verify.
+- ``GET <prefix>/``: the submission prefix, the verifier key, the latest checkpoint per log
+  and the alarm counters (``metrics``).
+- ``GET <prefix>/evidence?after=&limit=``: contradictions kept for auditors.
+
+A fork (two checkpoints of one size, both signed by the log) is kept as evidence and
+raises the alarm (the log, the counters, the webhook); the witness then goes on cosigning
+checkpoints that extend the one it cosigned before, as the spec requires of every request
+that passes its checks.
 """
 
 from __future__ import annotations
@@ -23,8 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import re
-import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -38,8 +44,8 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.committer import Committer
-from ledger.http import ApiError, install_error_handlers, read_body
-from ledger.keys import load_or_create_key
+from ledger.http import ApiError, answer_head, install_error_handlers, read_body
+from ledger.keys import host_name, load_or_create_key
 from verifier import merkle
 from verifier.checkpoint import Checkpoint, CheckpointError
 from verifier.note import (
@@ -64,6 +70,7 @@ from witness.state import (
     FORK,
     INCONSISTENT,
     MAX_EVIDENCE_PAGE,
+    OPEN_FORKS,
     ConcurrentUpdate,
     LogState,
     WitnessStore,
@@ -72,7 +79,17 @@ from witness.state import (
 log = logging.getLogger("jianzheng.witness")
 
 KEY_FILE = "witness.key"
+#: The path the witness serves under unless told otherwise: its submission prefix is
+#: ``http://host:port`` followed by this.
+DEFAULT_PREFIX = "/witness"
+#: Counters in ``GET <prefix>/`` (``metrics``): every fork kept as evidence since the
+#: witness was set up, every failed consistency proof, and the forks not yet cleared.
+EQUIVOCATIONS_METRIC = "jianzheng_witness_equivocations_total"
+INCONSISTENT_METRIC = "jianzheng_witness_inconsistent_proofs_total"
+OPEN_EQUIVOCATIONS_METRIC = "jianzheng_witness_open_equivocations"
 REPLY_TIMEOUT = 10.0
+#: Alarms waiting for the webhook, at most.
+WEBHOOK_QUEUE = 1000
 TEXT = "text/plain; charset=utf-8"
 
 
@@ -82,8 +99,7 @@ class WitnessKeyError(RuntimeError, WitnessServiceError):
 
 def default_name() -> str:
     """``<host name>/witness``: a key name (no spaces, no '+') for a witness not given one."""
-    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.getfqdn() or "localhost").strip("-.")
-    return f"{host or 'localhost'}/witness"
+    return f"{host_name()}/witness"
 
 
 def load_or_create_witness_key(data_dir: Path, name: str | None) -> Signer:
@@ -138,12 +154,21 @@ class WitnessCore:
         clock: Callable[[], float] = time.time,
         max_batch: int = 512,
         queue_limit: int = 10_000,
+        refuse_after_equivocation: bool = False,
+        on_equivocation: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        """``refuse_after_equivocation``: answer 403 to a log once it forked, until an
+        operator runs ``jianzheng witness clear`` (the default cosigns on, as the spec
+        asks). ``on_equivocation`` is called with each new fork's evidence, once it is
+        stored (the webhook); it must not block.
+        """
         if signer.alg != ALG_COSIGNATURE_V1:
             raise WitnessKeyError("a witness signs with a cosignature/v1 (type 0x04) key")
         self.store = store
         self.signer = signer
         self.clock = clock
+        self.refuse_after_equivocation = refuse_after_equivocation
+        self.on_equivocation = on_equivocation
         self._committer: Committer[_Pending] = Committer(
             self._commit, name="witness-committer", max_batch=max_batch, maxsize=queue_limit
         )
@@ -199,10 +224,12 @@ class WitnessCore:
 
     def _process(self, batch: list[_Pending]) -> None:
         decisions: list[Reply] = []
+        forks: list[int] = []
         for attempt in range(3):
+            forks = []
             try:
                 with self.store.writer() as conn:
-                    decisions = self._decide(conn, batch)
+                    decisions = self._decide(conn, batch, forks)
                 break
             except ConcurrentUpdate:
                 # Another process moved a log's state between our read and our write (it
@@ -217,6 +244,8 @@ class WitnessCore:
                     Reply(503, "the witness database is unavailable", "unavailable")
                 ] * len(batch)
                 break
+        if forks:
+            self._alarm(forks)  # stored: raise the alarm before anyone hears back
         # Persisted: only now may a cosignature leave the witness (tlog-witness §add-checkpoint).
         ts = int(self.clock())
         for p, d in zip(batch, decisions, strict=True):
@@ -227,13 +256,40 @@ class WitnessCore:
             else:
                 p.future.set_result(d)
 
-    def _decide(self, conn: Connection, batch: list[_Pending]) -> list[Reply]:
+    def _alarm(self, evidence_ids: list[int]) -> None:
+        """Report new fork evidence (committed): the service log, then the webhook.
+
+        Never raises: the decisions are committed and their answers must still go out.
+        """
+        try:
+            items = self.store.evidence_by_id(evidence_ids)
+        except SQLAlchemyError:
+            log.exception("EQUIVOCATION: evidence #%s stored but not readable", evidence_ids)
+            return
+        for item in items:
+            log.error(
+                "EQUIVOCATION: the log %s signed two checkpoints of size %d with different "
+                "roots (evidence #%d)",
+                item["origin"],
+                item["stored_size"],
+                item["id"],
+            )
+            if self.on_equivocation is not None:
+                try:
+                    self.on_equivocation(item)
+                except Exception:
+                    log.exception("the equivocation alarm failed")
+
+    def _decide(self, conn: Connection, batch: list[_Pending], forks: list[int]) -> list[Reply]:
         states = self.store.load(conn, {p.checkpoint.origin for p in batch})
-        out = [self._decide_one(conn, states.get(p.checkpoint.origin), p) for p in batch]
+        out = [self._decide_one(conn, states.get(p.checkpoint.origin), p, forks) for p in batch]
         self.store.save(conn, list(states.values()))
         return out
 
-    def _decide_one(self, conn: Connection, st: LogState | None, p: _Pending) -> Reply:
+    def _decide_one(
+        self, conn: Connection, st: LogState | None, p: _Pending, forks: list[int]
+    ) -> Reply:
+        """tlog-witness §add-checkpoint, check by check; appends new fork evidence ids."""
         cp, req = p.checkpoint, p.request
         if st is None:
             return Reply(404, f"this witness does not witness the log {cp.origin!r}", "unknown_log")
@@ -245,7 +301,7 @@ class WitnessCore:
             return Reply(
                 403, f"checkpoint is not signed by the key of {cp.origin}", "bad_signature"
             )
-        if st.refused:
+        if st.refused and self.refuse_after_equivocation:
             return Reply(403, f"this witness refuses {cp.origin}: {st.refused}", "log_refused")
         if req.old_size != st.size:
             return Reply(409, format_size(st.size))
@@ -256,21 +312,29 @@ class WitnessCore:
                 )
             if cp.root != st.root:
                 # Two checkpoints of one size with different roots, both signed by the log:
-                # proof of a fork. Keep it and refuse the log until an operator acts.
-                eid = self.store.add_evidence(
+                # proof of a fork. Keep it, raise the alarm (after the commit), answer 409
+                # (tlog-witness). The stored checkpoint stays: what extends it is cosigned.
+                eid, new = self.store.add_evidence(
                     conn, st, FORK, req.old_size, req.proof, req.checkpoint
                 )
-                st.refused = (
-                    f"equivocation at size {cp.size} (evidence #{eid}); "
-                    "an operator must run 'jianzheng witness clear'"
-                )
-                st.changed = True
+                if new:
+                    forks.append(eid)
+                if self.refuse_after_equivocation and not st.refused:
+                    st.refused = (
+                        f"equivocation at size {cp.size} (evidence #{eid}); "
+                        "an operator must run 'jianzheng witness clear'"
+                    )
+                    st.changed = True
                 return Reply(409, format_size(st.size))
             return _ACCEPT  # the same checkpoint again: cosign, state unchanged
-        if st.size == 0 and st.root is None:
-            # Never cosigned this log: trust on first use; the proof must be empty.
+        if req.old_size == 0:
+            # "The proof MUST be empty if the old size is zero": the empty tree is a prefix
+            # of every tree, so there is nothing to check, whether this witness never
+            # cosigned the log (trust on first use) or cosigned only its empty tree.
             if req.proof:
-                return Reply(422, "the consistency proof from size 0 must be empty", "bad_proof")
+                return Reply(
+                    422, "the consistency proof from old size 0 must be empty", "bad_proof"
+                )
         else:
             assert st.root is not None  # size > 0 was only ever stored with its root
             try:
@@ -284,12 +348,22 @@ class WitnessCore:
         return _ACCEPT
 
     # --- reads -----------------------------------------------------------------------------
-    def info(self) -> dict[str, Any]:
-        return {
-            "name": self.signer.name,
-            "verifier_key": self.signer.verifier.vkey,
-            "logs": self.store.logs(),
+    def info(self, submission_prefix: str | None = None) -> dict[str, Any]:
+        """The witness's status: who it is, where logs submit, each log, the counters."""
+        out: dict[str, Any] = {"name": self.signer.name}
+        if submission_prefix is not None:
+            out["submission_prefix"] = submission_prefix
+        out["verifier_key"] = self.signer.verifier.vkey
+        out["refuse_after_equivocation"] = self.refuse_after_equivocation
+        out["logs"] = self.store.logs()
+        counts = self.store.evidence_counts()
+        # Counters for alerting, named as a Prometheus exporter would name them.
+        out["metrics"] = {
+            EQUIVOCATIONS_METRIC: counts.get(FORK, 0),
+            INCONSISTENT_METRIC: counts.get(INCONSISTENT, 0),
+            OPEN_EQUIVOCATIONS_METRIC: counts.get(OPEN_FORKS, 0),
         }
+        return out
 
 
 def _done(r: Reply) -> Future[Reply]:
@@ -298,13 +372,30 @@ def _done(r: Reply) -> Future[Reply]:
     return f
 
 
-def create_witness_app(core: WitnessCore) -> FastAPI:
-    """The witness's HTTP interface around a started :class:`WitnessCore`."""
+def normalize_prefix(prefix: str) -> str:
+    """``/witness``, ``witness/`` -> ``/witness``; ``/`` or ``""`` -> ``""`` (the root)."""
+    p = prefix.strip().strip("/")
+    if any(c in p for c in "?#% ") or "//" in p:
+        raise ValueError(f"--prefix {prefix!r}: want a plain URL path such as /witness")
+    return f"/{p}" if p else ""
+
+
+def create_witness_app(core: WitnessCore, prefix: str = DEFAULT_PREFIX) -> FastAPI:
+    """The witness's HTTP interface around a started :class:`WitnessCore`, under ``prefix``.
+
+    The submission prefix (tlog-witness §HTTP Interface) is the service's URL followed by
+    ``prefix``; it doubles as the monitoring prefix of the status and evidence reads.
+    """
+    prefix = normalize_prefix(prefix)
     app = FastAPI(title="Jianzheng witness", version="1", description=__doc__)
     app.state.witness = core
     install_error_handlers(app)
+    answer_head(app)
 
-    @app.post("/witness/add-checkpoint", tags=["witness"])
+    def submission_prefix(request: Request) -> str:
+        return str(request.base_url).rstrip("/") + prefix
+
+    @app.post(prefix + "/add-checkpoint", tags=["witness"])
     async def add_checkpoint(request: Request) -> Response:
         """C2SP tlog-witness §add-checkpoint."""
         body = await read_body(request, MAX_REQUEST_BYTES)
@@ -322,12 +413,25 @@ def create_witness_app(core: WitnessCore) -> FastAPI:
         headers = {"Retry-After": "1"} if reply.status == 503 else None
         raise ApiError(reply.status, reply.code, reply.body, headers=headers)
 
-    @app.get("/witness/", tags=["witness"])
-    def witness_info() -> dict[str, Any]:
-        """The witness's name, verifier key, and the latest checkpoint it cosigned per log."""
-        return core.info()
+    if prefix:
 
-    @app.get("/witness/evidence", tags=["witness"])
+        @app.post("/add-checkpoint", include_in_schema=False)
+        def misplaced(request: Request) -> Response:
+            # A log configured with this witness's bare URL: say where to submit instead.
+            raise ApiError(
+                404,
+                "not_the_submission_prefix",
+                "this witness's submission prefix is "
+                f"{submission_prefix(request)}: give that URL to the log (--witness VKEY@URL)",
+            )
+
+    @app.get(prefix + "/", tags=["witness"])
+    def witness_info(request: Request) -> dict[str, Any]:
+        """The submission prefix, name, verifier key, each log's latest cosigned checkpoint
+        and the alarm counters (``metrics``)."""
+        return core.info(submission_prefix(request))
+
+    @app.get(prefix + "/evidence", tags=["witness"])
     def evidence(
         after: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_EVIDENCE_PAGE)] = MAX_EVIDENCE_PAGE,
@@ -345,23 +449,42 @@ def create_witness_app(core: WitnessCore) -> FastAPI:
 
 
 def serve(
-    data_dir: Path, host: str, port: int, name: str | None, log_level: str = "warning"
+    data_dir: Path,
+    host: str,
+    port: int,
+    name: str | None,
+    log_level: str = "warning",
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    refuse_after_equivocation: bool = False,
+    webhook: str | None = None,
 ) -> None:
     """Run the witness until interrupted (the ``jianzheng witness serve`` command)."""
     import uvicorn
 
+    prefix = normalize_prefix(prefix)
     signer = load_or_create_witness_key(data_dir, name)
     store = WitnessStore.open(data_dir)
-    core = WitnessCore(store, signer)
+    hook = Webhook(webhook) if webhook else None
+    core = WitnessCore(
+        store,
+        signer,
+        refuse_after_equivocation=refuse_after_equivocation,
+        on_equivocation=hook.post if hook else None,
+    )
     core.start()
     try:
-        print(f"jianzheng witness: serving http://{host}:{port}/witness/", flush=True)
+        url_host = f"[{host}]" if ":" in host else host
+        print(f"jianzheng witness: serving http://{url_host}:{port}{prefix}/", flush=True)
+        print(f"submission prefix: http://{url_host}:{port}{prefix}", flush=True)
         print(f"name: {signer.name}", flush=True)
         print(f"verifier key: {signer.verifier.vkey}", flush=True)
         logs = store.logs()
         print(f"data: {data_dir.resolve()}  logs witnessed: {len(logs)}", flush=True)
+        if refuse_after_equivocation:
+            print("a log that equivocates is refused (403) until cleared", flush=True)
         uvicorn.run(
-            create_witness_app(core),
+            create_witness_app(core, prefix),
             host=host,
             port=port,
             log_level=log_level,
@@ -370,4 +493,40 @@ def serve(
         )
     finally:
         core.stop()
+        if hook is not None:
+            hook.close()
         store.close()
+
+
+class Webhook:
+    """Posts each new piece of fork evidence as JSON to one URL, from its own thread.
+
+    Bounded: at most :data:`WEBHOOK_QUEUE` posts wait; beyond that they are dropped with a
+    log line (the evidence itself stays in the database). Each post has a timeout.
+    """
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._q: queue.Queue[dict[str, Any] | None] = queue.Queue(WEBHOOK_QUEUE)
+        self._thread = threading.Thread(target=self._run, name="witness-webhook", daemon=True)
+        self._thread.start()
+
+    def post(self, evidence: dict[str, Any]) -> None:
+        try:
+            self._q.put_nowait(evidence)
+        except queue.Full:
+            log.error("webhook queue full: evidence #%s not posted", evidence.get("id"))
+
+    def _run(self) -> None:
+        from witness.monitor import post_webhook
+
+        while (item := self._q.get()) is not None:
+            post_webhook(self.url, {"alarm": "equivocation", "evidence": item}, self.timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        try:
+            self._q.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)

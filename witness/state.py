@@ -49,6 +49,8 @@ MAX_EVIDENCE_PAGE = 100
 #: since anyone may submit a genuine checkpoint with a garbage proof.
 FORK = "fork"
 INCONSISTENT = "inconsistent_proof"
+#: Key of :meth:`WitnessStore.evidence_counts` for forks not cleared by an operator yet.
+OPEN_FORKS = "open_fork"
 
 
 class WitnessStateError(RuntimeError, WitnessServiceError):
@@ -211,12 +213,12 @@ class WitnessStore:
         old_size: int,
         proof: tuple[bytes, ...],
         submitted: str,
-    ) -> int:
-        """Record a contradiction once; returns its id (the existing one on a repeat)."""
+    ) -> tuple[int, bool]:
+        """Record a contradiction once: its id, and whether it is new (not a repeat)."""
         digest = hashlib.sha256(f"{st.origin}\n{kind}\n{submitted}".encode()).digest()
         have = conn.scalar(select(EvidenceRow.id).where(EvidenceRow.digest == digest))
         if have is not None:
-            return int(have)
+            return int(have), False
         res = conn.execute(
             insert(EvidenceRow).values(
                 origin=st.origin,
@@ -231,7 +233,7 @@ class WitnessStore:
             )
         )
         pk = res.inserted_primary_key
-        return int(pk[0]) if pk else 0
+        return (int(pk[0]) if pk else 0), True
 
     # --- operator commands and reads ---------------------------------------------------
     def add_log(self, vkey: str) -> Verifier:
@@ -306,8 +308,30 @@ class WitnessStore:
             for r in rows
         ]
 
+    def evidence_counts(self) -> dict[str, int]:
+        """Evidence rows per kind, and :data:`OPEN_FORKS`: forks not cleared yet."""
+        with self.reader() as conn:
+            rows = conn.execute(
+                select(EvidenceRow.kind, func.count()).group_by(EvidenceRow.kind)
+            ).all()
+            open_forks = conn.scalar(
+                select(func.count())
+                .select_from(EvidenceRow)
+                .where(EvidenceRow.kind == FORK, EvidenceRow.cleared_at.is_(None))
+            )
+        out = {str(k): int(n) for k, n in rows}
+        out[OPEN_FORKS] = int(open_forks or 0)
+        return out
+
+    def evidence_by_id(self, ids: list[int]) -> list[dict[str, Any]]:
+        """The evidence rows with these ids (at most one page), oldest first."""
+        return self._evidence_rows(EvidenceRow.id.in_(ids[:MAX_EVIDENCE_PAGE]), MAX_EVIDENCE_PAGE)
+
     def evidence(self, after: int = 0, limit: int = MAX_EVIDENCE_PAGE) -> list[dict[str, Any]]:
         limit = max(1, min(limit, MAX_EVIDENCE_PAGE))
+        return self._evidence_rows(EvidenceRow.id > after, limit)
+
+    def _evidence_rows(self, where: Any, limit: int) -> list[dict[str, Any]]:
         cols = (
             EvidenceRow.id,
             EvidenceRow.origin,
@@ -322,6 +346,6 @@ class WitnessStore:
         )
         with self.reader() as conn:
             rows = conn.execute(
-                select(*cols).where(EvidenceRow.id > after).order_by(EvidenceRow.id).limit(limit)
+                select(*cols).where(where).order_by(EvidenceRow.id).limit(limit)
             ).all()
         return [{c.key: v for c, v in zip(cols, r, strict=True)} for r in rows]

@@ -83,16 +83,40 @@ class WitnessConfigError(ValueError, LedgerError):
     """A ``--witness VKEY@URL`` or quorum setting cannot be used."""
 
 
+#: What ``GET /v1/log`` says of a witness that answers 404 (no URL in it: the status is
+#: public). tlog-witness answers 404 for an unknown origin too, hence the second half.
+NOT_FOUND_HINT = (
+    "the witness answered 404 Not Found: check that the URL given with --witness is the "
+    "witness's submission prefix (the log posts to <prefix>/add-checkpoint; a Jianzheng "
+    "witness's prefix is http://host:port/witness), and that the witness was set up to "
+    "witness this log's origin"
+)
+
+
 @dataclass(frozen=True)
 class WitnessEndpoint:
-    """A witness the log submits to: its cosignature key and its add-checkpoint URL."""
+    """A witness the log submits to: its cosignature key and its submission prefix.
+
+    tlog-witness §HTTP Interface: a witness is named by its *submission prefix*; the log
+    posts to ``<prefix>/add-checkpoint`` (:attr:`url`).
+    """
 
     verifier: Verifier
-    url: str
+    prefix: str
+
+    @property
+    def url(self) -> str:
+        """The add-checkpoint URL."""
+        return self.prefix + "/add-checkpoint"
 
     @classmethod
     def parse(cls, spec: str) -> WitnessEndpoint:
-        """``VKEY@URL``; URL is the witness's base URL (``/witness/add-checkpoint`` is added)."""
+        """``VKEY@URL``; URL is the witness's submission prefix, taken as given.
+
+        A URL ending in ``/add-checkpoint`` is refused rather than guessed at: before
+        tlog-witness prefixes, ``--witness`` took such a URL whole, and appending
+        ``/add-checkpoint`` to it again would only fail later, at every submission.
+        """
         vkey, sep, url = spec.partition("@")
         if not sep or not url:
             raise WitnessConfigError(f"--witness {spec!r}: want VKEY@URL")
@@ -102,9 +126,16 @@ class WitnessEndpoint:
             raise WitnessConfigError(f"--witness: {e}") from None
         if not url.startswith(("http://", "https://")):
             raise WitnessConfigError(f"--witness {spec!r}: the URL must be http(s)://...")
+        if any(c in url for c in "?# \t\n"):
+            raise WitnessConfigError(
+                f"--witness {spec!r}: the URL must be a plain prefix, without query or fragment"
+            )
         url = url.rstrip("/")
-        if not url.endswith("/add-checkpoint"):
-            url += "/witness/add-checkpoint"
+        if url.endswith("/add-checkpoint"):
+            raise WitnessConfigError(
+                f"--witness {spec!r}: give the witness's submission prefix, without "
+                f"'/add-checkpoint' (the log appends it): {url.removesuffix('/add-checkpoint')}"
+            )
         return cls(v, url)
 
 
@@ -133,6 +164,8 @@ class _Worker:
         self.failures = 0
         self.backoff_until = 0.0
         self.last_error: str | None = None
+        #: What ``GET /v1/log`` may show of the last error (never a URL or a reply body).
+        self.problem: str | None = None
         self.busy = False
         self.thread: threading.Thread | None = None
 
@@ -265,7 +298,10 @@ class Witnessing:
         if self._status_file is None:
             return
         with self._cond:
-            status = {wk.verifier.name: wk.last_error is None for wk in self._workers}
+            status = {
+                wk.verifier.name: {"reachable": wk.last_error is None, "message": wk.problem}
+                for wk in self._workers
+            }
         tmp = self._status_file.with_suffix(".tmp")
         try:
             tmp.write_text(json.dumps(status))
@@ -355,13 +391,14 @@ class Witnessing:
             except Exception as e:  # a bug or a lying witness must not kill the thread
                 log.exception("witness %s: submission failed", wk.verifier.name)
                 wk.last_error = f"internal error: {e}"
+                wk.problem = "internal error (see the service log)"
                 ok = False
             with self._cond:
                 wk.busy = False
                 if ok:
                     wk.done_size = max(wk.done_size, t.size)
                     wk.failures = 0
-                    wk.last_error = None
+                    wk.last_error = wk.problem = None
                 else:
                     # Not done: after the back-off it tries again (the newest checkpoint by
                     # then), so a witness that comes back catches up even if the log is idle.
@@ -391,6 +428,7 @@ class Witnessing:
                     # The witness claims a size this log does not have: a fork elsewhere,
                     # or a witness that lost its state. Say so loudly; it cannot be fixed here.
                     wk.last_error = f"witness holds size {old}, beyond this log"
+                    wk.problem = wk.last_error
                     log.error("witness %s reports size %d, larger than the log", name, old)
                     return False
             body = AddCheckpointRequest(old, tuple(proof), t.checkpoint.note).to_text().encode()
@@ -398,6 +436,7 @@ class Witnessing:
                 r = wk.http.post(wk.endpoint.url, content=body)
             except httpx.HTTPError as e:
                 wk.last_error = f"{type(e).__name__}: {e}"
+                wk.problem = f"unreachable ({type(e).__name__})"
                 log.warning("witness %s unreachable: %s", name, wk.last_error)
                 wk.known_size = None
                 return False
@@ -408,19 +447,24 @@ class Witnessing:
                     wk.known_size = parse_size(r.content[:64])
                 except AddCheckpointFormatError as e:
                     wk.last_error = f"bad 409 reply: {e}"
+                    wk.problem = "the witness's 409 reply is not a tlog-witness size"
                     return False
                 if wk.known_size == old:
                     # Same size, yet refused: it holds another root for this size.
                     wk.last_error = f"witness refuses size {old}: it holds another checkpoint"
+                    wk.problem = wk.last_error
                     log.error("witness %s: %s", name, wk.last_error)
                     return False
                 continue
             if r.status_code != 200:
                 wk.last_error = f"HTTP {r.status_code}: {r.text[:200]}"
+                wk.problem = _problem(r.status_code)
                 log.warning("witness %s refused checkpoint %d: %s", name, t.size, wk.last_error)
+                if r.status_code == 404:
+                    log.warning("witness %s at %s: %s", name, wk.endpoint.url, NOT_FOUND_HINT)
                 return False
             return self._accept(wk, t, r.content[:MAX_REPLY_BYTES])
-        wk.last_error = "the witness's size kept changing"
+        wk.last_error = wk.problem = "the witness's size kept changing"
         return False
 
     def _proof(self, old: int, size: int) -> list[bytes]:
@@ -443,10 +487,11 @@ class Witnessing:
             found = cosigners(note, [wk.verifier])
         except (WitnessError, NoteError) as e:
             wk.last_error = f"bad cosignature reply: {e}"
+            wk.problem = "the witness's reply is not a valid cosignature"
             log.error("witness %s: %s", wk.verifier.name, wk.last_error)
             return False
         if not found:
-            wk.last_error = "the reply holds no cosignature by this witness's key"
+            wk.last_error = wk.problem = "the reply holds no cosignature by this witness's key"
             return False
         v, ts = found[0]
         sig = next(s for s in note.signatures if s.name == v.name and s.key_id == v.key_id)
@@ -622,7 +667,8 @@ class Witnessing:
         """Per configured witness: name, verifier key, newest size it cosigned, health.
 
         Public (``GET /v1/log``), so it leaves out URLs and error texts, which may name
-        internal hosts; those go to the service's log.
+        internal hosts; those go to the service's log. ``message`` says what went wrong in
+        words of this service's own (e.g. :data:`NOT_FOUND_HINT`), or is null.
         """
         with self._cond:
             return [
@@ -631,6 +677,7 @@ class Witnessing:
                     "verifier_key": wk.verifier.vkey,
                     "cosigned_size": wk.cosigned_size,
                     "reachable": wk.last_error is None,
+                    "message": wk.problem,
                 }
                 for wk in self._workers
             ]
@@ -694,7 +741,7 @@ class WitnessingFollower(Witnessing):
         except Exception:
             log.exception("cannot read witnessing state")
             return
-        up: dict[str, bool] = {}
+        up: dict[str, Any] = {}
         if self._status_file is not None:
             try:
                 up = json.loads(self._status_file.read_text())
@@ -707,7 +754,14 @@ class WitnessingFollower(Witnessing):
             self._ts_max = ts_max if ts_max is not None else -1
             for wk, have in zip(self._workers, per, strict=True):
                 wk.cosigned_size = have or 0
-                reachable = up.get(wk.verifier.name, True) is not False
+                seen = up.get(wk.verifier.name, True)
+                if isinstance(seen, dict):
+                    reachable = seen.get("reachable") is not False
+                    message = seen.get("message")
+                    wk.problem = message if isinstance(message, str) else None
+                else:  # a leader of a release before messages: a bare boolean
+                    reachable = seen is not False
+                    wk.problem = None if reachable else "unreachable"
                 wk.last_error = None if reachable else "unreachable (reported by the leader)"
 
     def _signatures(self, size: int) -> list[NoteSignature]:
@@ -805,6 +859,20 @@ class WorkerWitnessing:
 
     def log_fields(self) -> dict[str, Any]:
         return self.current.log_fields()
+
+
+def _problem(status: int) -> str:
+    """The public words for a witness's refusal with HTTP ``status``."""
+    if status == 404:
+        return NOT_FOUND_HINT
+    if status == 403:
+        return (
+            "the witness answered 403 Forbidden: it does not trust this log's key for this "
+            "origin, or refuses the log"
+        )
+    if status == 422:
+        return "the witness answered 422: it did not accept the consistency proof"
+    return f"the witness answered HTTP {status}"
 
 
 def _with_cosignatures(checkpoint: SignedCheckpoint, sigs: Sequence[NoteSignature]) -> str:
