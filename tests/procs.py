@@ -65,7 +65,7 @@ class Server(Process):
         data: Path,
         db: str | None = None,
         *extra: str,
-        origin: str = "crash.example/log",
+        origin: str | None = "crash.example/log",
         env: dict[str, str] | None = None,
         preexec_fn: Callable[[], None] | None = None,
     ) -> None:
@@ -81,8 +81,7 @@ class Server(Process):
             str(data),
             "--port",
             str(self.port),
-            "--origin",
-            origin,
+            *(["--origin", origin] if origin is not None else []),
             *extra,
         ]
         if db is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -313,3 +314,38 @@ def test_html_report_layout_and_print_stylesheet(
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
     assert browser.execute_script(border) == "3px"
     assert browser.execute_script("return getComputedStyle(document.body).maxWidth") == "none"
+
+
+def _origin_of(printed: str) -> str:
+    return printed.split("origin: ", 1)[1].split()[0]
+
+
+def test_first_start_without_origin_derives_a_unique_origin_and_keeps_it(tmp_path: Path) -> None:
+    """Two installs sharing a witness must not share an origin (issue 13)."""
+    origins = []
+    for name in ("a", "b"):
+        srv = Server(tmp_path / name, None, origin=None)
+        try:
+            printed = srv.output()
+        finally:
+            srv.stop()
+        origin = _origin_of(printed)
+        assert re.fullmatch(r"[A-Za-z0-9.-]+/jianzheng/[0-9a-f]{8}", origin), origin
+        assert "first start without --origin" in printed and origin in printed
+        assert f"verifier key: {origin}+" in printed
+        origins.append(origin)
+    assert origins[0] != origins[1]
+    # Restarted without --origin: the same origin, said once only on the first start.
+    again = Server(tmp_path / "a", None, origin=None)
+    try:
+        printed = again.output()
+    finally:
+        again.stop()
+    assert _origin_of(printed) == origins[0] and "first start" not in printed
+    # Another --origin later is refused, naming the stored origin and the one given.
+    out = jianzheng(
+        "serve", "--data", str(tmp_path / "a"), "--origin", "other.example/log", check=False
+    )
+    assert out.returncode != 0
+    assert origins[0] in out.stderr and "other.example/log" in out.stderr
+    assert "--origin" in out.stderr, out.stderr

@@ -317,6 +317,9 @@ def test_one_worker_gathers_cosignatures_and_another_takes_over(tmp_path: Path) 
                 log = h.get(srv.url + "/v1/log").json()
                 if log["witnessed_size"] < size:
                     return False
+                # Leader and followers alike say each witness is fine (the status file).
+                if not all(w["reachable"] and w["message"] is None for w in log["witnesses"]):
+                    return False
                 ts = h.get(f"{srv.url}/v1/checkpoints/{log['witnessed_size']}/timestamp")
                 if ts.status_code != 200:
                     return False
