@@ -97,6 +97,11 @@ def verifier_copy() -> str:
             "record by its catalogue_version (absent: 1). Never edit or drop an old version."
         ),
         "versions": dict(sorted(versions.items(), key=lambda kv: int(kv[0]))),
+        # The report names the trade type in Chinese (issue 12).
+        "trade_types": {
+            code: {"name_zh": t["name_zh"], "name_en": t["name_en"]}
+            for code, t in raw["trade_types"].items()
+        },
     }
     return json.dumps(out, indent=1, ensure_ascii=False) + "\n"
 

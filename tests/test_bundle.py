@@ -37,6 +37,7 @@ from verifier.canonical import canonicalize
 from verifier.chunks import ChunkTree
 from verifier.note import ALG_COSIGNATURE_V1, NoteSignature, Signer, parse_note
 from verifier.report import render_html, render_json, render_text
+from verifier.report_model import Indicator
 from verifier.trust import TrustError, TrustPolicy, parse_trust
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -288,10 +289,58 @@ def test_reports_render_in_three_formats(exported: Exported) -> None:
     assert page.index('id="integrity"') < page.index('id="compliance"') < timeline
     assert timeline < page.index("程序规则")
     assert "开标" in page and "2026-03-25 10:00:00" in page  # name_zh, Beijing time
+    assert "工程招投标" in page  # the trade type, named in Chinese
     assert j["bundle_sha256"] in page and exported.trust.log.vkey in page
     assert all(w.vkey in page for w in exported.trust.witnesses)
     big = next(a for a in record(members(exported.path), 46)["attachments"])
     assert "archive.zip" in page and big["sha256"] in page
+
+
+def test_indicators_are_shown_under_compliance_and_change_no_verdict(exported: Exported) -> None:
+    """Indicators (e.g. issue 17's collusion indicators) are for a person to examine: the
+    verdicts, ``ok`` and the exit code stay as they were, and every format shows them under
+    compliance, saying that they are not a verdict."""
+    rep = verify(exported.path, exported.trust)
+    before = (rep.integrity.status, rep.compliance.status, rep.exit_code, rep.ok)
+    rep.indicators.append(
+        Indicator(
+            "C01",
+            "同一账户缴纳保证金",
+            "Deposits paid from one account",
+            "两名投标人的保证金自同一账户缴纳",
+            "two bidders' deposits came from one account",
+            "招标投标法实施条例 第四十条（六）",
+            "Implementing Regulations Art. 40(6)",
+            "strong",
+            [5, 6],
+        )
+    )
+    assert (rep.integrity.status, rep.compliance.status, rep.exit_code, rep.ok) == before
+    assert before == ("holds", "holds", 0, True)
+    j = json.loads(render_json(rep))
+    assert j["indicators"][0]["id"] == "C01" and j["indicators"][0]["events"] == [5, 6]
+    assert j["compliance"]["status"] == "holds" and j["exit_code"] == 0
+    text = render_text(rep).split("\n\n", 1)[0]
+    assert text.index("合规性 Compliance") < text.index("C01 同一账户缴纳保证金")
+    assert "they change no verdict" in text
+    page = render_html(rep)
+    box = page[
+        page.index('id="compliance"') : page.index("</section>", page.index('id="compliance"'))
+    ]
+    assert "C01" in box and "不影响上述结论与退出码" in box and "never a verdict" in box
+
+
+def test_a_project_no_rule_covers_cannot_be_evaluated(exported: Exported) -> None:
+    """Compliance is never "holds" by default: no rule judged anything, so nothing holds."""
+    rep = verify(exported.path, exported.trust, rules=False)
+    assert rep.integrity.holds and rep.compliance.status == "cannot_evaluate"
+    assert rep.exit_code == 3 and "compliance was not checked" in rep.compliance.notes[0][1]
+    # Every rule not applicable: nothing judged either.
+    rep = verify(exported.path, exported.trust)
+    for c in rep.checks:
+        if c.aspect == "compliance":
+            c.status = "not_applicable"
+    assert rep.compliance.status == "cannot_evaluate" and rep.exit_code == 3
 
 
 # --- the tamper suite ---------------------------------------------------------------------

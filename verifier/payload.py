@@ -655,3 +655,12 @@ def event_labels() -> Mapping[str, EventLabels]:
             }
             out[code] = EventLabels(ev["name_zh"], str(ev.get("name_en", code)), fields)
     return MappingProxyType(out)
+
+
+@functools.cache
+def trade_type_names() -> Mapping[str, tuple[str, str]]:
+    """Trade type code -> (Chinese, English) name, e.g. ``procurement`` -> 政府采购."""
+    raw = _catalogues_json().get("trade_types", {})
+    return MappingProxyType(
+        {k: (str(v.get("name_zh", k)), str(v.get("name_en", k))) for k, v in raw.items()}
+    )

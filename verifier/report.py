@@ -15,7 +15,7 @@ import html
 import json
 from typing import Any
 
-from verifier.payload import event_labels, parse_instant
+from verifier.payload import event_labels, parse_instant, trade_type_names
 from verifier.report_model import Check, Indicator, Verdict, VerificationReport
 from verifier.rules.days import CST, load_calendar
 
@@ -360,12 +360,19 @@ def _indicators(indicators: list[Indicator]) -> str:
     return "".join(parts)
 
 
+def _trade_type(report: VerificationReport) -> str:
+    zh, en = trade_type_names().get(report.trade_type, ("", ""))
+    if not zh:
+        return _e(report.trade_type)
+    return f"{_e(zh)} <span class='en'>{_e(en)} (<code>{_e(report.trade_type)}</code>)</span>"
+
+
 def _meta(report: VerificationReport) -> list[str]:
     keys = report.trust_keys
     out = [
         '<dl class="meta">',
         f"<dt>项目 <span class='en'>Project</span></dt><dd><code>{_e(report.project)}</code></dd>",
-        f"<dt>交易类型 <span class='en'>Trade type</span></dt><dd>{_e(report.trade_type)}</dd>",
+        f"<dt>交易类型 <span class='en'>Trade type</span></dt><dd>{_trade_type(report)}</dd>",
         f"<dt>记录数 <span class='en'>Records</span></dt><dd>{report.records}</dd>",
         f"<dt>证据包 SHA-256 <span class='en'>Bundle</span></dt><dd class='hash'>"
         f"{_e(report.bundle_sha256 or '（从数据流读取，未计算） read from a stream')}</dd>",
@@ -474,7 +481,7 @@ def render_html(report: VerificationReport) -> str:
         "<h1>见证 · 证据包验证报告 <span class='en'>Evidence bundle verification report</span>"
         "</h1>",
         f"<p>项目 <span class='en'>Project</span> <code>{_e(report.project)}</code> · "
-        f"{_e(report.trade_type)} · {report.records} 条记录 <span class='en'>records</span></p>",
+        f"{_trade_type(report)} · {report.records} 条记录 <span class='en'>records</span></p>",
         '<div class="verdicts">',
         *_verdict_box(report.integrity, []),
         *_verdict_box(report.compliance, report.indicators),

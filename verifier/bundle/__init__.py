@@ -258,6 +258,8 @@ def verify(
     rep.timeline = [timeline_entry(r) for r in records]
     if rules:
         step("rules", T_RULES, lambda: check_rules(b, out, rep, records), None)
+    # Indicators (signs for a person to examine, e.g. collusion indicators) go to
+    # rep.indicators, never to the checks: they change neither verdict nor the exit code.
     return rep
 
 
