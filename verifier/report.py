@@ -276,6 +276,8 @@ MAX_FACT_CHARS = 160
 
 
 def _fact(value: Any, ftype: str) -> str:
+    if value in ("", [], {}, None):
+        return "—"
     if ftype == "instant" and isinstance(value, str):
         return beijing(value)
     if isinstance(value, bool):
@@ -568,8 +570,9 @@ def _check_row(c: Check) -> str:
 def _rule_block(res: Any, c: Check) -> str:
     r = res.rule
     status_zh = "已核实" if r.status == "confirmed" else "待核实"
-    sev = "违反即验证失败" if r.severity == "fail" else "违反仅作警示"
-    sev_en = "a violation fails verification" if r.severity == "fail" else "a violation warns"
+    # A rule speaks to compliance only; a violation never touches integrity.
+    sev = "违反即不合规" if r.severity == "fail" else "违反仅作警示"
+    sev_en = "a violation fails compliance" if r.severity == "fail" else "a violation warns"
     parts = [
         '<div class="rule">',
         f"<p>{_badge(c.status)} <b>{_e(r.id)} {_e(r.title_zh)}</b> "
