@@ -55,6 +55,7 @@ def _read_versions(path: Path = _VERSIONS_FILE) -> dict[str, str]:
 
 
 MINIO_VERSION = _read_versions()["MINIO_VERSION"]
+TORCHWOOD_VERSION = _read_versions()["TORCHWOOD_VERSION"]
 
 
 def cache_dir() -> Path:
@@ -408,6 +409,13 @@ def _pg_ready(bindir: Path, port: int) -> bool:
 
 
 # --- MinIO -----------------------------------------------------------------
+
+
+def torchwood_dir() -> Path | None:
+    """Where scripts/test built litewitness and witnessctl, if it did."""
+    d = cache_dir() / f"torchwood-{TORCHWOOD_VERSION}"
+    ok = all(os.access(d / name, os.X_OK) for name in ("litewitness", "witnessctl"))
+    return d if ok else None
 
 
 def minio_binary() -> Path | None:
