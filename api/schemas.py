@@ -121,6 +121,13 @@ def field_schema(f: FieldSpec) -> dict[str, Any]:
         }
     elif f.type == "enum":
         out = {"type": "string", "enum": list(f.values)}
+    elif f.type == "ip":
+        out = {
+            "type": "string",
+            "maxLength": 39,
+            "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+            "description": "IPv4 dotted decimal, or IPv6 in RFC 5952 canonical form",
+        }
     else:
         out = {
             "oneOf": [

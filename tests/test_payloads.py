@@ -26,7 +26,7 @@ from ledger.catalogue import CATALOGUE_VERSION, load_catalogue
 from ledger.records import InvalidEvent, validate_event
 from ledger.service import Ledger
 from tests.conftest import example_payload, make_event
-from verifier.payload import parse_instant
+from verifier.payload import parse_instant, parse_ip
 from verifier.rules import load_rules
 
 CAT = load_catalogue()
@@ -151,6 +151,20 @@ def test_a_payload_missing_what_the_rules_read_is_refused(api: Any) -> None:
         ("project_registered", {"must_tender": "true"}, "payload.must_tender"),
         ("project_registered", {"must_tender": 1}, "payload.must_tender"),
         ("project_registered", {"must_tender": None}, "payload.must_tender"),
+        # What platforms capture at bid time (issue 17): one text per address, bounded ids.
+        ("bid_submitted", {"client_ip": "2001:DB8::7"}, "payload.client_ip"),
+        ("bid_submitted", {"client_ip": "2001:0db8::7"}, "payload.client_ip"),
+        ("bid_submitted", {"client_ip": "203.0.113.07"}, "payload.client_ip"),
+        ("bid_submitted", {"client_ip": "203.0.113.256"}, "payload.client_ip"),
+        ("bid_submitted", {"client_ip": "fe80::1%eth0"}, "payload.client_ip"),
+        ("bid_submitted", {"client_ip": "::ffff:cb00:7107"}, "payload.client_ip"),
+        ("bid_modified", {"client_ip": "localhost"}, "payload.client_ip"),
+        ("bid_withdrawn", {"client_ip": 3405803783}, "payload.client_ip"),
+        ("bid_withdrawn", {"device_id": "hw 5f1c"}, "payload.device_id"),
+        ("bid_submitted", {"device_id": "h" * 129}, "payload.device_id"),
+        ("bid_submitted", {"file_creator": "x" * 129}, "payload.file_creator"),
+        ("bid_submitted", {"file_tool": "tool\n9.2"}, "payload.file_tool"),
+        ("bid_submitted", {"project_manager_id": "p" * 65}, "payload.project_manager_id"),
     ],
 )
 def test_values_outside_their_field_spec_are_refused(
@@ -286,6 +300,8 @@ def _from_schema(s: dict[str, Any]) -> st.SearchStrategy[Any]:
         return st.booleans()
     if t == "integer":
         return st.integers(s.get("minimum", -(2**53) + 1), s.get("maximum", 2**53 - 1))
+    if t == "string" and "anyOf" in s:  # an "ip" field: IPv4, or IPv6 in RFC 5952 form
+        return st.ip_addresses().filter(lambda a: getattr(a, "ipv4_mapped", None) is None).map(str)
     if t == "string":
         fmt = s.get("format")
         if fmt == "date-time":
@@ -408,6 +424,15 @@ def test_instants_at_the_edges_of_the_calendar() -> None:
     for bad in ("9999-12-31T23:59:59-00:01", "0001-01-01T00:00:00+00:01", "2026-13-01T00:00:00Z"):
         with pytest.raises(ValueError):
             parse_instant(bad)
+
+
+def test_ip_fields_take_each_address_in_its_one_canonical_text() -> None:
+    """The collusion indicators compare addresses as text, so one address has one text."""
+    for good in ("203.0.113.7", "0.0.0.0", "2001:db8::7", "::1", "1:0:1:1:1:1:1:1", "::"):
+        assert str(parse_ip(good)) == good
+    for bad in ("203.0.113.7 ", "2001:db8:0:0:0:0:0:7", "::FFFF:1.2.3.4", "1.2.3", None, ""):
+        with pytest.raises(ValueError):
+            parse_ip(bad)
 
 
 # --- served: GET /v1/catalogue and the OpenAPI union --------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -48,12 +49,13 @@ __all__ = [
     "parse_date",
     "parse_field_spec",
     "parse_instant",
+    "parse_ip",
     "parse_payload_catalogues",
 ]
 
 #: "instant" is RFC 3339 with an offset; "date" a calendar date; "bool" JSON true or false;
 #: "reference" names an earlier event of the same project (``{"idempotency_key": ...}`` or
-#: ``{"index": ...}``).
+#: ``{"index": ...}``); "ip" an IP address in its one canonical text form (:func:`parse_ip`).
 FIELD_TYPES: Final = (
     "int",
     "string",
@@ -63,6 +65,7 @@ FIELD_TYPES: Final = (
     "string[]",
     "enum",
     "reference",
+    "ip",
 )
 #: The one payload member no catalogue field may be named: platform-specific data.
 EXTENSIONS: Final = "extensions"
@@ -123,6 +126,32 @@ def parse_date(value: object) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{value!r} is not a valid date") from None
+
+
+#: Canonical IP text: at most 39 characters (eight groups of four hex digits, seven colons).
+_IP_TEXT: Final = re.compile(r"[0-9a-f.:]{2,39}")
+
+
+def parse_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IP address in its one canonical text form (ValueError otherwise).
+
+    IPv4 in dotted decimal without leading zeros (``203.0.113.7``); IPv6 as RFC 5952 §4
+    writes it (lower case, leading zeros dropped, the longest run of zero groups as
+    ``::``: ``2001:db8::7``). One address has one text, so that two records naming the
+    same address hold the same string (the collusion indicators compare them). Refused:
+    zone ids (``fe80::1%eth0``) and IPv4-mapped IPv6 addresses, which are posted as IPv4.
+    """
+    if not isinstance(value, str) or not _IP_TEXT.fullmatch(value):
+        raise ValueError(f"{str(value)[:40]!r} is not an IP address")
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        raise ValueError(f"{value!r} is an IPv4-mapped address; post it as IPv4")
+    if str(ip) != value:
+        raise ValueError(f"{value!r} is not in canonical form ({ip})")
+    return ip
 
 
 class PayloadError(ValueError, VerifierError):
@@ -194,6 +223,12 @@ class FieldSpec:
                 f"{self.max_length} characters",
                 f"至多 {self.max_items} 项的列表，"
                 f"每项为不超过 {self.max_length} 个字符的非空字符串",
+            )
+        if t == "ip":
+            return (
+                "an IPv4 address (203.0.113.7) or an IPv6 address in RFC 5952 form "
+                "(2001:db8::7)",
+                "IPv4 地址（如 203.0.113.7）或 RFC 5952 规范形式的 IPv6 地址（如 2001:db8::7）",
             )
         if t == "enum":
             vals = ", ".join(self.values)
@@ -305,6 +340,15 @@ def _compile(spec: FieldSpec, committed: bool) -> _Check:
                 fail(where, v)
 
         return check_enum
+    if t == "ip":
+
+        def check_ip(v: Any, where: str) -> None:
+            try:
+                parse_ip(v)
+            except ValueError:
+                fail(where, v)
+
+        return check_ip
     if t == "reference":
         return _reference_check(fail, committed)
     raise ValueError(f"unknown field type {t!r}")
@@ -405,6 +449,7 @@ _CONSTRAINTS: Final[dict[str, frozenset[str]]] = {
     "string[]": frozenset({"max_items", "max_length"}),
     "enum": frozenset({"values"}),
     "reference": frozenset({"to"}),
+    "ip": frozenset(),
 }
 # Constraints a type must state, so that every string and list is bounded.
 _REQUIRED_CONSTRAINTS: Final[dict[str, frozenset[str]]] = {
