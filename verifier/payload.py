@@ -226,8 +226,7 @@ class FieldSpec:
             )
         if t == "ip":
             return (
-                "an IPv4 address (203.0.113.7) or an IPv6 address in RFC 5952 form "
-                "(2001:db8::7)",
+                "an IPv4 address (203.0.113.7) or an IPv6 address in RFC 5952 form (2001:db8::7)",
                 "IPv4 地址（如 203.0.113.7）或 RFC 5952 规范形式的 IPv6 地址（如 2001:db8::7）",
             )
         if t == "enum":
