@@ -105,6 +105,9 @@ def lawful_tender(project: str, bid_files: list[bytes]) -> list[dict[str, Any]]:
             {"bidder": b, "amount": 80_000_000, "payer_account": f"6222-{i:04d}"},
         )
     bid_keys: list[str] = []
+    # Prices as independent bidders offer them: spread (a coefficient of variation of about
+    # 3 %) and in no regular progression, so the collusion indicators raise nothing.
+    prices = (4_650_100_000, 4_832_600_000, 5_014_350_000, 4_680_100_000, 4_921_780_000)
     for i, b in enumerate(BIDDERS):
         data = bid_files[i]
         digest = hashlib.sha256(data).hexdigest()
@@ -115,7 +118,7 @@ def lawful_tender(project: str, bid_files: list[bytes]) -> list[dict[str, Any]]:
             at(3, 20, 9, i),
             {
                 "bidder": b,
-                "price": 4_650_100_000 + i * 10_000_000,
+                "price": prices[i],
                 "bid_file": f"bid-{i + 1}.enc",
                 "submit_at": at(3, 20, 9, i),
                 "ciphertext_hash": digest,
