@@ -22,9 +22,11 @@ from ledger.access import (
     NotVisible,
     PostOutsideScope,
     PostTradeTypeMismatch,
+    StillSealed,
 )
 from ledger.appending import EventRejected, UnitRefused
 from ledger.http import ApiError, error_response
+from ledger.indicators import IndicatorsUnavailable, TooManyRecords
 from ledger.posters import (
     BadPosterSignature,
     NoPosterKey,
@@ -206,6 +208,9 @@ REFUSALS: dict[type[JianzhengError], Callable[[Any], ApiError]] = {
     NoPosterKey: _field_refusal(422, "invalid_event"),
     BadPosterSignature: _field_refusal(422, "invalid_signature"),
     NotVisible: lambda e: ApiError(404, "not_found", e.what),
+    StillSealed: lambda e: ApiError(409, "sealed", str(e)),
+    TooManyRecords: lambda e: ApiError(413, "too_large", str(e)),
+    IndicatorsUnavailable: lambda e: ApiError(503, "store_inconsistent", str(e)),
     PostOutsideScope: lambda e: ApiError(403, "forbidden", e.message, e.field),
     PostTradeTypeMismatch: lambda e: ApiError(
         422,

@@ -56,6 +56,19 @@ class NotVisible(AccessError, LookupError):
         self.what = what
 
 
+class StillSealed(AccessError):
+    """A read that draws on a project's sealed bids, before the opening or by a role that is
+    not a sealed reader. Its message names the project only: it says nothing of whether the
+    project has bids, so the refusal counts nothing."""
+
+    def __init__(self, project: str, readers: tuple[str, ...], until: str) -> None:
+        super().__init__(
+            f"project {project}'s collusion indicators draw on its sealed bids, which only "
+            f"{' and '.join(readers)} may read, and only after {until}"
+        )
+        self.project = project
+
+
 class PostOutsideScope(AccessError):
     """The token may not post for the project (its scope does not cover it)."""
 
@@ -148,6 +161,16 @@ def authorize_project(lg: Ledger, p: Principal, project: str, what: str) -> str:
     trade_type = authorize(p, project, lg.project_trade_type(project))
     if trade_type is None:
         raise NotVisible(what)
+    return trade_type
+
+
+def authorize_sealed(lg: Ledger, p: Principal, project: str, what: str) -> str:
+    """:func:`authorize_project`, then the sealing rule: a read of what the project's sealed
+    bids hold (the collusion indicators) only after the opening and only by a sealed reader;
+    :class:`StillSealed` otherwise, the same whether or not the project has bids."""
+    trade_type = authorize_project(lg, p, project, what)
+    if not may_read_sealed(lg.catalogue, opened=lg.unsealed(project), role=p.role):
+        raise StillSealed(project, lg.catalogue.sealed_readers, lg.catalogue.sealed_until)
     return trade_type
 
 

@@ -248,6 +248,9 @@ class VerificationReport:
     rules: list[Any] = field(default_factory=list)
     #: Warnings for a person to examine, under compliance; they change no verdict.
     indicators: list[Indicator] = field(default_factory=list)
+    #: What the indicators were computed from (verifier.indicators: records read, sealed
+    #: records left unopened, thresholds), or why they were not (``computed`` false).
+    indicators_about: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     #: SHA-256 (hex) of the bundle file as verified; "" when it was read from a stream.
     bundle_sha256: str = ""
@@ -371,6 +374,7 @@ class VerificationReport:
             "trust_keys": self.trust_keys.to_json() if self.trust_keys else None,
             "checks": [c.to_json() for c in self.checks],
             "indicators": [i.to_json() for i in self.indicators],
+            "indicators_about": self.indicators_about,
         }
 
 

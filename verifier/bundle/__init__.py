@@ -45,6 +45,7 @@ from typing import IO, TypeVar
 from verifier import verifier_version
 from verifier.bundle.checks.attachments import T_ATTACH, check_attachments
 from verifier.bundle.checks.chains import T_CHAIN, T_HEAD, check_chain, check_head
+from verifier.bundle.checks.indicators import report_indicators
 from verifier.bundle.checks.log import (
     NO_TRUST,
     T_INCLUSION,
@@ -260,6 +261,7 @@ def verify(
         step("rules", T_RULES, lambda: check_rules(b, out, rep, records), None)
     # Indicators (signs for a person to examine, e.g. collusion indicators) go to
     # rep.indicators, never to the checks: they change neither verdict nor the exit code.
+    report_indicators(rep, records)
     return rep
 
 
