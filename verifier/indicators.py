@@ -587,7 +587,15 @@ def _narrow_band(prices: Sequence[Evidence], th: Thresholds) -> Indicator | None
 
 
 def _constant(values: Sequence[Fraction], tolerance: Fraction) -> Fraction | None:
-    """The largest deviation from the mean, relative to it, if within ``tolerance``."""
+    """The largest deviation from the mean, relative to it, if within ``tolerance``.
+
+    Decided in floating point when that is clearly far from the threshold (sums of many
+    fractions with unlike denominators are slow), exactly otherwise.
+    """
+    approx = [float(v) for v in values]
+    mean_f = sum(approx) / len(approx)
+    if mean_f > 0 and max(abs(v - mean_f) for v in approx) > mean_f * float(tolerance) * 1.000001:
+        return None
     mean = sum(values, Fraction(0)) / len(values)
     if mean <= 0:
         return None
