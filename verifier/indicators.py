@@ -46,9 +46,9 @@ thresholds in :class:`Thresholds`, each stated in the indicator it raises):
   mean ``D = (max − min) / (n − 1)``, i.e. ``|d_i − D| ≤ tolerance · D`` (arithmetic
   progression: 100, 101, 102 万); else the relative steps ``d_i / p_i`` are tested the same
   way (geometric progression: each price 2 % below the last). With three bids there are
-  two gaps, and independent prices have them equal within 1 % roughly once in a hundred
-  tenders, so a three-bid progression is ``weak``; each further bid divides that chance by
-  about a hundred (``medium``).
+  two gaps, and independent prices pass by chance in 1 to 2 tenders in 100 (simulated,
+  docs/indicators.md), so a three-bid progression is ``weak``; with four, about 5 in
+  100 000 (``medium``).
 
 Pure code over the records as posted (sealed ones opened, :func:`verifier.sealed.open_record`):
 records in, :class:`Indicators` out; :class:`NotOpened` for records with no bid opening,
