@@ -140,6 +140,14 @@ def paths(e: Env, record: int, access_record: int, size: int) -> dict[str, Route
         "bundle": Route(
             "GET", f"/v1/projects/{GP}/bundle", READERS, ok200, absent_url="/v1/projects/NO/bundle"
         ),
+        # Before the project's opening: 409 sealed in scope (whatever its bids), 404 outside.
+        "indicators": Route(
+            "GET",
+            f"/v1/projects/{GP}/indicators",
+            READERS,
+            frozenset({409}),
+            absent_url="/v1/projects/NO/indicators",
+        ),
         "object": Route(
             "GET",
             obj,
