@@ -7,6 +7,8 @@ changes a verdict or the exit code.
 
 from __future__ import annotations
 
+from typing import Any
+
 from verifier.bundle.model import Record
 from verifier.indicators import NOTICE_EN, NOTICE_ZH, NotOpened, compute
 from verifier.indicators import Indicator as Found
@@ -16,7 +18,7 @@ from verifier.report_model import Indicator, VerificationReport
 def as_report_indicator(i: Found) -> Indicator:
     """One indicator as the report shows it; ``events`` are the seqs of its records (bids
     and deposits: the sealed chain's), ``evidence`` every value it rests on."""
-    evidence = {
+    evidence: dict[str, Any] = {
         "kind": i.kind.name,
         "bidders": list(i.bidders),
         "items": [e.to_json() for e in i.evidence],
