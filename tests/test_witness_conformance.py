@@ -18,6 +18,7 @@ import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -368,6 +369,9 @@ def test_after_equivocation_extensions_are_still_cosigned(witness: Witness, log:
 def test_status_names_the_submission_prefix_and_head_mirrors_get(witness: Witness) -> None:
     info = httpx.get(witness.prefix + "/")
     assert info.json()["submission_prefix"] == witness.prefix
+    # ``jianzheng witness serve`` prints it for the operator to hand to logs.
+    printed = Path(witness.proc.log.name).read_text()
+    assert f"submission prefix: {witness.prefix}\n" in printed
     for path in ("/", "/evidence", "/evidence?after=0&limit=5"):
         get = httpx.get(witness.prefix + path)
         head = httpx.head(witness.prefix + path)
@@ -378,3 +382,27 @@ def test_status_names_the_submission_prefix_and_head_mirrors_get(witness: Witnes
     # The bare URL is not the prefix: the 404 says which URL is.
     r = witness.http.post(witness.proc.url + "/add-checkpoint", content=b"old 0\n\n")
     assert r.status_code == 404 and witness.prefix in r.json()["error"]["message"]
+
+
+def test_serve_options_prefix_at_the_root_and_refusal_after_equivocation(
+    tmp_path: Path,
+) -> None:
+    """``witness serve --prefix / --refuse-after-equivocation``, as litewitness serves."""
+    data = tmp_path / "root"
+    log = LogKey.new("conformance.example/root")
+    assert cli_main(["witness", "add-log", "--data", str(data), "--vkey", log.vkey]) == 0
+    proc = WitnessProc(data, None, "--prefix", "/", "--refuse-after-equivocation")
+    try:
+        assert proc.prefix == proc.url
+        info = httpx.get(proc.prefix + "/").json()
+        assert info["submission_prefix"] == proc.url and info["refuse_after_equivocation"]
+        add = proc.prefix + "/add-checkpoint"
+        assert httpx.post(add, content=request(0, log.checkpoint(4))).status_code == 200
+        fork = log.checkpoint(4, [b"rewritten", *ENTRIES[1:]])
+        assert httpx.post(add, content=request(4, fork)).status_code == 409
+        # In this mode the honest extension is refused until an operator clears the log.
+        assert httpx.post(add, content=extend(4, 6, log)).status_code == 403
+        assert cli_main(["witness", "clear", "--data", str(data), "--origin", log.origin]) == 0
+        assert httpx.post(add, content=extend(4, 6, log)).status_code == 200
+    finally:
+        proc.stop()

@@ -7,10 +7,13 @@ including two witness processes on one database.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
@@ -20,9 +23,11 @@ from verifier.note import ALG_COSIGNATURE_V1, Signer, parse_note, sign_note
 from verifier.witnessing import AddCheckpointRequest, cosigners, parse_cosignatures
 from witness.server import (
     Reply,
+    Webhook,
     WitnessCore,
     WitnessKeyError,
     load_or_create_witness_key,
+    normalize_prefix,
 )
 from witness.state import WitnessStore
 
@@ -247,3 +252,54 @@ def test_two_witness_processes_on_one_database_never_move_it_backwards(tmp_path:
         for c, s in zip(cores, stores, strict=True):
             c.stop()
             s.close()
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        n = int(self.headers.get("content-length", "0"))
+        _Hook.received.append(self.rfile.read(n))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_new_fork_is_posted_to_the_webhook_once(tmp_path: Path) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = Webhook(f"http://127.0.0.1:{server.server_address[1]}/alarm", timeout=5)
+    signer = load_or_create_witness_key(tmp_path, "witness.example/w1")
+    store = WitnessStore.open(tmp_path)
+    store.add_log(LOG.verifier.vkey)
+    witness = WitnessCore(store, signer, on_equivocation=hook.post)
+    witness.start()
+    try:
+        assert witness.add_checkpoint(req(0, 10)).status == 200
+        fork = cp(10, [merkle.leaf_hash(b"rewritten"), *LEAVES[1:]])
+        for _ in range(3):  # repeated: one alarm
+            assert witness.add_checkpoint(req(10, 10, fork)).status == 409
+    finally:
+        witness.stop()
+        hook.close()  # drains the queue: every post is done
+        server.shutdown()
+        store.close()
+    [body] = _Hook.received
+    alarm = json.loads(body)
+    assert alarm["alarm"] == "equivocation"
+    assert alarm["evidence"]["kind"] == "fork" and alarm["evidence"]["submitted_checkpoint"] == fork
+
+
+@pytest.mark.parametrize(
+    "given, want", [("/witness", "/witness"), ("witness/", "/witness"), ("/", ""), ("/a/b", "/a/b")]
+)
+def test_prefixes_are_normalized(given: str, want: str) -> None:
+    assert normalize_prefix(given) == want
+
+
+@pytest.mark.parametrize("bad", ["/a?b", "/a#b", "/a//b", "/a b", "/a%2f"])
+def test_prefixes_that_are_not_plain_paths_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="plain URL path"):
+        normalize_prefix(bad)

@@ -18,18 +18,21 @@ from tests.servers import free_port
 class WitnessProc(Process):
     """``jianzheng witness serve`` on a free loopback port."""
 
-    def __init__(self, data: Path, port: int | None = None) -> None:
+    def __init__(self, data: Path, port: int | None = None, *extra: str) -> None:
+        """``extra``: more ``witness serve`` options (a ``--prefix`` moves :attr:`prefix`)."""
         self.data = data
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.extra = extra
+        path = extra[extra.index("--prefix") + 1] if "--prefix" in extra else "/witness"
         #: tlog-witness submission prefix, what ``serve --witness VKEY@URL`` is given.
-        self.prefix = self.url + "/witness"
+        self.prefix = self.url + ("/" + path.strip("/") if path.strip("/") else "")
         self.start()
 
     def start(self) -> None:
         self.log = open(self.data.parent / f"{self.data.name}-{time.monotonic_ns()}.log", "w")
         cmd = [sys.executable, "-m", "api.cli", "witness", "serve", "--data", str(self.data)]
-        cmd += ["--port", str(self.port)]
+        cmd += ["--port", str(self.port), *self.extra]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         wait_until(lambda: self._up(), 60, "witness did not start")
 
