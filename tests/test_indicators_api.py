@@ -11,6 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from ledger.access import StillSealed
+from ledger.indicators import project_indicators
 from tests.procs import jianzheng
 from tests.tender import COLLUSION, colluding, lawful_tender
 from tests.test_sealed import Api, api, opening_at
@@ -93,6 +97,23 @@ def test_after_the_opening_a_reviewer_gets_each_indicator_with_its_evidence(api:
     # The read is recorded like any other read of the project's evidence.
     access = api.get("reviewer", f"/v1/projects/{P}/access").json()["access"]
     assert [a["payload"]["what"] for a in access].count("indicators") == 1
+
+
+def test_the_ledger_call_live_alerts_make_refuses_before_the_opening(api: Api) -> None:
+    """``ledger.indicators.project_indicators`` (what an alert calls once an opening is
+    committed) refuses before it, appending nothing; after it, it answers."""
+    files: dict[str, bytes] = {}
+    evs = colluding("same_deposit_account", P, files)
+    cut = opening_at(evs)
+    api.post(evs[:cut], files)
+    size = api.lg.head().size
+    with pytest.raises(StillSealed):
+        project_indicators(api.lg, P)
+    assert api.lg.head().size == size
+    api.post(evs[cut:])
+    [ind] = project_indicators(api.lg, P).items
+    assert ind.kind.name == "same_deposit_account"
+    assert [e.field for e in ind.evidence] == ["payload.payer_account"] * 2
 
 
 def test_the_lawful_tender_raises_none_online(api: Api) -> None:
