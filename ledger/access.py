@@ -14,7 +14,8 @@ recorded, the evidence is not handed out (fail closed).
 
 Evidence objects belong to the projects whose records cite them (``object_citations``,
 written with the records). A token may touch an object through a citing project in its
-scope, and, for the files of sealed events (bids), only as the sealing rules allow. An
+scope, and, for the files of sealed events (bids) and the confidential files of open ones
+(a complaint's letter), only as the sealing rules allow. An
 object no record cites is not evidence yet: only an unlimited platform token (which checks
 its own upload) or admin reads it, and that read belongs to no project's access chain.
 Everything else answers 404, exactly as for an object that is not stored (OWASP API1).
@@ -27,13 +28,19 @@ the API resolves a bearer token to one (``api.auth``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from ledger.clock import rfc3339
 from ledger.errors import LedgerError
 from ledger.records import ACCESS_EVENT, ACCESS_SUFFIX, validate_event
-from ledger.sealing import may_read_sealed, seals_attachments
+from ledger.sealing import (
+    attachments_confidential,
+    may_open,
+    may_read_sealed,
+    seals_attachments,
+)
 from ledger.sequencer import SequencerBusy, TradeTypeMismatch
 from ledger.service import Ledger
 from ledger.store import Citation, StoreError
@@ -283,6 +290,32 @@ def authorize_object(
         sealed = rule.sealing and any(seals_attachments(lg.catalogue, c.event_type) for c in found)
         if sealed and not may_read_sealed(lg.catalogue, opened=lg.unsealed(project), role=p.role):
             continue
+        # So does a confidential file (a complaint's letter names the complainant): only
+        # the readers of its class touch it through this project.
+        confidential = {c.event_type for c in found} if rule.sealing else set()
+        if any(
+            attachments_confidential(lg.catalogue, t)
+            and not may_open(
+                lg.catalogue,
+                t,
+                sealed_chain=False,
+                role=p.role,
+                reached=functools.partial(lg.reached, project),
+            )
+            for t in sorted(confidential)
+        ):
+            continue
         # The citation's own trade type is the event's; the project's stored one counts.
         return dataclasses.replace(found[0], trade_type=trade_type)
     raise missing
+
+
+def access_what(lg: Ledger, cite: Citation, what: dict[str, Any]) -> dict[str, Any]:
+    """What the access event of a file read says was read: the file's hash, or, for a
+    confidential file (a complaint's letter), the log index of the record citing it. Every
+    reader of the project's access chain sees the event; the hash would identify the file."""
+    if not attachments_confidential(lg.catalogue, cite.event_type):
+        return what
+    out = {k: v for k, v in what.items() if k != "sha256"}
+    out["index"] = cite.index
+    return out

@@ -25,7 +25,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -158,12 +158,15 @@ def plan_bundle(
     with_files: bool = False,
     now: datetime | None = None,
     max_records: int = fmt.MAX_RECORDS,
+    opens: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> BundlePlan:
     """Read and sign what a project's bundle needs; raises before anything is written.
 
     The bundle holds the project's process chain and its sealed chain, merged by log
     index, with the sealed records' openings: the caller hands it out only to those who
-    may read sealed events (after the opening).
+    may read sealed events (after the opening). Records with confidential fields are
+    opened only where ``opens`` admits them (the reader's class, ledger.sealing.
+    record_opener); the others stay committed. None opens them all (the operator's export).
     """
     src = sources or BundleSources()
     if with_files and src.open_object is None:
@@ -193,7 +196,7 @@ def plan_bundle(
     ]
     if not process:
         raise ProjectNotFound(f"project {project!r} has no committed records")
-    openings, views = _openings(ledger, parsed)
+    openings, views = _openings(ledger, parsed, opens)
     posters = canonicalize({"posters": _posters(ledger, project, size)})
     head_body = fmt.ProjectHead(
         ledger.signer.name,
@@ -259,19 +262,28 @@ def _records(
 
 
 def _openings(
-    ledger: Ledger, records: list[dict[str, Any]]
+    ledger: Ledger,
+    records: list[dict[str, Any]],
+    opens: Callable[[Mapping[str, Any]], bool] | None = None,
 ) -> tuple[list[bytes], list[dict[str, Any]]]:
-    """``openings.jsonl`` lines, and each record as posted (sealed ones opened).
+    """``openings.jsonl`` lines, and each record as posted (committed ones opened, where
+    the reader may: every sealed one, and confidential ones that ``opens`` admits).
 
     Every opening is checked against its commitment before it goes out: a bundle must
     never carry a value its record does not commit to.
     """
-    sealed = [r["index"] for r in records if is_sealed_chain(r["project"])]
+
+    def opened(r: Mapping[str, Any]) -> bool:
+        if is_sealed_chain(r["project"]):
+            return True
+        return "commitments" in r and (opens is None or opens(r))
+
+    sealed = [r["index"] for r in records if opened(r)]
     found = ledger.openings(sealed) if sealed else {}
     lines: list[bytes] = []
     views: list[dict[str, Any]] = []
     for r in records:
-        if not is_sealed_chain(r["project"]):
+        if not opened(r):
             views.append(r)
             continue
         raw = found.get(r["index"])

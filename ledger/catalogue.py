@@ -37,6 +37,8 @@ __all__ = [
     "TRADE_TYPES",
     "Catalogue",
     "CatalogueError",
+    "Confidential",
+    "ConfidentialClass",
     "EventType",
     "FieldSpec",
     "TradeType",
@@ -82,8 +84,14 @@ _EVENT_KEYS = frozenset(
         "fields",
     }
 )
-#: Optional event keys: groups of optional fields of which at least one must be given.
-_OPTIONAL_EVENT_KEYS = frozenset({"one_of_required"})
+#: Optional event keys: groups of optional fields of which at least one must be given, and
+#: the event's confidential parts (``confidential``, see :class:`Confidential`).
+_OPTIONAL_EVENT_KEYS = frozenset({"one_of_required", "confidential"})
+_CONFIDENTIAL_KEYS = frozenset({"class", "fields"})
+_CONFIDENTIAL_OPTIONAL = frozenset({"actor", "attachments"})
+_CLASS_KEYS = frozenset(
+    {"name_zh", "name_en", "sources", "status", "readers", "opened_by", "readers_after"}
+)
 _HOW_TO_LIST = (
     "valid codes are the 'code' entries in ledger/catalogue.json, "
     "or call ledger.catalogue.load_catalogue().codes()"
@@ -137,6 +145,42 @@ class TradeType:
 
 
 @dataclass(frozen=True)
+class ConfidentialClass:
+    """Who may read a kind of confidential field, and from when (docs/formats.md,
+    "Confidential fields").
+
+    ``readers`` may read the values from the moment they are recorded; once the project
+    records ``opened_by`` (when it names an event), ``readers_after`` may too. Nobody else,
+    admin included, ever reads them through the ledger: records and bundles carry their
+    commitments only.
+    """
+
+    name: str
+    name_zh: str
+    name_en: str
+    sources: tuple[str, ...]
+    status: str
+    readers: tuple[str, ...]
+    opened_by: str | None
+    readers_after: tuple[str, ...]
+
+    def may_read(self, role: str, *, opened: bool) -> bool:
+        return role in self.readers or (opened and role in self.readers_after)
+
+
+@dataclass(frozen=True)
+class Confidential:
+    """The parts of an event type kept confidential under one :class:`ConfidentialClass`:
+    payload ``fields``, the ``actor``'s id, the ``attachments``. Unlike a sealed event, the
+    event itself stays in the process chain: that it happened is not secret."""
+
+    cls: ConfidentialClass
+    fields: tuple[str, ...]
+    actor: bool = False
+    attachments: bool = False
+
+
+@dataclass(frozen=True)
 class EventType:
     """One catalogued event type and what the ledger and verifier need to know about it."""
 
@@ -156,6 +200,8 @@ class EventType:
     fields: Mapping[str, FieldSpec] = field(hash=False)
     #: Groups of optional fields of which a payload gives at least one.
     one_of_required: tuple[tuple[str, ...], ...] = ()
+    #: The parts kept confidential under a reader class (None: none).
+    confidential: Confidential | None = None
 
     @functools.cached_property
     def checker(self) -> PayloadChecker:
@@ -191,6 +237,10 @@ class Catalogue:
     #: Which event may follow which, and the reply fields naming earlier events
     #: (the catalogue's ``process_order`` section; see :mod:`ledger.order`).
     order: ProcessOrder = field(hash=False, default_factory=lambda: _NO_ORDER)
+    #: The reader classes of confidential fields (``confidential_classes``), by name.
+    confidential_classes: Mapping[str, ConfidentialClass] = field(
+        hash=False, default_factory=lambda: MappingProxyType({})
+    )
 
     def get(self, code: str) -> EventType:
         """Return the event type for ``code`` or raise UnknownEventType."""
@@ -248,7 +298,7 @@ def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
     """Validate an already-decoded catalogue (the JSON object) and build a Catalogue."""
     top = _object(data, origin)
     _exact_keys(
-        {k: v for k, v in top.items() if k != "process_order"},
+        {k: v for k, v in top.items() if k not in ("process_order", "confidential_classes")},
         frozenset({"version", "sealed_readers", "sealed_until", "trade_types", "events"}),
         origin,
     )
@@ -265,9 +315,10 @@ def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
     raw_events = top["events"]
     if not isinstance(raw_events, list) or not raw_events:
         raise CatalogueError(f"{origin}.events: expected a non-empty list")
+    classes = _parse_classes(top.get("confidential_classes", {}), f"{origin}.confidential_classes")
     events: dict[str, EventType] = {}
     for i, raw in enumerate(raw_events):
-        ev = _parse_event(raw, f"{origin}.events[{i}]")
+        ev = _parse_event(raw, f"{origin}.events[{i}]", classes)
         if ev.code in events:
             raise CatalogueError(f"{origin}.events[{i}]: duplicate event code {ev.code!r}")
         events[ev.code] = ev
@@ -284,6 +335,14 @@ def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
     if events[sealed_until].sealed:
         # The opening unseals the sealed chain; hidden in it, it could never be seen.
         raise CatalogueError(f"{origin}.sealed_until: {sealed_until!r} must not be sealed itself")
+    for c in classes.values():
+        opener = events.get(c.opened_by) if c.opened_by is not None else None
+        if c.opened_by is not None and (opener is None or opener.sealed or opener.confidential):
+            # The opening event must be in the process chain and wholly readable.
+            raise CatalogueError(
+                f"{origin}.confidential_classes.{c.name}.opened_by: {c.opened_by!r} is not "
+                "an event code of an event that is neither sealed nor confidential"
+            )
     # The reference fields (type "reference", with the event types each may name) are
     # what the sequencer resolves; the process order's intervals are closed through them.
     references = {
@@ -307,6 +366,7 @@ def parse_catalogue(data: object, origin: str = "<catalogue>") -> Catalogue:
         trade_types=MappingProxyType(trade_types),
         events=MappingProxyType(events),
         order=order,
+        confidential_classes=MappingProxyType(classes),
     )
 
 
@@ -341,7 +401,70 @@ def _parse_trade_types(raw: object, where: str) -> dict[str, TradeType]:
     return out
 
 
-def _parse_event(raw: object, where: str) -> EventType:
+def _parse_classes(raw: object, where: str) -> dict[str, ConfidentialClass]:
+    out: dict[str, ConfidentialClass] = {}
+    for name, entry in _object(raw, where).items():
+        w = f"{where}.{name}"
+        if not _SNAKE.fullmatch(name):
+            raise CatalogueError(f"{w}: a class name is snake_case")
+        obj = _object(entry, w)
+        _exact_keys(obj, _CLASS_KEYS, w)
+        status = _text(obj["status"], f"{w}.status")
+        if status not in STATUSES:
+            raise CatalogueError(f"{w}.status: {status!r} is not one of {STATUSES}")
+        opened_by = obj["opened_by"]
+        if opened_by is not None:
+            opened_by = _text(opened_by, f"{w}.opened_by")
+        after = _text_list(obj["readers_after"], f"{w}.readers_after")
+        if opened_by is None and after:
+            raise CatalogueError(f"{w}.readers_after: nothing opens this class (opened_by null)")
+        out[name] = ConfidentialClass(
+            name=name,
+            name_zh=_text(obj["name_zh"], f"{w}.name_zh"),
+            name_en=_text(obj["name_en"], f"{w}.name_en"),
+            sources=_text_list(obj["sources"], f"{w}.sources"),
+            status=status,
+            readers=_text_list(obj["readers"], f"{w}.readers"),
+            opened_by=opened_by,
+            readers_after=after,
+        )
+    return out
+
+
+def _parse_confidential(
+    raw: object,
+    where: str,
+    fields: Mapping[str, FieldSpec],
+    classes: Mapping[str, ConfidentialClass],
+    sealed: bool,
+) -> Confidential:
+    obj = _object(raw, where)
+    _exact_keys(obj, _CONFIDENTIAL_KEYS, where, _CONFIDENTIAL_OPTIONAL)
+    if sealed:
+        # A sealed event is hidden whole until the opening; one scheme per event.
+        raise CatalogueError(f"{where}: a sealed event cannot also have confidential fields")
+    name = _text(obj["class"], f"{where}.class")
+    cls = classes.get(name)
+    if cls is None:
+        raise CatalogueError(f"{where}.class: {name!r} is not in confidential_classes")
+    names = _text_list(obj["fields"], f"{where}.fields")
+    for n in names:
+        if n not in fields:
+            raise CatalogueError(f"{where}.fields: {n!r} is not declared in fields")
+    flags = {}
+    for key in ("actor", "attachments"):
+        v = obj.get(key, False)
+        if not isinstance(v, bool):
+            raise CatalogueError(f"{where}.{key}: expected true or false")
+        flags[key] = v
+    if not names and not any(flags.values()):
+        raise CatalogueError(f"{where}: names no confidential part")
+    return Confidential(cls, names, flags["actor"], flags["attachments"])
+
+
+def _parse_event(
+    raw: object, where: str, classes: Mapping[str, ConfidentialClass] | None = None
+) -> EventType:
     obj = _object(raw, where)
     code = obj.get("code")
     if isinstance(code, str):
@@ -401,6 +524,16 @@ def _parse_event(raw: object, where: str) -> EventType:
                 )
         groups.append(group)
 
+    confidential = None
+    if "confidential" in obj:
+        confidential = _parse_confidential(
+            obj["confidential"],
+            f"{where}.confidential",
+            fields,
+            classes or {},
+            bool(sealed_fields) or sealed_attachments,
+        )
+
     return EventType(
         code=code,
         name_zh=_text(obj["name_zh"], f"{where}.name_zh"),
@@ -413,6 +546,7 @@ def _parse_event(raw: object, where: str) -> EventType:
         sealed_attachments=sealed_attachments,
         fields=fields,
         one_of_required=tuple(groups),
+        confidential=confidential,
     )
 
 

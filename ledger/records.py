@@ -174,6 +174,9 @@ class Sealing:
     payload: Canonical
     #: Canonical JSON ``{path: {"salt", "value"}}``, kept in ``sealed_openings``.
     openings: bytes
+    #: True for a sealed event (it joins the project's sealed chain); False for an event
+    #: with confidential fields, which stays in the process chain (docs/formats.md).
+    sealed_chain: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +211,8 @@ class EventSubmission:
     @property
     def chain(self) -> str:
         """The hash chain the record joins: the project's, or its sealed chain."""
-        return self.project + SEALED_SUFFIX if self.sealing is not None else self.project
+        sealed = self.sealing is not None and self.sealing.sealed_chain
+        return self.project + SEALED_SUFFIX if sealed else self.project
 
 
 def _attachments(value: object) -> tuple[Attachment, ...]:

@@ -15,6 +15,15 @@ sees them, admin included.
   Before the opening the sealed chain is not shown at all (reads of its records answer
   404 like a missing index); afterwards sealed readers see both chains merged by log index.
 
+- **Confidential fields.** Some facts of open events stay secret from most readers: the
+  complainant of a complaint (阿拉善 实施办法 第五十条), the evaluation committee's members
+  until the result is determined (招标投标法 第三十七条). The catalogue names them per event
+  type (``confidential``) under a reader class (``confidential_classes``: who reads them at
+  once, which event opens them, to whom). They are committed in the same way, but the
+  event stays in the process chain: that a complaint was filed is not secret. Their
+  openings go only to the class's readers (:func:`may_open`); everyone else, and every
+  bundle exported for them, gets the commitments alone.
+
 Records committed before this scheme (sealed events in the process chain, values in
 place) are shown with the sealed values, and the salt that would let one test a guess
 against the event hash, replaced by ``"[sealed]"`` (:func:`redact`).
@@ -26,13 +35,13 @@ import base64
 import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ledger.catalogue import Catalogue
+from ledger.catalogue import Catalogue, Confidential
 from ledger.records import EventSubmission, Sealing
 from verifier.canonical import Canonical, canonicalize
-from verifier.sealed import SALT_BYTES, commit
+from verifier.sealed import SALT_BYTES, commit, is_sealed_chain
 
 SEALED = "[sealed]"
 
@@ -49,7 +58,11 @@ def seal(
     sealed values, so with the poster's public key it would test a guess).
     """
     et = catalogue.events.get(ev.type)
-    if et is None or not et.sealed or ev.sealing is not None:
+    if et is None or ev.sealing is not None:
+        return ev
+    if et.confidential is not None:
+        return _seal_confidential(ev, et.confidential, random)
+    if not et.sealed:
         return ev
     payload: dict[str, Any] = json.loads(ev.payload)
     parts: dict[str, object] = {}
@@ -61,6 +74,44 @@ def seal(
         parts["attachments"] = [a.to_json() for a in ev.attachments]
     if ev.poster_signature is not None:
         parts["poster_signature"] = ev.poster_signature
+    return _committed(ev, payload, parts, random, sealed_chain=True)
+
+
+def _seal_confidential(
+    ev: EventSubmission, conf: Confidential, random: Callable[[int], bytes]
+) -> EventSubmission:
+    """The event with its confidential parts committed; it stays in the process chain.
+
+    Committed: each confidential payload field it carries, the actor's id and the
+    attachment list where the catalogue says so (a complaint's letter names the
+    complainant), and the poster's signature, which covers them all. An event that
+    carries no confidential value is committed as it is.
+    """
+    payload: dict[str, Any] = json.loads(ev.payload)
+    parts: dict[str, object] = {}
+    for name in conf.fields:
+        if name in payload:
+            parts["payload." + name] = payload.pop(name)
+    if conf.actor:
+        parts["actor.id"] = ev.actor["id"]
+    if conf.attachments and ev.attachments:
+        parts["attachments"] = [a.to_json() for a in ev.attachments]
+    if not parts:
+        return ev
+    if ev.poster_signature is not None:
+        parts["poster_signature"] = ev.poster_signature
+    return _committed(ev, payload, parts, random, sealed_chain=False)
+
+
+def _committed(
+    ev: EventSubmission,
+    payload: dict[str, Any],
+    parts: dict[str, object],
+    random: Callable[[int], bytes],
+    *,
+    sealed_chain: bool,
+) -> EventSubmission:
+    """``ev`` with ``parts`` committed under fresh salts and left out of ``payload``."""
     commitments: dict[str, str] = {}
     openings: dict[str, dict[str, Any]] = {}
     for path, value in parts.items():
@@ -68,7 +119,10 @@ def seal(
         commitments[path] = base64.b64encode(commit(path, salt, value)).decode()
         openings[path] = {"salt": base64.b64encode(salt).decode(), "value": value}
     sealing = Sealing(
-        commitments, Canonical(canonicalize(payload).decode()), canonicalize(openings)
+        commitments,
+        Canonical(canonicalize(payload).decode()),
+        canonicalize(openings),
+        sealed_chain,
     )
     return dataclasses.replace(ev, sealing=sealing)
 
@@ -87,6 +141,63 @@ def seals_attachments(catalogue: Catalogue, event_type: str) -> bool:
 def may_read_sealed(catalogue: Catalogue, *, opened: bool, role: str) -> bool:
     """Sealed parts open only after the project's opening, and only to the sealed readers."""
     return opened and role in catalogue.sealed_readers
+
+
+def may_open(
+    catalogue: Catalogue,
+    event_type: str,
+    *,
+    sealed_chain: bool,
+    role: str,
+    reached: Callable[[str], bool],
+) -> bool:
+    """Whether ``role`` may read the committed parts of a record of ``event_type`` now.
+
+    ``reached(code)`` tells whether the project has recorded an event of type ``code``
+    (asked only when it decides). A sealed record (in the sealed chain) opens after the bid
+    opening to the sealed readers; a record with confidential fields, to its class's
+    ``readers`` at once and to its ``readers_after`` once the class's ``opened_by`` event
+    is recorded. Nobody else, ever.
+    """
+    if sealed_chain:
+        return role in catalogue.sealed_readers and reached(catalogue.sealed_until)
+    et = catalogue.events.get(event_type)
+    if et is None or et.confidential is None:
+        return False
+    cls = et.confidential.cls
+    if role in cls.readers:
+        return True
+    return cls.opened_by is not None and role in cls.readers_after and reached(cls.opened_by)
+
+
+def record_opener(
+    catalogue: Catalogue, role: str, reached: Callable[[str], bool]
+) -> Callable[[Mapping[str, Any]], bool]:
+    """``may_open`` for committed records (those with ``commitments``) of one project,
+    asking ``reached`` at most once per event type."""
+    seen: dict[str, bool] = {}
+
+    def cached(code: str) -> bool:
+        if code not in seen:
+            seen[code] = reached(code)
+        return seen[code]
+
+    def opens(record: Mapping[str, Any]) -> bool:
+        return "commitments" in record and may_open(
+            catalogue,
+            str(record.get("type")),
+            sealed_chain=is_sealed_chain(record.get("project")),
+            role=role,
+            reached=cached,
+        )
+
+    return opens
+
+
+def attachments_confidential(catalogue: Catalogue, event_type: str) -> bool:
+    """Whether the files attached to events of this type are confidential (a complaint's)."""
+    et = catalogue.events.get(event_type)
+    return et is not None and et.confidential is not None and et.confidential.attachments
 
 
 def redact(

@@ -396,8 +396,12 @@ class Ledger:
 
     def unsealed(self, project: str) -> bool:
         """Whether the project's sealed events may be read: its bid opening is recorded."""
+        return self.reached(project, self.catalogue.sealed_until)
+
+    def reached(self, project: str, event_type: str) -> bool:
+        """Whether the project's process chain records an event of ``event_type``."""
         with self.store.reader() as conn:
-            return self.store.project_has_type(conn, project, self.catalogue.sealed_until)
+            return self.store.project_has_type(conn, project, event_type)
 
     def project_trade_type(self, project: str) -> str | None:
         """The trade type the project's first record fixed; None if it has no records."""

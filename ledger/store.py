@@ -535,6 +535,19 @@ class Store:
         ).all()
         return [Citation(r[0], r[1], r[2], int(r[3])) for r in rows]
 
+    def project_objects(self, conn: Connection, project: str, after: str, limit: int) -> list[str]:
+        """The SHA-256 of the objects the project's records cite, above ``after``, in order;
+        at most ``limit`` (a page: an archived project may cite thousands)."""
+        c = ObjectCitationRow
+        rows = conn.execute(
+            select(c.sha256)
+            .where(c.project == project, c.sha256 > after)
+            .group_by(c.sha256)
+            .order_by(c.sha256)
+            .limit(limit)
+        ).all()
+        return [r[0] for r in rows]
+
     # --- posters -----------------------------------------------------------------------
     def record_posters(self, conn: Connection, project: str, below: int) -> list[tuple[int, str]]:
         """(seq, poster token id) of the project's records with log index below ``below``."""

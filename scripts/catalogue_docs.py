@@ -87,6 +87,12 @@ def verifier_copy() -> str:
             "fields": ev["fields"],
             "one_of_required": ev.get("one_of_required", []),
             "sealed_fields": ev["sealed_fields"],
+            # Confidential fields, like sealed ones, may stand as commitments in a bundle.
+            **(
+                {"confidential_fields": ev["confidential"]["fields"]}
+                if "confidential" in ev
+                else {}
+            ),
         }
         for ev in raw["events"]
     }
@@ -153,6 +159,17 @@ def _reference() -> str:
         out.append(f"- 依据 sources: {'；'.join(ev.sources) or '—'} ({ev.status})")
         if ev.sealed_fields:
             out.append(f"- 开标前保密 sealed until opening: {', '.join(ev.sealed_fields)}")
+        if ev.confidential is not None:
+            c = ev.confidential
+            parts = [
+                *c.fields,
+                *(["actor.id"] if c.actor else []),
+                *(["attachments"] if c.attachments else []),
+            ]
+            out.append(
+                f"- 保密字段 confidential ({c.cls.name}): {', '.join(parts)}; {c.cls.name_zh} / "
+                f"{c.cls.name_en}"
+            )
         for group in ev.one_of_required:
             out.append(f"- 至少填写其一 at least one of: {', '.join(group)}")
         if ev.code in LEDGER_EVENTS:

@@ -107,5 +107,9 @@ class ObjectStore(Protocol):
     def set_legal_hold(self, sha256_hex: str, version_id: str | None, hold: bool) -> None:
         """Place or lift a legal hold on the stored version."""
 
+    def extend_retention(self, sha256_hex: str, version_id: str | None, until: datetime) -> None:
+        """Lengthen the stored version's retention to ``until``; the service calls it only
+        with a date later than the current one (COMPLIANCE retention never shortens)."""
+
     def delete(self, sha256_hex: str, version_id: str | None) -> None:
         """Delete the stored version for good; the service checks retention first."""

@@ -155,6 +155,11 @@ class FilesystemStore:
         if self.stat(sha256_hex) is None:
             raise ObjectNotFound(f"object {sha256_hex} is not stored")
 
+    def extend_retention(self, sha256_hex: str, version_id: str | None, until: datetime) -> None:
+        # Retention is recorded in the ledger database, which the service checks on delete.
+        if self.stat(sha256_hex) is None:
+            raise ObjectNotFound(f"object {sha256_hex} is not stored")
+
     def delete(self, sha256_hex: str, version_id: str | None) -> None:
         p = self.path(sha256_hex)
         try:

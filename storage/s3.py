@@ -345,6 +345,18 @@ class MinioStore:
                     bucket_name=self.bucket, object_name=key, version_id=version_id or None
                 )
 
+    def extend_retention(self, sha256_hex: str, version_id: str | None, until: datetime) -> None:
+        """COMPLIANCE retention may be lengthened, never shortened (MinIO refuses that)."""
+        self.ensure_ready()
+        key = object_key(sha256_hex)
+        with self._call(f"retention of {key}"):
+            self.client.set_object_retention(
+                bucket_name=self.bucket,
+                object_name=key,
+                config=Retention(COMPLIANCE, until),
+                version_id=version_id or None,
+            )
+
     def delete(self, sha256_hex: str, version_id: str | None) -> None:
         self.ensure_ready()
         key = object_key(sha256_hex)

@@ -447,6 +447,26 @@ class EvidenceStore:
             raise StorageUnavailable(f"the ledger database is unavailable: {e}") from e
         return self.require(sha256_hex)
 
+    def extend_retention(self, sha256_hex: str, until: datetime) -> bool:
+        """Keep the object at least until ``until`` (in the backend first, then in the
+        database); True when its retention was lengthened. An earlier date changes nothing:
+        retention only ever grows (S3 Object Lock in COMPLIANCE mode refuses to shorten it)."""
+        info = self.require(sha256_hex)
+        until = until.astimezone(UTC)
+        if until <= datetime.fromisoformat(info.retain_until):
+            return False
+        self.backend.extend_retention(sha256_hex, self._version(info), until)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(ObjectRow)
+                    .where(ObjectRow.sha256 == sha256_hex, ObjectRow.retain_until < rfc3339(until))
+                    .values(retain_until=rfc3339(until))
+                )
+        except SQLAlchemyError as e:
+            raise StorageUnavailable(f"the ledger database is unavailable: {e}") from e
+        return True
+
     def delete(self, sha256_hex: str) -> None:
         """Delete an object whose retention has expired and which is not on hold.
 

@@ -35,7 +35,9 @@ def test_the_verifier_knows_every_version_and_the_current_one_as_the_ledger() ->
         found = cats.checker(cat.version, ev.code)
         assert found is not None
         checker, sealed = found
-        assert sealed == frozenset(ev.sealed_fields)
+        # Sealed and confidential fields alike may stand as commitments.
+        confidential = ev.confidential.fields if ev.confidential else ()
+        assert sealed == frozenset(ev.sealed_fields) | frozenset(confidential)
         assert set(checker.fields) == set(ev.fields)
 
 

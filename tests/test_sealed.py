@@ -387,7 +387,7 @@ def test_records_of_the_old_form_still_verify_and_leak_no_salt(api: Api, tmp_pat
     lg.sequencer.catalogue = dataclasses.replace(
         seals,
         events={
-            c: dataclasses.replace(e, sealed_fields=(), sealed_attachments=False)
+            c: dataclasses.replace(e, sealed_fields=(), sealed_attachments=False, confidential=None)
             for c, e in seals.events.items()
         },
     )

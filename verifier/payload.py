@@ -602,8 +602,8 @@ class PayloadCatalogues:
 
     The verifier judges each record by the version it was committed under
     (``catalogue_version``; records without it are version 1, whose payloads were not
-    typed). Sealed fields are left to the sealing checks: in a bundle their values may
-    stand redacted or as commitments.
+    typed). Sealed and confidential fields are left to the sealing checks: in a bundle
+    their values may stand redacted or as commitments.
     """
 
     #: version -> event code -> (fields, one_of_required, sealed fields); None: untyped.
@@ -655,7 +655,9 @@ def parse_payload_catalogues(data: object) -> PayloadCatalogues:
             except ValueError as e:
                 raise ValueError(f"{where}.fields: {e}") from None
             groups = tuple(tuple(g) for g in ev.get("one_of_required", []))
-            events[code] = (fields, groups, frozenset(ev.get("sealed_fields", [])))
+            # Sealed and confidential fields alike may stand as commitments (verifier/sealed.py).
+            hidden = [*ev.get("sealed_fields", []), *ev.get("confidential_fields", [])]
+            events[code] = (fields, groups, frozenset(hidden))
         versions[int(key)] = MappingProxyType(events)
     return PayloadCatalogues(MappingProxyType(versions))
 

@@ -151,7 +151,8 @@ def record_from_event(event: dict[str, Any], receipt: dict[str, Any]) -> dict[st
     ``index``, ``recorded_at``, ``salt``, ``record_checkpoint`` and ``catalogue_version``.
     A sealed event's receipt also carries ``sealed_salts`` (path -> base64 salt, for the
     poster's eyes only): each sealed part is then taken out and committed to, and the
-    record joins the sealed chain, as the ledger committed it (verifier.sealed.seal_record).
+    record joins the sealed chain, as the ledger committed it (verifier.sealed.seal_record);
+    with ``"sealed_chain": false`` (confidential fields) it stays in the process chain.
     """
     record = _posted_record(event, receipt)
     salts = receipt.get("sealed_salts")
@@ -159,8 +160,12 @@ def record_from_event(event: dict[str, Any], receipt: dict[str, Any]) -> dict[st
         return record
     from verifier.sealed import OpeningError, seal_record
 
+    # Confidential fields (``"sealed_chain": false``) leave the record in its chain.
+    sealed_chain = receipt.get("sealed_chain", True)
+    if not isinstance(sealed_chain, bool):
+        raise ReceiptError("sealed_chain must be true or false")
     try:
-        return seal_record(record, salts)
+        return seal_record(record, salts, sealed_chain=sealed_chain)
     except OpeningError as e:
         raise ReceiptError(f"the receipt's sealed_salts do not fit the event: {e}") from None
 

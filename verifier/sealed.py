@@ -11,6 +11,10 @@ is replaced by a commitment in the record's ``commitments`` member, keyed by its
 - ``poster_signature``: the poster's signature, which covers the sealed values and so would
   let anyone with the poster's public key test a guess.
 
+Records of open events with *confidential* fields (a complainant, the evaluation
+committee's members) are committed the same way but stay in the project's process chain;
+their openings go only to the readers the catalogue names (docs/formats.md).
+
 Commitment (32 bytes, base64 in the record)::
 
     SHA-256( "jianzheng/sealed-commitment/v1" || 0x0A || JCS(path) || salt || JCS(value) )
@@ -148,13 +152,17 @@ def leave_out(record: dict[str, Any], path: str) -> object:
     return record.pop(path)
 
 
-def seal_record(record: Mapping[str, Any], salts: object) -> dict[str, Any]:
+def seal_record(
+    record: Mapping[str, Any], salts: object, *, sealed_chain: bool = True
+) -> dict[str, Any]:
     """The committed form of a record as posted, given the salt of each sealed part.
 
     ``salts`` maps each sealed path to its base64 salt; each part is taken out of the
     record and committed to under its salt, and the record joins the project's sealed
-    chain. The inverse of :func:`open_record`: ``open_record(seal_record(r, s), o) == r``
-    for the openings ``o`` of those salts and the values of ``r``.
+    chain (unless ``sealed_chain`` is False: a record with confidential fields stays in
+    the process chain). The inverse of :func:`open_record`:
+    ``open_record(seal_record(r, s), o) == r`` for the openings ``o`` of those salts and
+    the values of ``r``.
     """
     if not isinstance(salts, dict) or not salts:
         raise OpeningError("sealed_salts must be an object, one salt per sealed part")
@@ -172,7 +180,7 @@ def seal_record(record: Mapping[str, Any], salts: object) -> dict[str, Any]:
     project = out.get("project")
     if not isinstance(project, str):
         raise OpeningError("the record names no project")
-    out["project"] = project + SEALED_SUFFIX
+    out["project"] = project + SEALED_SUFFIX if sealed_chain else project
     out["commitments"] = commitments
     return out
 

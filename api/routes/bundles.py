@@ -33,7 +33,7 @@ from ledger.bundle import (
     plan_bundle,
     sources_for,
 )
-from ledger.sealing import is_sealed_type, may_read_sealed
+from ledger.sealing import is_sealed_type, may_read_sealed, record_opener
 from ledger.service import Ledger
 from storage.service import EvidenceStore
 
@@ -74,7 +74,12 @@ async def project_bundle(
         await _require_unsealed(lg, project, p.role)
     sources = bundle_sources(request)
     try:
-        plan = await run_in_threadpool(plan_bundle, lg, project, sources, with_files=files)
+        # Confidential fields (a complainant, the committee before the result) go out
+        # opened only to their readers; everyone else's bundle carries the commitments.
+        opens = record_opener(lg.catalogue, p.role, lambda code: lg.reached(project, code))
+        plan = await run_in_threadpool(
+            plan_bundle, lg, project, sources, with_files=files, opens=opens
+        )
     except ProjectNotFound:
         raise ApiError(404, "not_found", missing) from None
     except BundleTooLarge as e:

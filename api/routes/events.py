@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 import orjson
@@ -30,17 +31,22 @@ from api.schemas import POSTED_EVENT_REF
 from ledger.access import Principal, access_chain, authorize_project, record_access
 from ledger.appending import append_events
 from ledger.records import ACCESS_SUFFIX
-from ledger.sealing import is_sealed_type, may_read_sealed, redact
+from ledger.sealing import is_sealed_type, may_read_sealed, record_opener, redact
 from ledger.sequencer import (
     Appended,
     Completion,
 )
 from ledger.service import Ledger, NotFound
 from ledger.witnessing.view import WitnessingView, receipt_fields_for
+from storage.archiving import ARCHIVE_EVENT, retain_archive
+from storage.base import StorageError
+from storage.service import EvidenceStore
 from verifier.b64 import encode_b64
 from verifier.references import RESOLVED
 from verifier.rules.engine import evaluate
 from verifier.sealed import OpeningError, base_project, is_sealed_chain, open_record
+
+log = logging.getLogger("jianzheng.api")
 
 MAX_EVENT_BODY = 1 << 20
 MAX_BATCH_BODY = 16 << 20
@@ -92,6 +98,8 @@ def receipts_json(
             j.update(completion_json(_record_view(c, bool(fields)), fields))
             if sealing is not None:
                 j["sealed_salts"] = sealed_salts(json.loads(sealing.openings))
+                if not sealing.sealed_chain:
+                    j["sealed_chain"] = False
         else:  # a replay (of this poster's own event): what the ledger added is in the record
             j.update(poster_completion(lg, json.loads(lg.record(a.index)[0])))
         fields = witnessed.get(cp.size)
@@ -135,12 +143,15 @@ def poster_completion(lg: Ledger, record: dict[str, Any]) -> dict[str, Any]:
     """The receipt members for the poster of a committed ``record`` (see completion_json);
     for a sealed record, from the record as posted (its openings applied), with the
     sealed parts' salts. Only for the token that posted the record."""
-    if not is_sealed_chain(record["project"]):
+    if "commitments" not in record:
         return completion_json(record, lg.catalogue.order.references.get(record["type"]))
-    openings = _openings(lg, [record])[record["index"]]
+    # The poster posted these values: its own record opens for it.
+    openings = _openings(lg, [record], lambda _: True)[record["index"]]
     opened = _opened(record, openings)
     out = completion_json(opened, lg.catalogue.order.references.get(opened["type"]))
     out["sealed_salts"] = sealed_salts(openings)
+    if not is_sealed_chain(record["project"]):
+        out["sealed_chain"] = False  # confidential fields: the record stays in its chain
     return out
 
 
@@ -204,9 +215,9 @@ async def post_event(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
     """Append one event; the reply is its receipt, sent once the event is durable."""
     obj = await read_json(request, MAX_EVENT_BODY)
     [a] = await _append(request, p, lg, [obj], batch=False, dry=False)
-    return ReceiptsResponse(
-        receipts_json(lg, [a], app_witnessing(request))[0], status_code=200 if a.replayed else 201
-    )
+    [j] = receipts_json(lg, [a], app_witnessing(request))
+    await _retain_archives(request, lg, [a], [j])
+    return ReceiptsResponse(j, status_code=200 if a.replayed else 201)
 
 
 @router.post("/v1/events:batch", status_code=201, openapi_extra=_body(BATCH_SCHEMA))
@@ -214,9 +225,50 @@ async def post_batch(request: Request, p: Poster, lg: LedgerDep) -> JSONResponse
     """Append up to 1000 events, all or nothing; receipts in the order posted."""
     items = _batch_items(await read_json(request, MAX_BATCH_BODY))
     done = await _append(request, p, lg, items, batch=True, dry=False)
-    return ReceiptsResponse(
-        {"receipts": receipts_json(lg, done, app_witnessing(request))}, status_code=201
-    )
+    receipts = receipts_json(lg, done, app_witnessing(request))
+    await _retain_archives(request, lg, done, receipts)
+    return ReceiptsResponse({"receipts": receipts}, status_code=201)
+
+
+async def _retain_archives(
+    request: Request, lg: Ledger, done: list[Appended], receipts: list[dict[str, Any]]
+) -> None:
+    """After an ``archive_package_created`` is committed (or replayed), lengthen the locks
+    of the project's files to its retention date (storage.archiving); its receipt says what
+    was done under ``retention``, or why not (``{"error"}``: replay the event to retry).
+    The event is committed either way: the archive is a fact, the locks follow it."""
+    objects: EvidenceStore | None = getattr(request.app.state, "objects", None)
+    if objects is None:
+        return
+    archived = await run_in_threadpool(_archives, lg, done)
+    for a, j in zip(done, receipts, strict=True):
+        project = archived.get(a.index)
+        if project is None:
+            continue
+        try:
+            done_ = await run_in_threadpool(retain_archive, lg, objects, project)
+        except StorageError as e:
+            log.warning("retention of project %s not lengthened: %s", project, e)
+            j["retention"] = {"error": f"the files' retention was not lengthened: {e}"}
+            continue
+        if done_ is not None:
+            j["retention"] = done_.to_json()
+
+
+def _archives(lg: Ledger, done: list[Appended]) -> dict[int, str]:
+    """log index -> project of the archive events among ``done``, committed or replayed
+    (a replay's type is read from its record)."""
+    out: dict[int, str] = {}
+    for a in done:
+        c = a.completion
+        if c is not None:
+            if c.event.type == ARCHIVE_EVENT:
+                out[a.index] = c.event.project
+            continue
+        record = json.loads(lg.record(a.index)[0])
+        if record["type"] == ARCHIVE_EVENT:
+            out[a.index] = record["project"]
+    return out
 
 
 def _batch_items(body: object) -> list[object]:
@@ -406,6 +458,10 @@ async def get_event(
         extra = {"openings": openings[index], "opened": _opened(record, openings[index])}
     elif is_sealed_type(lg.catalogue, record["type"]):
         record = redact(record, lg.catalogue, opened=lg.unsealed(project), role=p.role)
+    elif _opener(lg, project, p)(record):
+        # Confidential fields (a complainant, the committee): their readers get them.
+        openings = _openings(lg, [record], lambda _: True)
+        extra = {"openings": openings[index], "opened": _opened(record, openings[index])}
     cp = lg.checkpoint_for(index)
     receipt = lg.receipt(index, event_hash, cp).to_json()
     receipt.update(receipt_fields_for(w, cp))
@@ -418,9 +474,24 @@ async def get_event(
     }
 
 
-def _openings(lg: Ledger, records: list[dict[str, Any]]) -> dict[int, Any]:
-    """index -> openings of the sealed records among ``records``."""
-    sealed = [r["index"] for r in records if is_sealed_chain(r["project"])]
+def _opener(lg: Ledger, project: str, p: Principal) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether ``p`` may read a committed record of ``project``'s openings now."""
+    return record_opener(lg.catalogue, p.role, lambda code: lg.reached(project, code))
+
+
+def _openings(
+    lg: Ledger,
+    records: list[dict[str, Any]],
+    opens: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> dict[int, Any]:
+    """index -> openings of the committed records among ``records``: every one of the
+    sealed chain (the caller has checked that they may be read), and those others that
+    ``opens`` admits (confidential fields; by default only sealed ones)."""
+    sealed = [
+        r["index"]
+        for r in records
+        if is_sealed_chain(r["project"]) or ("commitments" in r and opens and opens(r))
+    ]
     if not sealed:
         return {}
     found = lg.openings(sealed)
@@ -476,7 +547,7 @@ async def project_events(
             start = at[0][0] if at and at[0][1] == after else MAX_INT64
         rows = lg.merged_records(project, start, limit)
         records = [json.loads(r) for _, _, r in rows]
-        openings = _openings(lg, records)
+        openings = _openings(lg, records, _opener(lg, project, p))
         full = len(rows) == limit
         last_chain = records[-1]["project"] if records else ""
         nxt = rows[-1][1] if full and not is_sealed_chain(last_chain) else None
@@ -492,6 +563,9 @@ async def project_events(
             records = [redact(r, lg.catalogue, opened=opened, role=p.role) for r in records]
         nxt = rows[-1][1] if len(rows) == limit else None
         extra = {"sealed_withheld": sealed}
+        openings = _openings(lg, records, _opener(lg, project, p))
+        if openings:
+            extra["openings"] = {str(i): o for i, o in sorted(openings.items())}
     if records:
         await record_access(
             lg, p, project, trade_type, {"what": "records", "after": after, "count": len(records)}

@@ -32,6 +32,7 @@ from ledger.access import (
     HOLD_OBJECT,
     HOLD_POSTER,
     Principal,
+    access_what,
     authorize_object,
     record_access,
     record_event,
@@ -395,7 +396,7 @@ async def get_object(
         pieces = await run_in_threadpool(objects.read, info, offset, length)
     if cite is not None:
         try:
-            await record_access(lg, p, cite.project, cite.trade_type, what)
+            await record_access(lg, p, cite.project, cite.trade_type, access_what(lg, cite, what))
         except BaseException:
             _close(pieces)
             raise
@@ -425,7 +426,7 @@ async def get_chunk(
         chunk = await run_in_threadpool(objects.chunk, sha256, index)
     if cite is not None:
         what = {"what": "object_chunk", "sha256": sha256, "chunk": index}
-        await record_access(lg, p, cite.project, cite.trade_type, what)
+        await record_access(lg, p, cite.project, cite.trade_type, access_what(lg, cite, what))
     j = chunk.to_json()
     data = j.pop("data")
     # Base64 needs no JSON escaping, so the 1.4 MB string is spliced in as it is: through

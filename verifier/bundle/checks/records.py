@@ -52,11 +52,9 @@ def check_records(b: EvidenceBundle, out: CheckList) -> list[Record]:
         if canon != line:
             problems.add(f"{where}: not in RFC 8785 canonical form", f"第 {n} 行记录不是规范格式")
         in_sealed = obj.get("project") == project + SEALED_SUFFIX
-        if in_sealed != ("commitments" in obj):
-            problems.append(
-                f"{where}: a record of the sealed chain must carry commitments, and only "
-                "such a record"
-            )
+        # A process record may carry commitments too: its confidential fields.
+        if in_sealed and "commitments" not in obj:
+            problems.append(f"{where}: a record of the sealed chain must carry commitments")
         if obj.get("project") != project and not in_sealed:
             problems.add(
                 f"{where}: belongs to project {obj.get('project')!r}",

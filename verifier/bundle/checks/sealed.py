@@ -12,15 +12,24 @@ T_OPENINGS = ("密封内容开启", "sealed openings")
 
 
 def check_openings(b: EvidenceBundle, out: CheckList, records: list[Record]) -> None:
-    """Each sealed record's openings must match its commitments (verifier/sealed.py).
+    """Each committed record's openings must match its commitments (verifier/sealed.py).
 
     The committed record verifies against its event hash without them; with them, each
     value is the one committed to, so a backend cannot swap an opened value (a bidder,
     a price) after the fact. Sets each record's ``view`` to the record as posted.
+
+    Sealed records (the sealed chain) must all be opened once ``openings.jsonl`` is there.
+    Records of open events with confidential fields (a complainant, the committee) are
+    opened only for the readers who may see them (docs/formats.md): withheld, they still
+    verify as commitments, and the rules see them without those values.
     """
     sealed = {r.obj.get("index"): r for r in records if r.sealed}
+    confidential = {
+        r.obj.get("index"): r for r in records if not r.sealed and "commitments" in r.obj
+    }
+    committed = sealed | confidential
     if OPENINGS not in b.archive.members:
-        for r in sealed.values():
+        for r in committed.values():
             r.unopened = True
         if sealed:
             out.add(
@@ -32,6 +41,8 @@ def check_openings(b: EvidenceBundle, out: CheckList, records: list[Record]) -> 
                 f"{len(sealed)} 条密封记录未附 {OPENINGS}：仅核验其承诺值，规则核查不含密封内容",
                 required=False,
             )
+        elif confidential:
+            _withheld(out, 0, 0, len(confidential))
         return
     problems = Problems()
     seen: set[int] = set()
@@ -44,10 +55,10 @@ def check_openings(b: EvidenceBundle, out: CheckList, records: list[Record]) -> 
             problems.append(f"{OPENINGS} line {n}: malformed ({e})")
             continue
         idx = doc["index"]
-        found = sealed.get(idx) if isinstance(idx, int) else None
+        found = committed.get(idx) if isinstance(idx, int) else None
         if found is None or idx in seen:
             problems.append(
-                f"{OPENINGS} line {n}: index {idx!r} is not a sealed record of the bundle, "
+                f"{OPENINGS} line {n}: index {idx!r} is not a committed record of the bundle, "
                 "or is opened twice"
             )
             continue
@@ -64,6 +75,11 @@ def check_openings(b: EvidenceBundle, out: CheckList, records: list[Record]) -> 
         if idx not in seen:
             r.unopened = True
             problems.append(f"{record_place(r)}: sealed, and not opened in {OPENINGS}")
+    withheld = 0
+    for idx, r in confidential.items():
+        if idx not in seen:
+            r.unopened = True
+            withheld += 1
     if problems:
         out.failed_on(
             "sealed_openings",
@@ -72,6 +88,8 @@ def check_openings(b: EvidenceBundle, out: CheckList, records: list[Record]) -> 
             f"{len(problems)} problem(s) opening sealed records; first: ",
             f"密封记录开启有 {len(problems)} 处问题；首个：",
         )
+    elif confidential:
+        _withheld(out, len(sealed), len(confidential) - withheld, withheld)
     else:
         out.passed(
             "sealed_openings",
@@ -79,3 +97,18 @@ def check_openings(b: EvidenceBundle, out: CheckList, records: list[Record]) -> 
             f"all {len(sealed)} sealed record(s) opened: every value matches its commitment",
             f"全部 {len(sealed)} 条密封记录已开启，每个值均与其承诺一致",
         )
+
+
+def _withheld(out: CheckList, sealed: int, opened: int, withheld: int) -> None:
+    """The check passes: what is opened matches, and what is withheld is the law's."""
+    out.passed(
+        "sealed_openings",
+        T_OPENINGS,
+        f"{sealed} sealed record(s) and {opened} record(s) with confidential fields opened, "
+        "every value matching its commitment; "
+        f"{withheld} record(s) keep confidential fields (a complainant, the evaluation "
+        "committee) as commitments only, withheld from this reader",
+        f"已开启 {sealed} 条密封记录和 {opened} 条含保密字段的记录，每个值均与其承诺一致；"
+        f"{withheld} 条记录的保密字段（投诉人、评标委员会成员）仅以承诺值提供，未向本读者开启",
+        withheld=withheld,
+    )
