@@ -8,6 +8,7 @@ same indicators offline and reports them beside, never inside, its verdict.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,39 @@ def test_a_bundle_before_the_opening_reports_none_computed_and_why(api: Api) -> 
     assert rep.indicators_about["computed"] is False
     assert "no bid opening" in rep.indicators_about["reason"]
     assert "no bid opening" not in render_text(rep)  # nothing to show, nothing claimed
+
+
+def console_sign_in(api: Api, who: str) -> None:
+    """Sign the test client in through the console's form, as a browser would."""
+    r = api.c.get("/sign-in")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', r.text)
+    assert csrf is not None
+    r = api.c.post(
+        "/sign-in", data={"csrf": csrf[1], "token": api.tok[who]}, follow_redirects=False
+    )
+    assert r.status_code == 303, r.text
+
+
+def test_the_console_shows_them_after_the_opening_under_the_notice(api: Api) -> None:
+    files: dict[str, bytes] = {}
+    evs = colluding("same_device", P, files)
+    cut = opening_at(evs)
+    api.post(evs[:cut], files)
+    api.post([e for e in lawful_tender("E330100000174") if not e["type"].startswith("bid_")][:5])
+    console_sign_in(api, "reviewer")
+    # Before the opening: the notice, and that nothing is computed; alike for every project.
+    before = [api.c.get(f"/projects/{p}/indicators") for p in (P, "E330100000174")]
+    assert {r.status_code for r in before} == {409}
+    assert before[0].text.replace(P, "P") == before[1].text.replace("E330100000174", "P")
+    assert "开标前不计算预警指标" in before[0].text and 'id="indicators"' not in before[0].text
+    api.post(evs[cut:])
+    page = api.c.get(f"/projects/{P}/indicators")
+    assert page.status_code == 200, page.text
+    assert NOTICE_ZH in page.text and 'data-kind="same_device"' in page.text
+    online = api.get("reviewer", url(P)).json()["indicators"]
+    for e in online[0]["evidence"]:
+        assert f'href="/events/{e["index"]}"' in page.text
+    en = api.c.get(f"/projects/{P}/indicators", params={"lang": "en"})
+    assert NOTICE_EN in en.text
+    # The timeline links to it.
+    assert f'href="/projects/{P}/indicators"' in api.c.get(f"/projects/{P}").text

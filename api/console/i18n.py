@@ -206,6 +206,39 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
         "监测者最近核对到大小 {size}（{when}）。",
         "The monitor last verified size {size} ({when}).",
     ),
+    "indicators.title": (
+        "项目 {project} 串通投标预警",
+        "Collusion indicators of project {project}",
+    ),
+    "indicators.link": ("串通投标预警", "Collusion indicators"),
+    "indicators.notice": (
+        "预警指标只提示需要人工核查的情形，不是认定串通投标的结论。",
+        "An indicator is a warning for a person to examine, never a verdict of collusion.",
+    ),
+    "indicators.basis": (
+        "依据招标投标法实施条例第三十九、四十、四十一条，开标后由账本中已见证的投标记录计算；"
+        "离线验证程序从证据包得出相同结果。",
+        "After Arts. 39-41 of the Regulation on the Implementation of the Bidding Law, "
+        "computed after the opening from the witnessed bid records; the offline verifier "
+        "computes the same from the evidence bundle.",
+    ),
+    "indicators.sealed": (
+        "开标前不计算预警指标：投标内容仍密封。",
+        "No indicator is computed before the opening: the bids are still sealed.",
+    ),
+    "indicators.none": ("未发现预警指标。", "No indicator raised."),
+    "indicators.read": (
+        "读取投标与保证金记录 {n} 条；阈值：变异系数 ≤ {cv}，等差/等比容差 {tol}，至少 {k} 家。",
+        "{n} bid and deposit records read; thresholds: coefficient of variation ≤ {cv}, "
+        "progression tolerance {tol}, at least {k} bidders.",
+    ),
+    "indicators.col.id": ("指标", "Indicator"),
+    "indicators.col.strength": ("强度", "Strength"),
+    "indicators.col.finding": ("说明与依据", "Finding and source"),
+    "indicators.col.evidence": ("证据", "Evidence"),
+    "strength.strong": ("强", "strong"),
+    "strength.medium": ("中", "medium"),
+    "strength.weak": ("弱", "weak"),
     "yes": ("是", "yes"),
     "no": ("否", "no"),
 }

@@ -552,6 +552,32 @@ async def access_log(request: Request, project: str) -> Response:
     )
 
 
+# --- collusion indicators (issue 17) -------------------------------------------------------------
+
+
+@router.get("/projects/{project}/indicators")
+async def indicators_page(request: Request, project: str) -> Response:
+    """The API's ``get_indicators`` as a page: each indicator with its article, strength and
+    evidence (links to the records), under the notice that it is no verdict. Before the
+    opening the page says only that: the same 409 for every project."""
+    from api.routes.indicators import get_indicators
+    from ledger.access import StillSealed
+
+    ctx, redirect = await reader(request)
+    if redirect is not None:
+        return redirect
+    assert ctx.session is not None
+    project = _project_code(project)
+    try:
+        reply = await get_indicators(project, ctx.session.principal, ctx.ledger)
+    except StillSealed:
+        return render(ctx, "indicators.html", 409, project=project, sealed=True, reply={})
+    for ind in reply["indicators"]:
+        for e in ind["evidence"]:
+            e["shown"] = json.dumps(e["value"], ensure_ascii=False)
+    return render(ctx, "indicators.html", project=project, sealed=False, reply=reply)
+
+
 # --- log status ---------------------------------------------------------------------------------
 
 
