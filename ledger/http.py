@@ -82,21 +82,25 @@ class HeadAsGet:
         if scope["type"] != "http" or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
-        ended = False
 
         async def send_headers_only(message: Message) -> None:
-            nonlocal ended
-            if message["type"] == "http.response.body":
-                if ended:
-                    return
-                if message.get("more_body", False):
-                    return  # swallow the chunks; one empty final body at the end
-                ended = True
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if message["type"] != "http.response.body":
+                await send(message)
                 return
-            await send(message)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if message.get("more_body", False):
+                # A streamed body (an evidence object): stop its producer after the
+                # first piece rather than read gigabytes from the store for nothing.
+                raise _HeadAnswered
 
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        try:
+            await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        except _HeadAnswered:
+            pass
+
+
+class _HeadAnswered(Exception):
+    """Raised into a streaming GET once its HEAD answer is complete (see HeadAsGet)."""
 
 
 def answer_head(app: FastAPI) -> None:

@@ -118,6 +118,36 @@ def test_upload_then_download_whole_and_ranges(env: Env) -> None:
     assert env.c.get(url, headers=h(reader, Range="bytes=9-3")).status_code == 200
 
 
+def test_head_on_an_object_has_the_get_headers_and_no_body(env: Env) -> None:
+    """HEAD (issue 13): the GET's status and headers, through the same authorization."""
+    data = os.urandom(3 * CHUNK_SIZE + 5)
+    env.upload(data, **{"Content-Type": "application/pdf"})
+    env.cite(data)
+    url = f"/v1/objects/{sha(data)}"
+    srv = LiveServer(env.c.app)  # through uvicorn too, not only the test transport
+    live = httpx.Client(timeout=30)
+    try:
+        for client, base in ((env.c, ""), (live, srv.url)):
+            for headers in (h(env.tok["archivist"]), h(env.tok["archivist"], Range="bytes=5-9")):
+                get = client.get(base + url, headers=headers)
+                head = client.head(base + url, headers=headers)
+                assert head.status_code == get.status_code in (200, 206)
+                assert head.content == b""
+                for name in ("content-length", "content-type", "etag", "content-range"):
+                    assert head.headers.get(name) == get.headers.get(name), name
+            # Without a token, or for a reader the object is hidden from: as for GET.
+            assert client.head(base + url).status_code == 401
+            other = h(env.tok["scoped"])
+            assert client.head(base + url, headers=other).status_code == (
+                client.get(base + url, headers=other).status_code
+            )
+        # The server is still sound after HEADs cut streams short.
+        assert live.get(srv.url + url, headers=h(env.tok["archivist"])).content == data
+    finally:
+        live.close()
+        srv.stop()
+
+
 def test_chunk_endpoint_proves_one_chunk(env: Env) -> None:
     data = os.urandom(4 * CHUNK_SIZE + 10)
     root = base64.b64decode(env.upload(data).json()["chunk_root"])
