@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.tender import BIDDERS, EXPERTS, at, lawful_tender
+from tests.tender import BIDDERS, EXPERTS, at, breaking, lawful_tender
 from verifier.rules import RuleResult, evaluate, load_rules
 from verifier.rules.engine import countable_instant
 
@@ -658,3 +658,18 @@ def test_g10_a_complaint_without_a_challenge_warns() -> None:
     )
     r = results(evs)["G10"]
     assert r.status == "warn" and "no challenge is recorded" in r.message_en
+
+
+# --- Rules the law sets only for projects that must be tendered ---------------------------------
+
+
+@pytest.mark.parametrize("rid", ["E01", "E10"])
+def test_periods_for_projects_that_must_be_tendered_only(rid: str) -> None:
+    """招标投标法 第二十四条 and 实施条例 第五十四条 open with 依法必须进行招标的项目."""
+    evs = breaking(rid, "P1")
+    assert results(evs)[rid].status == "fail"
+    find(evs, "project_registered")["payload"]["must_tender"] = False
+    r = results(evs)[rid]
+    assert not r.applicable and r.status != "fail", r.message_en
+    assert r.message_en.startswith("not applicable:") and "must be tendered by law" in r.message_en
+    assert r.message_zh.startswith("不适用：") and "依法必须进行招标" in r.message_zh
