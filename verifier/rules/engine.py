@@ -14,6 +14,7 @@ recorded"), because the ledger shows what was recorded, not what happened elsewh
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import re
@@ -167,7 +168,12 @@ class Timeline:
             ) from None
 
     def as_of(self) -> datetime | None:
-        """The latest time the records speak for: their newest recorded or occurred time."""
+        """The latest time the records speak for: their newest recorded or occurred time
+        (computed once: every overdue step asks for it)."""
+        return self._as_of
+
+    @functools.cached_property
+    def _as_of(self) -> datetime | None:
         best: datetime | None = None
         for e in self.events:
             for raw in (e.recorded_at, e.occurred_at):
@@ -681,6 +687,34 @@ def _refers_to(ref: object, target: Event) -> bool:
     return ref is not None and str(ref) == str(target.seq)
 
 
+class _Referents:
+    """The events a reference field may name, looked up in one step (as :func:`_refers_to`
+    decides), so pairing each of many replies costs no scan of every candidate."""
+
+    def __init__(self, events: Iterable[Event]) -> None:
+        self.by_seq: dict[object, Event] = {}
+        self.by_index: dict[object, Event] = {}
+        for e in events:
+            self.by_seq.setdefault(e.seq, e)
+            self.by_index.setdefault(e.index, e)
+
+    def named(self, ref: object) -> list[Event]:
+        """The candidates ``ref`` names (at most two: by seq and by index)."""
+        if isinstance(ref, dict):
+            seq, index = ref.get("seq"), ref.get("index")
+            hits = [self.by_seq.get(seq) if _plain_int(seq) else None]
+            hits.append(self.by_index.get(index) if _plain_int(index) else None)
+            return sorted({id(h): h for h in hits if h is not None}.values(), key=lambda e: e.seq)
+        if isinstance(ref, str) and ref.isdecimal() and len(ref) < 20:
+            hit = self.by_seq.get(int(ref))
+            return [hit] if hit is not None else []
+        return []
+
+
+def _plain_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _targets(
     src: Event, tspec: Mapping[str, Any], candidates: list[Event], claimed: set[int]
 ) -> list[Event]:
@@ -926,22 +960,51 @@ def _ids(e: Event, name: str, required: bool = True) -> set[str]:
     return {str(x) for x in v}
 
 
-def _committee_before(tl: Timeline, seq: int) -> _Committee | None:
-    """The committee in place just before ``seq``: the newest ``committee_formed``, with the
-    experts replaced or recused since (实施条例 第四十八条) taken off and their replacements
-    put on; None when no committee was formed before."""
-    formed = [e for e in tl.by_type.get("committee_formed", []) if e.seq < seq]
-    if not formed:
-        return None
-    f = formed[-1]
-    experts = _ids(f, "expert_ids")
-    representatives = _ids(f, "representative_ids", required=False) - experts
-    for ch in tl.of(("expert_replaced", "expert_recused")):
-        if f.seq < ch.seq < seq:
-            experts.discard(str(ch.value("expert_id")))
-            if ch.type == "expert_replaced" and ch.value("replacement_id") is not None:
-                experts.add(str(ch.value("replacement_id")))
-    return _Committee(f, experts, representatives)
+class _CommitteeHistory:
+    """The committee after each change, in seq order, built once per check: the newest
+    ``committee_formed``, with experts replaced or recused since (实施条例 第四十八条)
+    taken off and their replacements put on."""
+
+    def __init__(self, tl: Timeline) -> None:
+        changes = sorted(
+            [
+                *tl.by_type.get("committee_formed", []),
+                *tl.by_type.get("expert_replaced", []),
+                *tl.by_type.get("expert_recused", []),
+            ],
+            key=lambda e: e.seq,
+        )
+        self.seqs: list[int] = []
+        self.states: list[_Committee | _CannotEvaluate] = []
+        current: _Committee | _CannotEvaluate | None = None
+        for ch in changes:
+            if ch.type == "committee_formed":
+                try:
+                    experts = _ids(ch, "expert_ids")
+                    others = _ids(ch, "representative_ids", required=False) - experts
+                    current = _Committee(ch, experts, others)
+                except _CannotEvaluate as e:
+                    current = e
+            elif isinstance(current, _Committee):
+                experts = set(current.experts)
+                experts.discard(str(ch.value("expert_id")))
+                if ch.type == "expert_replaced" and ch.value("replacement_id") is not None:
+                    experts.add(str(ch.value("replacement_id")))
+                current = _Committee(current.formed, experts, current.representatives)
+            else:
+                continue  # a change before any committee, or to an unreadable one
+            self.seqs.append(ch.seq)
+            self.states.append(current)
+
+    def before(self, seq: int) -> _Committee | None:
+        """The committee in place just before ``seq``; None when none was formed before."""
+        i = bisect.bisect_left(self.seqs, seq)
+        if i == 0:
+            return None
+        state = self.states[i - 1]
+        if isinstance(state, _CannotEvaluate):
+            raise _CannotEvaluate(state.zh, state.en, state.seqs)
+        return state
 
 
 def _check_committee_signed(ctx: _Ctx, c: Mapping[str, Any]) -> None:
@@ -951,9 +1014,10 @@ def _check_committee_signed(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     if not reports:
         return
     ctx.applicable = True
+    history = _CommitteeHistory(tl)
     for rep in reports:
         try:
-            committee = _committee_before(tl, rep.seq)
+            committee = history.before(rep.seq)
             if committee is None:
                 raise _CannotEvaluate(
                     f"评标报告（seq {rep.seq}）之前未记录评标委员会组成",
@@ -1034,15 +1098,17 @@ def _check_committee_drawn(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     a replacement is chosen the same way)."""
     tl = ctx.tl
     draws = tl.by_type.get("expert_drawn", [])
+    first_drawn: dict[str, int] = {}  # expert -> seq of the first draw naming them
+    for d in draws:
+        drawn = d.value("expert_ids")
+        if isinstance(drawn, list):
+            for x in drawn:
+                first_drawn[str(x)] = min(first_drawn.get(str(x), d.seq), d.seq)
 
-    def pool(before: int) -> set[str]:
-        out: set[str] = set()
-        for d in draws:
-            drawn = d.value("expert_ids")
-            if d.seq < before and isinstance(drawn, list):
-                out |= {str(x) for x in drawn}
-        return out
+    def undrawn(names: Iterable[str], before: int) -> list[str]:
+        return sorted(x for x in names if first_drawn.get(x, before) >= before)
 
+    draw_seqs = sorted(d.seq for d in draws)
     for f in tl.by_type.get("committee_formed", []):
         ctx.applicable = True
         try:
@@ -1051,14 +1117,15 @@ def _check_committee_drawn(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             ctx.cannot(e)
             continue
         ctx.checked += 1
-        outside = sorted(experts - pool(f.seq))
+        outside = undrawn(experts, f.seq)
         if outside:
+            earlier = draw_seqs[: bisect.bisect_left(draw_seqs, f.seq)]
             ctx.violation(
                 f"评标委员会（seq {f.seq}）的专家 {', '.join(outside)} 不在此前记录的专家抽取"
                 "（expert_drawn）结果中",
                 f"expert(s) {', '.join(outside)} of the committee (seq {f.seq}) are not among "
                 "the experts drawn (expert_drawn) before it",
-                [f.seq, *(d.seq for d in draws if d.seq < f.seq)],
+                [f.seq, *earlier[-5:]],
             )
     for r in tl.by_type.get("expert_replaced", []):
         ctx.applicable = True
@@ -1066,7 +1133,7 @@ def _check_committee_drawn(ctx: _Ctx, c: Mapping[str, Any]) -> None:
         if new is None:
             continue
         ctx.checked += 1
-        if str(new) not in pool(r.seq):
+        if undrawn([str(new)], r.seq):
             ctx.violation(
                 f"替补专家 {new}（seq {r.seq}）不在此前记录的专家抽取结果中",
                 f"the replacement expert {new} (seq {r.seq}) is not among the experts drawn "
@@ -1085,9 +1152,13 @@ def _check_committee_scores(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     if not scores and not replaced:
         return
     ctx.applicable = True
+    history = _CommitteeHistory(tl)
+    replaced_at: dict[str, list[Event]] = {}  # expert -> their replacements, in seq order
+    for r in sorted(replaced, key=lambda e: e.seq):
+        replaced_at.setdefault(str(r.value("expert_id")), []).append(r)
     for s in [*scores, *reports]:
         try:
-            committee = _committee_before(tl, s.seq)
+            committee = history.before(s.seq)
             if committee is None:
                 raise _CannotEvaluate(
                     f"{s.type}（seq {s.seq}）之前未记录评标委员会组成",
@@ -1100,13 +1171,13 @@ def _check_committee_scores(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             continue
         ctx.checked += 1
         names = who if who is not None else {str(s.value("expert_id"))}
+        act_zh, act_en = (
+            ("签署评标报告", "signed the evaluation report")
+            if who is not None
+            else ("评分", "scored")
+        )
         for name in sorted(names - committee.members):
-            gone = [r for r in replaced if str(r.value("expert_id")) == name and r.seq < s.seq]
-            act_zh, act_en = (
-                ("签署评标报告", "signed the evaluation report")
-                if who is not None
-                else ("评分", "scored")
-            )
+            gone = [r for r in replaced_at.get(name, []) if r.seq < s.seq]
             if gone:
                 ctx.violation(
                     f"专家 {name} 已被更换（seq {gone[-1].seq}），仍于 seq {s.seq} {act_zh}；"
@@ -1123,21 +1194,27 @@ def _check_committee_scores(ctx: _Ctx, c: Mapping[str, Any]) -> None:
                     f"{committee.formed.seq}) yet {act_en} at seq {s.seq}",
                     [s.seq, committee.formed.seq],
                 )
+    scored: dict[str, list[int]] = {}  # expert -> the seqs of their scores, ascending
+    for x in sorted(scores, key=lambda e: e.seq):
+        scored.setdefault(str(x.value("expert_id")), []).append(x.seq)
+    report_seqs = sorted(x.seq for x in reports)
     for r in replaced:
         old, new = str(r.value("expert_id")), str(r.value("replacement_id"))
-        report = next((x for x in reports if x.seq > r.seq), None)
-        scored = [x for x in scores if str(x.value("expert_id")) == old and x.seq < r.seq]
-        if report is None or not scored:
-            continue
+        k = bisect.bisect_right(report_seqs, r.seq)
+        old_scores = scored.get(old, [])
+        if k == len(report_seqs) or not old_scores or old_scores[0] >= r.seq:
+            continue  # no report after the replacement, or nothing of theirs to redo
+        report = report_seqs[k]
         ctx.checked += 1
-        if not any(str(x.value("expert_id")) == new and r.seq < x.seq < report.seq for x in scores):
+        fresh = scored.get(new, [])
+        i = bisect.bisect_right(fresh, r.seq)
+        if i == len(fresh) or fresh[i] >= report:
             ctx.violation(
-                f"被更换专家 {old} 的评分（seq {scored[0].seq} 等）无效，但替补专家 {new} "
-                f"在评标报告（seq {report.seq}）之前未重新评分",
-                f"the replaced expert {old}'s scores (seq {scored[0].seq} and on) are void, but "
-                f"the replacement {new} did not score afresh before the report (seq "
-                f"{report.seq})",
-                [r.seq, scored[0].seq, report.seq],
+                f"被更换专家 {old} 的评分（seq {old_scores[0]} 等）无效，但替补专家 {new} "
+                f"在评标报告（seq {report}）之前未重新评分",
+                f"the replaced expert {old}'s scores (seq {old_scores[0]} and on) are void, but "
+                f"the replacement {new} did not score afresh before the report (seq {report})",
+                [r.seq, old_scores[0], report],
             )
 
 
@@ -1158,10 +1235,11 @@ def _check_after_window(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     what_zh, what_en = _label(c, "what_zh", "事件"), _label(c, "what_en", "the event")
     win_zh, win_en = _label(c, "window_zh", "期间"), _label(c, "window_en", "the window")
     position = {id(e): i for i, e in enumerate(tl.events)}
+    placed = [position[id(w)] for w in windows]  # ascending: windows are in log order
     for s, at, used in _timed(
         ctx, subjects, spec.get("field", "occurred_at"), spec.get("fallback")
     ):
-        before = [w for w in windows if position[id(w)] < position[id(s)]]
+        before = windows[: bisect.bisect_left(placed, position[id(s)])]
         if not before:
             ctx.violation(
                 f"{what_zh}（seq {s.seq}）在{win_zh}开始之前（seq {windows[0].seq}）",
@@ -1267,24 +1345,15 @@ def _check_not_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             )
 
 
-def _closing(o: Event, closers: Sequence[Event], ref: str, claimed: set[int]) -> Event | None:
-    """The event that ends what ``o`` opened: the first later one naming ``o`` in its ``ref``
-    field, else the first later one naming nothing (a termination ends every suspension)."""
-    later = [x for x in closers if x.seq > o.seq]
-    named = [x for x in later if x.seq not in claimed and _refers_to(x.value(ref), o)]
-    if named:
-        claimed.add(named[0].seq)
-        return named[0]
-    return next((x for x in later if x.value(ref) is None and x.seq not in claimed), None)
-
-
 def _check_suspends(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     """Nothing but the ``allowed`` events happens between an opening event (an objection,
     a suspension) and the event that ends it (its answer, the resumption): 招标投标法实施条例
     第二十二、五十四条 (答复前应当暂停招标投标活动), 第六十二条, 政府采购法 第五十七条.
 
-    Compared by the instants the events occurred, not by log order, so that a fact recorded
-    late (``late_entry``) is judged by when it happened.
+    The end is the first later closing event naming the opening one in its ``ref`` field,
+    else the first later one naming nothing (a termination ends every suspension). Compared
+    by the instants the events occurred, not by log order, so that a fact recorded late
+    (``late_entry``) is judged by when it happened.
     """
     tl = ctx.tl
     ospec, cspec = c["open"], c["close"]
@@ -1293,19 +1362,33 @@ def _check_suspends(ctx: _Ctx, c: Mapping[str, Any]) -> None:
         return
     ctx.applicable = True
     allowed = set(c["allowed"]) | set(ospec["events"]) | set(cspec["events"])
-    closers = tl.of(cspec["events"])
-    claimed: set[int] = set()
+    referents = _Referents(openers)
+    named: dict[int, Event] = {}  # opener seq -> the first later closer naming it
+    unnamed: list[Event] = []
+    for x in sorted(tl.of(cspec["events"]), key=lambda e: e.seq):
+        ref = x.value(cspec["ref"])
+        if ref is None:
+            unnamed.append(x)
+        for o in referents.named(ref):
+            if o.seq < x.seq:
+                named.setdefault(o.seq, x)
+    unnamed_seqs = [x.seq for x in unnamed]
     open_zh, open_en = _label(c, "open_zh", "暂停"), _label(c, "open_en", "the suspension")
-    steps: list[tuple[Event, datetime]] = []
+    steps: list[tuple[datetime, int, Event]] = []
     for e in tl.events:
         if e.type in allowed:
             continue
         try:
-            steps.append((e, tl.instant(e, "occurred_at")[0]))
+            steps.append((tl.instant(e, "occurred_at")[0], e.seq, e))
         except _CannotEvaluate as err:
             ctx.cannot(err)
+    steps.sort(key=lambda t: (t[0], t[1]))
+    times = [t for t, _, _ in steps]
     for o in openers:
-        closer = _closing(o, closers, cspec["ref"], claimed)
+        closer = named.get(o.seq)
+        if closer is None:
+            k = bisect.bisect_right(unnamed_seqs, o.seq)
+            closer = unnamed[k] if k < len(unnamed) else None
         try:
             t0, _ = tl.instant(o, ospec.get("field", "occurred_at"), ospec.get("fallback"))
             t1 = (
@@ -1317,21 +1400,27 @@ def _check_suspends(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             ctx.cannot(err)
             continue
         ctx.checked += 1
-        inside = [(e, at) for e, at in steps if t0 < at and (t1 is None or at < t1)]
-        if not inside:
+        lo = bisect.bisect_right(times, t0)
+        hi = len(times) if t1 is None else bisect.bisect_left(times, t1)
+        count = hi - lo
+        if count <= 0:
             continue
-        shown = "、".join(f"{e.type}（seq {e.seq}）" for e, _ in inside[:5])
-        shown_en = ", ".join(f"{e.type} (seq {e.seq})" for e, _ in inside[:5])
-        more_zh = f"等 {len(inside)} 项" if len(inside) > 5 else ""
-        more_en = f" and {len(inside) - 5} more" if len(inside) > 5 else ""
-        until_zh = f"至 {_fmt(t1)}（seq {closer.seq}）" if closer and t1 else "（至今未结束）"
-        until_en = f"until {_fmt(t1)} (seq {closer.seq})" if closer and t1 else "(not ended yet)"
+        first = [e for _, _, e in steps[lo : min(hi, lo + 5)]]
+        shown = "、".join(f"{e.type}（seq {e.seq}）" for e in first)
+        shown_en = ", ".join(f"{e.type} (seq {e.seq})" for e in first)
+        more_zh = f"等 {count} 项" if count > 5 else ""
+        more_en = f" and {count - 5} more" if count > 5 else ""
+        if closer is not None and t1 is not None:
+            until_zh = f"至 {_fmt(t1)}（seq {closer.seq}）"
+            until_en = f"until {_fmt(t1)} (seq {closer.seq})"
+        else:
+            until_zh, until_en = "（至今未结束）", "(not ended yet)"
         ctx.violation(
             f"{open_zh}（seq {o.seq}，{_fmt(t0)}）{until_zh}期间，活动应当暂停，却发生了 "
             f"{shown}{more_zh}",
             f"the activity had to stay suspended from {open_en} (seq {o.seq}, {_fmt(t0)}) "
             f"{until_en}, yet {shown_en}{more_en} happened meanwhile",
-            [o.seq, *(e.seq for e, _ in inside[:5])],
+            [o.seq, *(e.seq for e in first)],
         )
 
 
@@ -1345,14 +1434,19 @@ def _check_complaint_window(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     if not complaints:
         return
     ctx.applicable = True
-    challenges = tl.by_type.get(c["challenge"], [])
-    answers = tl.by_type.get(c["answer"], [])
+    challenges = sorted(tl.by_type.get(c["challenge"], []), key=lambda e: e.seq)
+    challenge_seqs = [x.seq for x in challenges]
+    referents = _Referents(challenges)
+    answered: dict[int, Event] = {}  # challenge seq -> the first later answer naming it
+    for a in sorted(tl.by_type.get(c["answer"], []), key=lambda e: e.seq):
+        for x in referents.named(a.value("in_reply_to")):
+            if x.seq < a.seq:
+                answered.setdefault(x.seq, a)
     n, answer_days = int(c["days"]), int(c["answer_days"])
     for cp in complaints:
-        earlier = [x for x in challenges if x.seq < cp.seq]
-        ref = cp.value("prior_dispute_ref")
-        named = [x for x in earlier if ref is not None and _refers_to(ref, x)]
-        chosen = named[0] if named else (earlier[-1] if earlier else None)
+        named = [x for x in referents.named(cp.value("prior_dispute_ref")) if x.seq < cp.seq]
+        k = bisect.bisect_left(challenge_seqs, cp.seq)
+        chosen = named[0] if named else (challenges[k - 1] if k else None)
         if chosen is None:
             ctx.missing(
                 "warn",
@@ -1362,14 +1456,7 @@ def _check_complaint_window(ctx: _Ctx, c: Mapping[str, Any]) -> None:
                 [cp.seq],
             )
             continue
-        answer = next(
-            (
-                a
-                for a in answers
-                if a.seq > chosen.seq and _refers_to(a.value("in_reply_to"), chosen)
-            ),
-            None,
-        )
+        answer = answered.get(chosen.seq)
         try:
             filed, _ = tl.instant(cp, "filed_at", "occurred_at")
             if answer is not None:
