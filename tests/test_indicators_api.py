@@ -7,6 +7,8 @@ same indicators offline and reports them beside, never inside, its verdict.
 
 from __future__ import annotations
 
+import base64
+import itertools
 import json
 import re
 from pathlib import Path
@@ -18,10 +20,18 @@ from ledger.access import StillSealed
 from ledger.indicators import project_indicators
 from tests.procs import jianzheng
 from tests.tender import COLLUSION, colluding, lawful_tender
-from tests.test_sealed import Api, api, opening_at
+from tests.test_sealed import (
+    READERS,
+    Api,
+    _strings,
+    api,
+    everything_before_the_opening,
+    opening_at,
+)
 from verifier.bundle import verify_bundle
 from verifier.indicators import NOTICE_EN, NOTICE_ZH
 from verifier.report import render_html, render_json, render_text
+from verifier.sealed import commit
 from verifier.trust import TrustPolicy
 
 __all__ = ["api"]
@@ -98,6 +108,41 @@ def test_after_the_opening_a_reviewer_gets_each_indicator_with_its_evidence(api:
     # The read is recorded like any other read of the project's evidence.
     access = api.get("reviewer", f"/v1/projects/{P}/access").json()["access"]
     assert [a["payload"]["what"] for a in access].count("indicators") == 1
+
+
+METADATA = ("client_ip", "device_id", "file_creator", "file_tool", "project_manager_id")
+
+
+def test_what_platforms_capture_at_bid_time_is_sealed_until_the_opening(api: Api) -> None:
+    """Before the opening no reader finds an address, device, creator, tool or manager in
+    anything the API or the public log answers, nor can test one against a commitment with
+    a salt in sight; afterwards each is committed in its own part and opens."""
+    files: dict[str, bytes] = {}
+    evs = colluding("same_client_ip", P, files)
+    cut = opening_at(evs)
+    api.post(evs[:cut], files)
+    values = {
+        (name, e["payload"][name]) for e in evs if e["type"] == "bid_submitted" for name in METADATA
+    }
+    size = api.lg.head().size
+    for role in READERS:
+        got = everything_before_the_opening(api, role, P, size)
+        strings = set(_strings(got))
+        seen = [v for _, v in values if any(v in s for s in strings)]
+        assert seen == [], (role, seen)
+        text = json.dumps(got, ensure_ascii=False)
+        salts = [base64.b64decode(x) for x in re.findall(r"[A-Za-z0-9+/]{43}=", text)]
+        for rec in (r for r in got if isinstance(r, dict) and "record" in r):
+            for c in (rec["record"].get("commitments") or {}).values():
+                for (name, v), salt in itertools.product(values, salts):
+                    assert base64.b64encode(commit(f"payload.{name}", salt, v)).decode() != c
+    api.post(evs[cut:])
+    listing = api.get("reviewer", f"/v1/projects/{P}/events", limit=1000).json()
+    bids = [r for r in listing["records"] if r["type"] == "bid_submitted"]
+    for r in bids:
+        assert {f"payload.{n}" for n in METADATA} <= set(r["commitments"])
+        opened = listing["openings"][str(r["index"])]
+        assert {(n, opened[f"payload.{n}"]["value"]) for n in METADATA} <= values
 
 
 def test_the_ledger_call_live_alerts_make_refuses_before_the_opening(api: Api) -> None:
