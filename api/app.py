@@ -7,6 +7,7 @@ the event schema is still published in the OpenAPI document.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -40,10 +41,14 @@ def create_app(
     witnessing: WitnessingView | None = None,
     limits: ServeLimits | None = None,
     lifespan: Lifespan[FastAPI] | None = None,
+    monitor_state: Path | None = None,
 ) -> FastAPI:
     """Build the API around an open :class:`Ledger` (and the evidence store, by default
     the one the JIANZHENG_S3_* environment or the data directory describes, with the
     upload slots of ``limits``).
+
+    ``monitor_state`` is the state directory of a ``jianzheng monitor`` of this log, whose
+    alarms the console shows (None: none is known).
 
     ``witnessing`` is the log side of witnessing whose cosignatures and tokens receipts,
     ``GET /v1/log`` and bundles show (None: the log runs without). ``jianzheng serve``
@@ -61,6 +66,7 @@ def create_app(
     )
     app.state.ledger = ledger
     app.state.witnessing = witnessing
+    app.state.monitor_state = monitor_state
     app.state.tokens = TokenCheck(ledger.store)
     app.state.limiter = RateLimiter(rate_limit)
     # Requests without a valid token, per client address (0 disables).

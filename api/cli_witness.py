@@ -77,6 +77,14 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tsa-ca", type=Path, default=None, help="PEM CA certificate of the --tsa-url TSA"
     )
+    p.add_argument(
+        "--monitor-state",
+        type=Path,
+        default=os.environ.get("JIANZHENG_MONITOR_STATE") or None,
+        metavar="DIR",
+        help="the --state directory of a `jianzheng monitor` of this log, whose alarms the "
+        "console's log status page shows (env JIANZHENG_MONITOR_STATE)",
+    )
 
 
 def make_timestamper(ledger: Ledger, args: argparse.Namespace) -> Timestamper:

@@ -67,4 +67,5 @@ def serving_app(
         witnessing=witnessing,
         limits=serve_limits,
         lifespan=lifespan,
+        monitor_state=args.monitor_state,
     )

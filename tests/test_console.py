@@ -12,10 +12,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,6 +39,7 @@ OPENED = "E330100000151"
 SEALED = "E330100000152"
 OTHER = "E330100000153"
 WAIT = 15.0
+SHOTS_ELSEWHERE = Path(tempfile.gettempdir()) / "jianzheng-screenshots"
 
 
 @dataclass
@@ -44,6 +48,7 @@ class Console:
     lg: Ledger
     tokens: dict[str, str]
     rest_of_sealed: list[dict[str, Any]]
+    monitor: Path
 
     def post(self, evs: list[dict[str, Any]], files: dict[str, bytes] | None = None) -> None:
         h = {"Authorization": f"Bearer {self.tokens['platform']}"}
@@ -75,13 +80,16 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         )[1],
         "admin": create_token(lg.store, "admin")[1],
     }
-    srv = LiveServer(create_app(lg, rate_limit=0, auth_failure_rate=0, objects=objects))
+    monitor = tmp / "monitor"
+    monitor.mkdir()
+    app = create_app(lg, rate_limit=0, auth_failure_rate=0, objects=objects, monitor_state=monitor)
+    srv = LiveServer(app)
     try:
         evs, files = tender(OPENED)
         sealed_evs, sealed_files = tender(SEALED)
         cut = opening_at(sealed_evs)
         other, _ = tender(OTHER)
-        c = Console(srv.url, lg, tokens, sealed_evs[cut:])
+        c = Console(srv.url, lg, tokens, sealed_evs[cut:], monitor)
         c.post(evs, files)
         c.post(sealed_evs[:cut], sealed_files)
         c.post(other[:3])
@@ -115,8 +123,11 @@ def sign_in(driver: Any, console: Console, who: str) -> None:
 
 
 def shot(driver: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SCREENSHOTS / name))
+    """Screenshot the page. Into docs/screenshots/ (shown in the README) when
+    JIANZHENG_SCREENSHOTS=1, so that an ordinary run leaves the checkout as it was."""
+    out = SCREENSHOTS if os.environ.get("JIANZHENG_SCREENSHOTS") == "1" else SHOTS_ELSEWHERE
+    out.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(out / name))
 
 
 def text_of(driver: Any) -> str:
@@ -354,11 +365,38 @@ def test_verify_in_the_browser(console: Console, browser: Any) -> None:  # noqa:
 def test_log_status_page(console: Console, browser: Any) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
 
+    vkey = console.lg.info().verifier_key
     sign_in(browser, console, "reviewer")
     browser.get(console.url + "/status")
-    assert browser.find_element(By.ID, "verifier-key").text == console.lg.info().verifier_key
+    assert browser.find_element(By.ID, "verifier-key").text == vkey
     assert int(browser.find_element(By.ID, "log-size").text) == console.lg.info().size
-    shot(browser, "console-status.png")
+    assert browser.find_element(By.ID, "alarms").text == "没有监测告警。"
+    # What `jianzheng monitor --state DIR` leaves: its state, and evidence of a fork.
+    (console.monitor / "console.test_log.json").write_text(
+        json.dumps({"verifier_key": vkey, "size": 3, "checked_at": "2026-12-04T10:00:00Z"})
+    )
+    (console.monitor / "evidence-20261204T100500000000Z.json").write_text(
+        json.dumps(
+            {
+                "verifier_key": vkey,
+                "detected_at": "2026-12-04T10:05:00Z",
+                "findings": [{"kind": "fork", "message": "size 3 has two roots"}],
+            }
+        )
+    )
+    (console.monitor / "evidence-20261204T100600000000Z.json").write_text(
+        json.dumps({"verifier_key": "other.log+00000000+AA==", "findings": [{"kind": "x"}]})
+    )
+    try:
+        browser.get(console.url + "/status")
+        alarms = browser.find_elements(By.CSS_SELECTOR, "#alarms li")
+        assert [a.get_attribute("data-kind") for a in alarms] == ["fork"]
+        assert "size 3 has two roots" in alarms[0].text and "2026-12-04 18:05:00" in alarms[0].text
+        assert "监测者最近核对到大小 3" in text_of(browser)
+        shot(browser, "console-status.png")
+    finally:
+        for f in console.monitor.iterdir():
+            f.unlink()
 
 
 def test_keyboard_reaches_the_skip_link_first(console: Console, browser: Any) -> None:  # noqa: F811

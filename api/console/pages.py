@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.parse
 from collections.abc import Callable, Coroutine
 from datetime import UTC
@@ -29,6 +30,7 @@ from api.auth import Forbidden, require
 from api.console import sessions
 from api.console.i18n import DEFAULT_LANG, LANGS, translator
 from api.console.listing import CODE_PREFIX_RE, ProjectFilter, list_projects
+from api.console.rows import RowCache
 from api.console.views import SEALED_MARK, beijing, event_view, key_facts
 from api.deps import principal_from, unauthenticated, unauthenticated_gate, within_rate
 from api.errors import as_api_error
@@ -159,6 +161,13 @@ class ConsoleRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:
+            start = time.perf_counter()
+            resp = await refusals_as_pages(request)
+            # The page's time in the service, for operators and bench/bench_console.py.
+            resp.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1e3:.1f}"
+            return resp
+
+        async def refusals_as_pages(request: Request) -> Response:
             try:
                 return await handler(request)
             except RequestValidationError as e:
@@ -184,6 +193,8 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 def install_console(app: FastAPI) -> None:
     """Add the console's pages and its static assets (``/static/...``) to ``app``."""
     app.include_router(router)
+    # Timeline rows of this app's ledger, kept across requests (api/console/rows.py).
+    app.state.console_rows = RowCache()
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
 
@@ -453,7 +464,8 @@ async def timeline(request: Request, project: str) -> Response:
     raw_openings = reply.get("openings") or {}
     openings = {int(k): v for k, v in raw_openings.items()}
     cat = lg.catalogue
-    events = [event_view(r, cat, openings.get(r["index"])) for r in records]
+    cache: RowCache = request.app.state.console_rows
+    rows = cache.rows(records, openings, cat, ctx.lang)
     facts = key_facts(records, cat, openings)
     trade_type = lg.project_trade_type(project) or ""
     tt = cat.trade_types.get(trade_type)
@@ -467,7 +479,8 @@ async def timeline(request: Request, project: str) -> Response:
         "timeline.html",
         project=project,
         trade_type=tt,
-        events=events,
+        has_events=bool(records),
+        rows=rows,
         facts=facts,
         sealed_withheld=bool(reply.get("sealed_withheld")),
         merged="openings" in reply,
@@ -592,6 +605,6 @@ async def log_status(request: Request) -> Response:
         log_status_view,
         ctx.ledger,
         request.app.state.witnessing,
-        getattr(request.app.state, "monitor_state", None),
+        request.app.state.monitor_state,
     )
     return render(ctx, "status.html", v=view)

@@ -73,35 +73,41 @@ def log_status_view(lg: Ledger, w: WitnessingView | None, monitor_state: Path | 
     )
     if monitor_state is not None:
         view.monitor_configured = True
-        view.monitor_seen, view.alarms = read_monitor_state(monitor_state)
+        view.monitor_seen, view.alarms = read_monitor_state(monitor_state, view.verifier_key)
     return view
 
 
-def read_monitor_state(state: Path) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
-    """The monitor's last verified checkpoint and its evidence files (newest first)."""
+def read_monitor_state(
+    state: Path, verifier_key: str
+) -> tuple[dict[str, Any] | None, list[dict[str, str]]]:
+    """What ``jianzheng monitor --state DIR`` left for this log (witness/monitor.py): the
+    last checkpoint it verified (its state file) and the findings of each evidence file
+    (``evidence-*.json``), newest first. Files of other logs are left out."""
     seen: dict[str, Any] | None = None
     alarms: list[dict[str, str]] = []
     if not state.is_dir():
         return None, []
-    for path in sorted(state.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
-        if len(alarms) >= MAX_ALARMS:
-            break
+    files = sorted(state.glob("*.json"), key=lambda p: p.name, reverse=True)
+    for path in files[: MAX_ALARMS * 4]:
         try:
             if path.stat().st_size > MAX_ALARM_BYTES:
                 continue
             doc = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError):
             continue
-        if not isinstance(doc, dict):
+        if not isinstance(doc, dict) or doc.get("verifier_key") != verifier_key:
             continue
-        if "kind" in doc:
-            alarms.append(
-                {
-                    "kind": str(doc.get("kind")),
-                    "message": str(doc.get("message", ""))[:500],
-                    "file": path.name,
-                }
-            )
-        elif seen is None and "size" in doc:
-            seen = {"size": doc.get("size"), "file": path.name}
+        if path.name.startswith("evidence-"):
+            for f in doc.get("findings") or []:
+                if isinstance(f, dict) and len(alarms) < MAX_ALARMS:
+                    alarms.append(
+                        {
+                            "kind": str(f.get("kind", ""))[:64],
+                            "message": str(f.get("message", ""))[:500],
+                            "when": beijing(doc.get("detected_at", "")),
+                            "file": path.name,
+                        }
+                    )
+        elif seen is None and isinstance(doc.get("size"), int):
+            seen = {"size": doc["size"], "when": beijing(doc.get("checked_at", ""))}
     return seen, alarms

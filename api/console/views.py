@@ -8,6 +8,7 @@ render as 密封至开标 / "sealed until the opening". Nothing here reads the d
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -26,6 +27,12 @@ def beijing(ts: object) -> str:
     """An RFC 3339 instant as ``YYYY-MM-DD HH:MM:SS`` Beijing time; other text as is."""
     if not isinstance(ts, str):
         return str(ts)
+    return _beijing(ts)
+
+
+@functools.lru_cache(maxsize=8192)
+def _beijing(ts: str) -> str:
+    # A timeline repeats its instants (a batch's recorded_at, a day's occurred_at).
     try:
         dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except ValueError:
@@ -89,14 +96,14 @@ def value_text(value: object, spec: FieldSpec | None) -> object:
     return str(value)
 
 
-@dataclass
+@dataclass(slots=True)
 class Fact:
     label_zh: str
     label_en: str
     value: object  # text, or SEALED_MARK
 
 
-@dataclass
+@dataclass(slots=True)
 class Attachment:
     name: object
     media_type: object
@@ -104,7 +111,7 @@ class Attachment:
     sha256: object
 
 
-@dataclass
+@dataclass(slots=True)
 class EventView:
     """One record as a timeline row."""
 

@@ -364,7 +364,7 @@ def _dry_run_warnings(lg: Ledger, p: Principal, done: list[Appended]) -> list[di
         if len(rows) == DRY_RUN_RECORDS:
             out.append(_note(project, f"not evaluated: more than {DRY_RUN_RECORDS} records"))
             continue
-        records = [json.loads(r) for _, _, r in rows] + new
+        records = [orjson.loads(r) for _, _, r in rows] + new
         sealed_until = lg.catalogue.sealed_until
         opened = any(r["type"] == sealed_until for r in records)
         records = [
@@ -546,7 +546,7 @@ async def project_events(
             at = lg.project_records(project, after - 1, 1)
             start = at[0][0] if at and at[0][1] == after else MAX_INT64
         rows = lg.merged_records(project, start, limit)
-        records = [json.loads(r) for _, _, r in rows]
+        records = [orjson.loads(r) for _, _, r in rows]
         openings = _openings(lg, records, _opener(lg, project, p))
         full = len(rows) == limit
         last_chain = records[-1]["project"] if records else ""
@@ -557,7 +557,7 @@ async def project_events(
         }
     else:
         rows = lg.project_records(project, after, limit)
-        records = [json.loads(r) for _, _, r in rows]
+        records = [orjson.loads(r) for _, _, r in rows]
         if any(is_sealed_type(lg.catalogue, r["type"]) for r in records):
             opened = lg.unsealed(project)
             records = [redact(r, lg.catalogue, opened=opened, role=p.role) for r in records]
