@@ -475,3 +475,16 @@ def test_platform_token_sees_no_reader_page(console: Console) -> None:
     with http_session(console, "platform") as c:
         r = c.get(f"/projects/{OPENED}")
         assert r.status_code == 403 and 'data-code="forbidden"' in r.text
+
+
+def test_confidential_fields_stay_hidden_from_others(console: Console) -> None:
+    """The committee's names are confidential (not sealed until the opening): admin, not
+    one of their readers, sees 保密 in their place; a reviewer, after the winner, the names."""
+    with http_session(console, "admin") as c:
+        page = c.get(f"/projects/{OPENED}").text
+    row = re.search(r'<tr id="e\d+" class="ev" data-type="expert_drawn">.*?</tr>\n', page)
+    assert row is not None and "保密" in row[0] and "EXP-" not in row[0]
+    with http_session(console, "reviewer") as c:
+        page = c.get(f"/projects/{OPENED}").text
+    row = re.search(r'<tr id="e\d+" class="ev" data-type="expert_drawn">.*?</tr>\n', page)
+    assert row is not None and "保密" not in row[0] and "EXP-1101" in row[0]

@@ -126,6 +126,7 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "facts.winner": ("中标（成交）人", "Winner"),
     "facts.none": ("暂无", "None yet"),
     "sealed": ("密封至开标", "sealed until the opening"),
+    "confidential": ("保密", "confidential"),
     "event.title": ("日志位置 {index} 的事件", "Event at log index {index}"),
     "event.record": ("记录", "Record"),
     "event.receipt": ("收据", "Receipt"),

@@ -31,7 +31,7 @@ from api.console import sessions
 from api.console.i18n import DEFAULT_LANG, LANGS, translator
 from api.console.listing import CODE_PREFIX_RE, ProjectFilter, list_projects
 from api.console.rows import RowCache
-from api.console.views import SEALED_MARK, beijing, event_view, key_facts
+from api.console.views import CONFIDENTIAL_MARK, SEALED_MARK, beijing, event_view, key_facts
 from api.deps import principal_from, unauthenticated, unauthenticated_gate, within_rate
 from api.errors import as_api_error
 from ledger.access import ACCESS_POSTER
@@ -54,6 +54,7 @@ _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["SEALED"] = SEALED_MARK
+templates.env.globals["CONFIDENTIAL"] = CONFIDENTIAL_MARK
 templates.env.globals["beijing"] = beijing
 
 #: No script or style from elsewhere, no framing, forms only to this site.

@@ -25,7 +25,13 @@ from typing import Any
 from markupsafe import Markup
 
 from api.console.i18n import translator
-from api.console.views import SEALED_MARK, Attachment, EventView, event_view
+from api.console.views import (
+    CONFIDENTIAL_MARK,
+    SEALED_MARK,
+    Attachment,
+    EventView,
+    event_view,
+)
 from ledger.catalogue import Catalogue
 
 #: Rows kept across requests (about half a KiB each).
@@ -40,6 +46,7 @@ def escape(v: object) -> str:
 @dataclass(frozen=True)
 class _Labels:
     sealed: str
+    confidential: str
     actor: str
     sealed_record: str
     att_head: str
@@ -57,6 +64,7 @@ def _labels(lang: str) -> _Labels:
     before, _, after = t("timeline.recorded", when="\x00").partition("\x00")
     return _Labels(
         sealed=f'<span class="sealed">{escape(t("sealed"))}</span>',
+        confidential=f'<span class="sealed">{escape(t("confidential"))}</span>',
         actor=escape(t("timeline.actor")),
         sealed_record=f'<div class="small">{escape(t("timeline.sealed_record"))}</div>',
         att_head=(
@@ -75,7 +83,9 @@ def row_html(e: EventView, lang: str) -> str:
     sealed = lb.sealed
 
     def value(v: object) -> str:
-        return sealed if v is SEALED_MARK else escape(v)
+        if v is SEALED_MARK:
+            return sealed
+        return lb.confidential if v is CONFIDENTIAL_MARK else escape(v)
 
     out = [
         f'<tr id="e{e.index}" class="ev{" is-sealed" if e.sealed else ""}" '
@@ -99,7 +109,7 @@ def row_html(e: EventView, lang: str) -> str:
                     f'<td>{escape(a.size)}</td><td class="hash">{escape(a.sha256)}</td></tr>'
                 )
             else:
-                out.append(f'<tr><td colspan="4">{sealed}</td></tr>')
+                out.append(f'<tr><td colspan="4">{value(a)}</td></tr>')
         out.append("</tbody></table>")
     out.append("</td></tr>\n")
     return "".join(out)

@@ -20,6 +20,9 @@ from verifier.sealed import OpeningError, open_record
 BEIJING = timezone(timedelta(hours=8), "CST")
 #: Marks a value withheld until the opening (the templates translate it).
 SEALED_MARK = object()
+#: Marks a confidential value this reader may not see (a complainant, the committee before
+#: the result): held as a commitment, but not sealed until the opening.
+CONFIDENTIAL_MARK = object()
 _SEALED_KINDS = ("bid_submitted", "bid_modified", "auction_bid", "listing_bid_placed")
 
 
@@ -153,8 +156,11 @@ def event_view(record: dict[str, Any], catalogue: Catalogue, openings: Any = Non
     payload = _obj(shown.get("payload"))
     actor = _obj(shown.get("actor"))
     actor_id: object = actor.get("id", "")
-    if actor_id == SEALED or "actor.id" in committed:
+    hidden = SEALED_MARK if et is None or et.sealed else CONFIDENTIAL_MARK
+    if actor_id == SEALED:
         actor_id = SEALED_MARK
+    elif "actor.id" in committed:
+        actor_id = hidden
     facts: list[Fact] = []
     specs = et.fields if et is not None else {}
     for name, value in payload.items():
@@ -164,11 +170,11 @@ def event_view(record: dict[str, Any], catalogue: Catalogue, openings: Any = Non
         if path.startswith("payload."):
             name = path.removeprefix("payload.")
             spec = specs.get(name)
-            facts.append(Fact(*label(spec, name), SEALED_MARK))
+            facts.append(Fact(*label(spec, name), hidden))
     atts: list[Attachment | object] = []
     raw_atts = shown.get("attachments")
     if "attachments" in committed:
-        atts.append(SEALED_MARK)
+        atts.append(hidden)
     elif isinstance(raw_atts, list):
         for a in raw_atts:
             if isinstance(a, dict):
