@@ -673,3 +673,47 @@ def test_periods_for_projects_that_must_be_tendered_only(rid: str) -> None:
     assert not r.applicable and r.status != "fail", r.message_en
     assert r.message_en.startswith("not applicable:") and "must be tendered by law" in r.message_en
     assert r.message_zh.startswith("不适用：") and "依法必须进行招标" in r.message_zh
+
+
+# --- Pairing replies: the indexed pairing picks what the plain scan picks -----------------------
+
+
+def test_indexed_pairing_matches_the_plain_scan() -> None:
+    """Replies paired through ``_Claims`` (an index, so that many objections and replies take
+    linear time) are exactly those the plain scan pairs, for replies naming their source by
+    seq text, by reference object, by index, wrongly, or not at all."""
+    import random
+
+    from verifier.rules.engine import Event, _Claims, _targets
+
+    rng = random.Random(12)
+    for _ in range(300):
+        n = rng.randint(1, 30)
+        kinds = [rng.choice(["src", "reply"]) for _ in range(n)]
+        evs = []
+        for seq, kind in enumerate(kinds):
+            ref: object = None
+            if kind == "reply":
+                target = rng.randrange(n)
+                ref = rng.choice(
+                    [
+                        None,
+                        str(target),
+                        {"seq": target},
+                        {"index": target},
+                        {"seq": float(target)},
+                        {"seq": "x"},
+                        target,
+                    ]
+                )
+            payload = {} if ref is None else {"in_reply_to": ref}
+            evs.append(Event(seq, seq, kind, "engineering", "", "", {}, payload))
+        sources = [e for e in evs if e.type == "src"]
+        replies = [e for e in evs if e.type == "reply"]
+        for pair in ("reply", "next"):
+            plain: set[int] = set()
+            indexed = _Claims()
+            for src in sources:
+                want = _targets(src, {"pair": pair}, replies, plain)
+                got = _targets(src, {"pair": pair}, replies, indexed)
+                assert [e.seq for e in got] == [e.seq for e in want], (pair, kinds, src.seq)

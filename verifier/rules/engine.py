@@ -600,7 +600,7 @@ def _check_period(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             return
     ctx.applicable = True
     targets_all = [e for e in tl.of(tspec.get("events", ())) if _where_ok(e, tspec.get("where"))]
-    claimed: set[int] = set()
+    claimed: set[int] = _Claims()
     for src in sources:
         try:
             t0 = _source_instant(tl, src, fspec)
@@ -715,6 +715,81 @@ def _plain_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _ref_keys(ref: object) -> list[tuple[str, object]]:
+    """The keys under which a reference field can name an event, as :func:`_refers_to`
+    compares them: a reference object by its ``seq`` or ``index`` (numbers equal to an
+    integer), anything else by its text against the ``seq``."""
+    if isinstance(ref, dict):
+        keys: list[tuple[str, object]] = []
+        for kind in ("seq", "index"):
+            v = ref.get(kind)
+            if isinstance(v, (int, float)) and float(v).is_integer():
+                keys.append((kind, int(v)))
+        return keys
+    return [] if ref is None else [("text", str(ref))]
+
+
+class _Claims(set[int]):
+    """The seqs a pairing has claimed, with an index of its candidates built on first use,
+    so that pairing each source costs a lookup instead of a scan of every candidate (a
+    bundle of many objections and replies would otherwise take quadratic time). Used only
+    when the candidates are in seq order, where it picks exactly what the scan picks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.of: list[Event] | None = None
+        self.seqs: list[int] = []
+        self.naming: dict[tuple[str, object], list[int]] = {}
+        self.free: list[int] = []  # union-find: the first position at or after i not claimed
+        self.in_order = False
+
+    def index(self, candidates: list[Event]) -> bool:
+        """Index ``candidates`` (once); False when they are not in seq order."""
+        if self.of is not candidates:
+            self.of = candidates
+            self.seqs = [e.seq for e in candidates]
+            self.naming = {}
+            for i, e in enumerate(candidates):
+                for key in _ref_keys(e.value("in_reply_to")):
+                    self.naming.setdefault(key, []).append(i)
+            self.free = list(range(len(candidates) + 1))
+            for i, seq in enumerate(self.seqs):
+                if seq in self:
+                    self.free[i] = i + 1
+            self.in_order = all(a < b for a, b in zip(self.seqs, self.seqs[1:], strict=False))
+        return self.in_order
+
+    def first_free(self, i: int) -> int:
+        root = i
+        while self.free[root] != root:
+            root = self.free[root]
+        while self.free[i] != root:  # path compression
+            self.free[i], i = root, self.free[i]
+        return root
+
+    def take(self, i: int) -> Event:
+        assert self.of is not None
+        self.add(self.seqs[i])
+        self.free[i] = i + 1
+        return self.of[i]
+
+    def pair(self, src: Event, candidates: list[Event], reply: bool) -> list[Event]:
+        start = bisect.bisect_right(self.seqs, src.seq)
+        if reply:
+            named = sorted(
+                {
+                    i
+                    for key in (("seq", src.seq), ("index", src.index), ("text", str(src.seq)))
+                    for i in self.naming.get(key, ())
+                    if i >= start and self.seqs[i] not in self
+                }
+            )
+            if named:
+                return [self.take(named[0])]
+        i = self.first_free(start)
+        return [self.take(i)] if i < len(candidates) else []
+
+
 def _targets(
     src: Event, tspec: Mapping[str, Any], candidates: list[Event], claimed: set[int]
 ) -> list[Event]:
@@ -723,6 +798,8 @@ def _targets(
     if pair == "same":
         return [src]
     if pair in ("reply", "next"):
+        if isinstance(claimed, _Claims) and claimed.index(candidates):
+            return claimed.pair(src, candidates, pair == "reply")
         later = [e for e in candidates if e.seq > src.seq and e.seq not in claimed]
         if pair == "reply":
             # A reply names what it answers in its in_reply_to field; otherwise the first
@@ -1504,7 +1581,7 @@ def _check_resolved_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
         return
     ctx.applicable = True
     closes = tl.by_type.get(c["close"], [])
-    claimed: set[int] = set()
+    claimed: set[int] = _Claims()
     for o in opened:
         answer = _targets(o, {"pair": "reply"}, closes, claimed)
         answered_at = answer[0].seq if answer else None
