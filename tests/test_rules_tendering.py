@@ -717,3 +717,27 @@ def test_indexed_pairing_matches_the_plain_scan() -> None:
                 want = _targets(src, {"pair": pair}, replies, plain)
                 got = _targets(src, {"pair": pair}, replies, indexed)
                 assert [e.seq for e in got] == [e.seq for e in want], (pair, kinds, src.seq)
+
+
+def test_g11_no_contract_while_a_challenge_is_unanswered() -> None:
+    def project(answered: str) -> list[dict[str, Any]]:
+        return procurement(
+            "open_tender",
+            (
+                "challenge_filed",
+                at(3, 2, 10),
+                {
+                    "filed_at": at(3, 2, 10),
+                    "known_at": at(3, 2, 9),
+                    "challenge_target": "award_result",
+                },
+            ),
+            ("contract_signed", at(3, 4, 10), {"contract_at": at(3, 4, 10)}),
+            ("challenge_answered", answered, {"answered_at": answered, "in_reply_to": "1"}),
+        )
+
+    r = results(project(at(3, 5, 10)))["G11"]
+    assert r.status == "fail" and "still unanswered" in r.message_en
+    evs = project(at(3, 3, 10))
+    evs[2], evs[3] = evs[3], evs[2]  # the answer before the contract
+    assert results(evs)["G11"].status == "pass"

@@ -1582,12 +1582,14 @@ def _check_resolved_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     ctx.applicable = True
     closes = tl.by_type.get(c["close"], [])
     claimed: set[int] = _Claims()
+    ordered = sorted(guarded, key=lambda e: e.seq)
+    guarded_seqs = [g.seq for g in ordered]
     for o in opened:
         answer = _targets(o, {"pair": "reply"}, closes, claimed)
         answered_at = answer[0].seq if answer else None
-        for g in guarded:
-            if g.seq < o.seq:
-                continue
+        # Only the first guarded event at or after the opening matters: found by bisection.
+        k = bisect.bisect_left(guarded_seqs, o.seq)
+        for g in ordered[k : k + 1]:
             ctx.checked += 1
             if answered_at is None or answered_at > g.seq:
                 ctx.violation(
@@ -1597,7 +1599,6 @@ def _check_resolved_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
                     f"{_label(c, 'open_en', o.type)} (seq {o.seq}) was still unanswered",
                     [o.seq, g.seq],
                 )
-            break
 
 
 def _check_requires_before(ctx: _Ctx, c: Mapping[str, Any]) -> None:
