@@ -45,7 +45,7 @@ class WitnessProc(Process):
             return False
 
     def info(self) -> dict[str, Any]:
-        r = httpx.get(self.url + "/witness/", timeout=5)
+        r = httpx.get(self.prefix + "/", timeout=5)
         r.raise_for_status()
         out: dict[str, Any] = r.json()
         return out
@@ -56,7 +56,7 @@ class WitnessProc(Process):
         return size
 
     def post(self, body: str) -> httpx.Response:
-        return httpx.post(self.url + "/witness/add-checkpoint", content=body.encode(), timeout=10)
+        return httpx.post(self.prefix + "/add-checkpoint", content=body.encode(), timeout=10)
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
