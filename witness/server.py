@@ -232,6 +232,7 @@ class WitnessCore:
                     decisions = self._decide(conn, batch, forks)
                 break
             except ConcurrentUpdate:
+                forks = []  # rolled back: nothing was stored, so nothing to report
                 # Another process moved a log's state between our read and our write (it
                 # should not happen under BEGIN IMMEDIATE): decide again from the new state.
                 if attempt == 2:
@@ -239,6 +240,7 @@ class WitnessCore:
                         batch
                     )
             except SQLAlchemyError as e:
+                forks = []
                 log.error("witness database error: %s", e)
                 decisions = [
                     Reply(503, "the witness database is unavailable", "unavailable")
