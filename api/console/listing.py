@@ -21,6 +21,7 @@ from ledger.models import ProjectRow, RecordRow
 from ledger.service import Ledger
 
 PAGE = 50
+MAX_PAGE = 200
 MAX_SCAN = 2000
 _BATCH = 200
 CODE_PREFIX_RE = re.compile(r"[A-Za-z0-9-]{0,64}")

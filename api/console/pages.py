@@ -29,7 +29,13 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Forbidden, require
 from api.console import sessions
 from api.console.i18n import DEFAULT_LANG, LANGS, translator
-from api.console.listing import CODE_PREFIX_RE, ProjectFilter, list_projects
+from api.console.listing import (
+    CODE_PREFIX_RE,
+    MAX_PAGE,
+    PAGE,
+    ProjectFilter,
+    list_projects,
+)
 from api.console.rows import RowCache
 from api.console.views import CONFIDENTIAL_MARK, SEALED_MARK, beijing, event_view, key_facts
 from api.deps import principal_from, unauthenticated, unauthenticated_gate, within_rate
@@ -390,8 +396,13 @@ async def projects(request: Request) -> Response:
     after = q.get("after", "")
     if not CODE_PREFIX_RE.fullmatch(after):
         raise ApiError(422, "invalid_parameter", "after: a project code", "after")
+    limit = _int_param(request, "limit", PAGE)
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiError(422, "invalid_parameter", f"limit: from 1 to {MAX_PAGE}", "limit")
     f = ProjectFilter(code, trade_type, dates["from"], dates["to"], phase)
-    page = await run_in_threadpool(list_projects, ctx.ledger, ctx.session.principal, f, after)
+    page = await run_in_threadpool(
+        list_projects, ctx.ledger, ctx.session.principal, f, after, limit
+    )
     base = {
         k: v
         for k, v in (
@@ -400,6 +411,7 @@ async def projects(request: Request) -> Response:
             ("from", dates["from"]),
             ("to", dates["to"]),
             ("phase", phase),
+            ("limit", str(limit) if limit != PAGE else ""),
         )
         if v
     }
