@@ -281,6 +281,15 @@ def test_timeline_and_access_log(console: Console, browser: Any) -> None:  # noq
     assert "开标" in text and "进场登记" in text and "杭州市公共资源交易中心 开标室3" in text
     assert "2026-03-25 10:00:00" in text  # Beijing time
     shot(browser, "console-timeline.png")
+    # On paper: no navigation, no buttons, no search; the table whole.
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        assert not browser.find_element(By.CSS_SELECTOR, "header.top").is_displayed()
+        assert not browser.find_element(By.ID, "print").is_displayed()
+        assert browser.find_element(By.ID, "timeline").is_displayed()
+        shot(browser, "console-timeline-print.png")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
     # The read is recorded, as the API records it: the access log shows it.
     browser.get(console.url + f"/projects/{OPENED}/access")
     rows = browser.find_elements(By.CSS_SELECTOR, "#access tbody tr")

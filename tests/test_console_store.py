@@ -4,8 +4,10 @@ paging) and the sessions (sign-in, revocation, expiry), through the console's HT
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,12 @@ from api.auth import create_token, make_scope, revoke_token
 from api.console import listing
 from ledger.clock import rfc3339
 from ledger.service import Ledger
+from ledger.witnessing.submitter import WitnessEndpoint, Witnessing
 from tests.tender import lawful_tender
+from tests.test_witnessing_ledger import post, witness_for  # noqa: F401  (the fixture)
+from tests.witness_procs import wait_until
+from verifier.note import ALG_COSIGNATURE_V1, Signer
+from witness.tsa import BuiltinTimestamper, TimestampAuthority
 
 PROJECTS = ["E330100000301", "E330100000302", "E330100000303", "G330100000304"]
 
@@ -108,3 +115,44 @@ def test_sessions_end_with_their_token(app: tuple[TestClient, Ledger]) -> None:
             text("SELECT expires_at FROM console_sessions WHERE token_id = :t"), {"t": soon_id}
         ).scalar_one()
     assert expires == rfc3339(soon)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_log_status_shows_each_witness_and_its_lag(
+    ledger_factory: Any,
+    witness_for: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A real witness that cosigns and one that never answers: the page names both, with
+    the size each cosigned and how far behind the log it is, and the newest timestamp."""
+    lg: Ledger = ledger_factory()
+    good = witness_for(lg, "good.example/w")
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    key = Signer.generate("silent.example", ALG_COSIGNATURE_V1).verifier
+    silent = WitnessEndpoint.parse(f"{key.vkey}@http://127.0.0.1:{hole.getsockname()[1]}")
+    tsa = BuiltinTimestamper(TimestampAuthority.load_or_create(tmp_path / "tsa", "t"))
+    w = Witnessing.start(lg, [good, silent], 1, tsa, timeout=2.0)
+    try:
+        post(lg, 3)
+        size = lg.head().size
+        wait_until(lambda: w.witnessed_size() == size, 30, "not witnessed")
+        wait_until(lambda: w.timestamp_reply(size) is not None, 30, "no token")
+        with TestClient(create_app(lg, rate_limit=0, witnessing=w)) as c:
+            sign_in(c, create_token(lg.store, "reviewer")[1])
+            page = c.get("/status").text
+        rows = re.findall(
+            r'<tr><td class="code">([^<]+)</td><td class="num">(\d+)</td>'
+            r'<td class="num">(\d+)</td>',
+            page,
+        )
+        assert sorted(rows) == [
+            ("good.example/w", str(size), "0"),
+            ("silent.example", "0", str(size)),
+        ]
+        assert f"见证门限：1 / 2，已见证大小 {size}" in page
+        assert re.search(rf"大小 {size}，时间 [0-9-]+ [0-9:]+，签发方 builtin", page)
+    finally:
+        w.close()
+        hole.close()

@@ -83,6 +83,8 @@ def value_text(value: object, spec: FieldSpec | None) -> object:
     """A payload value as shown: :data:`SEALED_MARK`, or text."""
     if value == SEALED:
         return SEALED_MARK
+    if isinstance(value, bool):
+        return "✓" if value else "✗"  # the same in both languages
     if spec is not None:
         if spec.type == "instant":
             return beijing(value)
