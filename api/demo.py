@@ -85,7 +85,14 @@ def lawful_tender(project: str, bid_files: list[bytes]) -> list[dict[str, Any]]:
         "tender_notice_published",
         agency,
         at(3, 2, 10),
-        {"issue_start": at(3, 2, 10), "bid_deadline": deadline, "place": PLACE},
+        {
+            "issue_start": at(3, 2, 10),
+            "bid_deadline": deadline,
+            "place": PLACE,
+            # The sale and the publicity end at 17:00 on their last days: 民法典 第203条第二款
+            # lets business hours set in the notice end a period's last day.
+            "business_hours": "08:30-17:00",
+        },
     )
     add("documents_issue_opened", agency, at(3, 2, 10, 1), {"issue_open": at(3, 2, 10, 1)})
     # Five days from 2 March end on Saturday 7 March: under 第203条 the sale runs to Monday 9.

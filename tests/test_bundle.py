@@ -594,7 +594,10 @@ def test_a_damaged_member_is_reported_not_raised(exported: Exported, tmp_path: P
     f = failed(rep)
     assert not rep.ok
     assert "records.jsonl" in f["manifest"]
-    assert "records" in f and "damaged" in f["records"]
+    # Which problem comes first depends on where the rot lands in the deflate stream (it
+    # may decode to garbage lines before the CRC fails): the damage is among the details.
+    rec = next(c for c in rep.checks if c.id == "records")
+    assert rec.status == "fail" and any("damaged" in str(d) for d in rec.details), rec.details
 
 
 def test_duplicate_and_unlisted_members_are_named(exported: Exported, tmp_path: Path) -> None:

@@ -258,6 +258,7 @@ def test_documented_rule_fields(cat: Catalogue) -> None:
         "issue_start": ("instant", True),
         "bid_deadline": ("instant", True),
         "place": ("string", True),
+        "business_hours": ("string", False),  # 民法典 第203条第二款 (issue 12)
     }
     assert notice["place"].max_length == 200
     signed = cat.get("contract_signed").fields

@@ -18,6 +18,7 @@ import pytest
 
 from verifier.rules import Rule, evaluate, load_calendar, load_rules
 from verifier.rules.days import CST
+from verifier.rules.engine import WINDOW_ENDS
 
 # (rule, index of the check within the rule) -> (compare, days, unit), from the law:
 # 招标投标法 第24条 (E01), 实施条例 第16、21、22、54、73条, 政府采购法及其实施条例, ...
@@ -78,6 +79,8 @@ COMMITTEES = {("E08", 0): (5, 2, 3), ("G16", 0): (5, 2, 3)}
 # (rule, check) -> (working days to complain, working days to answer): 政府采购法 第五十五条
 # (15 working days after the answer, or after the answer period), 实施条例 第五十二条 (7).
 COMPLAINT_WINDOWS = {("G10", 0): (15, 7)}
+#: Real-time witnessing (阿拉善 实施办法 第二十三条): recorded at most this long after.
+PROMPT_SECONDS = {("X11", 0): 3600}
 NUMERIC = {
     "committee_composition": COMMITTEES,
     "complaint_window": COMPLAINT_WINDOWS,
@@ -87,6 +90,7 @@ NUMERIC = {
     "bids_before_opening": MIN_BIDS,
     "max_items": MAX_ITEMS,
     "retention": RETENTION_YEARS,
+    "recorded_promptly": PROMPT_SECONDS,
 }
 
 CAL = load_calendar()
@@ -103,6 +107,11 @@ def check_of(rid: str, i: int) -> Mapping[str, Any]:
 
 def instant(d: date, hour: int = 10) -> str:
     return datetime.combine(d, time(hour), CST).isoformat()
+
+
+def end_of_day(d: date) -> str:
+    """24:00 of ``d``, Beijing time: when a period's last day ends (民法典 第203条第二款)."""
+    return datetime.combine(d + timedelta(days=1), time(0), CST).isoformat()
 
 
 class Project:
@@ -210,15 +219,18 @@ def period_project(rid: str, i: int, d0: date, d1: date) -> Project:
     if where:
         payload[where["field"]] = where["in"][0] if "in" in where else "tender_documents"
         assert payload[where["field"]] not in where.get("not_in", ())
+    # A window (sale, publicity) must stay open to the end of its last day: it closes at
+    # 24:00 of ``d1`` here; other targets are plain instants on ``d1``.
+    target_at = end_of_day(d1) if tspec.get("field") in WINDOW_ENDS else instant(d1)
     if tspec.get("pair") == "same":
-        payload[tspec["field"]] = instant(d1)
+        payload[tspec["field"]] = target_at
     src = p.add(fspec["events"][0], instant(d0), **payload)
     if "deadline" in tspec:
         name = DEADLINE_FIELDS[tspec["deadline"]]
         p.add("deadline_extended", instant(d0, 11), **{name: instant(d1)})
     elif tspec.get("pair") != "same":
         field = tspec.get("field", "occurred_at")
-        tp = {} if field == "occurred_at" else {field: instant(d1)}
+        tp = {} if field == "occurred_at" else {field: target_at}
         if tspec.get("pair") == "reply":
             tp["in_reply_to"] = str(src["seq"])
         p.add(tspec["events"][0], instant(d1), **tp)
@@ -431,3 +443,47 @@ def test_complaint_working_days_after_the_answer_or_its_period(answered: bool) -
 
     got = {d: complained(d) for d in (next_workday(end, -1), end, next_workday(end))}
     assert got == {next_workday(end, -1): "pass", end: "pass", next_workday(end): "over"}
+
+
+def test_real_time_witnessing_bound_to_the_second() -> None:
+    bound = PROMPT_SECONDS[("X11", 0)]
+    occurred = datetime(2026, 3, 25, 10, 0, tzinfo=CST)
+
+    def recorded_after(seconds: int, late: bool = False) -> str:
+        p = Project("engineering")
+        r = p.add("bid_opening_started", occurred.isoformat(), opening_at=occurred.isoformat())
+        r["recorded_at"] = (occurred + timedelta(seconds=seconds)).isoformat()
+        if late:
+            r["late_entry"] = {"reason": "系统故障后补录"}
+            p.add("av_recording_started", occurred.isoformat(), session="开标室3")
+        return judge("X11", 0, p)
+
+    got = {s: recorded_after(s) for s in (0, bound, bound + 1)}
+    assert got == {0: "pass", bound: "pass", bound + 1: "over"}
+    assert recorded_after(bound + 1, late=True) == "pass"  # late_entry: exempt (X10 reports)
+
+
+@pytest.mark.parametrize(("rid", "i"), sorted(RATIOS), ids=lambda x: str(x))
+@pytest.mark.parametrize("step", [+1, -1])
+def test_a_ratio_moved_by_one_percentage_point_changes_a_verdict(
+    rid: str, i: int, step: int
+) -> None:
+    """Issue 12: loosening (or tightening) a ratio by 1 pp must not pass unnoticed. The
+    scenarios above judge the same amounts under the shipped rule and under the rule with
+    its percentage moved by one point: some verdict differs, so the test above fails."""
+    pct = RATIOS[(rid, i)]
+    assert check_of(rid, i)["max_percent"] == pct
+    whole = 123_456_789
+    amounts = (whole * pct // 100, whole * pct // 100 + 1, whole * (pct - 1) // 100)
+    moved = dataclasses.replace(
+        rule(rid), checks=({**check_of(rid, i), "max_percent": pct + step},)
+    )
+
+    def verdicts(r: Rule) -> list[str]:
+        return [
+            evaluate(ratio_project(rid, i, a, whole).records, [r], CAL)[0].status for a in amounts
+        ]
+
+    shipped = verdicts(dataclasses.replace(rule(rid), checks=(check_of(rid, i),)))
+    assert shipped[:2] == ["pass", "warn" if rule(rid).severity == "warn" else "fail"]
+    assert verdicts(moved) != shipped

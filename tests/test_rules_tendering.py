@@ -213,7 +213,9 @@ def test_g01_without_a_method_cannot_be_evaluated() -> None:
 @pytest.mark.parametrize(
     ("published", "end", "want"),
     [
-        (at(3, 27, 10), at(3, 30, 17), "pass"),  # Fri 27 March: Monday is the working day
+        # Fri 27 March: Monday is the working day, and it ends at 24:00 (民法典 第203条第二款).
+        (at(3, 27, 10), at(3, 31, 0), "pass"),
+        (at(3, 27, 10), at(3, 30, 23), "warn"),  # an hour before the end of that day
         (at(3, 27, 10), at(3, 27, 17), "warn"),  # over the same day
         (at(3, 27, 10), at(3, 28, 17), "warn"),  # Saturday 28 March is not a working day
     ],
@@ -417,6 +419,8 @@ def prequal_project(
             at(3, 2, 9),
             issue_start=at(3, 2, 10),
             prequal_deadline=deadline,
+            # The sale closes at 17:00, the close of business (民法典 第203条第二款).
+            business_hours="08:30-17:00",
         ),
         event(trade_type, "documents_issue_opened", at(3, 2, 10), issue_open=at(3, 2, 10), **docs),
         event(trade_type, "documents_issue_closed", closed, issue_close=closed, **docs),

@@ -204,8 +204,9 @@ def test_p01_one_transferee_may_sign_by_agreement() -> None:
     [
         # 20 working days from Monday 11 May end on Monday 8 June.
         ("equity_transfer", at(6, 5, 17), at(6, 9, 1)),
-        # 40 working days from 11 May (端午节 19 June off) end on Monday 6 July.
-        ("capital_increase", at(7, 3, 17), at(7, 7, 1)),
+        # 40 working days from 11 May (端午节 19 June off) end on Tuesday 7 July; the
+        # disclosure runs to 24:00 of that day (民法典 第203条第二款).
+        ("capital_increase", at(7, 7, 17), at(7, 8, 1)),
         # 10 working days from 11 May end on Monday 25 May.
         ("asset_transfer", at(5, 22, 17), at(5, 26, 1)),
     ],

@@ -3,7 +3,10 @@
 Rules are data; this module only knows a handful of check *kinds* (a period between two
 events, the opening at the deadline, a bid count, a ratio, an order of events...). Each
 rule lists its checks with their parameters, so a rule's period, events and fields change
-without a code change. Day counting is :mod:`verifier.rules.days` (民法典 第201、203条).
+without a code change. Day counting is :mod:`verifier.rules.days` (民法典 第201–204条):
+a window (sale, publicity, listing, disclosure) is compared to the instant its last day
+ends, 24:00 or the close of the notice's ``business_hours``; a point before a deadline
+(``"backward": true``) is counted back plainly.
 
 A finding names the rule, the events involved (by ``seq``) and the dates compared. What
 the ledger cannot know is said plainly: a field the events do not carry, or a date outside
@@ -20,19 +23,24 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from importlib import resources
 from typing import Any, Literal
 
 from verifier.errors import VerifierError
 from verifier.payload import TRADE_TYPES, parse_instant
 from verifier.rules.days import (
+    CST,
     HolidayCalendar,
     OutsideCalendar,
+    Unit,
     at_least,
+    latest_before,
     load_calendar,
     local_date,
+    parse_business_hours,
     period_end,
+    window_lasts,
     within,
 )
 
@@ -141,10 +149,21 @@ class Timeline:
         for e in self.events:
             self.by_type.setdefault(e.type, []).append(e)
         self.trade_type = self.events[0].trade_type if self.events else ""
+        self._carrying: dict[str, tuple[list[int], list[Event]]] = {}
 
     def of(self, types: Iterable[str]) -> list[Event]:
         want = set(types)
         return [e for e in self.events if e.type in want]
+
+    def last_carrying(self, name: str, index: int) -> Event | None:
+        """The last event at or before log ``index`` whose payload carries ``name``
+        (indexed once per field, so a long project costs a bisection per lookup)."""
+        if name not in self._carrying:
+            having = [e for e in self.events if e.payload.get(name) is not None]
+            self._carrying[name] = ([e.index for e in having], having)
+        indexes, having = self._carrying[name]
+        k = bisect.bisect_right(indexes, index)
+        return having[k - 1] if k else None
 
     def instant(self, e: Event, name: str, fallback: str | None = None) -> tuple[datetime, str]:
         """The instant in field ``name`` (else ``fallback``), and the field actually used."""
@@ -563,8 +582,6 @@ def _check_period(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     compare = c["compare"]
     n = int(c["days"])
     unit = c.get("unit", "day")
-    unit_zh = "个工作日" if unit == "workday" else "日"
-    unit_en = "working days" if unit == "workday" else "days"
     fspec, tspec = c["from"], c["to"]
     from_zh = _label(c, "from_zh", "起始事件")
     from_en = _label(c, "from_en", "the starting event")
@@ -599,6 +616,7 @@ def _check_period(ctx: _Ctx, c: Mapping[str, Any]) -> None:
         if not sources:
             return
     ctx.applicable = True
+    labels = _Labels(n, unit, from_zh, from_en, to_zh, to_en)
     targets_all = [e for e in tl.of(tspec.get("events", ())) if _where_ok(e, tspec.get("where"))]
     claimed: set[int] = _Claims()
     for src in sources:
@@ -628,13 +646,14 @@ def _check_period(ctx: _Ctx, c: Mapping[str, Any]) -> None:
                 )
             continue
         for tgt, t1 in pairs:
-            d1 = local_date(t1)
             ctx.checked += 1
             try:
-                if compare == "within":
-                    end = within(d0, d1, n, unit, ctx.cal)
+                if c.get("backward"):
+                    _judge_backward(ctx, c, src, t0, tgt, t1, labels)
+                elif compare == "at_least" and tspec.get("field") in WINDOW_ENDS:
+                    _judge_window(ctx, c, src, t0, tgt, t1, labels)
                 else:
-                    end = at_least(d0, d1, n, unit, ctx.cal)
+                    _judge_dates(ctx, c, src, t0, tgt, t1, labels)
             except OutsideCalendar as e:
                 ctx.cannot(
                     _CannotEvaluate(
@@ -645,37 +664,171 @@ def _check_period(ctx: _Ctx, c: Mapping[str, Any]) -> None:
                         [src.seq, tgt.seq],
                     )
                 )
-                continue
-            if end is None:
-                continue
-            if compare == "within":
-                ctx.violation(
-                    f"{to_zh}（seq {tgt.seq}，{d1}）晚于{from_zh}（seq {src.seq}，{d0}）后"
-                    f"{n}{unit_zh}的期限，最后一日为 {end.describe_zh()}",
-                    f"{to_en} (seq {tgt.seq}, {d1}) is later than {n} {unit_en} after "
-                    f"{from_en} (seq {src.seq}, {d0}); the last day was {end.describe_en()}",
-                    [src.seq, tgt.seq],
-                )
-            elif d1 >= end.nominal:
-                # Long enough by plain counting; short only because 第203条 moved the end.
-                ctx.violation(
-                    f"{from_zh}（seq {src.seq}，{d0}）起算{n}{unit_zh}的最后一日 {end.nominal} "
-                    f"为休息日，依第203条期间延至 {end.last}；{to_zh}（seq {tgt.seq}）在 {d1}，"
-                    "早于期间届满",
-                    f"{n} {unit_en} from {from_en} (seq {src.seq}, {d0}) end on {end.nominal}, "
-                    f"a rest day, so under Civil Code Art. 203 the period runs to {end.last}; "
-                    f"{to_en} (seq {tgt.seq}) on {d1} comes before that",
-                    [src.seq, tgt.seq],
-                )
-            else:
-                ctx.violation(
-                    f"{from_zh}（seq {src.seq}，{d0}）至{to_zh}（seq {tgt.seq}，{d1}）"
-                    f"不足{n}{unit_zh}；最早合法日期为 {end.describe_zh()}",
-                    f"from {from_en} (seq {src.seq}, {d0}) to {to_en} (seq {tgt.seq}, {d1}) "
-                    f"is shorter than {n} {unit_en}; the earliest lawful day is "
-                    f"{end.describe_en()}",
-                    [src.seq, tgt.seq],
-                )
+            except _CannotEvaluate as e:
+                ctx.cannot(e)
+
+
+#: Fields that close a window the public must have for a minimum time (a sale, a
+#: publicity, a listing, a disclosure). Such a window runs to the end of its last day,
+#: 24:00 or the close of business hours (民法典 第203条第二款), compared as instants.
+WINDOW_ENDS = frozenset({"issue_close", "publicity_end", "listing_end", "disclosure_end"})
+#: The notice field that sets business hours ("08:30-17:30", Beijing time).
+BUSINESS_HOURS = "business_hours"
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """How a period check names its two ends and its unit, in both languages."""
+
+    n: int
+    unit: Unit
+    from_zh: str
+    from_en: str
+    to_zh: str
+    to_en: str
+
+    @property
+    def unit_zh(self) -> str:
+        return "个工作日" if self.unit == "workday" else "日"
+
+    @property
+    def unit_en(self) -> str:
+        return "working days" if self.unit == "workday" else "days"
+
+
+def _judge_dates(
+    ctx: _Ctx,
+    c: Mapping[str, Any],
+    src: Event,
+    t0: datetime,
+    tgt: Event,
+    t1: datetime,
+    lb: _Labels,
+) -> None:
+    """A forward period compared by dates: "within N days" (an act on the last day is
+    before its 24:00 whatever the hour), or "at least N days" to a deadline or an event."""
+    d0, d1 = local_date(t0), local_date(t1)
+    n, uz, ue = lb.n, lb.unit_zh, lb.unit_en
+    if c["compare"] == "within":
+        end = within(d0, d1, n, lb.unit, ctx.cal)
+        if end is not None:
+            ctx.violation(
+                f"{lb.to_zh}（seq {tgt.seq}，{d1}）晚于{lb.from_zh}（seq {src.seq}，{d0}）后"
+                f"{n}{uz}的期限，最后一日为 {end.describe_zh()}",
+                f"{lb.to_en} (seq {tgt.seq}, {d1}) is later than {n} {ue} after "
+                f"{lb.from_en} (seq {src.seq}, {d0}); the last day was {end.describe_en()}",
+                [src.seq, tgt.seq],
+            )
+        return
+    end = at_least(d0, d1, n, lb.unit, ctx.cal)
+    if end is None:
+        return
+    if end.extended and d1 >= end.nominal:
+        # Long enough by plain counting; short only because 第203条 moved the end.
+        ctx.violation(
+            f"{lb.from_zh}（seq {src.seq}，{d0}）起算{n}{uz}的最后一日 {end.nominal} "
+            f"为休息日，依《民法典》第203条期间延至 {end.last}；"
+            f"{lb.to_zh}（seq {tgt.seq}）在 {d1}，早于期间届满",
+            f"{n} {ue} from {lb.from_en} (seq {src.seq}, {d0}) end on {end.nominal}, "
+            f"a rest day, so under Civil Code Art. 203 the period runs to {end.last}; "
+            f"{lb.to_en} (seq {tgt.seq}) on {d1} comes before that",
+            [src.seq, tgt.seq],
+        )
+        return
+    ctx.violation(
+        f"{lb.from_zh}（seq {src.seq}，{d0}）至{lb.to_zh}（seq {tgt.seq}，{d1}）"
+        f"不足{n}{uz}；最早合法日期为 {end.describe_zh()}",
+        f"from {lb.from_en} (seq {src.seq}, {d0}) to {lb.to_en} (seq {tgt.seq}, {d1}) "
+        f"is shorter than {n} {ue}; the earliest lawful day is {end.describe_en()}",
+        [src.seq, tgt.seq],
+    )
+
+
+def _business_close(tl: Timeline, e: Event) -> tuple[time, Event] | None:
+    """The close of business hours in force for a window recorded in ``e``: its own
+    ``business_hours``, else the last notice before it that sets them (docs/bundle-format.md)."""
+    src = e if e.value(BUSINESS_HOURS) is not None else tl.last_carrying(BUSINESS_HOURS, e.index)
+    if src is None:
+        return None
+    try:
+        _, close = parse_business_hours(src.value(BUSINESS_HOURS))
+    except ValueError as err:
+        raise _CannotEvaluate(
+            f"事件 seq {src.seq}（{src.type}）的营业时间 {BUSINESS_HOURS} 无法识别：{err}",
+            f"event seq {src.seq} ({src.type}) field {BUSINESS_HOURS} cannot be read: {err}",
+            [src.seq],
+        ) from None
+    return close, src
+
+
+def _judge_window(
+    ctx: _Ctx,
+    c: Mapping[str, Any],
+    src: Event,
+    t0: datetime,
+    tgt: Event,
+    t1: datetime,
+    lb: _Labels,
+) -> None:
+    """A window of at least N (working) days must stay open until its last day ends:
+    24:00 Beijing time, or the close of business hours (民法典 第203条第二款)."""
+    d0 = local_date(t0)
+    hours = _business_close(ctx.tl, tgt)
+    close = hours[0] if hours else None
+    end = window_lasts(d0, t1, lb.n, lb.unit, ctx.cal, close)
+    if end is None:
+        return
+    n, uz, ue = lb.n, lb.unit_zh, lb.unit_en
+    if hours is not None:
+        due_zh = f"{end.describe_zh()} {close:%H:%M}（营业时间截止，seq {hours[1].seq}）"
+        due_en = f"{end.describe_en()} at {close:%H:%M} (close of business, seq {hours[1].seq})"
+    else:
+        due_zh = f"{end.describe_zh()} 24时"
+        due_en = f"{end.describe_en()} at 24:00"
+    extra_zh = extra_en = ""
+    if end.extended:
+        extra_zh = "（依《民法典》第203条第一款顺延）"
+        extra_en = " (extended under Civil Code Art. 203(1))"
+    ctx.violation(
+        f"{lb.to_zh}（seq {tgt.seq}，{_fmt_cst(t1)}）早于{lb.from_zh}（seq {src.seq}，{d0}）"
+        f"起算{n}{uz}的期间届满；期间最后一日至 {due_zh}方届满{extra_zh}"
+        "（《民法典》第201条、第203条第二款）",
+        f"{lb.to_en} (seq {tgt.seq}, {_fmt_cst(t1)}) comes before {n} {ue} from "
+        f"{lb.from_en} (seq {src.seq}, {d0}) have run: the last day, {due_en}, must "
+        f"end first{extra_en} (Civil Code Art. 201, Art. 203(2))",
+        [src.seq, tgt.seq] + ([hours[1].seq] if hours else []),
+    )
+
+
+def _judge_backward(
+    ctx: _Ctx,
+    c: Mapping[str, Any],
+    src: Event,
+    t0: datetime,
+    tgt: Event,
+    t1: datetime,
+    lb: _Labels,
+) -> None:
+    """An act at least N (working) days before a deadline ("截止时间至少15日前"), counted
+    back plainly from the deadline's day: 第203条 does not move it (days.latest_before)."""
+    d0, d1 = local_date(t0), local_date(t1)
+    latest = latest_before(d1, lb.n, lb.unit, ctx.cal)
+    if d0 <= latest:
+        return
+    n, uz, ue = lb.n, lb.unit_zh, lb.unit_en
+    ctx.violation(
+        f"{lb.from_zh}（seq {src.seq}，{d0}）晚于{lb.to_zh}（seq {tgt.seq}，{d1}）前{n}{uz}；"
+        f"最迟应在 {latest}（自截止之日倒数，不适用第203条顺延）",
+        f"{lb.from_en} (seq {src.seq}, {d0}) is less than {n} {ue} before {lb.to_en} "
+        f"(seq {tgt.seq}, {d1}); the latest lawful day was {latest} (counted back plainly "
+        "from the deadline; Civil Code Art. 203 does not move it)",
+        [src.seq, tgt.seq],
+    )
+
+
+def _fmt_cst(t: datetime) -> str:
+    """An instant in Beijing time, as the law counts it."""
+    return t.astimezone(CST).isoformat()
 
 
 def _refers_to(ref: object, target: Event) -> bool:
@@ -1703,6 +1856,35 @@ def _check_allowed_values(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             )
 
 
+def _check_recorded_promptly(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Each event recorded within ``max_delay_seconds`` of its occurrence: witnessing in
+    real time (阿拉善 实施办法 第二十三条 实时见证). Events marked ``late_entry`` say they
+    were recorded afterwards and why; they are exempt here (X10 reports them)."""
+    bound = timedelta(seconds=int(c["max_delay_seconds"]))
+    for e in ctx.tl.events:
+        ctx.applicable = True
+        if e.late_entry is not None:
+            continue
+        try:
+            occurred, _ = ctx.tl.instant(e, "occurred_at")
+            recorded, _ = ctx.tl.instant(e, "recorded_at")
+        except _CannotEvaluate as err:
+            ctx.cannot(err)
+            continue
+        ctx.checked += 1
+        delay = recorded - occurred
+        if delay > bound:
+            ctx.violation(
+                f"事件 seq {e.seq}（{e.type}）发生于 {_fmt_cst(occurred)}，记录于 "
+                f"{_fmt_cst(recorded)}，迟延 {_duration_zh(delay)}，超过实时见证时限 "
+                f"{_duration_zh(bound)}，且未注明事后补录（late_entry）",
+                f"event seq {e.seq} ({e.type}) occurred at {_fmt_cst(occurred)} and was "
+                f"recorded at {_fmt_cst(recorded)}, {_duration_en(delay)} later: beyond the "
+                f"{_duration_en(bound)} real-time witnessing allows, and not marked late_entry",
+                [e.seq],
+            )
+
+
 def _check_followed_by(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     """Each ``event`` is followed by a ``by`` event before any ``before`` event (e.g. the
     auction record signed after the hammer falls, before the deal is confirmed).
@@ -1791,6 +1973,23 @@ def _check_competition(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             )
 
 
+def _duration_parts(d: timedelta) -> tuple[int, int, int, int]:
+    total = int(d.total_seconds())
+    return total // 86400, total % 86400 // 3600, total % 3600 // 60, total % 60
+
+
+def _duration_en(d: timedelta) -> str:
+    days, hours, minutes, seconds = _duration_parts(d)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s")]
+    return " ".join(f"{v} {u}" for v, u in parts if v) or "0 s"
+
+
+def _duration_zh(d: timedelta) -> str:
+    days, hours, minutes, seconds = _duration_parts(d)
+    parts = [(days, "天"), (hours, "小时"), (minutes, "分"), (seconds, "秒")]
+    return "".join(f"{v}{u}" for v, u in parts if v) or "0秒"
+
+
 _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "period": _check_period,
     "opening_at_deadline": _check_opening,
@@ -1812,6 +2011,7 @@ _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "allowed_values": _check_allowed_values,
     "followed_by": _check_followed_by,
     "competition": _check_competition,
+    "recorded_promptly": _check_recorded_promptly,
 }
 
 
