@@ -508,3 +508,24 @@ def test_real_time_witnessing_warns_on_events_recorded_late_unless_marked() -> N
         witnessed([0, 185, 2], late=1).records, [r for r in load_rules() if r.id == "X10"], CAL
     )
     assert x10.status == "warn" and "网络中断后补录" in x10.message_zh
+
+
+def test_a_window_closing_at_24_00_ends_on_that_day_for_what_is_counted_from_it() -> None:
+    """G09: without known_at, the day a supplier should have known of the result is the end
+    of its announcement (政府采购法实施条例 第五十三条). An announcement that closes at 24:00
+    of Monday 30 March 2026 (recorded as 31 March 00:00) ends on 30 March: 7 working days
+    from it are 31 March-3 April and 7-9 April (清明 4-6 April), so 10 April is late."""
+
+    def challenged(on: date) -> str:
+        p = Project("procurement")
+        p.add(
+            "award_result_published",
+            cst(date(2026, 3, 27)),
+            published_at=cst(date(2026, 3, 27)),
+            publicity_end=cst(date(2026, 3, 30), 24),
+        )
+        p.add("challenge_filed", cst(on), filed_at=cst(on), challenge_target="award_result")
+        return status("G09", 1, p)
+
+    assert challenged(date(2026, 4, 9)) == "pass"
+    assert challenged(date(2026, 4, 10)) == "fail"

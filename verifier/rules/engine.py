@@ -571,6 +571,10 @@ def _source_instant(tl: Timeline, src: Event, fspec: Mapping[str, Any]) -> datet
         before = [e for e in tl.of(derive["events"]) if e.seq < src.seq]
         if before:
             t, _ = tl.instant(before[-1], derive["field"])
+            if derive["field"] in WINDOW_ENDS and t.astimezone(CST).time() == time(0):
+                # A window that closes at 24:00 ends on the day before (民法典 第203条第二款):
+                # that day is the one the period is counted from, not the next.
+                t -= timedelta(microseconds=1)
             return t
     t, _ = tl.instant(src, name, fallback)
     return t
