@@ -46,15 +46,35 @@ def cst(d: date, hour: int = 10, minute: int = 0, second: int = 0) -> str:
 
 
 class Project:
-    """Events appended in log order, recorded when they occurred."""
+    """Events appended in log order, recorded when they occurred. An engineering project is
+    one that must be tendered by law (E01, E10 apply only to those): its registration is
+    recorded last, so the scenario's own events keep seq 0, 1, ..."""
 
     def __init__(self, trade_type: str = "engineering") -> None:
         self.trade_type = trade_type
-        self.records: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        if self.trade_type != "engineering":
+            return self.events
+        n = len(self.events)
+        registered = {
+            "project": "P12",
+            "trade_type": self.trade_type,
+            "type": "project_registered",
+            "actor": {"id": "X", "role": "platform"},
+            "occurred_at": cst(date(2026, 1, 5)),
+            "recorded_at": cst(date(2026, 1, 5)),
+            "seq": n,
+            "index": n,
+            "payload": {"method": "open_tender", "estimate": 1, "must_tender": True},
+        }
+        return [*self.events, registered]
 
     def add(self, type_: str, occurred_at: str, **payload: Any) -> Project:
-        seq = len(self.records)
-        self.records.append(
+        seq = len(self.events)
+        self.events.append(
             {
                 "project": "P12",
                 "trade_type": self.trade_type,
