@@ -79,6 +79,9 @@ COMMITTEES = {("E08", 0): (5, 2, 3), ("G16", 0): (5, 2, 3)}
 # (rule, check) -> (working days to complain, working days to answer): 政府采购法 第五十五条
 # (15 working days after the answer, or after the answer period), 实施条例 第五十二条 (7).
 COMPLAINT_WINDOWS = {("G10", 0): (15, 7)}
+#: Real-time witnessing (阿拉善 实施办法 第二十三条): recorded at most this long after.
+#: Shipped unset (not applicable until a deployment configures it); tested at 3600 s.
+PROMPT_SECONDS = {("X11", 0): None}
 NUMERIC = {
     "committee_composition": COMMITTEES,
     "complaint_window": COMPLAINT_WINDOWS,
@@ -88,6 +91,7 @@ NUMERIC = {
     "bids_before_opening": MIN_BIDS,
     "max_items": MAX_ITEMS,
     "retention": RETENTION_YEARS,
+    "recorded_promptly": PROMPT_SECONDS,
 }
 
 CAL = load_calendar()
@@ -440,6 +444,29 @@ def test_complaint_working_days_after_the_answer_or_its_period(answered: bool) -
 
     got = {d: complained(d) for d in (next_workday(end, -1), end, next_workday(end))}
     assert got == {next_workday(end, -1): "pass", end: "pass", next_workday(end): "over"}
+
+
+def test_real_time_witnessing_bound_to_the_second() -> None:
+    assert check_of("X11", 0)["max_delay_seconds"] == PROMPT_SECONDS[("X11", 0)]
+    bound = 3600
+    configured = dataclasses.replace(
+        rule("X11"), checks=({**check_of("X11", 0), "max_delay_seconds": bound},)
+    )
+    occurred = datetime(2026, 3, 25, 10, 0, tzinfo=CST)
+
+    def recorded_after(seconds: int, late: bool = False) -> str:
+        p = Project("engineering")
+        r = p.add("bid_opening_started", occurred.isoformat(), opening_at=occurred.isoformat())
+        r["recorded_at"] = (occurred + timedelta(seconds=seconds)).isoformat()
+        if late:
+            r["late_entry"] = {"reason": "系统故障后补录"}
+            p.add("av_recording_started", occurred.isoformat(), session="开标室3")
+        [res] = evaluate(p.records, [configured], CAL)
+        return {"pass": "pass", "warn": "over"}[res.status]
+
+    got = {s: recorded_after(s) for s in (0, bound, bound + 1)}
+    assert got == {0: "pass", bound: "pass", bound + 1: "over"}
+    assert recorded_after(bound + 1, late=True) == "pass"  # late_entry: exempt (X10 reports)
 
 
 @pytest.mark.parametrize(("rid", "i"), sorted(RATIOS), ids=lambda x: str(x))

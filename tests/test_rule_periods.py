@@ -494,6 +494,55 @@ def test_each_year_names_the_state_council_notice_it_comes_from() -> None:
     assert "文号未载" in parse_calendar(ok).notices[-1]
 
 
+# --- real-time witnessing (阿拉善 实施办法 第二十三条) ------------------------------------------
+
+
+def witnessed(delays_minutes: list[int], late: int | None = None) -> Project:
+    """Opening-session events recorded ``delays`` minutes after they occurred; event
+    ``late`` is marked late_entry."""
+    p = Project()
+    t = datetime(2026, 3, 25, 10, 0, tzinfo=CST)
+    for k, delay in enumerate(delays_minutes):
+        at = t + timedelta(minutes=k)
+        p.add("av_recording_started", at.isoformat(), session=f"S{k}")
+        p.events[-1]["recorded_at"] = (at + timedelta(minutes=delay)).isoformat()
+        if k == late:
+            p.events[-1]["late_entry"] = {"reason": "网络中断后补录"}
+    return p
+
+
+def x11(p: Project, bound: int | None = 3600) -> RuleResult:
+    """X11 over the project, its bound configured (the shipped catalogue sets none)."""
+    rule = next(r for r in load_rules() if r.id == "X11")
+    configured = {**rule.checks[0], "max_delay_seconds": bound}
+    [res] = evaluate(p.records, [dataclasses.replace(rule, checks=(configured,))], CAL)
+    return res
+
+
+def test_real_time_witnessing_warns_on_events_recorded_late_unless_marked() -> None:
+    rule = next(r for r in load_rules() if r.id == "X11")
+    assert rule.status == "to-confirm" and rule.severity == "warn"
+    assert "第二十三条" in rule.source_zh and "Art. 23" in rule.source_en
+    assert set(rule.trade_types) == {"engineering", "procurement", "land", "mining", "property"}
+    # Shipped without a bound: not applicable, and says why (never a pass).
+    res = check("X11", 0, witnessed([0, 185, 2]))
+    assert res.status == "not_applicable" and "max_delay_seconds" in res.message_en
+    assert "max_delay_seconds" in res.message_zh
+    # Configured (e.g. one hour): an event recorded 3 h 5 min late warns.
+    assert x11(witnessed([0, 5, 59])).status == "pass"
+    res = x11(witnessed([0, 185, 2]))
+    assert res.status == "warn" and res.events == [1]
+    assert "3 h 5 min later" in res.message_en and "not marked late_entry" in res.message_en
+    assert "迟延 3小时5分" in res.message_zh and "late_entry" in res.message_zh
+    assert sorted(DATE.findall(res.message_en)) == sorted(DATE.findall(res.message_zh))
+    # Marked late_entry: exempt here (X10 reports it, with its reason).
+    assert x11(witnessed([0, 185, 2], late=1)).status == "pass"
+    [x10] = evaluate(
+        witnessed([0, 185, 2], late=1).records, [r for r in load_rules() if r.id == "X10"], CAL
+    )
+    assert x10.status == "warn" and "网络中断后补录" in x10.message_zh
+
+
 def test_a_window_closing_at_24_00_ends_on_that_day_for_what_is_counted_from_it() -> None:
     """G09: without known_at, the day a supplier should have known of the result is the end
     of its announcement (政府采购法实施条例 第五十三条). An announcement that closes at 24:00

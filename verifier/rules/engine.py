@@ -1860,6 +1860,45 @@ def _check_allowed_values(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             )
 
 
+def _check_recorded_promptly(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Each event recorded within ``max_delay_seconds`` of its occurrence: witnessing in
+    real time (阿拉善 实施办法 第二十三条 实时见证). Events marked ``late_entry`` say they
+    were recorded afterwards and why; they are exempt here (X10 reports them)."""
+    if c.get("max_delay_seconds") is None:
+        # The measures' own bound is to be confirmed, and a ledger that imports or replays a
+        # past procedure (the demo) is not witnessing it live: the deployment sets the bound.
+        ctx.not_applicable.append(
+            (
+                "未配置实时见证时限（rules.json 中 X11 的 max_delay_seconds）",
+                "no real-time bound is configured (X11's max_delay_seconds in rules.json)",
+            )
+        )
+        return
+    bound = timedelta(seconds=int(c["max_delay_seconds"]))
+    for e in ctx.tl.events:
+        ctx.applicable = True
+        if e.late_entry is not None:
+            continue
+        try:
+            occurred, _ = ctx.tl.instant(e, "occurred_at")
+            recorded, _ = ctx.tl.instant(e, "recorded_at")
+        except _CannotEvaluate as err:
+            ctx.cannot(err)
+            continue
+        ctx.checked += 1
+        delay = recorded - occurred
+        if delay > bound:
+            ctx.violation(
+                f"事件 seq {e.seq}（{e.type}）发生于 {_fmt_cst(occurred)}，记录于 "
+                f"{_fmt_cst(recorded)}，迟延 {_duration_zh(delay)}，超过实时见证时限 "
+                f"{_duration_zh(bound)}，且未注明事后补录（late_entry）",
+                f"event seq {e.seq} ({e.type}) occurred at {_fmt_cst(occurred)} and was "
+                f"recorded at {_fmt_cst(recorded)}, {_duration_en(delay)} later: beyond the "
+                f"{_duration_en(bound)} real-time witnessing allows, and not marked late_entry",
+                [e.seq],
+            )
+
+
 def _check_followed_by(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     """Each ``event`` is followed by a ``by`` event before any ``before`` event (e.g. the
     auction record signed after the hammer falls, before the deal is confirmed).
@@ -1948,6 +1987,23 @@ def _check_competition(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             )
 
 
+def _duration_parts(d: timedelta) -> tuple[int, int, int, int]:
+    total = int(d.total_seconds())
+    return total // 86400, total % 86400 // 3600, total % 3600 // 60, total % 60
+
+
+def _duration_en(d: timedelta) -> str:
+    days, hours, minutes, seconds = _duration_parts(d)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s")]
+    return " ".join(f"{v} {u}" for v, u in parts if v) or "0 s"
+
+
+def _duration_zh(d: timedelta) -> str:
+    days, hours, minutes, seconds = _duration_parts(d)
+    parts = [(days, "天"), (hours, "小时"), (minutes, "分"), (seconds, "秒")]
+    return "".join(f"{v}{u}" for v, u in parts if v) or "0秒"
+
+
 _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "period": _check_period,
     "opening_at_deadline": _check_opening,
@@ -1969,6 +2025,7 @@ _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "allowed_values": _check_allowed_values,
     "followed_by": _check_followed_by,
     "competition": _check_competition,
+    "recorded_promptly": _check_recorded_promptly,
 }
 
 
