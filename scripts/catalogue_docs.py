@@ -71,6 +71,16 @@ LIFECYCLES: dict[str, list[str]] = {
 }  # fmt: skip
 
 
+def _parts(conf: dict[str, Any]) -> list[str]:
+    """The record paths an event's ``confidential`` entry commits (verifier/sealed.py)."""
+    return [
+        *(f"payload.{n}" for n in conf["fields"]),
+        *(["actor.id"] if conf.get("actor") else []),
+        *(["attachments"] if conf.get("attachments") else []),
+        "poster_signature",
+    ]
+
+
 def verifier_copy() -> str:
     """verifier/catalogues.json with the current version's entry (re)written."""
     raw = json.loads(SOURCE.read_text("utf-8"))
@@ -87,12 +97,9 @@ def verifier_copy() -> str:
             "fields": ev["fields"],
             "one_of_required": ev.get("one_of_required", []),
             "sealed_fields": ev["sealed_fields"],
-            # Confidential fields, like sealed ones, may stand as commitments in a bundle.
-            **(
-                {"confidential_fields": ev["confidential"]["fields"]}
-                if "confidential" in ev
-                else {}
-            ),
+            # Confidential parts, like sealed ones, may stand as commitments in a bundle;
+            # no other part of an open event may (docs/formats.md, "Confidential fields").
+            **({"confidential_parts": _parts(ev["confidential"])} if "confidential" in ev else {}),
         }
         for ev in raw["events"]
     }

@@ -12,6 +12,7 @@ download, an error message or the public log.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -320,3 +321,36 @@ def test_an_event_without_a_confidential_value_is_committed_as_it_is(api: Api) -
             __import__("verifier.canonical", fromlist=["canonicalize"]).canonicalize(rec)
         ).digest()
     )
+
+
+def test_a_backend_that_withholds_other_parts_of_an_open_event_is_caught(
+    api: Api, tmp_path: Path
+) -> None:
+    """Commitments verify against the event hash whatever they hide; the verifier holds
+    an open event's commitments to the catalogue's confidential parts, so a backend cannot
+    withhold the winner and pass it off as the law's secret."""
+    evs, files = tender(PROJECT)
+    seals = api.lg.sequencer.catalogue
+    committee = seals.events["committee_formed"].confidential
+    assert committee is not None
+    lying = dataclasses.replace(
+        seals.events["winner_determined"],
+        confidential=dataclasses.replace(committee, fields=("winner",)),
+    )
+    api.lg.sequencer.catalogue = dataclasses.replace(
+        seals, events={**seals.events, "winner_determined": lying}
+    )
+    try:
+        api.post(evs, files)
+    finally:
+        api.lg.sequencer.catalogue = seals
+    r = api.get("admin", f"/v1/projects/{PROJECT}/events", limit=1000).json()
+    won = next(x for x in r["records"] if x["type"] == "winner_determined")
+    assert "winner" not in won["payload"] and "payload.winner" in won["commitments"]
+    bundle = api.get("archivist", f"/v1/projects/{PROJECT}/bundle")
+    trust = TrustPolicy(parse_vkey(api.c.get("/v1/log").json()["verifier_key"]))
+    rep = verify_bundle(bundle.content, trust)
+    assert rep.check("inclusion").status == "pass"  # the log did commit to it
+    check = rep.check("payloads")
+    assert check.status == "fail" and "commits payload.winner" in check.message
+    assert "does not make confidential" in check.message

@@ -608,6 +608,16 @@ class PayloadCatalogues:
 
     #: version -> event code -> (fields, one_of_required, sealed fields); None: untyped.
     versions: Mapping[int, Mapping[str, _VersionedEvent] | None] = field(hash=False)
+    #: version -> event code -> the record paths its confidential parts commit (only the
+    #: event types that have any).
+    confidential: Mapping[int, Mapping[str, frozenset[str]]] = field(
+        hash=False, default_factory=lambda: MappingProxyType({})
+    )
+
+    def confidential_parts(self, version: int, code: str) -> frozenset[str]:
+        """The paths a record of ``code`` (not sealed) may commit under ``version``: its
+        confidential parts and the poster's signature; empty when it has none."""
+        return self.confidential.get(version, {}).get(code, frozenset())
 
     def checker(self, version: int, code: str) -> tuple[PayloadChecker, frozenset[str]] | None:
         """The committed-form checker of ``code`` under ``version`` and the sealed field
@@ -637,6 +647,7 @@ def parse_payload_catalogues(data: object) -> PayloadCatalogues:
     if not isinstance(data, dict) or not isinstance(data.get("versions"), dict):
         raise ValueError('expected {"versions": {...}}')
     versions: dict[int, Any] = {}
+    confidential: dict[int, dict[str, frozenset[str]]] = {}
     for key, raw in data["versions"].items():
         if not key.isdigit():
             raise ValueError(f"versions: {key!r} is not a version number")
@@ -656,10 +667,21 @@ def parse_payload_catalogues(data: object) -> PayloadCatalogues:
                 raise ValueError(f"{where}.fields: {e}") from None
             groups = tuple(tuple(g) for g in ev.get("one_of_required", []))
             # Sealed and confidential fields alike may stand as commitments (verifier/sealed.py).
-            hidden = [*ev.get("sealed_fields", []), *ev.get("confidential_fields", [])]
+            parts = ev.get("confidential_parts", [])
+            if not isinstance(parts, list) or not all(isinstance(x, str) for x in parts):
+                raise ValueError(f"{where}.confidential_parts: expected a list of paths")
+            if parts:
+                confidential.setdefault(int(key), {})[code] = frozenset(parts)
+            hidden = [
+                *ev.get("sealed_fields", []),
+                *(x.removeprefix("payload.") for x in parts if x.startswith("payload.")),
+            ]
             events[code] = (fields, groups, frozenset(hidden))
         versions[int(key)] = MappingProxyType(events)
-    return PayloadCatalogues(MappingProxyType(versions))
+    return PayloadCatalogues(
+        MappingProxyType(versions),
+        MappingProxyType({v: MappingProxyType(m) for v, m in confidential.items()}),
+    )
 
 
 @functools.cache

@@ -33,6 +33,20 @@ def check_payloads(b: EvidenceBundle, out: CheckList, records: list[Record]) -> 
         except UnknownCatalogueVersion:
             newer.add(version)
             continue
+        # An open event commits only the parts the catalogue makes confidential: a backend
+        # that withheld anything else (a winner, a date) would pass it off as the law's.
+        committed = r.obj.get("commitments")
+        if not r.sealed and isinstance(committed, dict):
+            hidden = sorted(
+                set(committed) - cats.confidential_parts(version, str(r.obj.get("type")))
+            )
+            if hidden:
+                problems.add(
+                    f"{record_place(r)}: commits {', '.join(x[:60] for x in hidden[:5])}, which "
+                    f"catalogue version {version} does not make confidential",
+                    f"记录 seq {r.obj.get('seq')} 以承诺值隐藏了事件目录第 {version} 版未列为保密的"
+                    f"部分：{', '.join(x[:60] for x in hidden[:5])}",
+                )
         if found is None or not isinstance(payload, dict):
             continue
         checker, sealed = found
