@@ -311,9 +311,10 @@ def authorize_object(
 
 
 def access_what(lg: Ledger, cite: Citation, what: dict[str, Any]) -> dict[str, Any]:
-    """What the access event of a file read says was read: the file's hash, or, for a
-    confidential file (a complaint's letter), the log index of the record citing it. Every
-    reader of the project's access chain sees the event; the hash would identify the file."""
+    """How an event about a file (its read, a legal hold on it) names the file: by its
+    hash, or, for a confidential file (a complaint's letter), by the log index of the record
+    citing it. Every reader of the project sees those events; the hash would identify the
+    file."""
     if not attachments_confidential(lg.catalogue, cite.event_type):
         return what
     out = {k: v for k, v in what.items() if k != "sha256"}

@@ -147,6 +147,28 @@ def test_the_complainant_is_seen_only_by_those_handling_the_complaint(api: Api) 
     listing = api.get("reviewer", f"/v1/projects/{PROJECT}/events", limit=1000).json()
     assert str(idx) in listing["openings"]
     assert api.get("reviewer", f"/v1/objects/{letter}").content == LETTER
+    # The reviewer holds the letter; the hold is recorded naming the complaint, not the file.
+    held = api.c.post(
+        f"/v1/objects/{letter}/legal-hold",
+        json={"hold": True, "reason": "投诉处理中"},
+        headers={"Authorization": f"Bearer {api.tok['reviewer']}"},
+    )
+    assert held.status_code == 200 and held.json()["legal_hold"] is True, held.text
+    hold = api.get("archivist", f"/v1/projects/{PROJECT}/events", limit=1000).json()["records"][-1]
+    assert hold["type"] == "legal_hold_set" and hold["payload"] == {
+        "index": idx,
+        "reason": "投诉处理中",
+    }
+    # Others may not hold it: it is as absent to them as to a read.
+    assert (
+        api.c.post(
+            f"/v1/objects/{letter}/legal-hold",
+            json={"hold": False},
+            headers={"Authorization": f"Bearer {api.tok['admin']}"},
+        ).status_code
+        == 404
+    )
+    size = api.lg.head().size
     # Everyone else: the event (a complaint was filed, and when), no complainant.
     for role in ("archivist", "admin"):
         rec = api.get(role, f"/v1/events/{idx}").json()

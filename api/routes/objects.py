@@ -494,7 +494,9 @@ async def legal_hold(
         info = await run_in_threadpool(objects.require, sha256)
     if info.legal_hold == hold:
         return info.to_json()
-    payload: dict[str, Any] = {"sha256": sha256}
+    # A confidential file (a complaint's letter) is named by the record citing it: every
+    # reader of the project sees the hold, and the hash would identify the file.
+    payload = access_what(lg, cite, {"sha256": sha256})
     if reason:
         payload["reason"] = reason
     await record_event(
