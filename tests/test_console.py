@@ -341,6 +341,8 @@ def test_verify_in_the_browser(console: Console, browser: Any) -> None:  # noqa:
 
     edit("receipt-json", flip_proof)
     assert verify() == {**good, "verdict": "failed", "inclusion": "failed"}
+    step = browser.find_element(By.CSS_SELECTOR, "#verify-steps li[data-step=inclusion]")
+    assert "由证明推算出的根哈希与检查点不一致" in step.text  # the reason, in the page's language
 
     def move_root(r: dict[str, Any]) -> None:  # a checkpoint the log never signed
         lines = r["checkpoint"].split("\n")
@@ -355,6 +357,8 @@ def test_verify_in_the_browser(console: Console, browser: Any) -> None:  # noqa:
     browser.execute_script("document.getElementById('receipt-json').value = arguments[0]", original)
     edit("record-json", lambda r: r["payload"].update(place="另一个开标室"))
     assert verify() == {**good, "verdict": "failed", "hash": "failed"}
+    step = browser.find_element(By.CSS_SELECTOR, "#verify-steps li[data-step=hash]")
+    assert "记录的哈希与收据的 event_hash 不一致" in step.text
     shot(browser, "console-event-tampered.png")
 
     # The pinned key is the reader's, kept in the browser: another key fails the signature.

@@ -25,6 +25,7 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "nav.lang_switch": ("English", "中文"),
     "nav.lang_label": ("切换语言", "Switch language"),
     "nav.main": ("主导航", "Main navigation"),
+    "nav.pages": ("翻页", "Pages"),
     "role.reviewer": ("监督审查", "reviewer"),
     "role.archivist": ("档案管理", "archivist"),
     "role.admin": ("管理员", "admin"),
@@ -161,6 +162,45 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "verify.step.signature": ("日志签名", "Log signature"),
     "verify.step.inclusion": ("包含证明", "Inclusion proof"),
     "verify.no_key": ("请先固定日志公钥。", "Pin a log key first."),
+    "verify.err.bad_key": (
+        "公钥格式不对，应为“名称+密钥ID+公钥”",
+        "the key must read name+keyid+key",
+    ),
+    "verify.err.not_ed25519": ("不是 Ed25519 日志公钥", "not an Ed25519 verifier key"),
+    "verify.err.key_id": ("密钥 ID 与公钥不符", "the key ID does not match the key"),
+    "verify.err.bad_json": ("记录或收据不是有效的 JSON", "the record or receipt is not valid JSON"),
+    "verify.err.bad_base64": ("哈希或签名不是有效的 base64", "a hash or signature is not base64"),
+    "verify.err.unsafe_number": (
+        "记录中的数字超出浏览器可精确表示的范围",
+        "a number in the record is beyond what the browser holds exactly",
+    ),
+    "verify.err.hash_mismatch": (
+        "记录的哈希与收据的 event_hash 不一致",
+        "the record does not hash to the receipt's event_hash",
+    ),
+    "verify.err.index_mismatch": (
+        "记录的日志位置与收据不一致",
+        "the record's index is not the receipt's",
+    ),
+    "verify.err.malformed_checkpoint": ("检查点格式不对", "the checkpoint is malformed"),
+    "verify.err.no_signature": (
+        "检查点上没有所固定公钥的签名",
+        "no signature by the pinned key",
+    ),
+    "verify.err.bad_signature": ("日志签名无效", "the log's signature does not verify"),
+    "verify.err.origin": (
+        "检查点的日志名称与公钥名称不符",
+        "the checkpoint's origin is not the key's name",
+    ),
+    "verify.err.proof_shape": (
+        "包含证明的长度或位置不对",
+        "the inclusion proof has the wrong shape for this index and size",
+    ),
+    "verify.err.root_mismatch": (
+        "由证明推算出的根哈希与检查点不一致",
+        "the proof does not lead to the checkpoint's root",
+    ),
+    "verify.err.no_checkpoint": ("没有验证通过的检查点", "no verified checkpoint"),
     "access.title": ("项目 {project} 调阅记录", "Access log of project {project}"),
     "access.intro": (
         "每一次读取证据（记录、文件、证据包）都作为 evidence_accessed 事件记入账本。",

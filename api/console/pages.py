@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Forbidden, require
 from api.console import sessions
-from api.console.i18n import DEFAULT_LANG, LANGS, translator
+from api.console.i18n import DEFAULT_LANG, LANGS, MESSAGES, translator
 from api.console.listing import (
     CODE_PREFIX_RE,
     MAX_PAGE,
@@ -534,6 +534,9 @@ async def event_page(request: Request, index: str) -> Response:
         ),
         redacted="sealed" in record,
         log_key=lg.info().verifier_key,
+        verify_messages={
+            k.removeprefix("verify.err."): ctx.t(k) for k in MESSAGES if k.startswith("verify.err.")
+        },
     )
 
 

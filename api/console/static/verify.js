@@ -10,10 +10,16 @@
 "use strict";
 
 const KEY_STORE = "jianzheng.logKey";
+
+// A failed check, by code; the page gives each code's message in the reader's language.
+class CheckFailed extends Error {
+  constructor(code) { super(code); this.code = code; }
+}
+function fail(code) { throw new CheckFailed(code); }
 const enc = new TextEncoder();
 
 function b64decode(s) {
-  if (typeof s !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) throw new Error("bad base64");
+  if (typeof s !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) fail("bad_base64");
   const bin = atob(s);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
@@ -43,7 +49,7 @@ async function sha256(data) { return new Uint8Array(await crypto.subtle.digest("
 // record's integers serialise as ECMAScript's JSON.stringify does.
 function jcs(v) {
   if (v === null || typeof v !== "object") {
-    if (typeof v === "number" && !Number.isSafeInteger(v)) throw new Error("number outside the safe integer range");
+    if (typeof v === "number" && !Number.isSafeInteger(v)) fail("unsafe_number");
     return JSON.stringify(v);
   }
   if (Array.isArray(v)) return "[" + v.map(jcs).join(",") + "]";
@@ -54,35 +60,35 @@ function jcs(v) {
 async function parseVkey(vkey) {
   const s = vkey.trim();
   const i = s.indexOf("+"), j = s.indexOf("+", i + 1);
-  if (i <= 0 || j < 0) throw new Error("the key must read name+keyid+key");
+  if (i <= 0 || j < 0) fail("bad_key");
   const name = s.slice(0, i), kid = s.slice(i + 1, j), raw = b64decode(s.slice(j + 1));
-  if (raw.length !== 33 || raw[0] !== 1) throw new Error("not an Ed25519 verifier key");
+  if (raw.length !== 33 || raw[0] !== 1) fail("not_ed25519");
   const id = (await sha256(concat(enc.encode(name + "\n"), raw))).slice(0, 4);
-  if (hex(id) !== kid.toLowerCase()) throw new Error("the key ID does not match the key");
+  if (hex(id) !== kid.toLowerCase()) fail("key_id");
   return { name, id, pub: raw.slice(1) };
 }
 
 async function checkSignature(note, key) {
   const split = note.lastIndexOf("\n\n");
-  if (split < 0) throw new Error("the checkpoint has no signatures");
+  if (split < 0) fail("malformed_checkpoint");
   const text = note.slice(0, split + 1);
   const lines = note.slice(split + 2).split("\n").filter((l) => l !== "");
   const pub = await crypto.subtle.importKey("raw", key.pub, { name: "Ed25519" }, false, ["verify"]);
   let found = false;
   for (const line of lines) {
-    if (!line.startsWith("\u2014 ")) throw new Error("malformed signature line");
+    if (!line.startsWith("\u2014 ")) fail("malformed_checkpoint");
     const [name, blob] = line.slice(2).split(" ");
     if (name !== key.name) continue;
     const raw = b64decode(blob);
     if (raw.length < 5 || !equal(raw.slice(0, 4), key.id)) continue;
     const ok = await crypto.subtle.verify({ name: "Ed25519" }, pub, raw.slice(4), enc.encode(text));
-    if (!ok) throw new Error("the log's signature does not verify");
+    if (!ok) fail("bad_signature");
     found = true;
   }
-  if (!found) throw new Error("no signature by the pinned key");
+  if (!found) fail("no_signature");
   const body = text.split("\n");
-  if (body[0] !== key.name) throw new Error("the checkpoint's origin is not the key's name");
-  if (!/^[0-9]+$/.test(body[1])) throw new Error("bad tree size");
+  if (body[0] !== key.name) fail("origin");
+  if (!/^[0-9]+$/.test(body[1])) fail("malformed_checkpoint");
   return { size: Number(body[1]), root: b64decode(body[2]) };
 }
 
@@ -90,11 +96,11 @@ async function nodeHash(l, r) { return sha256(concat(new Uint8Array([1]), l, r))
 
 // RFC 9162 §2.1.3.2.
 async function rootFromProof(index, size, leaf, proof) {
-  if (!(index >= 0 && index < size)) throw new Error("index not below tree size");
+  if (!(index >= 0 && index < size)) fail("proof_shape");
   let fn = index, sn = size - 1, r = leaf;
   for (const p of proof) {
-    if (p.length !== 32) throw new Error("proof hash of the wrong length");
-    if (sn === 0) throw new Error("proof too long");
+    if (p.length !== 32) fail("proof_shape");
+    if (sn === 0) fail("proof_shape");
     if (fn % 2 === 1 || fn === sn) {
       r = await nodeHash(p, r);
       if (fn % 2 === 0) { while (fn !== 0 && fn % 2 === 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); } }
@@ -103,33 +109,34 @@ async function rootFromProof(index, size, leaf, proof) {
     }
     fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
   }
-  if (sn !== 0) throw new Error("proof too short");
+  if (sn !== 0) fail("proof_shape");
   return r;
 }
 
 async function verifyAll(keyText, recordText, receiptText) {
   const steps = [];
   const key = await parseVkey(keyText);
-  const receipt = JSON.parse(receiptText);
-  const record = JSON.parse(recordText);
+  let receipt, record;
+  try { receipt = JSON.parse(receiptText); record = JSON.parse(recordText); }
+  catch (e) { fail("bad_json"); }
   const eventHash = b64decode(receipt.event_hash);
   try {
     const got = await sha256(enc.encode(jcs(record)));
-    if (!equal(got, eventHash)) throw new Error("the record does not hash to the receipt's event_hash");
-    if (record.index !== receipt.index) throw new Error("the record's index is not the receipt's");
+    if (!equal(got, eventHash)) fail("hash_mismatch");
+    if (record.index !== receipt.index) fail("index_mismatch");
     steps.push(["hash", true, ""]);
-  } catch (e) { steps.push(["hash", false, e.message]); }
+  } catch (e) { steps.push(["hash", false, e.code || e.message]); }
   let cp = null;
   try { cp = await checkSignature(String(receipt.checkpoint), key); steps.push(["signature", true, ""]); }
-  catch (e) { steps.push(["signature", false, e.message]); }
+  catch (e) { steps.push(["signature", false, e.code || e.message]); }
   try {
-    if (cp === null) throw new Error("no verified checkpoint");
+    if (cp === null) fail("no_checkpoint");
     const leaf = await sha256(concat(new Uint8Array([0, 1]), eventHash));
     const proof = (receipt.inclusion_proof || []).map(b64decode);
     const root = await rootFromProof(receipt.index, cp.size, leaf, proof);
-    if (!equal(root, cp.root)) throw new Error("the proof does not lead to the checkpoint's root");
+    if (!equal(root, cp.root)) fail("root_mismatch");
     steps.push(["inclusion", true, ""]);
-  } catch (e) { steps.push(["inclusion", false, e.message]); }
+  } catch (e) { steps.push(["inclusion", false, e.code || e.message]); }
   return steps;
 }
 
@@ -153,10 +160,12 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       steps = await verifyAll(key, document.getElementById("record-json").value, document.getElementById("receipt-json").value);
     } catch (e) {
-      steps = [["signature", false, e.message]];
+      steps = [["signature", false, e.code || e.message]];
     }
     let ok = steps.length === 3;
-    for (const [name, good, why] of steps) {
+    const messages = JSON.parse(box.dataset.messages || "{}");
+    for (const [name, good, err] of steps) {
+      const why = err ? (messages[err] || err) : "";
       ok = ok && good;
       const li = document.createElement("li");
       li.dataset.step = name;
