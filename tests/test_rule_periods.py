@@ -338,10 +338,12 @@ def test_backward_counting_in_working_days_and_without_the_calendar() -> None:
 
 def test_backward_checks_are_the_ones_the_law_counts_back() -> None:
     back = {(r.id, i) for r in load_rules() for i, c in enumerate(r.checks) if c.get("backward")}
-    assert back == {("E04", 0), ("E04", 1), ("E05", 0), ("E05", 1), ("G02", 2)}
+    # Notices "N days before" the activity (39号令 第十条, 拍卖法 第四十五条) count back too.
+    notices = {("L01", 0), ("L04", 0)}
+    assert back == {("E04", 0), ("E04", 1), ("E05", 0), ("E05", 1), ("G02", 2)} | notices
     for rid, i in back:
         c = next(r for r in load_rules() if r.id == rid).checks[i]
-        assert "deadline" in c["to"] and c["compare"] == "at_least"
+        assert ("deadline" in c["to"] or (rid, i) in notices) and c["compare"] == "at_least"
 
 
 # --- working-day explanations -----------------------------------------------------------------

@@ -97,7 +97,13 @@ def test_l01_notice_counts_twenty_days_before_the_start() -> None:
     assert results(evs)["L01"].status == "pass"
     notice["occurred_at"] = at(5, 13, 0, 30)
     res = results(evs)["L01"]
-    assert res.status == "warn" and "2026-06-02" in res.message_en
+    # Counted back plainly from 1 June (第203条 does not move it): 12 May at the latest.
+    assert res.status == "warn" and "2026-05-12" in res.message_en
+    # A start on Sunday 31 May, notice on Monday 11 May: 20 days back is the 11th, lawful,
+    # although counting forward the 20th day (31 May, a rest day) would move to 1 June.
+    notice["occurred_at"] = at(5, 11, 9)
+    notice["payload"]["activity_start"] = at(5, 31, 9)
+    assert results(evs)["L01"].status == "pass"
 
 
 def test_l02_listing_boundaries_around_midnight_of_the_last_day() -> None:
