@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger.errors import LedgerError
 from verifier.note import ALG_ED25519, NoteError, Signer
+
+log = logging.getLogger("jianzheng.keys")
 
 KEY_FILE = "log.key"
 HIGH_WATER_FILE = "log.head"
@@ -150,3 +154,68 @@ def write_high_water(data_dir: Path, size: int, root: bytes) -> None:
         os.replace(tmp, path)
     finally:
         os.close(lock_fd)
+
+
+class HighWaterWriter:
+    """Writes the high-water mark on a thread of its own, off the append path.
+
+    :func:`write_high_water` costs an fsync (milliseconds on a real disk); done by the
+    sequencer after each batch, it held up the next batch by as much. Here the sequencer
+    only hands over the batch's checkpoint (:meth:`advance`) and goes on; this thread
+    writes the newest mark handed over, one write for however many batches committed
+    while the previous write ran. The guarantees are those of a write after each batch:
+    a mark is handed over only once its checkpoint is committed, so it never runs ahead
+    of the database; a crash can lose the newest updates either way (the mark is a lower
+    bound, checked at start); and :meth:`close` writes the last one before it returns,
+    so a log closed cleanly leaves the mark at its head. A mark that cannot be written is
+    logged, never raised: it guards restarts and must not stop appends.
+    """
+
+    #: Longest sleep between checks for work (the thread also wakes when given work).
+    POLL = 1.0
+
+    def __init__(self, data_dir: Path, name: str = "jianzheng-high-water") -> None:
+        self.data_dir = data_dir
+        self._cv = threading.Condition()
+        self._pending: tuple[int, bytes] | None = None
+        self._busy = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def advance(self, size: int, root: bytes) -> None:
+        """The checkpoint (``size``, ``root``) is committed: record it soon."""
+        with self._cv:
+            if self._pending is None or size > self._pending[0]:
+                self._pending = (size, root)
+                self._cv.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait (at most ``timeout`` seconds) until every mark handed over is written."""
+        with self._cv:
+            return self._cv.wait_for(lambda: self._pending is None and not self._busy, timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write the last mark handed over, then end the thread (bounded by ``timeout``)."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while self._pending is None and not self._closed:
+                    self._cv.wait(self.POLL)
+                mark, self._pending = self._pending, None
+                if mark is None:  # closed, nothing left to write
+                    return
+                self._busy = True
+            try:
+                write_high_water(self.data_dir, *mark)
+            except (OSError, LogKeyError):
+                log.exception("cannot record the high-water mark %d", mark[0])
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()

@@ -31,7 +31,7 @@ from ledger.checkpoints import SignedCheckpoint
 from ledger.clock import Clock, rfc3339
 from ledger.committer import Committer
 from ledger.errors import LedgerError
-from ledger.keys import LogKeyError, write_high_water
+from ledger.keys import HighWaterWriter
 from ledger.order import (
     EMPTY_STATE,
     OrderState,
@@ -318,6 +318,7 @@ class Sequencer:
         self._lock = threading.Lock()
         self._tails = _ProjectTails()
         self._frontier: merkle.CompactRange | None = None
+        self._high_water: HighWaterWriter | None = None
         self.batches = 0
 
     def _seal_salt(self, n: int) -> bytes:
@@ -327,10 +328,16 @@ class Sequencer:
 
     # --- public ------------------------------------------------------------------------
     def start(self) -> None:
+        if self.data_dir is not None and self._high_water is None:
+            self._high_water = HighWaterWriter(self.data_dir)
         self._committer.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._committer.stop(timeout)
+        if self._high_water is not None:
+            # After the last batch: a log closed cleanly leaves the mark at its head.
+            self._high_water.close(timeout)
+            self._high_water = None
 
     def submit(
         self, events: list[EventSubmission], poster: str, *, dry: bool = False
@@ -372,13 +379,9 @@ class Sequencer:
                 u.future.set_exception(r)
             else:
                 u.future.set_result(r)
-        if committed is not None and self.data_dir is not None:
-            cp = committed[1]
-            try:
-                write_high_water(self.data_dir, cp.size, cp.root)
-            except (OSError, LogKeyError):
-                # The mark only guards restarts; losing one update must not stop appends.
-                log.exception("cannot record the high-water mark %d", cp.size)
+        if committed is not None and self._high_water is not None:
+            # Written by its own thread: its fsync no longer holds up the next batch.
+            self._high_water.advance(committed[1].size, committed[1].root)
 
     def _commit(
         self, units: list[_Unit]
