@@ -238,13 +238,32 @@ class _ProjectTails:
         self._d: OrderedDict[str, ProjectTail] = OrderedDict()
         self._limit = limit
 
+    def prefetch(self, store: Store, conn: Connection, chains: set[str]) -> None:
+        """Load the tails of the ``chains`` not held yet, in one query for the batch.
+
+        A chain without records is held too (as :data:`_NEW_PROJECT`): what this holds is
+        the committed state as of the batch's head, like any tail. It stays true until a
+        record joins the chain, and every record that does is one this process committed
+        (:meth:`update`) or one another worker committed, which the next batch adopts
+        before reading a tail (:meth:`adopt`, from the records between the two heads); a
+        failed batch or a restart clears it all.
+        """
+        missing = [c for c in chains if c not in self._d]
+        if not missing:
+            return
+        found = store.project_tails(conn, missing)
+        for c in missing:
+            tail = found.get(c)
+            self._d[c] = (
+                _NEW_PROJECT if tail is None else ProjectTail(tail[0] + 1, tail[1], None, tail[2])
+            )
+        self._trim()
+
     def get(self, store: Store, conn: Connection, project: str, order: ProcessOrder) -> ProjectTail:
         v = self._d.get(project)
         if v is None:
-            tail = store.project_tail(conn, project)
-            if tail is None:
-                return _NEW_PROJECT
-            v = ProjectTail(tail[0] + 1, tail[1], None, tail[2])
+            self.prefetch(store, conn, {project})
+            v = self._d[project]
         if v.order is None and project.endswith((SEALED_SUFFIX, ACCESS_SUFFIX)):
             v = dataclasses.replace(v, order=EMPTY_STATE)
         if v.order is None:
@@ -258,6 +277,9 @@ class _ProjectTails:
         for k, v in changes.items():
             self._d[k] = v
             self._d.move_to_end(k)
+        self._trim()
+
+    def _trim(self) -> None:
         while len(self._d) > self._limit:
             self._d.popitem(last=False)
 
@@ -268,8 +290,7 @@ class _ProjectTails:
             keep = old.order if old is not None and k not in reload else None
             self._d[k] = ProjectTail(seq + 1, eh, keep, tt)
             self._d.move_to_end(k)
-        while len(self._d) > self._limit:
-            self._d.popitem(last=False)
+        self._trim()
 
     def clear(self) -> None:
         self._d.clear()
@@ -474,6 +495,8 @@ class Sequencer:
         # a later reply in the batch may name.
         placed: dict[int, _Placed] = {}
         registered = self.store.current_poster_keys(conn, sorted({u.poster for u in units}))
+        # Every chain the batch may touch, its tail read in one query rather than one each.
+        self._tails.prefetch(self.store, conn, self._chains(units))
         for unit in units:
             keys: list[str] = [e.idempotency_key for e in unit.events if e.idempotency_key]
             missing = [k for k in keys if (unit.poster, k) not in known]
@@ -562,6 +585,21 @@ class Sequencer:
         self.store.put_tiles(conn, {k: (bytes(v), existed[k]) for k, v in tiles.items()})
         self.store.add_checkpoint(conn, size1, root1, checkpoint.note, recorded_at)
         return results, (frontier, tiles, tails, checkpoint, size0)
+
+    def _chains(self, units: list[_Unit]) -> set[str]:
+        """The chains the units' events join or look up: each event's project (an access
+        record's own chain and its project's), and the sealed chain of a sealed type."""
+        out: set[str] = set()
+        events = self.catalogue.events
+        for u in units:
+            for ev in u.events:
+                out.add(ev.project)
+                base = ev.project.removesuffix(ACCESS_SUFFIX)
+                out.add(base)
+                et = events.get(ev.type)
+                if et is not None and et.sealed:
+                    out.add(base + SEALED_SUFFIX)
+        return out
 
     def _mismatch(
         self,

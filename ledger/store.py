@@ -88,6 +88,47 @@ def _insert_sql(conn: Connection, table: str, columns: tuple[str, ...]) -> str:
     return sql
 
 
+_DRIVER_SQL: dict[tuple[str, str], str] = {}
+
+
+def _driver_sql(conn: Connection, sql: str) -> str:
+    """``sql`` written with ``?`` markers, in the connection's driver's parameter style.
+
+    For the hottest queries of the append path: SQLAlchemy builds, keys and compiles a
+    Core statement anew on each call, about 100 µs for a one-row lookup that SQLite
+    answers in 10. Only constant SQL goes through here; every value is bound.
+    """
+    dialect = conn.dialect
+    key = (dialect.paramstyle, sql)
+    out = _DRIVER_SQL.get(key)
+    if out is None:
+        if dialect.paramstyle not in ("qmark", "format", "pyformat"):
+            raise StoreError(f"unsupported parameter style {dialect.paramstyle!r}")
+        out = sql if dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+        if len(_DRIVER_SQL) > 4096:  # bounded: IN lists of every length up to the chunk
+            _DRIVER_SQL.clear()
+        _DRIVER_SQL[key] = out
+    return out
+
+
+def _in_list(sql: str, n: int) -> str:
+    """``sql`` with its ``(?*)`` standing for a list of ``n`` markers (values are bound)."""
+    return sql.replace("(?*)", "(" + ", ".join(["?"] * n) + ")")
+
+
+#: The newest record of each chain named, by the (project, seq) unique index.
+_TAILS_SQL = (
+    "SELECT r.project, r.seq, r.event_hash, p.trade_type FROM records r "
+    "LEFT JOIN projects p ON p.project = r.project WHERE r.project IN (?*) "
+    "AND r.seq = (SELECT max(r2.seq) FROM records r2 WHERE r2.project = r.project)"
+)
+_TRADE_TYPES_SQL = "SELECT project, trade_type FROM projects WHERE project IN (?*)"
+
+
+#: Names looked up per statement in :meth:`Store.project_tails` and friends, at most.
+IN_CHUNK = 500
+
+
 class StoreError(RuntimeError, LedgerError):
     """The database is unreachable, inconsistent, or refuses an operation."""
 
@@ -305,14 +346,22 @@ class Store:
 
     def project_tail(self, conn: Connection, project: str) -> tuple[int, bytes, str | None] | None:
         """(seq, event hash, stored trade type) of the project's newest record."""
-        row = conn.execute(
-            select(RecordRow.seq, RecordRow.event_hash, ProjectRow.trade_type)
-            .outerjoin(ProjectRow, ProjectRow.project == RecordRow.project)
-            .where(RecordRow.project == project)
-            .order_by(RecordRow.seq.desc())
-            .limit(1)
-        ).first()
-        return (row[0], bytes(row[1]), row[2]) if row else None
+        return self.project_tails(conn, [project]).get(project)
+
+    def project_tails(
+        self, conn: Connection, chains: Sequence[str]
+    ) -> dict[str, tuple[int, bytes, str | None]]:
+        """chain -> (seq, event hash, stored trade type) of its newest record, for those of
+        ``chains`` that have records (one query per :data:`IN_CHUNK` names); the trade type
+        is None for access and sealed chains (they have no project row)."""
+        out: dict[str, tuple[int, bytes, str | None]] = {}
+        names = sorted(set(chains))
+        for start in range(0, len(names), IN_CHUNK):
+            chunk = names[start : start + IN_CHUNK]
+            sql = _in_list(_TAILS_SQL, len(chunk))
+            for project, seq, eh, tt in conn.exec_driver_sql(_driver_sql(conn, sql), tuple(chunk)):
+                out[project] = (seq, bytes(eh), tt)
+        return out
 
     def add_projects(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Bind new projects to their trade type, in the transaction of their first record."""
@@ -323,12 +372,10 @@ class Store:
         """project -> its stored trade type, for those of ``projects`` that have records."""
         out: dict[str, str] = {}
         names = sorted(set(projects))
-        for start in range(0, len(names), 500):
-            for project, tt in conn.execute(
-                select(ProjectRow.project, ProjectRow.trade_type).where(
-                    ProjectRow.project.in_(names[start : start + 500])
-                )
-            ):
+        for start in range(0, len(names), IN_CHUNK):
+            chunk = names[start : start + IN_CHUNK]
+            sql = _in_list(_TRADE_TYPES_SQL, len(chunk))
+            for project, tt in conn.exec_driver_sql(_driver_sql(conn, sql), tuple(chunk)):
                 out[project] = tt
         return out
 
