@@ -157,7 +157,9 @@ TokenId = Annotated[str, Path(pattern="^[A-Za-z0-9_-]{1,64}$", description="toke
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 WitnessingDep = Annotated[WitnessingView | None, Depends(get_witnessing)]
-Poster = Annotated[Principal, Depends(role("platform"))]
+#: The check behind :data:`Poster`, also called directly (api/routes/events.py, PosterRoute).
+require_poster = role("platform")
+Poster = Annotated[Principal, Depends(require_poster)]
 Reader = Annotated[Principal, Depends(role("reviewer", "archivist"))]
 Admin = Annotated[Principal, Depends(role("admin"))]
 
