@@ -30,7 +30,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    update,
 )
 from sqlalchemy.engine import make_url
 
@@ -41,7 +40,6 @@ from ledger.models import (
     MetaRow,
     ObjectCitationRow,
     PosterKeyHistoryRow,
-    PosterKeyRow,
     ProjectRow,
     RecordRow,
     SealedOpeningRow,
@@ -123,6 +121,15 @@ _TAILS_SQL = (
     "AND r.seq = (SELECT max(r2.seq) FROM records r2 WHERE r2.project = r.project)"
 )
 _TRADE_TYPES_SQL = "SELECT project, trade_type FROM projects WHERE project IN (?*)"
+#: The newest record of each chain among log indexes [?, ?): what another worker appended.
+_MOVED_SQL = (
+    "SELECT r.project, r.seq, r.event_hash, p.trade_type FROM records r "
+    "LEFT JOIN projects p ON p.project = r.project WHERE r.idx IN "
+    "(SELECT max(idx) FROM records WHERE idx >= ? AND idx < ? GROUP BY project)"
+)
+#: Chains with a record of one of the types among log indexes [?, ?).
+_TYPED_SQL = "SELECT DISTINCT project FROM records WHERE idx >= ? AND idx < ? AND type IN (?*)"
+_POSTER_KEYS_SQL = "SELECT token_id, public_key, required FROM poster_keys WHERE token_id IN (?*)"
 
 
 #: Names looked up per statement in :meth:`Store.project_tails` and friends, at most.
@@ -270,12 +277,9 @@ class Store:
 
     # --- head and checkpoints ----------------------------------------------------------
     def head(self, conn: Connection) -> SignedCheckpoint | None:
-        row = conn.execute(
-            select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note)
-            .order_by(CheckpointRow.size.desc())
-            .limit(1)
-        ).first()
-        return SignedCheckpoint(row[0], row[1], row[2]) if row else None
+        sql = "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        row = conn.exec_driver_sql(sql).first()
+        return SignedCheckpoint(row[0], bytes(row[1]), row[2]) if row else None
 
     def checkpoint_covering(self, conn: Connection, index: int) -> SignedCheckpoint | None:
         """The first checkpoint that includes log position ``index`` (the one of its batch)."""
@@ -296,25 +300,25 @@ class Store:
         return SignedCheckpoint(row[0], row[1], row[2]) if row else None
 
     def add_checkpoint(self, conn: Connection, size: int, root: bytes, note: str, at: str) -> None:
-        conn.execute(insert(CheckpointRow).values(size=size, root=root, note=note, created_at=at))
+        sql = _insert_sql(conn, CheckpointRow.__tablename__, ("size", "root", "note", "created_at"))
+        conn.exec_driver_sql(sql, (size, root, note, at))
 
     # --- tiles -------------------------------------------------------------------------
     def get_tile(self, conn: Connection, level: int, idx: int) -> bytes:
-        data = conn.scalar(select(TileRow.hashes).where(TileRow.level == level, TileRow.idx == idx))
+        sql = _driver_sql(conn, "SELECT hashes FROM tiles WHERE level = ? AND idx = ?")
+        data = conn.exec_driver_sql(sql, (level, idx)).scalar()
         return bytes(data) if data is not None else b""
 
     def put_tiles(self, conn: Connection, tiles: dict[tuple[int, int], tuple[bytes, bool]]) -> None:
         """Write widened tiles; the flag says whether the tile already had a row."""
-        new = [
-            {"level": lv, "idx": i, "hashes": h} for (lv, i), (h, old) in tiles.items() if not old
-        ]
+        new = [(lv, i, h) for (lv, i), (h, old) in tiles.items() if not old]
         if new:
-            conn.execute(insert(TileRow), new)
-        for (lv, i), (h, old) in tiles.items():
-            if old:
-                conn.execute(
-                    update(TileRow).where(TileRow.level == lv, TileRow.idx == i).values(hashes=h)
-                )
+            sql = _insert_sql(conn, TileRow.__tablename__, ("level", "idx", "hashes"))
+            conn.exec_driver_sql(sql, new)
+        wider = [(h, lv, i) for (lv, i), (h, old) in tiles.items() if old]
+        if wider:
+            sql = _driver_sql(conn, "UPDATE tiles SET hashes = ? WHERE level = ? AND idx = ?")
+            conn.exec_driver_sql(sql, wider)
 
     # --- records -----------------------------------------------------------------------
     def add_records(self, conn: Connection, rows: Sequence[RecordValues]) -> None:
@@ -332,16 +336,7 @@ class Store:
     ) -> dict[str, tuple[int, bytes, str | None]]:
         """project -> (seq, event hash, stored trade type) of its newest record among log
         indexes [start, end); the trade type is None for access chains (they have no row)."""
-        newest = (
-            select(func.max(RecordRow.idx))
-            .where(RecordRow.idx >= start, RecordRow.idx < end)
-            .group_by(RecordRow.project)
-        )
-        rows = conn.execute(
-            select(RecordRow.project, RecordRow.seq, RecordRow.event_hash, ProjectRow.trade_type)
-            .outerjoin(ProjectRow, ProjectRow.project == RecordRow.project)
-            .where(RecordRow.idx.in_(newest.scalar_subquery()))
-        )
+        rows = conn.exec_driver_sql(_driver_sql(conn, _MOVED_SQL), (start, end))
         return {project: (seq, bytes(eh), tt) for project, seq, eh, tt in rows}
 
     def project_tail(self, conn: Connection, project: str) -> tuple[int, bytes, str | None] | None:
@@ -366,7 +361,9 @@ class Store:
     def add_projects(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Bind new projects to their trade type, in the transaction of their first record."""
         if rows:
-            conn.execute(insert(ProjectRow), list(rows))
+            cols = ("project", "trade_type", "first_index")
+            sql = _insert_sql(conn, ProjectRow.__tablename__, cols)
+            conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])
 
     def project_trade_types(self, conn: Connection, projects: Sequence[str]) -> dict[str, str]:
         """project -> its stored trade type, for those of ``projects`` that have records."""
@@ -385,12 +382,8 @@ class Store:
         """Projects with a record of one of ``types`` among log indexes [start, end)."""
         if not types:
             return set()
-        rows = conn.execute(
-            select(RecordRow.project)
-            .where(RecordRow.idx >= start, RecordRow.idx < end, RecordRow.type.in_(sorted(types)))
-            .distinct()
-        )
-        return {p for (p,) in rows}
+        sql = _driver_sql(conn, _in_list(_TYPED_SQL, len(types)))
+        return {p for (p,) in conn.exec_driver_sql(sql, (start, end, *sorted(types)))}
 
     def order_history(
         self,
@@ -554,11 +547,8 @@ class Store:
 
     def entries(self, conn: Connection, start: int, end: int) -> list[tuple[int, bytes]]:
         """(index, event hash) for log positions in [start, end)."""
-        rows = conn.execute(
-            select(RecordRow.idx, RecordRow.event_hash)
-            .where(RecordRow.idx >= start, RecordRow.idx < end)
-            .order_by(RecordRow.idx)
-        ).all()
+        sql = "SELECT idx, event_hash FROM records WHERE idx >= ? AND idx < ? ORDER BY idx"
+        rows = conn.exec_driver_sql(_driver_sql(conn, sql), (start, end)).all()
         return [(r[0], bytes(r[1])) for r in rows]
 
     # --- object citations ----------------------------------------------------------------
@@ -609,12 +599,13 @@ class Store:
         self, conn: Connection, token_ids: Sequence[str]
     ) -> dict[str, tuple[bytes, bool]]:
         """token id -> (registered public key, signatures required), for those with a key."""
-        rows = conn.execute(
-            select(PosterKeyRow.token_id, PosterKeyRow.public_key, PosterKeyRow.required).where(
-                PosterKeyRow.token_id.in_(token_ids)
-            )
-        )
-        return {t: (bytes(k), bool(r)) for t, k, r in rows}
+        out: dict[str, tuple[bytes, bool]] = {}
+        for start in range(0, len(token_ids), IN_CHUNK):
+            chunk = tuple(token_ids[start : start + IN_CHUNK])
+            sql = _driver_sql(conn, _in_list(_POSTER_KEYS_SQL, len(chunk)))
+            for t, k, r in conn.exec_driver_sql(sql, chunk):
+                out[t] = (bytes(k), bool(r))
+        return out
 
     def poster_key_spans(self, conn: Connection, token_ids: Sequence[str]) -> list[PosterKeySpan]:
         """Every key these posters registered, oldest first per poster."""
