@@ -452,9 +452,15 @@ class Sequencer:
                     conn, frontier.size, size0, self.order.tracked
                 )
                 self._tails.adopt(moved, reload)
+                # Our frontier extended by the other worker's leaves: a few records read,
+                # where rebuilding it reads a node from the tiles for each level.
+                frontier = frontier.copy()
+                for _, event_hash in self.store.entries(conn, frontier.size, size0):
+                    frontier.append(leaf_for_record(event_hash))
             else:
                 self._tails.clear()
-            frontier = self.reader.frontier(size0)
+            if frontier is None or frontier.size != size0 or frontier.root() != root0:
+                frontier = self.reader.frontier(size0)
             if frontier.root() != root0:
                 raise StoreError(
                     f"tiles do not match the signed checkpoint at size {size0}; run jianzheng audit"
