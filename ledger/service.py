@@ -416,8 +416,8 @@ class Ledger:
         out = {p: known[p] for p in projects if p in known}
         missing = [p for p in projects if p not in out]
         if missing:
-            with self.store.reader() as conn:
-                found = self.store.project_trade_types(conn, missing)
+            # Asked for every posted event (ledger.appending.check_events): no transaction.
+            found = self.store.project_trade_types(None, missing)
             if len(known) + len(found) > TRADE_TYPES_KEPT:
                 known.clear()
             known.update(found)
