@@ -283,6 +283,10 @@ async def _retain_archives(
     objects: EvidenceStore | None = getattr(request.app.state, "objects", None)
     if objects is None:
         return
+    if all(a.completion is not None and a.completion.event.type != ARCHIVE_EVENT for a in done):
+        # Nothing archived and no replay to read: no hop to a worker thread, which cost
+        # more than the rest of a single append's receipt (issue 18).
+        return
     archived = await run_in_threadpool(_archives, lg, done)
     for a, j in zip(done, receipts, strict=True):
         project = archived.get(a.index)
