@@ -7,6 +7,8 @@ the event schema is still published in the OpenAPI document.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,12 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Lifespan
 
+from api.alerting import AlertService, AlertSettings
 from api.auth import AUTH_FAILURES_PER_SECOND, RateLimiter, TokenCheck
 from api.console.pages import install_console
 from api.errors import ERROR_RESPONSES, install_error_handlers
-from api.limits import ServeLimits
+from api.limits import ServeLimits, StreamSlots
+from api.routes import alerts as alerts_routes
 from api.routes import bundles, events, indicators, log, posters, tokens
 from api.routes import objects as objects_routes
 from api.routes import witnessing as witnessing_routes
@@ -42,6 +46,7 @@ def create_app(
     limits: ServeLimits | None = None,
     lifespan: Lifespan[FastAPI] | None = None,
     monitor_state: Path | None = None,
+    alerts: AlertSettings | None = None,
 ) -> FastAPI:
     """Build the API around an open :class:`Ledger` (and the evidence store, by default
     the one the JIANZHENG_S3_* environment or the data directory describes, with the
@@ -53,13 +58,38 @@ def create_app(
     ``witnessing`` is the log side of witnessing whose cosignatures and tokens receipts,
     ``GET /v1/log`` and bundles show (None: the log runs without). ``jianzheng serve``
     builds all of it in one place, :func:`api.serving.serving_app`.
+
+    ``alerts`` starts the alert workers (:mod:`api.alerting`) for the app's lifespan:
+    detection and webhook delivery. Without it (None) the alert routes still serve what
+    the supervision chain holds, and nothing new is detected or delivered by this app.
     """
     limits = limits or ServeLimits()
+    service = (
+        AlertService(ledger, alerts, witnessing=witnessing, monitor_state=monitor_state)
+        if alerts is not None
+        else None
+    )
+    given = lifespan
+
+    @contextlib.asynccontextmanager
+    async def with_alerts(app: FastAPI) -> AsyncIterator[None]:
+        if service is not None:
+            service.start()
+        try:
+            if given is None:
+                yield
+            else:
+                async with given(app):
+                    yield
+        finally:
+            if service is not None:
+                service.close()
+
     app = FastAPI(
         title="Jianzheng 见证 audit ledger",
         version="1",
         description="Append-only, witnessed audit ledger for public resource trading.",
-        lifespan=lifespan,
+        lifespan=with_alerts,
         # No OpenTelemetry is set up here, and the built-in hooks read the environment on
         # every request (5 µs of a single append's ~500).
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -67,6 +97,9 @@ def create_app(
     app.state.ledger = ledger
     app.state.witnessing = witnessing
     app.state.monitor_state = monitor_state
+    app.state.alerts = service
+    app.state.alert_poll = alerts.poll if alerts is not None else 0.5
+    app.state.alert_streams = StreamSlots(limits.max_streams, limits.streams_per_token)
     app.state.tokens = TokenCheck(ledger.store)
     app.state.limiter = RateLimiter(rate_limit)
     # Requests without a valid token, per client address (0 disables).
@@ -89,6 +122,7 @@ def create_app(
     app.include_router(witnessing_routes.router, responses=ERROR_RESPONSES)
     app.include_router(bundles.router, responses=ERROR_RESPONSES)
     app.include_router(indicators.router, responses=ERROR_RESPONSES)
+    app.include_router(alerts_routes.router, responses=ERROR_RESPONSES)
     # The web console (issue 15): HTML pages at / over the same reads, and their assets.
     install_console(app)
 

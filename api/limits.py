@@ -73,6 +73,10 @@ class ServeLimits:
     max_connections: int = 0
     max_uploads: int = 16
     uploads_per_token: int = 4
+    #: Alert streams (``GET /v1/alerts/stream``) open at once per process, and per token:
+    #: each holds a connection for as long as it lasts, so they count against the cap.
+    max_streams: int = 64
+    streams_per_token: int = 4
 
     def check(self) -> None:
         """Raise ValueError naming the first unusable value."""
@@ -83,6 +87,8 @@ class ServeLimits:
             raise ValueError("--min-body-rate must be 0 or more bytes per second")
         if self.max_connections < 0:
             raise ValueError("--max-connections must be 0 (automatic) or more")
+        if self.max_streams < 0 or self.streams_per_token < 1:
+            raise ValueError("--max-streams must be 0 or more and --streams-per-token at least 1")
         if self.max_uploads < 1 or self.uploads_per_token < 1:
             raise ValueError("--max-uploads and --uploads-per-token must be at least 1")
         soft = fd_limit()
@@ -177,6 +183,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"evidence uploads at once from one token (default {d.uploads_per_token})",
     )
+    g.add_argument(
+        "--max-streams",
+        type=int,
+        default=d.max_streams,
+        metavar="N",
+        help=f"alert streams (GET /v1/alerts/stream) open at once per process "
+        f"(default {d.max_streams})",
+    )
+    g.add_argument(
+        "--streams-per-token",
+        type=int,
+        default=d.streams_per_token,
+        metavar="N",
+        help=f"alert streams open at once from one token (default {d.streams_per_token})",
+    )
+
+
+class StreamSlots:
+    """Open alert streams: at most ``total`` at once, ``per_token`` of them from one token
+    (a stream holds a connection of the cap for its whole life, so a token could otherwise
+    take them all)."""
+
+    def __init__(self, total: int, per_token: int) -> None:
+        self.total = total
+        self.per_token = per_token
+        self._open: dict[str, int] = {}
+
+    def take(self, token_id: str) -> str | None:
+        """Take a slot (None) or say why not."""
+        if sum(self._open.values()) >= self.total:
+            return f"the server has {self.total} alert streams open; retry shortly"
+        if self._open.get(token_id, 0) >= self.per_token:
+            return f"a token may hold at most {self.per_token} alert streams at once"
+        self._open[token_id] = self._open.get(token_id, 0) + 1
+        return None
+
+    def give_back(self, token_id: str) -> None:
+        n = self._open.get(token_id, 0) - 1
+        if n > 0:
+            self._open[token_id] = n
+        else:
+            self._open.pop(token_id, None)
 
 
 def from_args(args: argparse.Namespace) -> ServeLimits:
@@ -188,6 +236,8 @@ def from_args(args: argparse.Namespace) -> ServeLimits:
         max_connections=args.max_connections,
         max_uploads=args.max_uploads,
         uploads_per_token=args.uploads_per_token,
+        max_streams=getattr(args, "max_streams", ServeLimits.max_streams),
+        streams_per_token=getattr(args, "streams_per_token", ServeLimits.streams_per_token),
     )
 
 

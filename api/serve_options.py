@@ -11,7 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
-from api import cli_witness, limits
+from api import alerting, cli_witness, limits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -75,6 +75,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     )
     cli_witness.add_serve_options(p)  # --witness VKEY@URL, --witness-quorum K, --tsa-url
     limits.add_arguments(p)  # --header-timeout, --max-connections, --uploads-per-token, ...
+    alerting.add_arguments(p)  # --alert-access-threshold, --alert-retry-cap, ...
 
 
 def parse_serve_argv(argv: list[str]) -> argparse.Namespace:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import cli_witness, limits
+from api import alerting, cli_witness, limits
 from api.app import create_app
 from ledger.service import Ledger
 from storage.service import open_evidence_store
@@ -68,4 +68,5 @@ def serving_app(
         limits=serve_limits,
         lifespan=lifespan,
         monitor_state=args.monitor_state,
+        alerts=alerting.from_args(args),
     )

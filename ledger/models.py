@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Float,
     Integer,
     LargeBinary,
     String,
@@ -212,3 +213,37 @@ class ConsoleSessionRow(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[str] = mapped_column(String(40))
     expires_at: Mapped[str] = mapped_column(String(40))
+
+
+class AlertSubscriptionRow(Base):
+    """A supervisor's webhook (issue 17): where alerts go, the HMAC secret, and how far
+    delivery got: every alert of the supervision chain after ``delivered_seq`` that the
+    owner token's scope covers is still owed (the persistent queue)."""
+
+    __tablename__ = "alert_subscriptions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[str] = mapped_column(String(40))
+    delivered_seq: Mapped[int] = mapped_column(BigInteger)
+    #: Failed attempts at the alert after ``delivered_seq`` (the backoff's exponent).
+    attempts: Mapped[int] = mapped_column(Integer)
+    #: Unix time before which the next attempt waits.
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The process delivering it now, until ``lease_until`` (one deliverer per webhook
+    #: across ``serve --workers``).
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[float] = mapped_column(Float)
+
+
+class AlertStateRow(Base):
+    """The detection worker's cursor over the log (``value``: the last log index read) and
+    its lease: one process at a time reads new records for alerts."""
+
+    __tablename__ = "alert_state"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[float] = mapped_column(Float)

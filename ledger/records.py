@@ -47,9 +47,17 @@ ACCESS_EVENT = "evidence_accessed"
 #: project's own chain (so in its bundle) by the ledger when a reviewer asks (issue 10 §2).
 HOLD_SET_EVENT = "legal_hold_set"
 HOLD_RELEASED_EVENT = "legal_hold_released"
+#: Live alerts (issue 17): every alert the ledger raises is recorded first, as an
+#: ``alert_raised`` event in this one chain (its name cannot be a posted project code), so
+#: that "the supervisor was told at T" is a log entry with a receipt (ledger/alerts.py).
+SUPERVISION_CHAIN = "~supervision"
+ALERT_EVENT = "alert_raised"
+#: The trade type of a log-wide alert (witnessing, a monitor's alarm, one token's reads
+#: across projects): it belongs to no sector, and only the supervision chain admits it.
+LOG_WIDE = "log"
 #: Event types only the ledger records; no poster may post them. They are about handling
 #: the evidence, not steps of the trading process, and may come at any time.
-LEDGER_EVENTS = frozenset({ACCESS_EVENT, HOLD_SET_EVENT, HOLD_RELEASED_EVENT})
+LEDGER_EVENTS = frozenset({ACCESS_EVENT, HOLD_SET_EVENT, HOLD_RELEASED_EVENT, ALERT_EVENT})
 SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(;.{0,200})?")
 
@@ -272,7 +280,8 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
         )
     project = _text(obj, "project", "project")
     code = project.removesuffix(ACCESS_SUFFIX) if internal else project
-    if not PROJECT_RE.fullmatch(code):
+    supervision = internal and project == SUPERVISION_CHAIN
+    if not supervision and not PROJECT_RE.fullmatch(code):
         raise InvalidEvent(
             "project",
             "project codes use letters, digits, '.', '_' and '-'"
@@ -280,7 +289,8 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
             "项目编号由字母、数字、'.'、'_'、'-' 组成，以字母或数字开头，至多 120 个字符",
         )
     trade_type = obj.get("trade_type")
-    if trade_type not in TRADE_TYPES:
+    log_wide = supervision and trade_type == LOG_WIDE
+    if not isinstance(trade_type, str) or (trade_type not in TRADE_TYPES and not log_wide):
         raise InvalidEvent(
             "trade_type",
             f"must be one of {', '.join(TRADE_TYPES)}",
@@ -294,7 +304,9 @@ def validate_event(obj: object, catalogue: Catalogue, *, internal: bool = False)
             f"{etype} 只由账本自行记录",
         )
     try:
-        if not catalogue.allows(etype, trade_type):
+        if log_wide and etype != ALERT_EVENT:
+            raise InvalidEvent("type", "only alerts are log-wide", "只有预警可以是全日志范围")
+        if not log_wide and not catalogue.allows(etype, trade_type):
             raise InvalidEvent(
                 "type",
                 f"event type {etype!r} does not apply to {trade_type}",

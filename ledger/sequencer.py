@@ -43,7 +43,9 @@ from ledger.order import (
 from ledger.records import (
     ACCESS_EVENT,
     ACCESS_SUFFIX,
+    ALERT_EVENT,
     SEALED_SUFFIX,
+    SUPERVISION_CHAIN,
     CommittedRecord,
     EventSubmission,
     citation_rows,
@@ -264,7 +266,9 @@ class _ProjectTails:
         if v is None:
             self.prefetch(store, conn, {project})
             v = self._d[project]
-        if v.order is None and project.endswith((SEALED_SUFFIX, ACCESS_SUFFIX)):
+        if v.order is None and (
+            project.endswith((SEALED_SUFFIX, ACCESS_SUFFIX)) or project == SUPERVISION_CHAIN
+        ):
             v = dataclasses.replace(v, order=EMPTY_STATE)
         if v.order is None:
             rows = store.order_history(conn, project, order.tracked, order.closing_fields())
@@ -621,6 +625,8 @@ class Sequencer:
         for pos, ev in enumerate(events):
             if pos in skip:
                 continue
+            if ev.project == SUPERVISION_CHAIN:
+                continue  # alerts of every sector share the chain; it binds no trade type
             project = ev.project.removesuffix(ACCESS_SUFFIX)
             have = fixed.get(project)
             if have is None:
@@ -689,7 +695,7 @@ class Sequencer:
                     or b.tails.get(chain)
                     or self._tails.get(self.store, b.conn, chain, order)
                 )
-            if ev.type != ACCESS_EVENT:
+            if ev.type not in (ACCESS_EVENT, ALERT_EVENT):
                 violation = order.check(ptail.order, ev.trade_type, ev.type)
                 if violation is not None and ev.late_entry is None:
                     return OutOfOrder(pos, violation)
@@ -713,7 +719,7 @@ class Sequencer:
                 else ptail.order
             )
             bound = ptail.trade_type
-            if bound is None and not p.endswith(ACCESS_SUFFIX):
+            if bound is None and not p.endswith(ACCESS_SUFFIX) and p != SUPERVISION_CHAIN:
                 # The project's first event fixes its trade type, in this transaction.
                 bound = ev.trade_type
                 unit_projects.append({"project": p, "trade_type": bound, "first_index": index})

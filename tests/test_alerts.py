@@ -1,0 +1,334 @@
+"""Live alerts (issue 17) from a supervisor's point of view, over a real loopback server.
+
+A webhook receiver that goes down and comes back gets every alert once (after deduping
+on the id), each signed; an SSE client that reconnects with Last-Event-ID misses nothing;
+a supervisor of another sector sees nothing; each kind of alert comes from a realistic
+scenario, and every alert is a record of the supervision chain with a receipt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.alerting import AlertSettings
+from api.app import create_app
+from api.auth import create_token, make_scope
+from ledger.alerts import SIGNATURE_HEADER, Alert, record_alerts
+from ledger.records import SUPERVISION_CHAIN
+from ledger.service import Ledger
+from storage.fs import FilesystemStore
+from storage.service import EvidenceStore
+from tests.conftest import make_event
+from tests.servers import free_port
+from tests.test_storage import LiveServer
+from verifier.note import parse_vkey
+from verifier.receipt import Receipt
+
+P = "E330100000171"
+SETTINGS = AlertSettings(
+    poll=0.05, retry_base=0.1, retry_cap=0.4, access_threshold=3, access_window=600
+)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Service:
+    def __init__(self, srv: LiveServer, lg: Ledger) -> None:
+        self.srv = srv
+        self.lg = lg
+        self.tok = {r: create_token(lg.store, r)[1] for r in ("platform", "reviewer", "admin")}
+        self.tok["land"] = create_token(
+            lg.store, "reviewer", scope=make_scope(trade_types=["land"])
+        )[1]
+        self.tok["archivist"] = create_token(lg.store, "archivist")[1]
+        self.c = httpx.Client(base_url=srv.url, timeout=30)
+
+    def post(self, evs: list[dict[str, Any]], files: dict[str, bytes] | None = None) -> None:
+        for data in (files or {}).values():
+            r = self.c.post("/v1/objects", content=data, headers=auth(self.tok["platform"]))
+            assert r.status_code in (200, 201), r.text
+        r = self.c.post(
+            "/v1/events:batch", json={"events": evs}, headers=auth(self.tok["platform"])
+        )
+        assert r.status_code == 201, r.text
+
+    def alerts(self, who: str = "reviewer", after: int = -1) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            r = self.c.get("/v1/alerts", params={"after": after}, headers=auth(self.tok[who]))
+            assert r.status_code == 200, r.text
+            out += r.json()["alerts"]
+            if r.json()["next"] == after:
+                return out
+            after = r.json()["next"]
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> Iterator[Service]:
+    lg = Ledger.open(tmp_path / "data", f"sqlite:///{tmp_path / 'l.db'}", "alerts.test/log")
+    objects = EvidenceStore(FilesystemStore(tmp_path / "data" / "objects"), lg.store.engine)
+    app = create_app(lg, rate_limit=0, objects=objects, alerts=SETTINGS)
+    srv = LiveServer(app, lifespan="on", log_level="error")
+    s = Service(srv, lg)
+    s.post([make_event(P)])  # the project the test alerts are about
+    try:
+        yield s
+    finally:
+        s.c.close()
+        srv.stop()
+        objects.close()
+        lg.close()
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def raise_some(lg: Ledger, n: int, start: int = 0, subject: str | None = P) -> None:
+    record_alerts(
+        lg,
+        [
+            Alert(
+                "late_entry",
+                f"test:{i}",
+                f"alert {i}",
+                f"预警 {i}",
+                subject,
+                "engineering",
+            )
+            for i in range(start, start + n)
+        ],
+    )
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+
+class Receiver:
+    """A webhook receiver on a loopback port that can go down and come back."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.got: list[tuple[str, bytes, str]] = []
+        self.server: http.server.ThreadingHTTPServer | None = None
+        self.thread: threading.Thread | None = None
+
+    def up(self) -> None:
+        got = self.got
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                n = int(self.headers["content-length"])
+                body = self.rfile.read(n)
+                got.append(
+                    (self.headers["X-Jianzheng-Alert-Id"], body, self.headers[SIGNATURE_HEADER])
+                )
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def down(self) -> None:
+        assert self.server is not None and self.thread is not None
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def test_a_webhook_receiver_that_goes_down_gets_every_alert_once_signed(svc: Service) -> None:
+    rx = Receiver()
+    rx.up()
+    r = svc.c.post(
+        "/v1/alerts/webhooks",
+        json={"url": f"http://127.0.0.1:{rx.port}/hook"},
+        headers=auth(svc.tok["reviewer"]),
+    )
+    assert r.status_code == 201, r.text
+    sub = r.json()
+    secret = sub["secret"]
+    raise_some(svc.lg, 3)
+    wait_for(lambda: len({g[0] for g in rx.got}) == 3)
+    rx.down()
+    raise_some(svc.lg, 4, start=3)
+
+    def failing() -> bool:
+        hooks = svc.c.get("/v1/alerts/webhooks", headers=auth(svc.tok["reviewer"])).json()
+        return bool(hooks["webhooks"][0]["failed_attempts"] >= 2)
+
+    wait_for(failing)
+    hooks = svc.c.get("/v1/alerts/webhooks", headers=auth(svc.tok["reviewer"])).json()
+    assert "secret" not in hooks["webhooks"][0]
+    assert hooks["webhooks"][0]["last_error"]
+    rx.up()
+    wait_for(lambda: len({g[0] for g in rx.got}) == 7)
+    ids = {g[0] for g in rx.got}
+    assert ids == {str(i) for i in range(7)}
+    for alert_id, body, sig in rx.got:
+        mac = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert sig == f"hmac-sha256={mac}"
+        assert json.loads(body)["id"] == alert_id
+    rx.down()
+    r = svc.c.delete(f"/v1/alerts/webhooks/{sub['id']}", headers=auth(svc.tok["land"]))
+    assert r.status_code == 404
+    r = svc.c.delete(f"/v1/alerts/webhooks/{sub['id']}", headers=auth(svc.tok["reviewer"]))
+    assert r.status_code == 204
+
+
+def test_webhook_subscriptions_are_checked_and_bounded(svc: Service) -> None:
+    h = auth(svc.tok["reviewer"])
+    for bad in ({"url": "ftp://x"}, {"url": ""}, {"url": 3}, {}, {"url": "http://a", "x": 1}):
+        r = svc.c.post("/v1/alerts/webhooks", json=bad, headers=h)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"] == "url"
+    r = svc.c.post(
+        "/v1/alerts/webhooks", json={"url": "http://x"}, headers=auth(svc.tok["platform"])
+    )
+    assert r.status_code == 403
+    for _ in range(10):
+        r = svc.c.post("/v1/alerts/webhooks", json={"url": "http://127.0.0.1:9/"}, headers=h)
+        assert r.status_code == 201
+    r = svc.c.post("/v1/alerts/webhooks", json={"url": "http://127.0.0.1:9/"}, headers=h)
+    assert r.status_code == 409
+
+
+# --- the stream --------------------------------------------------------------------------
+
+
+def read_events(resp: httpx.Response, n: int) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    ev_id = ""
+    for line in resp.iter_lines():
+        if line.startswith("id: "):
+            ev_id = line[4:]
+        elif line.startswith("data: "):
+            out.append((ev_id, json.loads(line[6:])))
+            if len(out) == n:
+                return out
+    return out
+
+
+def test_an_sse_client_that_reconnects_with_last_event_id_misses_nothing(svc: Service) -> None:
+    h = auth(svc.tok["reviewer"])
+    with svc.c.stream("GET", "/v1/alerts/stream", params={"after": -1}, headers=h) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        raise_some(svc.lg, 5)
+        first = read_events(resp, 2)
+    last = first[-1][0]
+    raise_some(svc.lg, 3, start=5)
+    with svc.c.stream("GET", "/v1/alerts/stream", headers={**h, "Last-Event-ID": last}) as resp:
+        rest = read_events(resp, 6)
+    ids = [i for i, _ in first + rest]
+    assert ids == [str(i) for i in range(8)]
+    assert [d["message"] for _, d in first + rest] == [f"alert {i}" for i in range(8)]
+    r = svc.c.get("/v1/alerts/stream", headers={**h, "Last-Event-ID": "x"})
+    assert r.status_code == 422
+
+
+def test_streams_count_against_the_limits(svc: Service) -> None:
+    h = auth(svc.tok["admin"])
+    opened = [svc.c.stream("GET", "/v1/alerts/stream", headers=h) for _ in range(4)]
+    resps = [o.__enter__() for o in opened]
+    try:
+        assert all(r.status_code == 200 for r in resps)
+        r = svc.c.get("/v1/alerts/stream", headers=h)
+        assert r.status_code == 429
+        assert svc.c.get("/v1/alerts/stream").status_code == 401
+    finally:
+        for o in opened:
+            o.__exit__(None, None, None)
+
+
+# --- scope -------------------------------------------------------------------------------
+
+
+def test_a_supervisor_of_another_sector_sees_nothing(svc: Service) -> None:
+    raise_some(svc.lg, 2)
+    raise_some(svc.lg, 1, start=2, subject=None)
+    assert len(svc.alerts("reviewer")) == 3
+    assert svc.alerts("land") == []
+    h = auth(svc.tok["land"])
+    with svc.c.stream("GET", "/v1/alerts/stream", params={"after": -1}, headers=h) as resp:
+        raise_some(svc.lg, 1, start=3)
+        lines: list[str] = []
+        deadline = time.monotonic() + 1.5
+        for line in resp.iter_lines():
+            lines.append(line)
+            if time.monotonic() > deadline or len(lines) > 5:
+                break
+        assert not any(x.startswith("data:") for x in lines)
+
+
+# --- each kind from a scenario -----------------------------------------------------------
+
+
+def kinds(svc: Service, want: str, n: int = 1) -> list[dict[str, Any]]:
+    return wait_for(
+        lambda: (
+            [a for a in svc.alerts("admin") if a["kind"] == want][:n]
+            if len([a for a in svc.alerts("admin") if a["kind"] == want]) >= n
+            else None
+        )
+    )
+
+
+def test_a_late_entry_alerts_and_the_alert_is_a_record_with_a_receipt(svc: Service) -> None:
+    late = "E330100000172"
+    svc.post([make_event(late)])
+    svc.post(
+        [
+            make_event(
+                late,
+                "tender_notice_published",
+                late_entry={"reason": "platform outage"},
+                payload={
+                    "issue_start": "2026-03-02T10:00:00+08:00",
+                    "bid_deadline": "2026-03-25T10:00:00+08:00",
+                    "place": "杭州",
+                },
+            )
+        ]
+    )
+    (a,) = kinds(svc, "late_entry")
+    assert a["subject"] == late and a["trade_type"] == "engineering"
+    assert a["record"]["project"] == SUPERVISION_CHAIN
+    assert a["record"]["type"] == "alert_raised"
+    cp = Receipt.from_json(a["receipt"]).verify(parse_vkey(svc.lg.info().verifier_key), a["record"])
+    assert cp.checkpoint.size > a["index"]
+    assert "platform outage" not in json.dumps(a)
+
+
+def test_reading_many_projects_alerts_unusual_access(svc: Service) -> None:
+    projects = [f"E33010000020{i}" for i in range(5)]
+    svc.post([make_event(p) for p in projects])
+    for p in projects:
+        r = svc.c.get(f"/v1/projects/{p}/events", headers=auth(svc.tok["archivist"]))
+        assert r.status_code == 200, r.text
+    (a,) = kinds(svc, "unusual_access")
+    assert a["subject"] is None
+    assert a["record"]["payload"]["threshold"] == 3
+    assert svc.alerts("land") == []
