@@ -18,12 +18,7 @@ from verifier.draw import (
     terms_from_record,
 )
 
-POOL = parse_pool(
-    [
-        {"id": f"EXP-{i:04d}", "unit": f"U{i % 4}", "relations": ["B1"] if i == 3 else []}
-        for i in range(20)
-    ]
-)
+POOL = parse_pool([f"EXP-{i:04d}|U{i % 4}|{'B1,B2' if i == 3 else ''}" for i in range(20)])
 P_SEED, D_SEED = b"\x01" * 32, b"\x02" * 32
 ROOT = hashlib.sha256(b"root at 64").digest()
 
@@ -58,9 +53,12 @@ def test_derivation_is_deterministic_and_respects_recusals() -> None:
 def test_record_round_trip() -> None:
     t = terms()
     rec = {
-        "draw_id": "D-1", "count": 5, "checkpoint_size": 64,
-        "excluded_units": ["U0"], "excluded_relations": ["B1"],
-        "seed_commitments": {p: c.hex() for p, c in t.seed_commitments.items()},
+        "draw_id": "D-1",
+        "count": 5,
+        "checkpoint_size": 64,
+        "excluded_units": ["U0"],
+        "excluded_relations": ["B1"],
+        **{f"{p}_seed_commitment": c.hex() for p, c in t.seed_commitments.items()},
     }
     assert terms_from_record(rec) == t
     with pytest.raises(DrawError, match="malformed"):
@@ -73,7 +71,9 @@ def test_tampered_pool_changes_hash_and_order() -> None:
     other = derive(tampered, terms(), {"platform": P_SEED, "department": D_SEED}, 64, ROOT)
     assert other != order()
     with pytest.raises(DrawError, match="sorted"):
-        parse_pool([{"id": "B", "unit": "u"}, {"id": "A", "unit": "u"}])
+        parse_pool(["B|u|", "A|u|"])
+    with pytest.raises(DrawError, match="must be"):
+        parse_pool(["A|u"])
 
 
 def test_tampered_seed_is_rejected() -> None:
@@ -82,8 +82,12 @@ def test_tampered_seed_is_rejected() -> None:
     with pytest.raises(DrawError, match="department's seed does not open"):
         order(d=b"\x03" * 32)
     # copying the other party's commitment does not help: commitments bind the party
-    t = terms(seed_commitments={"platform": seed_commitment("D-1", "department", D_SEED),
-                                "department": seed_commitment("D-1", "department", D_SEED)})
+    t = terms(
+        seed_commitments={
+            "platform": seed_commitment("D-1", "department", D_SEED),
+            "department": seed_commitment("D-1", "department", D_SEED),
+        }
+    )
     with pytest.raises(DrawError, match="platform's seed"):
         order(t, p=D_SEED)
 
@@ -101,7 +105,9 @@ def test_checkpoint_is_fixed_in_advance_and_only_size_and_root_count() -> None:
     with pytest.raises(DrawError, match="size 64, not 65"):
         derive(POOL, terms(), {"platform": P_SEED, "department": D_SEED}, 65, ROOT)
     other_root = hashlib.sha256(b"other").digest()
-    assert derive(POOL, terms(), {"platform": P_SEED, "department": D_SEED}, 64, other_root) != order()
+    assert (
+        derive(POOL, terms(), {"platform": P_SEED, "department": D_SEED}, 64, other_root) != order()
+    )
 
 
 def test_withheld_reveal_gives_a_veto_not_a_choice() -> None:

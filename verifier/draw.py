@@ -101,22 +101,20 @@ def seed_commitment(draw_id: str, party: str, seed: bytes) -> bytes:
 
 
 def parse_pool(value: object) -> tuple[Candidate, ...]:
-    """The sealed pool as opened: a list of ``{"id", "unit", "relations"?}`` sorted by id,
-    ids unique. Sorted so that its hash does not depend on who listed it."""
+    """The sealed pool as opened: a list of ``"id|unit|related,related..."`` strings
+    (``draw_committed.pool``), sorted by id with no id twice, so that its commitment does
+    not depend on who listed it."""
     if not isinstance(value, list) or not value:
         raise DrawError("pool must be a non-empty list of candidates")
     if len(value) > MAX_POOL:
         raise DrawError(f"pool has {len(value)} candidates; at most {MAX_POOL}")
     out: list[Candidate] = []
     for i, c in enumerate(value):
-        if not isinstance(c, dict):
-            raise DrawError(f"pool[{i}] must be an object")
-        cid, unit, rel = c.get("id"), c.get("unit"), c.get("relations", [])
-        if not isinstance(cid, str) or not cid or not isinstance(unit, str):
-            raise DrawError(f"pool[{i}] needs a string id and unit")
-        if not isinstance(rel, list) or not all(isinstance(r, str) for r in rel):
-            raise DrawError(f"pool[{i}].relations must be a list of strings")
-        out.append(Candidate(cid, unit, tuple(rel)))
+        parts = c.split("|") if isinstance(c, str) else []
+        if len(parts) != 3 or not parts[0]:
+            raise DrawError(f'pool[{i}] must be "id|unit|related,related..."')
+        rel = tuple(r for r in parts[2].split(",") if r)
+        out.append(Candidate(parts[0], parts[1], rel))
     ids = [c.id for c in out]
     if ids != sorted(ids) or len(set(ids)) != len(ids):
         raise DrawError("pool must be sorted by id, with no id twice")
@@ -126,9 +124,7 @@ def parse_pool(value: object) -> tuple[Candidate, ...]:
 def pool_hash(pool: Sequence[Candidate]) -> bytes:
     """SHA-256 of the pool's JCS form (the value ``draw_committed`` commits to)."""
     return hashlib.sha256(
-        canonicalize(
-            [{"id": c.id, "unit": c.unit, "relations": sorted(c.relations)} for c in pool]
-        )
+        canonicalize([{"id": c.id, "unit": c.unit, "relations": sorted(c.relations)} for c in pool])
     ).digest()
 
 
@@ -211,9 +207,10 @@ def check_result(
 
 def terms_from_record(fields: Mapping[str, Any]) -> DrawTerms:
     """:class:`DrawTerms` from a ``draw_committed`` record's fields (hex commitments)."""
+    if any(not isinstance(fields.get(f"{p}_seed_commitment"), str) for p in PARTIES):
+        raise DrawError("draw_committed is malformed: a seed commitment is missing")
     try:
-        sc = fields["seed_commitments"]
-        commits = {p: bytes.fromhex(sc[p]) for p in PARTIES}
+        commits = {p: bytes.fromhex(fields[f"{p}_seed_commitment"]) for p in PARTIES}
         return DrawTerms(
             draw_id=str(fields["draw_id"]),
             count=int(fields["count"]),
