@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from tests.tender import EXPERTS, lawful_tender
 from verifier.draw import (
     Candidate,
     DrawError,
@@ -17,6 +20,7 @@ from verifier.draw import (
     seed_commitment,
     terms_from_record,
 )
+from verifier.rules import RuleResult, evaluate
 
 POOL = parse_pool([f"EXP-{i:04d}|U{i % 4}|{'B1,B2' if i == 3 else ''}" for i in range(20)])
 P_SEED, D_SEED = b"\x01" * 32, b"\x02" * 32
@@ -120,3 +124,123 @@ def test_withheld_reveal_gives_a_veto_not_a_choice() -> None:
     for i in range(50):
         with pytest.raises(DrawError):
             order(d=i.to_bytes(32, "big"))
+
+
+# --- the rules engine recomputes the draw from the records (E08, check draw_derived) -------
+
+RECORD_POOL = [f"EXP-{2000 + i}|U{i % 3}|{'B9' if i == 4 else ''}" for i in range(20)]
+
+
+def _drawn_tender(
+    tamper: str | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The demo's lawful tender with its experts drawn under a recorded commitment."""
+    t = terms(count=len(EXPERTS), excluded_units=("U2",), excluded_relations=("B9",))
+    commit_fields = {
+        "draw_id": "D-1",
+        "pool": RECORD_POOL,
+        "count": len(EXPERTS),
+        "excluded_units": ["U2"],
+        "excluded_relations": ["B9"],
+        "platform_seed_commitment": t.seed_commitments["platform"].hex(),
+        "department_seed_commitment": t.seed_commitments["department"].hex(),
+        "checkpoint_size": 64,
+        "reveal_deadline": "2026-03-26T09:00:00+08:00",
+    }
+    derived = derive(
+        parse_pool(RECORD_POOL), t, {"platform": P_SEED, "department": D_SEED}, 64, ROOT
+    )
+    text = json.dumps(lawful_tender("T1"))
+    for old, new in zip(EXPERTS, derived, strict=False):
+        text = text.replace(old, new)
+    evs: list[dict[str, Any]] = json.loads(text)
+    i = next(n for n, e in enumerate(evs) if e["type"] == "expert_drawn")
+    drawn = evs[i]
+    when = drawn["occurred_at"]
+    seeds = {"platform": P_SEED, "department": D_SEED}
+    if tamper == "seed":
+        seeds["department"] = b"\x09" * 32
+    if tamper == "pool":
+        commit_fields["pool"] = [*RECORD_POOL[:1], "EXP-2001|U9|", *RECORD_POOL[2:]]
+    added = [dict(drawn, type="draw_committed", payload=commit_fields)]
+    added += [
+        dict(
+            drawn,
+            type="draw_seed_revealed",
+            payload={"draw_id": "D-1", "party": p, "seed": s.hex()},
+        )
+        for p, s in seeds.items()
+    ]
+    drawn["payload"].update(draw_id="D-1", checkpoint_root=ROOT.hex())
+    if tamper == "result":
+        drawn["payload"]["expert_ids"] = [*derived[:4], derived[6]]
+    if tamper == "undrawn":
+        del drawn["payload"]["draw_id"]
+    evs[i:i] = added
+    assert [e["occurred_at"] for e in added] == [when] * 3
+    return evs, derived
+
+
+def _records(evs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        dict(
+            {k: v for k, v in e.items() if k != "idempotency_key"},
+            seq=i,
+            index=i,
+            recorded_at=e["occurred_at"],
+        )
+        for i, e in enumerate(evs)
+    ]
+
+
+def _e08(evs: list[dict[str, Any]]) -> RuleResult:
+    return next(r for r in evaluate(_records(evs)) if r.rule.id == "E08")
+
+
+def test_rules_recompute_a_lawful_draw() -> None:
+    evs, derived = _drawn_tender()
+    r = _e08(evs)
+    assert r.status == "pass", [f.en for f in r.findings]
+    assert "EXP-2004" not in derived[:5]  # related to B9: recused
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        ("result", "differs from its derivation"),
+        ("seed", "department's seed does not open its commitment"),
+        ("undrawn", "names no draw committed"),
+    ],
+)
+def test_rules_detect_a_tampered_draw(tamper: str, message: str) -> None:
+    r = _e08(_drawn_tender(tamper)[0])
+    assert r.status == "fail"
+    assert any(message in f.en for f in r.findings), [f.en for f in r.findings]
+
+
+def test_rules_detect_a_tampered_pool() -> None:
+    # The pool changed after the commitment: the derivation binds the pool's hash, so the
+    # experts recorded no longer come out of it.
+    r = _e08(_drawn_tender("pool")[0])
+    assert r.status == "fail"
+    assert any("differs from its derivation" in f.en for f in r.findings)
+
+
+def _replace(evs: list[dict[str, Any]], old: str, new: str) -> list[dict[str, Any]]:
+    formed = next(n for n, e in enumerate(evs) if e["type"] == "committee_formed")
+    rep = dict(
+        evs[formed],
+        type="expert_replaced",
+        payload={"expert_id": old, "replacement_id": new, "draw_id": "D-1"},
+    )
+    text = json.dumps(evs[formed + 1 :]).replace(old, new)
+    return [*evs[: formed + 1], rep, *json.loads(text)]
+
+
+def test_replacements_follow_the_derived_order() -> None:
+    evs, derived = _drawn_tender()
+    r = _e08(_replace(evs, derived[1], derived[5]))
+    assert r.status == "pass", [f.en for f in r.findings]
+    r = _e08(_replace(evs, derived[1], derived[6]))  # skips the next in the order
+    assert r.status == "fail"
+    assert any("does not follow the derived order" in f.en for f in r.findings)

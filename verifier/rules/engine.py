@@ -27,6 +27,7 @@ from datetime import date, datetime, time, timedelta
 from importlib import resources
 from typing import Any, Literal
 
+from verifier.draw import PARTIES, DrawError, check_result, derive, parse_pool, terms_from_record
 from verifier.errors import VerifierError
 from verifier.payload import TRADE_TYPES, parse_instant
 from verifier.rules.days import (
@@ -1343,6 +1344,7 @@ def _check_committee_drawn(ctx: _Ctx, c: Mapping[str, Any]) -> None:
         return sorted(x for x in names if first_drawn.get(x, before) >= before)
 
     draw_seqs = sorted(d.seq for d in draws)
+    committed_draws = {d.value("draw_id") for d in tl.by_type.get("draw_committed", [])}
     for f in tl.by_type.get("committee_formed", []):
         ctx.applicable = True
         try:
@@ -1367,11 +1369,109 @@ def _check_committee_drawn(ctx: _Ctx, c: Mapping[str, Any]) -> None:
         if new is None:
             continue
         ctx.checked += 1
+        if r.value("draw_id") in committed_draws:
+            continue  # the next in that draw's derived order: checked by ``draw_derived``
         if undrawn([str(new)], r.seq):
             ctx.violation(
                 f"替补专家 {new}（seq {r.seq}）不在此前记录的专家抽取结果中",
                 f"the replacement expert {new} (seq {r.seq}) is not among the experts drawn "
                 "before the replacement",
+                [r.seq],
+            )
+
+
+def _check_draw_derived(ctx: _Ctx, c: Mapping[str, Any]) -> None:
+    """Each expert draw made under a recorded commitment (draw_committed) gives the experts
+    its derivation gives, and replacements follow its derived order (issue 17;
+    实施条例 第四十六条、第四十八条; docs/formats.md, Expert draws). Once a project commits
+    to a draw, a random draw (expert_drawn) that names no committed draw also fails.
+
+    A mismatch is a compliance failure of the process: the records are what was posted,
+    and they show a committee that was not drawn the way the commitment fixed."""
+    tl = ctx.tl
+    commits = {d.value("draw_id"): d for d in tl.by_type.get("draw_committed", [])}
+    if not commits:
+        return
+    reveals: dict[tuple[object, object], Event] = {}
+    for r in tl.by_type.get("draw_seed_revealed", []):
+        reveals.setdefault((r.value("draw_id"), r.value("party")), r)
+    orders: dict[object, tuple[list[str], int]] = {}
+    for d in tl.by_type.get("expert_drawn", []):
+        if d.value("method") != "random":
+            continue
+        ctx.applicable = True
+        did = d.value("draw_id")
+        com = commits.get(did)
+        if com is None or com.seq > d.seq:
+            ctx.checked += 1
+            ctx.violation(
+                f"专家抽取（seq {d.seq}）未依据此前记录的抽取承诺（draw_committed）",
+                f"the expert draw (seq {d.seq}) names no draw committed (draw_committed) before it",
+                [d.seq],
+            )
+            continue
+        seqs = [com.seq, d.seq]
+        try:
+            terms = terms_from_record(com.payload)
+            seeds: dict[str, bytes] = {}
+            for party in PARTIES:
+                rv = reveals.get((did, party))
+                if rv is None or rv.seq > d.seq:
+                    raise DrawError(f"the {party} revealed no seed before the result")
+                seqs.append(rv.seq)
+                seeds[party] = bytes.fromhex(str(rv.value("seed")))
+            root = bytes.fromhex(str(d.value("checkpoint_root")))
+            pool_value = com.value("pool")
+            if pool_value is None:
+                raise _CannotEvaluate(
+                    f"抽取承诺（seq {com.seq}）的候选专家库对本读者保密，无法重算抽取",
+                    f"the pool of the draw commitment (seq {com.seq}) is withheld from this "
+                    "reader, so the draw cannot be recomputed",
+                    [com.seq],
+                )
+            order = derive(parse_pool(pool_value), terms, seeds, terms.checkpoint_size, root)
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        except (DrawError, ValueError) as e:
+            ctx.checked += 1
+            ctx.violation(
+                f"专家抽取（seq {d.seq}）无法由其承诺重算：{e}",
+                f"the expert draw (seq {d.seq}) cannot be recomputed from its commitment: {e}",
+                seqs,
+            )
+            continue
+        ctx.checked += 1
+        drawn = d.value("expert_ids")
+        problems = check_result(
+            order, terms.count, [str(x) for x in drawn] if isinstance(drawn, list) else [], []
+        )
+        if problems:
+            ctx.violation(
+                f"抽取结果（seq {d.seq}）与推导结果不符：{'; '.join(problems)}",
+                f"the draw's result (seq {d.seq}) differs from its derivation: "
+                f"{'; '.join(problems)}",
+                seqs,
+            )
+        orders[did] = (order, terms.count)
+    replaced: dict[object, list[tuple[str, str]]] = {}
+    for r in tl.by_type.get("expert_replaced", []):
+        did = r.value("draw_id")
+        if did not in orders:
+            continue
+        ctx.checked += 1
+        pairs = replaced.setdefault(did, [])
+        pairs.append((str(r.value("expert_id")), str(r.value("replacement_id"))))
+        order, count = orders[did]
+        # Only this replacement's place in the order: earlier ones were reported already.
+        problems = check_result(order, count, order[:count], pairs)
+        before = check_result(order, count, order[:count], pairs[:-1])
+        fresh = problems[len(before) :]
+        if fresh:
+            ctx.violation(
+                f"专家更换（seq {r.seq}）未按推导顺序：{'; '.join(fresh)}",
+                f"the replacement (seq {r.seq}) does not follow the derived order: "
+                f"{'; '.join(fresh)}",
                 [r.seq],
             )
 
@@ -2012,6 +2112,7 @@ _KINDS: dict[str, Callable[[_Ctx, Mapping[str, Any]], None]] = {
     "committee_signed": _check_committee_signed,
     "committee_composition": _check_committee_composition,
     "committee_drawn": _check_committee_drawn,
+    "draw_derived": _check_draw_derived,
     "committee_scores": _check_committee_scores,
     "suspends": _check_suspends,
     "complaint_window": _check_complaint_window,
