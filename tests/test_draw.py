@@ -160,6 +160,8 @@ def _drawn_tender(
     seeds = {"platform": P_SEED, "department": D_SEED}
     if tamper == "seed":
         seeds["department"] = b"\x09" * 32
+    if tamper == "late_checkpoint":
+        commit_fields["checkpoint_size"] = 3  # a size the log had passed at the commitment
     if tamper == "pool":
         commit_fields["pool"] = [*RECORD_POOL[:1], "EXP-2001|U9|", *RECORD_POOL[2:]]
     added = [dict(drawn, type="draw_committed", payload=commit_fields)]
@@ -210,6 +212,7 @@ def test_rules_recompute_a_lawful_draw() -> None:
         ("result", "differs from its derivation"),
         ("seed", "department's seed does not open its commitment"),
         ("undrawn", "names no draw committed"),
+        ("late_checkpoint", "is not beyond the commitment's log index"),
     ],
 )
 def test_rules_detect_a_tampered_draw(tamper: str, message: str) -> None:

@@ -1413,6 +1413,13 @@ def _check_draw_derived(ctx: _Ctx, c: Mapping[str, Any]) -> None:
         seqs = [com.seq, d.seq]
         try:
             terms = terms_from_record(com.payload)
+            if com.index >= terms.checkpoint_size:
+                # The tree head could then be known before the commitment: fixed in advance
+                # means a size the log had not reached when the commitment was appended.
+                raise DrawError(
+                    f"checkpoint_size {terms.checkpoint_size} is not beyond the commitment's "
+                    f"log index {com.index}"
+                )
             seeds: dict[str, bytes] = {}
             for party in PARTIES:
                 rv = reveals.get((did, party))
