@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
+from ledger.service import Ledger
+from storage.fs import FilesystemStore
+from storage.service import EvidenceStore
 from tests.tender import EXPERTS, lawful_tender
+from tests.test_sealed import PROJECT, Api, tender
+from verifier.bundle import verify_bundle
 from verifier.draw import (
     Candidate,
     DrawError,
@@ -20,7 +29,9 @@ from verifier.draw import (
     seed_commitment,
     terms_from_record,
 )
+from verifier.note import parse_vkey
 from verifier.rules import RuleResult, evaluate
+from verifier.trust import TrustPolicy
 
 POOL = parse_pool([f"EXP-{i:04d}|U{i % 4}|{'B1,B2' if i == 3 else ''}" for i in range(20)])
 P_SEED, D_SEED = b"\x01" * 32, b"\x02" * 32
@@ -132,9 +143,10 @@ RECORD_POOL = [f"EXP-{2000 + i}|U{i % 3}|{'B9' if i == 4 else ''}" for i in rang
 
 
 def _drawn_tender(
-    tamper: str | None = None,
+    tamper: str | None = None, tender: list[dict[str, Any]] | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The demo's lawful tender with its experts drawn under a recorded commitment."""
+    """The demo's lawful tender (or ``tender``) with its experts drawn under a recorded
+    commitment; ``tamper`` breaks one part of the draw."""
     t = terms(count=len(EXPERTS), excluded_units=("U2",), excluded_relations=("B9",))
     commit_fields = {
         "draw_id": "D-1",
@@ -150,7 +162,7 @@ def _drawn_tender(
     derived = derive(
         parse_pool(RECORD_POOL), t, {"platform": P_SEED, "department": D_SEED}, 64, ROOT
     )
-    text = json.dumps(lawful_tender("T1"))
+    text = json.dumps(lawful_tender("T1") if tender is None else tender)
     for old, new in zip(EXPERTS, derived, strict=False):
         text = text.replace(old, new)
     evs: list[dict[str, Any]] = json.loads(text)
@@ -178,6 +190,8 @@ def _drawn_tender(
         drawn["payload"]["expert_ids"] = [*derived[:4], derived[6]]
     if tamper == "undrawn":
         del drawn["payload"]["draw_id"]
+    for n, e in enumerate(added):
+        e["idempotency_key"] = f"{drawn.get('idempotency_key', 'draw')}-draw-{n}"
     evs[i:i] = added
     assert [e["occurred_at"] for e in added] == [when] * 3
     return evs, derived
@@ -247,3 +261,40 @@ def test_replacements_follow_the_derived_order() -> None:
     r = _e08(_replace(evs, derived[1], derived[6]))  # skips the next in the order
     assert r.status == "fail"
     assert any("does not follow the derived order" in f.en for f in r.findings)
+
+
+# --- through the HTTP API, and offline from the bundle ------------------------------------
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    """A ledger on SQLite with filesystem evidence storage (tests/test_confidential.py's)."""
+    lg = Ledger.open(tmp_path / "data", f"sqlite:///{tmp_path / 'l.db'}", "draw.test/log")
+    objects = EvidenceStore(FilesystemStore(tmp_path / "data" / "objects"), lg.store.engine)
+    try:
+        with TestClient(create_app(lg, rate_limit=0, objects=objects)) as c:
+            yield Api(c, lg)
+    finally:
+        objects.close()
+        lg.close()
+
+
+@pytest.mark.parametrize("tamper", [None, "result", "seed"])
+def test_bundle_recomputes_the_draw_offline(api: Api, tamper: str | None) -> None:
+    """Posted through POST /v1/events, the draw is recomputed by the offline verifier from
+    the reviewer's bundle (the pool is opened to the reviewer once the winner is known):
+    a lawful draw passes E08, a tampered result or seed fails compliance, never integrity."""
+    evs, files = tender(PROJECT)
+    evs, _ = _drawn_tender(tamper, evs)
+    api.post(evs, files)
+    trust = TrustPolicy(parse_vkey(api.c.get("/v1/log").json()["verifier_key"]))
+    r = api.get("reviewer", f"/v1/projects/{PROJECT}/bundle", files="true")
+    assert r.status_code == 200, r.text
+    rep = verify_bundle(r.content, trust)
+    assert rep.integrity.status == "holds"
+    e08 = next(x for x in rep.rules if x.rule.id == "E08")
+    if tamper is None:
+        assert e08.status == "pass", [f.en for f in e08.findings]
+    else:
+        assert e08.status == "fail" and rep.compliance.status == "fails"
+        assert any("draw" in f.en for f in e08.findings)
