@@ -167,6 +167,19 @@ class AlertService:
         process holds it."""
         store = self.lg.store
         now = time.time()
+        # Read first: renewing is a write, and a write each round would take the writer
+        # lock from appends (SQLite) for nothing while the lease has long to run.
+        with store.reader() as conn:
+            held = conn.execute(
+                select(AlertStateRow.value, AlertStateRow.owner, AlertStateRow.lease_until).where(
+                    AlertStateRow.name == name
+                )
+            ).first()
+        if held is not None:
+            if held.owner != self.owner and held.lease_until > now:
+                return None
+            if held.owner == self.owner and held.lease_until - now > LEASE_SECONDS / 2:
+                return int(held.value)
         with store.writer() as conn:
             row = conn.execute(
                 select(AlertStateRow.__table__).where(AlertStateRow.name == name)
@@ -385,4 +398,29 @@ def from_args(args: Any) -> AlertSettings:
         access_window=getattr(args, "alert_access_window", d.access_window),
         retry_cap=getattr(args, "alert_retry_cap", d.retry_cap),
         witness_lag=getattr(args, "alert_witness_lag", d.witness_lag),
+    )
+
+
+def sealed_read_attempt(
+    request: Any, p: Principal, project: str, trade_type: str, what: str
+) -> None:
+    """Alert that ``p`` tried to read ``project``'s sealed data before its opening (the
+    request is refused as before; this never waits). It names who tried and what was
+    asked for, never anything sealed; one alert per token and project per repeat window.
+    """
+    service: AlertService | None = getattr(request.app.state, "alerts", None)
+    if service is None or not trade_type:
+        return
+    service.raise_soon(
+        Alert(
+            "sealed_read_attempt",
+            f"sealed_read_attempt:{project}:{p.token_id}",
+            f"token {p.token_id} (role {p.role}) asked for {what} of project {project}, "
+            "which draws on sealed bids, before the opening",
+            f"令牌 {p.token_id}（角色 {p.role}）在开标前请求读取项目 {project} "
+            f"的密封数据（{what}）",
+            project,
+            trade_type,
+            {"token": p.token_id},
+        )
     )

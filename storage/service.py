@@ -325,7 +325,13 @@ class EvidenceStore:
         said no): the copy just stored, with its new retention, is the one to serve.
         """
         try:
-            with self.engine.begin() as conn:
+            # A writer transaction from its BEGIN (IMMEDIATE on SQLite): a deferred one that
+            # reads, then writes, fails at once ("database is locked") when another writer
+            # (an append, an alert) committed in between, instead of waiting its turn.
+            with (
+                self.engine.connect().execution_options(writer=True) as conn,
+                conn.begin(),
+            ):
                 have = conn.execute(
                     select(ObjectRow.sha256).where(ObjectRow.sha256 == row["sha256"])
                 ).first()

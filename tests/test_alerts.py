@@ -31,6 +31,8 @@ from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
 from tests.conftest import make_event
 from tests.servers import free_port
+from tests.tender import BIDDERS, breaking, colluding, lawful_tender
+from tests.test_sealed import opening_at
 from tests.test_storage import LiveServer
 from verifier.note import parse_vkey
 from verifier.receipt import Receipt
@@ -49,7 +51,9 @@ class Service:
     def __init__(self, srv: LiveServer, lg: Ledger) -> None:
         self.srv = srv
         self.lg = lg
-        self.tok = {r: create_token(lg.store, r)[1] for r in ("platform", "reviewer", "admin")}
+        made = {r: create_token(lg.store, r) for r in ("platform", "reviewer", "admin")}
+        self.tok = {r: t for r, (_, t) in made.items()}
+        self.ids = {r: i for r, (i, _) in made.items()}
         self.tok["land"] = create_token(
             lg.store, "reviewer", scope=make_scope(trade_types=["land"])
         )[1]
@@ -332,3 +336,60 @@ def test_reading_many_projects_alerts_unusual_access(svc: Service) -> None:
     assert a["subject"] is None
     assert a["record"]["payload"]["threshold"] == 3
     assert svc.alerts("land") == []
+
+
+def post_tender(svc: Service, evs: list[dict[str, Any]], files: dict[str, bytes]) -> None:
+    cited = {a["sha256"] for e in evs for a in e.get("attachments", [])}
+    svc.post(evs, {k: v for k, v in files.items() if k in cited})
+
+
+def test_a_read_of_sealed_data_before_the_opening_alerts_naming_who_not_what(
+    svc: Service,
+) -> None:
+    project = "E330100000173"
+    files: dict[str, bytes] = {}
+    evs = lawful_tender(project, files)
+    post_tender(svc, evs[: opening_at(evs)], files)
+    h = auth(svc.tok["reviewer"])
+    assert svc.c.get(f"/v1/projects/{project}/indicators", headers=h).status_code == 409
+    sealed = [
+        i
+        for i in range(svc.lg.info().size)
+        if json.loads(svc.lg.record(i)[0])["project"] == project + "~sealed"
+    ]
+    assert sealed
+    assert svc.c.get(f"/v1/events/{sealed[0]}", headers=h).status_code == 404
+    (a,) = kinds(svc, "sealed_read_attempt")
+    assert a["subject"] == project
+    assert a["record"]["payload"]["token"] == svc.ids["reviewer"]
+    time.sleep(0.5)
+    assert len([x for x in svc.alerts("admin") if x["kind"] == "sealed_read_attempt"]) == 1
+    text = json.dumps(a, ensure_ascii=False)
+    for b in BIDDERS:
+        assert b not in text
+
+
+def test_collusion_indicators_alert_after_the_opening_only_without_values(svc: Service) -> None:
+    project = "E330100000174"
+    files: dict[str, bytes] = {}
+    evs = colluding("same_client_ip", project, files)
+    cut = opening_at(evs)
+    svc.post(evs[:cut], files)
+    opening_index = svc.lg.info().size
+    svc.post(evs[cut:])
+    (a,) = kinds(svc, "collusion_indicator")
+    assert a["subject"] == project
+    assert a["index"] > opening_index
+    text = json.dumps(a, ensure_ascii=False)
+    assert "58.100.12.34" not in text
+    assert "never a verdict" in a["message"] or "not a verdict" in a["message"].lower()
+
+
+def test_a_process_rule_broken_at_posting_alerts(svc: Service) -> None:
+    project = "E330100000175"
+    files: dict[str, bytes] = {}
+    lawful_tender(project, files)  # the same bid files as the broken tender's
+    svc.post(breaking("E01", project), files)
+    found = kinds(svc, "rule_violation")
+    assert any(a["record"]["payload"]["rule"] == "E01" for a in found)
+    assert all(a["subject"] == project for a in found)

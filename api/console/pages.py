@@ -515,7 +515,9 @@ async def event_page(request: Request, index: str) -> Response:
     if not re.fullmatch(r"[0-9]{1,18}", index):
         raise ApiError(404, "not_found", f"index {index[:20]} is not in the log")
     lg = ctx.ledger
-    reply = await get_event(int(index), ctx.session.principal, lg, request.app.state.witnessing)
+    reply = await get_event(
+        request, int(index), ctx.session.principal, lg, request.app.state.witnessing
+    )
     record = reply["record"]
     view = event_view(record, lg.catalogue, reply.get("openings"))
     chain = str(record.get("project", ""))
@@ -598,7 +600,7 @@ async def indicators_page(request: Request, project: str) -> Response:
     assert ctx.session is not None
     project = _project_code(project)
     try:
-        reply = await get_indicators(project, ctx.session.principal, ctx.ledger)
+        reply = await get_indicators(request, project, ctx.session.principal, ctx.ledger)
     except StillSealed:
         return render(ctx, "indicators.html", 409, project=project, sealed=True, reply={})
     for ind in reply["indicators"]:

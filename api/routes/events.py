@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from api.alerting import sealed_read_attempt
 from api.deps import (
     MAX_INT64,
     DecimalDigits,
@@ -481,6 +482,7 @@ async def get_receipt(
 
 @router.get("/v1/events/{index}")
 async def get_event(
+    request: Request,
     index: Annotated[int, Path(ge=0, le=MAX_INT64), DecimalDigits],
     p: Reader,
     lg: LedgerDep,
@@ -509,7 +511,10 @@ async def get_event(
     if is_sealed_chain(chain):
         # Before the opening (or for others than sealed readers) a sealed record is not
         # there: 404 exactly as for an index not in the log.
-        if not may_read_sealed(lg.catalogue, opened=lg.unsealed(project), role=p.role):
+        opened = lg.unsealed(project)
+        if not may_read_sealed(lg.catalogue, opened=opened, role=p.role):
+            if not opened:
+                sealed_read_attempt(request, p, project, trade_type, f"the record at index {index}")
             raise not_found(missing)
         openings = _openings(lg, [record])
         extra = {"openings": openings[index], "opened": _opened(record, openings[index])}

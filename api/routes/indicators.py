@@ -12,24 +12,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.alerting import sealed_read_attempt
 from api.deps import LedgerDep, ProjectCode, Reader
-from ledger.access import authorize_sealed, record_access
+from ledger.access import StillSealed, authorize_sealed, record_access
 from ledger.indicators import project_indicators
 
 router = APIRouter(tags=["indicators"])
 
 
 @router.get("/v1/projects/{project}/indicators")
-async def get_indicators(project: ProjectCode, p: Reader, lg: LedgerDep) -> dict[str, Any]:
+async def get_indicators(
+    request: Request, project: ProjectCode, p: Reader, lg: LedgerDep
+) -> dict[str, Any]:
     """The project's collusion indicators (招标投标法实施条例 第四十条), each with its id,
     article, strength and evidence (log index, seq, field and value of each record).
 
     An indicator is a warning for a person to examine, never a verdict (``notice``).
     """
-    trade_type = await run_in_threadpool(authorize_sealed, lg, p, project, "no such project")
+    try:
+        trade_type = await run_in_threadpool(authorize_sealed, lg, p, project, "no such project")
+    except StillSealed:
+        if not await run_in_threadpool(lg.unsealed, project):
+            stored = lg.project_trade_type(project) or ""
+            sealed_read_attempt(request, p, project, stored, "the collusion indicators")
+        raise
     found = await run_in_threadpool(project_indicators, lg, project)
     await record_access(lg, p, project, trade_type, {"what": "indicators"})
     return {"project": project, **found.to_json()}
