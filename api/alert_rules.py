@@ -26,14 +26,18 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
+from api.console.status import read_monitor_state
+from api.routes.log import log_info
 from ledger.access import StillSealed
 from ledger.alerts import Alert
 from ledger.indicators import IndicatorsUnavailable, TooManyRecords, project_indicators
 from ledger.records import ACCESS_EVENT, ACCESS_SUFFIX
 from ledger.sealing import is_sealed_type, redact
 from ledger.service import Ledger
+from ledger.witnessing.view import WitnessingView
 from verifier.indicators import NOTICE_EN, NOTICE_ZH
 from verifier.rules.engine import evaluate
 
@@ -67,10 +71,17 @@ class Detector:
         lg: Ledger,
         settings: DetectionSettings,
         record: Callable[[list[Alert]], None],
+        *,
+        witnessing: WitnessingView | None = None,
+        monitor_state: Path | None = None,
     ) -> None:
         self.lg = lg
         self.settings = settings
         self.record = record
+        self.witnessing = witnessing
+        self.monitor_state = monitor_state
+        self._cosigned: dict[str, tuple[int, float]] = {}
+        self._behind_since: tuple[int, float] | None = None
         self._reads: OrderedDict[str, deque[tuple[float, str]]] = OrderedDict()
         self._last_periodic = 0.0
 
@@ -219,10 +230,70 @@ class Detector:
         self.record(self._witnessing() + self._monitor())
 
     def _witnessing(self) -> list[Alert]:
-        return []
+        """Witness lag: the log has grown past its witnessed size for ``witness_lag``
+        seconds. Quorum lost: moreover fewer witnesses than the quorum cosigned anything
+        new within that time."""
+        w = self.witnessing
+        if w is None:
+            return []
+        info = log_info(self.lg, w)
+        quorum = int(info.get("witness_quorum") or 0)
+        size = int(info["size"])
+        witnessed = int(info.get("witnessed_size") or 0)
+        now = time.monotonic()
+        for wi in info.get("witnesses") or []:
+            name = str(wi.get("name", ""))[:255]
+            got = int(wi.get("cosigned_size") or 0)
+            if self._cosigned.get(name, (-1, 0.0))[0] != got:
+                self._cosigned[name] = (got, now)
+        if quorum <= 0 or witnessed >= size:
+            self._behind_since = None
+            return []
+        if self._behind_since is None or self._behind_since[0] != witnessed:
+            self._behind_since = (witnessed, now)
+            return []
+        waited = now - self._behind_since[1]
+        lag = self.settings.witness_lag
+        if waited < lag:
+            return []
+        out = [
+            Alert(
+                "witness_lag",
+                f"witness_lag:{witnessed}",
+                f"the log is at size {size} but its witnesses' quorum ({quorum}) has cosigned "
+                f"only up to {witnessed}, for {int(waited)} s",
+                f"日志已达 {size} 条，但见证法定数（{quorum}）只连署到 {witnessed}，已 "
+                f"{int(waited)} 秒",
+                details={"checkpoint": witnessed, "count": size - witnessed},
+            )
+        ]
+        live = sum(1 for _, at in self._cosigned.values() if now - at < lag)
+        if live < quorum:
+            out.append(
+                Alert(
+                    "quorum_lost",
+                    f"quorum_lost:{witnessed}",
+                    f"only {live} witnesses cosigned within {int(lag)} s; the quorum is {quorum}",
+                    f"{int(lag)} 秒内仅 {live} 个见证者连署；法定数为 {quorum}",
+                    details={"count": live, "threshold": quorum, "window_seconds": int(lag)},
+                )
+            )
+        return out
 
     def _monitor(self) -> list[Alert]:
-        return []
+        """Each finding a ``jianzheng monitor`` of this log left in ``--monitor-state``."""
+        if self.monitor_state is None:
+            return []
+        _, alarms = read_monitor_state(self.monitor_state, self.lg.info().verifier_key)
+        return [
+            Alert(
+                "monitor_alarm",
+                f"monitor_alarm:{a['file']}:{a['kind']}",
+                f"monitor alarm ({a['kind']}, {a['file']}): {a['message']}",
+                f"监测告警（{a['kind']}，{a['file']}）：{a['message']}",
+            )
+            for a in alarms
+        ]
 
 
 def _late(project: str, r: dict[str, Any]) -> Alert:

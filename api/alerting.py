@@ -108,7 +108,9 @@ class AlertService:
         self._recent: OrderedDict[str, float] = OrderedDict()
         self._recent_lock = threading.Lock()
         self.dropped = 0
-        self.detector = Detector(lg, self.settings, self.record)
+        self.detector = Detector(
+            lg, self.settings, self.record, witnessing=witnessing, monitor_state=monitor_state
+        )
 
     # --- life cycle ----------------------------------------------------------------------
     def start(self) -> None:

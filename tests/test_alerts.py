@@ -393,3 +393,34 @@ def test_a_process_rule_broken_at_posting_alerts(svc: Service) -> None:
     found = kinds(svc, "rule_violation")
     assert any(a["record"]["payload"]["rule"] == "E01" for a in found)
     assert all(a["subject"] == project for a in found)
+
+
+def test_a_monitor_alarm_alerts_log_wide(tmp_path: Path) -> None:
+    lg = Ledger.open(tmp_path / "data", f"sqlite:///{tmp_path / 'm.db'}", "alerts.test/log")
+    state = tmp_path / "monitor"
+    state.mkdir()
+    finding = {"kind": "inconsistent", "message": "checkpoint 7 is not consistent with 5"}
+    doc = {
+        "verifier_key": lg.info().verifier_key,
+        "detected_at": "2026-03-02T01:00:00Z",
+        "findings": [finding],
+    }
+    (state / "evidence-0001.json").write_text(json.dumps(doc))
+    app = create_app(lg, rate_limit=0, alerts=SETTINGS, monitor_state=state)
+    srv = LiveServer(app, lifespan="on", log_level="error")
+    try:
+        admin = create_token(lg.store, "admin")[1]
+        land = create_token(lg.store, "reviewer", scope=make_scope(trade_types=["land"]))[1]
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+
+            def monitor_alerts(tok: str) -> list[dict[str, Any]]:
+                got = c.get("/v1/alerts", headers=auth(tok)).json()["alerts"]
+                return [a for a in got if a["kind"] == "monitor_alarm"]
+
+            (a,) = wait_for(lambda: monitor_alerts(admin))
+            assert a["subject"] is None and a["trade_type"] == "log"
+            assert "not consistent" in a["message"]
+            assert monitor_alerts(land) == []
+    finally:
+        srv.stop()
+        lg.close()
