@@ -22,7 +22,7 @@ from api.console.pages import install_console
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.limits import ServeLimits, StreamSlots
 from api.routes import alerts as alerts_routes
-from api.routes import bundles, events, indicators, log, posters, tokens
+from api.routes import bundles, draws, events, indicators, log, posters, tokens
 from api.routes import objects as objects_routes
 from api.routes import witnessing as witnessing_routes
 from api.schemas import openapi_components
@@ -123,6 +123,7 @@ def create_app(
     app.include_router(bundles.router, responses=ERROR_RESPONSES)
     app.include_router(indicators.router, responses=ERROR_RESPONSES)
     app.include_router(alerts_routes.router, responses=ERROR_RESPONSES)
+    app.include_router(draws.router, responses=ERROR_RESPONSES)
     # The web console (issue 15): HTML pages at / over the same reads, and their assets.
     install_console(app)
 

@@ -298,3 +298,32 @@ def test_bundle_recomputes_the_draw_offline(api: Api, tamper: str | None) -> Non
     else:
         assert e08.status == "fail" and rep.compliance.status == "fails"
         assert any("draw" in f.en for f in e08.findings)
+
+
+def test_post_draws_fixes_the_checkpoint_size(api: Api) -> None:
+    """POST /v1/projects/{p}/draws commits a draw; the ledger, not the poster, fixes
+    checkpoint_size beyond the log's head; a pool out of order is refused naming the field."""
+    evs, files = tender(PROJECT)
+    evs, _ = _drawn_tender(None, evs)
+    commit = next(e for e in evs if e["type"] == "draw_committed")
+    cut = evs.index(commit)
+    api.post(evs[:cut], files)
+    auth = {"Authorization": f"Bearer {api.tok['platform']}"}
+    url = f"/v1/projects/{PROJECT}/draws"
+    body = json.loads(json.dumps(commit))
+    del body["project"], body["type"]
+    r = api.c.post(url, json=body, headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "payload.checkpoint_size"
+    del body["payload"]["checkpoint_size"]
+    bad = json.loads(json.dumps(body))
+    bad["payload"]["pool"] = list(reversed(RECORD_POOL))
+    r = api.c.post(url, json=bad, headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "payload.pool"
+    head = api.c.get("/v1/log").json()
+    r = api.c.post(url, json=body, headers=auth)
+    assert r.status_code == 201, r.text
+    receipt = r.json()
+    assert receipt["checkpoint_size"] > receipt["index"]
+    assert receipt["checkpoint_size"] >= head.get("size", head.get("tree_size", 0))
+    r = api.c.post(f"/v1/projects/{PROJECT}/draws", json=body)
+    assert r.status_code == 401
