@@ -21,6 +21,7 @@ from api.auth import AUTH_FAILURES_PER_SECOND, RateLimiter, TokenCheck
 from api.console.pages import install_console
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.limits import ServeLimits, StreamSlots
+from api.read_sessions import ReadSessions
 from api.routes import alerts as alerts_routes
 from api.routes import bundles, draws, events, indicators, log, posters, tokens
 from api.routes import objects as objects_routes
@@ -105,6 +106,7 @@ def create_app(
     # Requests without a valid token, per client address (0 disables).
     app.state.auth_failures = RateLimiter(auth_failure_rate)
     app.state.poster_keys = PosterKeys(ledger.store)
+    app.state.read_sessions = ReadSessions()
     app.state.objects = objects or open_evidence_store(
         ledger.data_dir,
         ledger.store.engine,

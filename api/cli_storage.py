@@ -3,7 +3,8 @@
 ``upload`` hashes the file first and announces its SHA-256 (``X-Content-SHA256``), so the
 service refuses the upload if a single byte differs on the way and stores it straight
 under its content address. ``fetch`` hashes while it downloads, writes to a ``.part``
-file, and keeps the file only when it has exactly the requested SHA-256.
+file, and keeps the file only when it has exactly the requested SHA-256, under the name the
+citing record gives it (the service's ``Content-Disposition``) unless told otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import hashlib
 import json
 import mimetypes
 import os
+import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +139,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     part = out.with_name(out.name + ".part")
     h = hashlib.sha256()
     got = 0
+    total: int | None = None
     timeout = httpx.Timeout(IO_TIMEOUT, connect=CONNECT_TIMEOUT)
     headers = {"Authorization": f"Bearer {args.token}"}
     try:
@@ -146,6 +150,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             if r.status_code != 200:
                 r.read()
                 return _fail(f"fetch refused: {_error_text(r)}")
+            if args.output is None and not args.name_by_hash:
+                named = disposition_name(r.headers.get("content-disposition"))
+                if named is not None:
+                    out = Path(named)
+                    part = out.with_name(out.name + ".part")
             total = int(r.headers.get("content-length", "0")) or None
             with _progress() as bar, part.open("wb") as f:
                 task = bar.add_task(f"fetching {want[:12]}…", total=total)
@@ -173,6 +182,41 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def disposition_name(header: str | None) -> str | None:
+    """The file name a ``Content-Disposition`` header gives (RFC 6266: ``filename*`` in
+    RFC 8187 form first, else ``filename``), reduced to a safe name in the current
+    directory; None when there is none or it is unsafe."""
+    if not header:
+        return None
+    params: dict[str, str] = {}
+    for m in _DISPOSITION_PARAM.finditer(header):
+        key, value = m.group(1).lower(), m.group(2)
+        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+            value = value[1:-1].replace('\\"', '"')
+        params.setdefault(key, value)
+    name = None
+    star = params.get("filename*")
+    if star is not None:
+        charset, _, rest = star.partition("'")
+        _, _, encoded = rest.partition("'")
+        if charset.lower() == "utf-8":
+            try:
+                name = urllib.parse.unquote(encoded, encoding="utf-8", errors="strict")
+            except UnicodeDecodeError:
+                name = None
+    if name is None:
+        name = params.get("filename")
+    if name is None:
+        return None
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if name in ("", ".", "..") or not name.isprintable() or len(name.encode()) > 255:
+        return None
+    return name
+
+
+_DISPOSITION_PARAM = re.compile(r';\s*([A-Za-z*]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
 def register(sub: Any) -> None:
     """Add ``upload`` and ``fetch`` to the ``jianzheng`` command's subparsers."""
     url_help = "service URL (env JIANZHENG_URL)"
@@ -189,7 +233,18 @@ def register(sub: Any) -> None:
 
     fe = sub.add_parser("fetch", help="download an evidence object, verifying its SHA-256")
     fe.add_argument("sha256")
-    fe.add_argument("-o", "--output", type=Path, default=None, help="default: ./<sha256>")
+    fe.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="default: the file's original name (from the citing record), else ./<sha256>",
+    )
+    fe.add_argument(
+        "--name-by-hash",
+        action="store_true",
+        help="save as ./<sha256> whatever the file's name (the old default)",
+    )
     fe.add_argument("--url", default=os.environ.get("JIANZHENG_URL", DEFAULT_URL), help=url_help)
     fe.add_argument(
         "--token",

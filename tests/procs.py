@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,16 +19,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def jianzheng(
-    *args: str, timeout: float = 60, check: bool = True, env: dict[str, str] | None = None
+    *args: str,
+    timeout: float = 60,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as a user would (``python -m api.cli`` is the ``jianzheng`` script)."""
+    """Run the CLI as a user would (``python -m api.cli`` is the ``jianzheng`` script),
+    in the repository or in ``cwd`` (with this checkout first on the import path)."""
+    if cwd is not None:
+        env = dict(os.environ if env is None else env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "api.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=check,
-        cwd=ROOT,
+        cwd=cwd or ROOT,
         env=env,
     )
 

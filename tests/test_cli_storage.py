@@ -47,6 +47,16 @@ def test_upload_then_fetch_verifies_and_refuses_tampered_bytes(tmp_path: Path) -
         got = jianzheng("fetch", digest, "-o", str(out), "--url", srv.url, "--token", a_tok)
         assert out.read_bytes() == content
         assert "verified" in got.stderr
+        # Without -o: saved under the name the citing record gives it (Content-Disposition),
+        # or under its hash when asked to.
+        here = tmp_path / "downloads"
+        here.mkdir()
+        common = ("--url", srv.url, "--token", a_tok)
+        jianzheng("fetch", digest, *common, cwd=here)
+        assert (here / "开标录像.mp4").read_bytes() == content
+        jianzheng("fetch", digest, "--name-by-hash", *common, cwd=here)
+        assert (here / digest).read_bytes() == content
+        assert sorted(p.name for p in here.iterdir()) == sorted([digest, "开标录像.mp4"])
 
         # Unknown object, wrong role, bad argument: non-zero with a one-line reason.
         missing = jianzheng(

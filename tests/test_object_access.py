@@ -3,6 +3,7 @@ sealed bid files, every read recorded in the right access chain, fail closed, ba
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -398,3 +399,107 @@ def test_citations_are_backfilled_by_the_migration(env: Env) -> None:
         command.downgrade(cfg, "0005")
     migrate(engine)
     assert citations() == before
+
+
+def test_downloads_carry_the_cited_file_name(env: Env) -> None:
+    """RFC 6266: ``filename*`` in UTF-8 with an ASCII fallback, from the authorising record;
+    a sealed bid file's name (inside its sealed attachment list) once it may be read."""
+    video = b"\x00\x00\x00\x18ftypmp42" * 500
+    up = env.c.post(
+        "/v1/objects",
+        content=video,
+        headers=h(env.tok["platform"], **{"Content-Type": "video/mp4"}),
+    )
+    assert up.status_code == 201, up.text
+    env.post(
+        make_event(
+            project="PB",
+            attachments=[{**att(video, "开标录像 第1段.mp4"), "media_type": "video/mp4"}],
+        )
+    )
+    r = env.c.get(f"/v1/objects/{sha(video)}", headers=h(env.tok["rev_b"]))
+    assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+    assert r.headers["content-disposition"] == (
+        "attachment; filename=\"____ _1_.mp4\"; filename*=UTF-8''"
+        "%E5%BC%80%E6%A0%87%E5%BD%95%E5%83%8F%20%E7%AC%AC1%E6%AE%B5.mp4"
+    )
+    r = env.c.get(f"/v1/objects/{sha(NOTICE)}", headers=h(env.tok["rev_a"], Range="bytes=0-3"))
+    assert r.headers["content-disposition"].startswith('attachment; filename="notice.pdf";')
+    bid(env)
+    open_bids(env)
+    r = env.c.get(f"/v1/objects/{sha(BID)}", headers=h(env.tok["reviewer"]))
+    assert r.status_code == 200
+    assert "filename*=UTF-8''bid.enc" in r.headers["content-disposition"]
+
+
+def test_a_read_session_is_recorded_once_however_many_ranges(env: Env) -> None:
+    """A player seeking: many Range requests under one read session, one access event."""
+    reviewer = h(env.tok["rev_b"])
+    url = f"/v1/objects/{sha(OTHER)}"
+    size0 = env.lg.head().size
+    for first in (0, 1000, 5, CHUNK_SIZE, 77):
+        r = env.c.get(
+            url, headers={**reviewer, "Range": f"bytes={first}-", "X-Read-Session": "seek-0001"}
+        )
+        assert r.status_code == 206 and r.content == OTHER[first:]
+    r = env.c.get(url + "?read_session=seek-0001", headers={**reviewer, "Range": "bytes=9-9"})
+    assert r.status_code == 206 and r.content == OTHER[9:10]
+    assert env.lg.head().size == size0 + 1
+    assert [a["payload"] for a in env.access("PB")] == [
+        {
+            "what": "object",
+            "sha256": sha(OTHER),
+            "range": {"first": 0, "last": len(OTHER) - 1},
+            "read_session": "seek-0001",
+        }
+    ]
+    # Another session name, another token or no session: each read is recorded again.
+    env.c.get(url, headers={**reviewer, "X-Read-Session": "seek-0002"}).raise_for_status()
+    env.c.get(
+        url, headers=h(env.tok["reviewer"], **{"X-Read-Session": "seek-0001"})
+    ).raise_for_status()
+    env.c.get(url, headers=reviewer).raise_for_status()
+    assert env.lg.head().size == size0 + 4
+    # A malformed or contradictory session name is refused, and records nothing.
+    for extra, q in (
+        ({"X-Read-Session": "short"}, ""),
+        ({"X-Read-Session": "seek-0001"}, "?read_session=seek-0002"),
+    ):
+        bad = env.c.get(url + q, headers={**reviewer, **extra})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "X-Read-Session"
+    assert env.lg.head().size == size0 + 4
+
+
+def test_a_read_session_closes_when_idle_or_old() -> None:
+    asyncio.run(_idle_or_old())
+
+
+async def _idle_or_old() -> None:
+    from api.read_sessions import IDLE, LONGEST, ReadSessions
+
+    now = [0.0]
+    recorded: list[float] = []
+
+    async def record() -> None:
+        recorded.append(now[0])
+
+    s = ReadSessions(clock=lambda: now[0])
+    key = ("tok", "a" * 64, "session-1")
+    for t in (0.0, 10.0, 10.0 + IDLE - 1, 20.0 + 2 * IDLE - 2):
+        now[0] = t
+        await s.read(key, record)
+    assert recorded == [0.0, 20.0 + 2 * IDLE - 2]  # the idle gap closed the first
+    t = recorded[-1]
+    while t < recorded[-1] + LONGEST + IDLE:
+        t += IDLE / 2
+        now[0] = t
+        await s.read(key, record)
+    assert len(recorded) == 3  # busy all along, yet closed after LONGEST
+
+    async def fails() -> None:
+        raise RuntimeError("not recorded")
+
+    with pytest.raises(RuntimeError):
+        await s.read(("tok", "b" * 64, "session-1"), fails)
+    await s.read(("tok", "b" * 64, "session-1"), record)  # a failed read opened nothing
+    assert len(recorded) == 4

@@ -28,6 +28,9 @@ from starlette.requests import ClientDisconnect
 
 from api.deps import DecimalDigits, LedgerDep, Poster, not_found, read_json, role
 from api.errors import ANSWERED_IN_ROUTES, ApiError, ApiLayerError, as_api_error
+from api.read_sessions import HEADER as READ_SESSION_HEADER
+from api.read_sessions import QUERY as READ_SESSION_QUERY
+from api.read_sessions import ReadSessions, session_name
 from ledger.access import (
     HOLD_OBJECT,
     HOLD_POSTER,
@@ -44,6 +47,8 @@ from ledger.records import (
     MEDIA_TYPE_RE,
     EventSubmission,
 )
+from ledger.service import Ledger, NotFound
+from ledger.store import Citation
 from storage.attachments import resolve_attachments
 from storage.base import (
     SHA256_HEX,
@@ -53,6 +58,7 @@ from storage.base import (
 )
 from storage.pipe import BlockPipe
 from storage.service import EvidenceStore, ObjectInfo
+from verifier.sealed import OpeningError, commitments_of, open_record
 
 log = logging.getLogger("jianzheng.api")
 
@@ -350,6 +356,55 @@ def _close_after(it: Iterator[bytes]) -> Iterator[bytes]:
         _close(it)
 
 
+def original_name(lg: Ledger, cite: Citation, sha256: str) -> str | None:
+    """The file name the authorising record gives the object (its first attachment with
+    this hash), or None. A record that seals its attachments is opened with its stored
+    openings: :func:`ledger.access.authorize_object` only returns such a citation to a
+    reader who may see it."""
+    try:
+        raw, _ = lg.record(cite.index)
+    except NotFound:
+        return None
+    record = json.loads(raw)
+    if commitments_of(record):
+        opened = lg.openings([cite.index]).get(cite.index)
+        if opened is None:
+            return None
+        try:
+            record = open_record(record, json.loads(opened))
+        except OpeningError:
+            return None
+    for a in record.get("attachments") or ():
+        if isinstance(a, dict) and a.get("sha256") == sha256 and isinstance(a.get("name"), str):
+            return str(a["name"]) or None
+    return None
+
+
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9!#$&+.^_`|~-]")
+
+
+def content_disposition(name: str, disposition: str = "attachment") -> str:
+    """``Content-Disposition`` keeping a file's name (RFC 6266 §4.3, RFC 8187 ``filename*``
+    in UTF-8 for every name, and a plain ASCII ``filename`` fallback for old clients).
+
+    Only the last path segment counts, control characters are dropped, and the ASCII
+    fallback replaces what it cannot carry by ``_`` (keeping the extension).
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable()).strip() or "download"
+    base = base[:255]
+    fallback = "".join(
+        ch if ch.isascii() and ch.isprintable() and ch not in '"\\' else "_" for ch in base
+    )
+    if set(fallback.rsplit(".", 1)[0]) <= {"_"}:
+        fallback = "download" + (("." + fallback.rsplit(".", 1)[1]) if "." in fallback else "")
+    encoded = "".join(
+        ch if _TOKEN_CHARS.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode())
+        for ch in base
+    )
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
 @router.get(
     "/v1/objects/{sha256}",
     response_class=StreamingResponse,
@@ -361,7 +416,12 @@ def _close_after(it: Iterator[bytes]) -> Iterator[bytes]:
 async def get_object(
     sha256: str, request: Request, p: ObjectReader, lg: LedgerDep, objects: ObjectsDep
 ) -> StreamingResponse:
-    """The object's bytes; a ``Range: bytes=...`` request gets 206 with that part."""
+    """The object's bytes; a ``Range: bytes=...`` request gets 206 with that part.
+
+    ``Content-Disposition`` carries the file name the citing record gives it (RFC 6266).
+    Reads naming a read session (``X-Read-Session`` or ``?read_session=``) are recorded
+    once per session (:mod:`api.read_sessions`); other reads each once.
+    """
     _check_sha(sha256)
     cite = await run_in_threadpool(authorize_object, lg, p, sha256)
     with storage_errors():
@@ -391,12 +451,32 @@ async def get_object(
         offset, length = span[0], span[1] - span[0] + 1
         headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{info.size}"
         what["range"] = {"first": span[0], "last": span[1]}
+    try:
+        read_session = session_name(
+            request.headers.get(READ_SESSION_HEADER), request.query_params.get(READ_SESSION_QUERY)
+        )
+    except ValueError as e:
+        raise ApiError(422, "invalid_parameter", str(e), READ_SESSION_HEADER) from None
+    if cite is not None:
+        name = await run_in_threadpool(original_name, lg, cite, sha256)
+        if name:
+            headers["Content-Disposition"] = content_disposition(name)
     with storage_errors():
         # Opened before the reply starts, so an unreachable store is still a clean 503.
         pieces = await run_in_threadpool(objects.read, info, offset, length)
     if cite is not None:
+        c = cite
+
+        async def record() -> None:
+            await record_access(lg, p, c.project, c.trade_type, access_what(lg, c, what))
+
         try:
-            await record_access(lg, p, cite.project, cite.trade_type, access_what(lg, cite, what))
+            if read_session is None:
+                await record()
+            else:
+                what["read_session"] = read_session
+                sessions: ReadSessions = request.app.state.read_sessions
+                await sessions.read((p.token_id, sha256, read_session), record)
         except BaseException:
             _close(pieces)
             raise
