@@ -68,3 +68,12 @@ def browser(tmp_path: Path) -> Iterator[object]:
     finally:
         driver.quit()
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+def save_screenshot(driver: object, name: str) -> Path:
+    """Save the browser's current page as ``docs/screenshots/<name>`` (the README shows
+    them); the one place tests write screenshots."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    out = SCREENSHOTS / name
+    driver.save_screenshot(str(out))  # type: ignore[attr-defined]
+    return out

@@ -199,6 +199,8 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
 def install_console(app: FastAPI) -> None:
     """Add the console's pages and its static assets (``/static/...``) to ``app``."""
+    from api.console import evidence  # noqa: F401  (adds its pages to the router)
+
     app.include_router(router)
     # Timeline rows of this app's ledger, kept across requests (api/console/rows.py).
     app.state.console_rows = RowCache()

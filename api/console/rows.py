@@ -105,7 +105,8 @@ def row_html(e: EventView, lang: str) -> str:
         for a in e.attachments:
             if isinstance(a, Attachment):
                 out.append(
-                    f"<tr><td>{escape(a.name)}</td><td>{escape(a.media_type)}</td>"
+                    f'<tr><td><a class="att-link" href="/objects/{escape(a.sha256)}">'
+                    f"{escape(a.name)}</a></td><td>{escape(a.media_type)}</td>"
                     f'<td>{escape(a.size)}</td><td class="hash">{escape(a.sha256)}</td></tr>'
                 )
             else:

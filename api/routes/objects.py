@@ -563,17 +563,37 @@ async def legal_hold(
             'the body must be {"hold": true|false[, "reason": "..."]}',
             "hold",
         )
-    reason = body.get("reason", "")
+    reason = check_hold_reason(body.get("reason", ""))
+    info = await change_legal_hold(lg, objects, p, cite, sha256, body["hold"], reason)
+    return info.to_json()
+
+
+def check_hold_reason(reason: object) -> str:
+    """The reason given for a legal hold change, checked (422 naming ``reason``)."""
     if not isinstance(reason, str) or len(reason) > MAX_HOLD_REASON or not reason.isprintable():
         msg = f"reason must be printable text of at most {MAX_HOLD_REASON} characters"
         raise ApiError(422, "invalid_parameter", msg, "reason")
-    hold: bool = body["hold"]
+    return reason
+
+
+async def change_legal_hold(
+    lg: Ledger,
+    objects: EvidenceStore,
+    p: Principal,
+    cite: Citation | None,
+    sha256: str,
+    hold: bool,
+    reason: str,
+) -> ObjectInfo:
+    """Set or lift the hold on an object ``p`` was authorised to hold through ``cite``
+    (:data:`ledger.access.HOLD_OBJECT`): recorded first, then changed (the API route and
+    the console's form both come here)."""
     if cite is None:  # HOLD_OBJECT admits no uncited object; never reached
         raise not_found(f"no object with SHA-256 {sha256} is stored")
     with storage_errors():
         info = await run_in_threadpool(objects.require, sha256)
     if info.legal_hold == hold:
-        return info.to_json()
+        return info
     # A confidential file (a complaint's letter) is named by the record citing it: every
     # reader of the project sees the hold, and the hash would identify the file.
     payload = access_what(lg, cite, {"sha256": sha256})
@@ -590,8 +610,7 @@ async def legal_hold(
         "the legal hold could not be recorded, so it was not changed",
     )
     with storage_errors():
-        info = await run_in_threadpool(objects.set_legal_hold, sha256, hold)
-    return info.to_json()
+        return await run_in_threadpool(objects.set_legal_hold, sha256, hold)
 
 
 # --- events that cite attachments ------------------------------------------------------
