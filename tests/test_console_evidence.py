@@ -90,8 +90,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 def wait_for(cond: Callable[[], Any], what: str) -> Any:
     deadline = time.monotonic() + WAIT
+    from selenium.common.exceptions import StaleElementReferenceException
+
     while time.monotonic() < deadline:
-        got = cond()
+        try:
+            got = cond()
+        except StaleElementReferenceException:  # the page was replaced meanwhile
+            got = None
         if got:
             return got
         time.sleep(0.05)
