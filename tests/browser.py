@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,10 +71,20 @@ def browser(tmp_path: Path) -> Iterator[object]:
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 
+def screenshot_dir() -> Path:
+    """Where tests put screenshots: ``docs/screenshots/`` (shown in the README) when
+    ``JIANZHENG_SCREENSHOTS=1``, else a scratch folder, so that an ordinary test run
+    leaves the checkout as it was."""
+    if os.environ.get("JIANZHENG_SCREENSHOTS") == "1":
+        out = SCREENSHOTS
+    else:
+        out = Path(tempfile.gettempdir()) / "jianzheng-screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def save_screenshot(driver: object, name: str) -> Path:
-    """Save the browser's current page as ``docs/screenshots/<name>`` (the README shows
-    them); the one place tests write screenshots."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    out = SCREENSHOTS / name
+    """Save the browser's current page as ``<screenshot_dir()>/<name>``."""
+    out = screenshot_dir() / name
     driver.save_screenshot(str(out))  # type: ignore[attr-defined]
     return out

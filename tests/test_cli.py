@@ -269,7 +269,7 @@ def test_help_documents_the_exit_codes(module: bool) -> None:
 def test_html_report_in_headless_chromium(bundles: dict[str, Path], tmp_path: Path) -> None:
     """The HTML report of a genuine bundle with one warning, as a reviewer opens it: the two
     verdicts lead, then the keys and the timeline; saved as docs/screenshots/report.png."""
-    from tests.browser import SCREENSHOTS, screenshot
+    from tests.browser import screenshot, screenshot_dir
 
     page = tmp_path / "report.html"
     r = _verify(
@@ -280,7 +280,7 @@ def test_html_report_in_headless_chromium(bundles: dict[str, Path], tmp_path: Pa
     # Self-contained: no script, no link, nothing fetched from anywhere.
     assert "<script" not in html and "<link" not in html and "src=" not in html
     assert "url(" not in html and "http" not in html
-    shot = screenshot(page.as_uri(), SCREENSHOTS / "report.png", width=1280, height=1500)
+    shot = screenshot(page.as_uri(), screenshot_dir() / "report.png", width=1280, height=1500)
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000  # a rendered page, not blank
 

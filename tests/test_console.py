@@ -12,9 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from api.console.views import beijing, yuan
 from ledger.service import Ledger
 from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
-from tests.browser import SCREENSHOTS, browser  # noqa: F401  (the fixture)
+from tests.browser import browser, save_screenshot  # noqa: F401  (the fixture)
 from tests.tender import BIDDERS
 from tests.test_sealed import opening_at, tender
 from tests.test_storage import LiveServer
@@ -39,7 +37,6 @@ OPENED = "E330100000151"
 SEALED = "E330100000152"
 OTHER = "E330100000153"
 WAIT = 15.0
-SHOTS_ELSEWHERE = Path(tempfile.gettempdir()) / "jianzheng-screenshots"
 
 
 @dataclass
@@ -123,11 +120,8 @@ def sign_in(driver: Any, console: Console, who: str) -> None:
 
 
 def shot(driver: Any, name: str) -> None:
-    """Screenshot the page. Into docs/screenshots/ (shown in the README) when
-    JIANZHENG_SCREENSHOTS=1, so that an ordinary run leaves the checkout as it was."""
-    out = SCREENSHOTS if os.environ.get("JIANZHENG_SCREENSHOTS") == "1" else SHOTS_ELSEWHERE
-    out.mkdir(parents=True, exist_ok=True)
-    assert driver.save_screenshot(str(out / name))
+    """Screenshot the page (into docs/screenshots/ when JIANZHENG_SCREENSHOTS=1)."""
+    assert save_screenshot(driver, name).is_file()
 
 
 def text_of(driver: Any) -> str:
