@@ -489,8 +489,8 @@ async def _idle_or_old() -> None:
         now[0] = t
         await s.read(key, record)
     assert recorded == [0.0, 20.0 + 2 * IDLE - 2]  # the idle gap closed the first
-    t = recorded[-1]
-    while t < recorded[-1] + LONGEST + IDLE:
+    t = start = recorded[-1]
+    while t < start + LONGEST + IDLE / 4:  # past LONGEST, short of a second LONGEST
         t += IDLE / 2
         now[0] = t
         await s.read(key, record)
