@@ -18,7 +18,7 @@ from starlette.types import Lifespan
 
 from api.alerting import AlertService, AlertSettings
 from api.auth import AUTH_FAILURES_PER_SECOND, RateLimiter, TokenCheck
-from api.console.pages import install_console
+from api.console.install import install_console
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.limits import ServeLimits, StreamSlots
 from api.read_sessions import ReadSessions

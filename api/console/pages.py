@@ -18,11 +18,10 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
@@ -195,16 +194,6 @@ class ConsoleRoute(APIRoute):
 
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-
-
-def install_console(app: FastAPI) -> None:
-    """Add the console's pages and its static assets (``/static/...``) to ``app``."""
-    from api.console import evidence  # noqa: F401  (adds its pages to the router)
-
-    app.include_router(router)
-    # Timeline rows of this app's ledger, kept across requests (api/console/rows.py).
-    app.state.console_rows = RowCache()
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
 
 async def current_session(request: Request) -> sessions.Session | None:

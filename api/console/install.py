@@ -1,0 +1,20 @@
+"""Mounting the console on the API app: its pages (api/console/pages.py and the evidence
+pages of api/console/evidence.py, which add themselves to the same router) and its static
+assets. Kept apart from both page modules so that neither has to import the other."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.console import evidence  # noqa: F401  (adds its pages to the router)
+from api.console.pages import HERE, router
+from api.console.rows import RowCache
+
+
+def install_console(app: FastAPI) -> None:
+    """Add the console's pages and its static assets (``/static/...``) to ``app``."""
+    app.include_router(router)
+    # Timeline rows of this app's ledger, kept across requests (api/console/rows.py).
+    app.state.console_rows = RowCache()
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
