@@ -247,3 +247,22 @@ class AlertStateRow(Base):
     value: Mapped[int] = mapped_column(BigInteger)
     owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[float] = mapped_column(Float)
+
+
+class HighWaterRow(Base):
+    """The newest checkpoint any node signed (one row, ``id`` 1): moved by compare-and-swap
+    in the checkpoint's own transaction (issue 16)."""
+
+    __tablename__ = "log_high_water"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuthEpochRow(Base):
+    """One counter (``id`` 1), bumped by every token revocation and poster-key change, so
+    every node drops what it cached of tokens and keys at its next request (issue 16)."""
+
+    __tablename__ = "auth_epoch"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

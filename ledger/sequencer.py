@@ -594,6 +594,9 @@ class Sequencer:
         self.store.add_openings(conn, openings)
         self.store.put_tiles(conn, {k: (bytes(v), existed[k]) for k, v in tiles.items()})
         self.store.add_checkpoint(conn, size1, root1, checkpoint.note, recorded_at)
+        # Once per checkpoint, not per event: the mark moves only from the head this batch
+        # extends, so no two nodes ever sign two trees of one size (issue 16).
+        self.store.advance_high_water(conn, size0, size1, root1)
         return results, (frontier, tiles, tails, checkpoint, size0)
 
     def _chains(self, units: list[_Unit]) -> set[str]:

@@ -156,11 +156,24 @@ class Ledger:
                     f"{self.data_dir}; use the matching --data directory"
                 )
             head = self.store.head(conn)
-        hw = read_high_water(self.data_dir)
-        if hw is None:
-            return head
-        size, root = hw
+            mark = self.store.high_water(conn)
         have_size = head.size if head else 0
+        hw = read_high_water(self.data_dir)
+        if hw is not None:
+            self._check_local_mark(have_size, *hw)
+        if mark is not None and (mark[0], mark[1]) != (
+            have_size,
+            head.root if head else merkle.EMPTY_ROOT,
+        ):
+            raise LogKeyError(
+                f"the database's high-water mark (size {mark[0]}) is not its newest "
+                f"checkpoint (size {have_size}): checkpoints were removed or the mark was "
+                "changed by hand; signing now could fork the log. Run jianzheng audit"
+            )
+        return head
+
+    def _check_local_mark(self, have_size: int, size: int, root: bytes) -> None:
+        """The database against the newest checkpoint this node signed (its data dir)."""
         if have_size < size:
             raise LogKeyError(
                 f"the database holds {have_size} entries but this log already signed a "
@@ -172,7 +185,6 @@ class Ledger:
                 f"the database's tree at size {size} differs from the checkpoint this log "
                 "signed: signing now would fork the log. Run jianzheng audit"
             )
-        return head
 
     # --- tiles -------------------------------------------------------------------------
     def _get_tile(self, level: int, index: int) -> bytes:

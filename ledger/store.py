@@ -321,6 +321,42 @@ class Store:
         sql = _insert_sql(conn, CheckpointRow.__tablename__, ("size", "root", "note", "created_at"))
         conn.exec_driver_sql(sql, (size, root, note, at))
 
+    # --- the high-water mark and the authorization epoch (issue 16) ----------------------
+    def high_water(self, conn: Connection) -> tuple[int, bytes] | None:
+        """(size, root) of the newest checkpoint any node signed on this database."""
+        row = conn.exec_driver_sql("SELECT size, root FROM log_high_water WHERE id = 1").first()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    def advance_high_water(self, conn: Connection, old: int, size: int, root: bytes) -> None:
+        """Move the mark from ``old`` to (``size``, ``root``) by compare-and-swap, in the
+        transaction that stores the checkpoint of ``size``.
+
+        The writer lock already serialises appends; this holds even if it did not (a node
+        of another release, a lock taken on another database): a second signer of a tree
+        of size ``size`` finds the mark moved and its transaction is rolled back.
+        """
+        sql = _driver_sql(
+            conn, "UPDATE log_high_water SET size = ?, root = ? WHERE id = 1 AND size = ?"
+        )
+        if conn.exec_driver_sql(sql, (size, root, old)).rowcount == 1:
+            return
+        have = self.high_water(conn)
+        raise StoreError(
+            f"the database's high-water mark is at size {have[0] if have else 'none'}, not at "
+            f"this batch's head {old}: another node signed a checkpoint this one did not "
+            "see; nothing was signed (run jianzheng audit)"
+        )
+
+    def bump_auth_epoch(self, conn: Connection) -> None:
+        """A token was revoked or a poster key changed: every node re-reads what it cached
+        (call in the transaction of the change)."""
+        conn.exec_driver_sql("UPDATE auth_epoch SET version = version + 1 WHERE id = 1")
+
+    def auth_epoch(self) -> int:
+        """The current authorization epoch (one indexed read, no transaction around it)."""
+        rows = self.read_rows("SELECT version FROM auth_epoch WHERE id = ?", (1,))
+        return int(rows[0][0]) if rows else 0
+
     # --- tiles -------------------------------------------------------------------------
     def get_tile(self, conn: Connection, level: int, idx: int) -> bytes:
         sql = _driver_sql(conn, "SELECT hashes FROM tiles WHERE level = ? AND idx = ?")
