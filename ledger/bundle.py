@@ -143,6 +143,9 @@ class BundlePlan:
     posters: bytes
     #: ``openings.jsonl`` lines: the openings of the sealed records, by log index.
     openings: list[bytes]
+    #: ``draw-heads.jsonl`` lines: the tree head at each draw's checkpoint_size, with its
+    #: consistency proof to the bundle's checkpoint.
+    draw_heads: list[bytes]
     with_files: bool
     exported_at: str
     #: The event types the bundle holds (to apply sealing rules before handing it out).
@@ -232,6 +235,7 @@ def plan_bundle(
         attachments=_attachments(parsed, views, with_files),
         posters=posters,
         openings=openings,
+        draw_heads=_draw_heads(ledger, parsed, project, cp.size),
         with_files=with_files,
         exported_at=rfc3339(clock_now),
         event_types=frozenset(str(r.get("type")) for r in parsed),
@@ -302,6 +306,31 @@ def _openings(
             ) from None
         lines.append(canonicalize({"index": r["index"], "openings": openings}) + b"\n")
     return lines, views
+
+
+def _draw_heads(
+    ledger: Ledger, records: list[dict[str, Any]], project: str, size: int
+) -> list[bytes]:
+    """``draw-heads.jsonl``: for each draw the project committed to whose checkpoint_size
+    the bundle's checkpoint reaches, the log's root at that size and the RFC 9162
+    consistency proof from it to the checkpoint (docs/bundle-format.md), so the verifier
+    can check each draw's ``checkpoint_root`` offline."""
+    sizes = set()
+    for r in records:
+        if r["project"] == project and r.get("type") == "draw_committed":
+            n = r.get("payload", {}).get("checkpoint_size")
+            if isinstance(n, int) and 0 < n <= size:
+                sizes.add(n)
+    lines = []
+    for n in sorted(sizes):
+        proof = ledger.reader.consistency_proof(n, size) if n < size else []
+        doc = {
+            "size": n,
+            "root": base64.b64encode(ledger.reader.root(n)).decode(),
+            "consistency_proof": [base64.b64encode(h).decode() for h in proof],
+        }
+        lines.append(canonicalize(doc) + b"\n")
+    return lines
 
 
 def _policy(src: BundleSources) -> tuple[list[str], int]:
@@ -504,6 +533,8 @@ def iter_bundle(plan: BundlePlan, sources: BundleSources | None = None) -> Itera
         yield from member(fmt.POSTERS, [plan.posters])
         if plan.openings:
             yield from member(fmt.OPENINGS, plan.openings)
+        if plan.draw_heads:
+            yield from member(fmt.DRAW_HEADS, plan.draw_heads)
         if plan.with_files:
             if src.open_object is None:
                 raise BundleExportError("files were asked for but no object store is available")

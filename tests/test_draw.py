@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -142,58 +143,125 @@ def test_withheld_reveal_gives_a_veto_not_a_choice() -> None:
 RECORD_POOL = [f"EXP-{2000 + i}|U{i % 3}|{'B9' if i == 4 else ''}" for i in range(20)]
 
 
-def _drawn_tender(
-    tamper: str | None = None, tender: list[dict[str, Any]] | None = None
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The demo's lawful tender (or ``tender``) with its experts drawn under a recorded
-    commitment; ``tamper`` breaks one part of the draw."""
-    t = terms(count=len(EXPERTS), excluded_units=("U2",), excluded_relations=("B9",))
-    commit_fields = {
-        "draw_id": "D-1",
+D2_SEEDS = {"platform": b"\x05" * 32, "department": b"\x06" * 32}
+
+
+def _commit_fields(
+    draw_id: str, seeds: dict[str, bytes], size: int, deadline: str
+) -> dict[str, Any]:
+    return {
+        "draw_id": draw_id,
         "pool": RECORD_POOL,
         "count": len(EXPERTS),
         "excluded_units": ["U2"],
         "excluded_relations": ["B9"],
-        "platform_seed_commitment": t.seed_commitments["platform"].hex(),
-        "department_seed_commitment": t.seed_commitments["department"].hex(),
-        "checkpoint_size": 64,
-        "reveal_deadline": "2026-03-26T09:00:00+08:00",
+        **{f"{p}_seed_commitment": seed_commitment(draw_id, p, s).hex() for p, s in seeds.items()},
+        "checkpoint_size": size,
+        "reveal_deadline": deadline,
     }
-    derived = derive(
-        parse_pool(RECORD_POOL), t, {"platform": P_SEED, "department": D_SEED}, 64, ROOT
+
+
+def _shift(when: str, minutes: int) -> str:
+    return (datetime.fromisoformat(when) + timedelta(minutes=minutes)).isoformat()
+
+
+def _drawn_tender(
+    tamper: str | None = None,
+    tender: list[dict[str, Any]] | None = None,
+    root: bytes = ROOT,
+    base: int = 0,
+    deadline: str = "2026-03-26T09:00:00+08:00",
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The demo's lawful tender (or ``tender``) with its experts drawn under a recorded
+    commitment; ``tamper`` breaks one part of the draw. ``base`` is the log index of the
+    tender's first event (the commitment fixes ``checkpoint_size`` just past its own index,
+    so the reveals right after it follow the tree head); ``root`` the log's root there.
+
+    ``withheld*`` tampers put a failed first draw D-0 before D-1: the department withholds
+    its reveal, the draw fails after its deadline and D-1 re-runs it (lawful as such)."""
+    evs: list[dict[str, Any]] = json.loads(
+        json.dumps(lawful_tender("T1") if tender is None else tender)
     )
-    text = json.dumps(lawful_tender("T1") if tender is None else tender)
+    i = next(n for n, e in enumerate(evs) if e["type"] == "expert_drawn")
+    template = evs[i]
+    when = template["occurred_at"]
+    added: list[dict[str, Any]] = []
+
+    def event(type_: str, payload: dict[str, Any], at: str = when) -> dict[str, Any]:
+        e = dict(template, type=type_, payload=payload, occurred_at=at)
+        added.append(e)
+        return e
+
+    if tamper is not None and tamper.startswith("withheld"):
+        # D-0: committed, the platform reveals, the department withholds; failed after the
+        # deadline. Its tree head is fixed just past its commitment too.
+        d0 = {"platform": b"\x03" * 32, "department": b"\x04" * 32}
+        at0 = _shift(when, -180)
+        deadline0 = _shift(when, -120)
+        event("draw_committed", _commit_fields("D-0", d0, base + i + 1, deadline0), at0)
+        event(
+            "draw_seed_revealed",
+            {"draw_id": "D-0", "party": "platform", "seed": d0["platform"].hex()},
+            at0,
+        )
+        if tamper == "withheld_both_revealed":
+            event(
+                "draw_seed_revealed",
+                {"draw_id": "D-0", "party": "department", "seed": d0["department"].hex()},
+                at0,
+            )
+        failed = {"draw_id": "D-0", "reason": "reveal_withheld", "missing_party": "department"}
+        if tamper == "withheld_names_revealer":
+            failed["missing_party"] = "platform"
+        early = tamper == "withheld_before_deadline"
+        event("draw_failed", failed, _shift(when, -150 if early else -60))
+    size = base + i + len(added) + 1
+    if tamper == "early_reveal":
+        size += 2  # the reveals at the next two indexes then precede the tree head
+    if tamper == "late_reveal":
+        deadline = _shift(when, -1)
+    seeds = (
+        dict(D2_SEEDS)
+        if tamper and tamper.startswith("withheld")
+        else {"platform": P_SEED, "department": D_SEED}
+    )
+    did = "D-0" if tamper == "withheld_same_id" else "D-1"
+    fields = _commit_fields(did, seeds, size, deadline)
+    t = terms_from_record(fields)
+    used_root = hashlib.sha256(b"not the log's root").digest() if tamper == "root" else root
+    derived = derive(parse_pool(RECORD_POOL), t, seeds, size, used_root)
+    if tamper == "withheld_reused_commitment":
+        fields["department_seed_commitment"] = seed_commitment(
+            "D-0", "department", b"\x04" * 32
+        ).hex()
+    if tamper == "late_checkpoint":
+        fields["checkpoint_size"] = 3  # a size the log had passed at the commitment
+    if tamper == "pool":
+        fields["pool"] = [*RECORD_POOL[:1], "EXP-2001|U9|", *RECORD_POOL[2:]]
+    event("draw_committed", fields)
+    revealed = dict(seeds)
+    if tamper == "seed":
+        revealed["department"] = b"\x09" * 32
+    for p, sd in revealed.items():
+        event("draw_seed_revealed", {"draw_id": did, "party": p, "seed": sd.hex()})
+    if tamper == "failed_in_time":
+        event(
+            "draw_failed",
+            {"draw_id": did, "reason": "reveal_withheld", "missing_party": "department"},
+        )
+    text = json.dumps(evs)
     for old, new in zip(EXPERTS, derived, strict=False):
         text = text.replace(old, new)
-    evs: list[dict[str, Any]] = json.loads(text)
-    i = next(n for n, e in enumerate(evs) if e["type"] == "expert_drawn")
+    evs = json.loads(text)
     drawn = evs[i]
-    when = drawn["occurred_at"]
-    seeds = {"platform": P_SEED, "department": D_SEED}
-    if tamper == "seed":
-        seeds["department"] = b"\x09" * 32
-    if tamper == "late_checkpoint":
-        commit_fields["checkpoint_size"] = 3  # a size the log had passed at the commitment
-    if tamper == "pool":
-        commit_fields["pool"] = [*RECORD_POOL[:1], "EXP-2001|U9|", *RECORD_POOL[2:]]
-    added = [dict(drawn, type="draw_committed", payload=commit_fields)]
-    added += [
-        dict(
-            drawn,
-            type="draw_seed_revealed",
-            payload={"draw_id": "D-1", "party": p, "seed": s.hex()},
-        )
-        for p, s in seeds.items()
-    ]
-    drawn["payload"].update(draw_id="D-1", checkpoint_root=ROOT.hex())
+    drawn["payload"].update(draw_id=did, checkpoint_root=used_root.hex())
     if tamper == "result":
         drawn["payload"]["expert_ids"] = [*derived[:4], derived[6]]
     if tamper == "undrawn":
         del drawn["payload"]["draw_id"]
     for n, e in enumerate(added):
-        e["idempotency_key"] = f"{drawn.get('idempotency_key', 'draw')}-draw-{n}"
+        e["idempotency_key"] = f"{template.get('idempotency_key', 'draw')}-draw-{n}"
     evs[i:i] = added
-    assert [e["occurred_at"] for e in added] == [when] * 3
     return evs, derived
 
 
@@ -213,6 +281,18 @@ def _e08(evs: list[dict[str, Any]]) -> RuleResult:
     return next(r for r in evaluate(_records(evs)) if r.rule.id == "E08")
 
 
+def test_a_withheld_reveal_fails_the_draw_and_a_fresh_one_is_lawful() -> None:
+    """The department withholds its D-0 reveal: D-0 fails after its deadline naming it, and
+    D-1, with a fresh draw_id, fresh commitments and a later tree head, draws the experts."""
+    evs, derived = _drawn_tender("withheld")
+    r = _e08(evs)
+    assert r.status == "pass", [f.en for f in r.findings]
+    failed = next(e for e in evs if e["type"] == "draw_failed")
+    assert failed["payload"]["missing_party"] == "department"
+    drawn = next(e for e in evs if e["type"] == "expert_drawn")
+    assert drawn["payload"]["draw_id"] == "D-1" and drawn["payload"]["expert_ids"] == derived[:5]
+
+
 def test_rules_recompute_a_lawful_draw() -> None:
     evs, derived = _drawn_tender()
     r = _e08(evs)
@@ -227,6 +307,14 @@ def test_rules_recompute_a_lawful_draw() -> None:
         ("seed", "department's seed does not open its commitment"),
         ("undrawn", "names no draw committed"),
         ("late_checkpoint", "is not beyond the commitment's log index"),
+        ("early_reveal", "before the tree head at checkpoint_size"),
+        ("late_reveal", "after the reveal deadline"),
+        ("failed_in_time", "while the seeds could still be revealed"),
+        ("withheld_before_deadline", "before the reveal deadline"),
+        ("withheld_both_revealed", "both parties revealed valid seeds in time"),
+        ("withheld_names_revealer", "names platform as the party that did not reveal"),
+        ("withheld_reused_commitment", "reuses the department's seed commitment of draw D-0"),
+        ("withheld_same_id", "reuses draw_id D-0"),
     ],
 )
 def test_rules_detect_a_tampered_draw(tamper: str, message: str) -> None:
@@ -279,20 +367,45 @@ def api(tmp_path: Path) -> Iterator[Api]:
         lg.close()
 
 
-@pytest.mark.parametrize("tamper", [None, "result", "seed"])
+LATER = "2099-01-01T09:00:00+08:00"
+
+
+def _post_drawn(api: Api, tamper: str | None) -> None:
+    """The tender with its draw posted through POST /v1/events:batch in two steps: up to
+    the reveals, then (the root at checkpoint_size now known) the result and the rest."""
+    evs0, files = tender(PROJECT)
+    # The ledger records the reveals at the clock's time: a deadline it has not passed.
+    evs, _ = _drawn_tender(tamper, evs0, deadline=LATER)
+    cut = next(n for n, e in enumerate(evs) if e["type"] == "expert_drawn")
+    api.post(evs[:cut], files)
+    size = next(e for e in evs if e["type"] == "draw_committed")["payload"]["checkpoint_size"]
+    assert api.lg.head().size == cut >= size  # the log holds the tender from index 0
+    full, _ = _drawn_tender(tamper, evs0, root=api.lg.reader.root(size), deadline=LATER)
+    assert full[:cut] == evs[:cut]
+    api.post(full[cut:])
+
+
+@pytest.mark.parametrize("tamper", [None, "result", "seed", "root"])
 def test_bundle_recomputes_the_draw_offline(api: Api, tamper: str | None) -> None:
     """Posted through POST /v1/events, the draw is recomputed by the offline verifier from
     the reviewer's bundle (the pool is opened to the reviewer once the winner is known):
-    a lawful draw passes E08, a tampered result or seed fails compliance, never integrity."""
-    evs, files = tender(PROJECT)
-    evs, _ = _drawn_tender(tamper, evs)
-    api.post(evs, files)
+    a lawful draw passes E08, a tampered result or seed fails compliance, never integrity;
+    a result derived from a root that is not the log's at checkpoint_size fails integrity
+    (the bundle pins that root by a consistency proof to its checkpoint)."""
+    _post_drawn(api, tamper)
     trust = TrustPolicy(parse_vkey(api.c.get("/v1/log").json()["verifier_key"]))
     r = api.get("reviewer", f"/v1/projects/{PROJECT}/bundle", files="true")
     assert r.status_code == 200, r.text
     rep = verify_bundle(r.content, trust)
-    assert rep.integrity.status == "holds"
+    heads = next(c for c in rep.checks if c.id == "draw_heads")
     e08 = next(x for x in rep.rules if x.rule.id == "E08")
+    if tamper == "root":
+        assert rep.integrity.status == "fails" and heads.status == "fail"
+        assert "is not the log's tree head" in heads.message, heads.message
+        assert e08.status == "pass"  # consistent in itself: only the log can tell
+        return
+    assert rep.integrity.status == "holds", [c.message for c in rep.checks if c.status == "fail"]
+    assert heads.status == "pass", heads.message
     if tamper is None:
         assert e08.status == "pass", [f.en for f in e08.findings]
     else:

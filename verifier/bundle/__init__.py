@@ -44,6 +44,7 @@ from typing import IO, TypeVar
 from verifier import verifier_version
 from verifier.bundle.checks.attachments import T_ATTACH, check_attachments
 from verifier.bundle.checks.chains import T_CHAIN, T_HEAD, check_chain, check_head
+from verifier.bundle.checks.draws import T_DRAW_HEADS, check_draw_heads
 from verifier.bundle.checks.indicators import report_indicators
 from verifier.bundle.checks.log import (
     NO_TRUST,
@@ -74,6 +75,7 @@ from verifier.bundle.checks.witnessing import (
 from verifier.bundle.format import (
     ATTACHMENTS,
     CHECKPOINT,
+    DRAW_HEADS,
     FILES_PREFIX,
     FORMAT,
     MANIFEST,
@@ -117,6 +119,7 @@ from verifier.trust import TrustPolicy
 __all__ = [
     "ATTACHMENTS",
     "CHECKPOINT",
+    "DRAW_HEADS",
     "FILES_PREFIX",
     "FORMAT",
     "MANIFEST",
@@ -237,6 +240,7 @@ def verify(
     head = step("project_head", T_HEAD, lambda: check_head(b, out, sc, log, records), None)
     step("inclusion", T_INCLUSION, lambda: check_inclusion(b, out, sc, records), None)
     step("chain", T_CHAIN, lambda: check_chain(b, out, sc, records), None)
+    step("draw_heads", T_DRAW_HEADS, lambda: check_draw_heads(b, out, sc, records), None)
     step("payloads", T_PAYLOADS, lambda: check_payloads(b, out, records), None)
     step(
         "poster_signatures",

@@ -30,6 +30,10 @@ ATTACHMENTS = "attachments.json"
 POSTERS = "posters.json"
 #: The openings of the sealed records (verifier/sealed.py), one canonical line per record.
 OPENINGS = "openings.jsonl"
+#: The tree heads the project's expert draws use (optional: only with a draw_committed
+#: whose checkpoint_size the bundle's checkpoint reaches), each pinned to the bundle's
+#: checkpoint by a consistency proof (docs/formats.md, "Expert draws").
+DRAW_HEADS = "draw-heads.jsonl"
 FILES_PREFIX = "files/sha256/"
 REQUIRED_MEMBERS = (RECORDS, PROOFS, CHECKPOINT, PROJECT_HEAD, ATTACHMENTS)
 

@@ -27,7 +27,17 @@ from datetime import date, datetime, time, timedelta
 from importlib import resources
 from typing import Any, Literal
 
-from verifier.draw import PARTIES, DrawError, check_result, derive, parse_pool, terms_from_record
+from verifier.draw import (
+    PARTIES,
+    DrawError,
+    DrawTerms,
+    check_result,
+    derive,
+    eligible,
+    parse_pool,
+    seed_commitment,
+    terms_from_record,
+)
 from verifier.errors import VerifierError
 from verifier.payload import TRADE_TYPES, parse_instant
 from verifier.rules.days import (
@@ -1380,21 +1390,133 @@ def _check_committee_drawn(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             )
 
 
+def _reveal_problem(ctx: _Ctx, com: Event, terms: DrawTerms, r: Event) -> tuple[str, str] | None:
+    """Why a seed reveal does not count (zh, en), or None when it is valid: it must open
+    its commitment, come after the tree head at ``checkpoint_size`` (its log index at or
+    beyond that size: the root was fixed before the seed was known) and be recorded by
+    ``reveal_deadline`` (docs/formats.md, Expert draws, step 3)."""
+    party = str(r.value("party"))
+    where_zh, where_en = f"种子揭示（seq {r.seq}）", f"the {party}'s seed reveal (seq {r.seq})"
+    try:
+        seed = bytes.fromhex(str(r.value("seed")))
+        committed = terms.seed_commitments.get(party)
+        opens = committed is not None and seed_commitment(terms.draw_id, party, seed) == committed
+    except (ValueError, DrawError):
+        opens = False
+    if not opens:
+        return (
+            f"{where_zh}：{party} 的种子与其承诺不符",
+            f"{where_en}: the {party}'s seed does not open its commitment",
+        )
+    if r.index < terms.checkpoint_size:
+        return (
+            f"{where_zh}位于日志序号 {r.index}，早于规模为 {terms.checkpoint_size} 的树头",
+            f"{where_en} is at log index {r.index}, before the tree head at checkpoint_size "
+            f"{terms.checkpoint_size}: the seed was known before the root was fixed",
+        )
+    deadline, _ = ctx.tl.instant(com, "reveal_deadline")
+    recorded, _ = ctx.tl.instant(r, "recorded_at")
+    if recorded > deadline:
+        return (
+            f"{where_zh}记录于 {r.recorded_at}，晚于揭示截止时间 {com.value('reveal_deadline')}",
+            f"{where_en} was recorded at {r.recorded_at}, after the reveal deadline "
+            f"{com.value('reveal_deadline')}",
+        )
+    return None
+
+
 def _check_draw_derived(ctx: _Ctx, c: Mapping[str, Any]) -> None:
     """Each expert draw made under a recorded commitment (draw_committed) gives the experts
     its derivation gives, and replacements follow its derived order (issue 17;
     实施条例 第四十六条、第四十八条; docs/formats.md, Expert draws). Once a project commits
     to a draw, a random draw (expert_drawn) that names no committed draw also fails.
 
+    The process around the derivation is held too: each reveal opens its commitment,
+    follows the tree head at ``checkpoint_size`` and is recorded by ``reveal_deadline``; a
+    result needs both valid reveals; ``draw_failed`` is lawful only after the deadline with
+    a valid reveal missing; a re-run takes a fresh ``draw_id`` and fresh commitments.
+
     A mismatch is a compliance failure of the process: the records are what was posted,
     and they show a committee that was not drawn the way the commitment fixed."""
     tl = ctx.tl
-    commits = {d.value("draw_id"): d for d in tl.by_type.get("draw_committed", [])}
+    commits: dict[object, Event] = {}
+    terms_of: dict[object, DrawTerms] = {}
+    used: dict[str, object] = {}  # seed commitment -> the draw that used it first
+    for cm in sorted(tl.by_type.get("draw_committed", []), key=lambda e: e.seq):
+        ctx.applicable = True
+        ctx.checked += 1
+        did = cm.value("draw_id")
+        if did in commits:
+            ctx.violation(
+                f"抽取承诺（seq {cm.seq}）重复使用抽取标识 {did}；重新抽取须使用新的标识",
+                f"the draw commitment (seq {cm.seq}) reuses draw_id {did}; a re-run takes a "
+                "fresh draw_id",
+                [commits[did].seq, cm.seq],
+            )
+            continue
+        commits[did] = cm
+        try:
+            terms = terms_of[did] = terms_from_record(cm.payload)
+        except DrawError:
+            continue  # reported where a result needs it
+        for party in PARTIES:
+            h = terms.seed_commitments[party].hex()
+            if h in used:
+                ctx.violation(
+                    f"抽取承诺（seq {cm.seq}）沿用了抽取 {used[h]} 的种子承诺；"
+                    "重新抽取须使用新的种子",
+                    f"the draw commitment (seq {cm.seq}) reuses the {party}'s seed commitment "
+                    f"of draw {used[h]}; a re-run takes fresh seeds and commitments",
+                    [cm.seq],
+                )
+            used.setdefault(h, did)
     if not commits:
         return
-    reveals: dict[tuple[object, object], Event] = {}
-    for r in tl.by_type.get("draw_seed_revealed", []):
-        reveals.setdefault((r.value("draw_id"), r.value("party")), r)
+    # Valid reveals per (draw, party), the first in log order; invalid ones are reported.
+    valid: dict[tuple[object, object], Event] = {}
+    for r in sorted(tl.by_type.get("draw_seed_revealed", []), key=lambda e: e.seq):
+        did, who = r.value("draw_id"), r.value("party")
+        com = commits.get(did)
+        ctx.checked += 1
+        if com is None or com.seq > r.seq:
+            ctx.violation(
+                f"种子揭示（seq {r.seq}）所指的抽取 {did} 此前没有抽取承诺",
+                f"the seed reveal (seq {r.seq}) names draw {did}, which has no commitment "
+                "before it",
+                [r.seq],
+            )
+            continue
+        if did not in terms_of or (did, who) in valid:
+            continue
+        try:
+            problem = _reveal_problem(ctx, com, terms_of[did], r)
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        if problem is not None:
+            ctx.violation(problem[0], problem[1], [com.seq, r.seq])
+            continue
+        valid[(did, who)] = r
+    failed: dict[object, Event] = {}
+    for f in sorted(tl.by_type.get("draw_failed", []), key=lambda e: e.seq):
+        ctx.checked += 1
+        did = f.value("draw_id")
+        com = commits.get(did)
+        if com is None or com.seq > f.seq:
+            ctx.violation(
+                f"抽取失败记录（seq {f.seq}）所指的抽取 {did} 此前没有抽取承诺",
+                f"draw_failed (seq {f.seq}) names draw {did}, which has no commitment before it",
+                [f.seq],
+            )
+            continue
+        failed.setdefault(did, f)
+        try:
+            problem = _failure_problem(ctx, com, terms_of.get(did), f, valid)
+        except _CannotEvaluate as e:
+            ctx.cannot(e)
+            continue
+        if problem is not None:
+            ctx.violation(problem[0], problem[1], [com.seq, f.seq])
     orders: dict[object, tuple[list[str], int]] = {}
     for d in tl.by_type.get("expert_drawn", []):
         if d.value("method") != "random":
@@ -1411,6 +1533,16 @@ def _check_draw_derived(ctx: _Ctx, c: Mapping[str, Any]) -> None:
             )
             continue
         seqs = [com.seq, d.seq]
+        gone = failed.get(did)
+        if gone is not None and gone.seq < d.seq:
+            ctx.checked += 1
+            ctx.violation(
+                f"专家抽取（seq {d.seq}）所依据的抽取 {did} 已记录失败（seq {gone.seq}）",
+                f"the expert draw (seq {d.seq}) gives a result for draw {did}, which failed "
+                f"(draw_failed, seq {gone.seq}); a re-run takes a fresh draw_id",
+                [*seqs, gone.seq],
+            )
+            continue
         try:
             terms = terms_from_record(com.payload)
             if com.index >= terms.checkpoint_size:
@@ -1422,9 +1554,9 @@ def _check_draw_derived(ctx: _Ctx, c: Mapping[str, Any]) -> None:
                 )
             seeds: dict[str, bytes] = {}
             for party in PARTIES:
-                rv = reveals.get((did, party))
+                rv = valid.get((did, party))
                 if rv is None or rv.seq > d.seq:
-                    raise DrawError(f"the {party} revealed no seed before the result")
+                    raise DrawError(f"the {party} revealed no valid seed before the result")
                 seqs.append(rv.seq)
                 seeds[party] = bytes.fromhex(str(rv.value("seed")))
             root = bytes.fromhex(str(d.value("checkpoint_root")))
@@ -1481,6 +1613,65 @@ def _check_draw_derived(ctx: _Ctx, c: Mapping[str, Any]) -> None:
                 f"{'; '.join(fresh)}",
                 [r.seq],
             )
+
+
+def _failure_problem(
+    ctx: _Ctx,
+    com: Event,
+    terms: DrawTerms | None,
+    f: Event,
+    valid: Mapping[tuple[object, object], Event],
+) -> tuple[str, str] | None:
+    """Why a ``draw_failed`` is not lawful (zh, en), or None: a withheld reveal is one only
+    once the deadline passed with a party's valid reveal missing (and ``missing_party``,
+    if named, is such a party); too small a pool only if the recusals leave fewer than
+    ``count`` eligible experts."""
+    did = f.value("draw_id")
+    reason = f.value("reason")
+    head_zh, head_en = f"抽取失败记录（seq {f.seq}）", f"draw_failed (seq {f.seq})"
+    if reason == "pool_too_small":
+        pool_value = com.value("pool")
+        if terms is None or pool_value is None:
+            raise _CannotEvaluate(
+                f"{head_zh}：候选专家库对本读者保密，无法核对可抽取人数",
+                f"{head_en}: the pool is withheld from this reader, so the number of eligible "
+                "experts cannot be checked",
+                [com.seq, f.seq],
+            )
+        try:
+            n = len(eligible(parse_pool(pool_value), terms))
+        except DrawError as e:
+            return f"{head_zh}：候选专家库无法读取：{e}", f"{head_en}: the pool is unreadable: {e}"
+        if n >= terms.count:
+            return (
+                f"{head_zh}称可抽取专家不足，但回避后仍有 {n} 名，足以抽取 {terms.count} 名",
+                f"{head_en} says the pool is too small, but {n} experts remain eligible after "
+                f"the recusals, enough to draw {terms.count}",
+            )
+        return None
+    deadline, _ = ctx.tl.instant(com, "reveal_deadline")
+    recorded, _ = ctx.tl.instant(f, "recorded_at")
+    missing = [p for p in PARTIES if (did, p) not in valid or valid[(did, p)].seq > f.seq]
+    if recorded <= deadline:
+        return (
+            f"{head_zh}记录于揭示截止时间 {com.value('reveal_deadline')} 之前，种子仍可揭示",
+            f"{head_en} was recorded at {f.recorded_at}, before the reveal deadline "
+            f"{com.value('reveal_deadline')}, while the seeds could still be revealed",
+        )
+    if not missing:
+        return (
+            f"{head_zh}：双方均已按时有效揭示种子，抽取不应失败",
+            f"{head_en}: both parties revealed valid seeds in time, so the draw may not fail; "
+            "its result must be derived",
+        )
+    named = f.value("missing_party")
+    if named is not None and named not in missing:
+        return (
+            f"{head_zh}称 {named} 未揭示，但其已按时有效揭示；未揭示的是 {', '.join(missing)}",
+            f"{head_en} names {named} as the party that did not reveal, but it revealed a "
+            f"valid seed in time; missing: {', '.join(missing)}",
+        )
+    return None
 
 
 def _check_committee_scores(ctx: _Ctx, c: Mapping[str, Any]) -> None:
