@@ -27,6 +27,7 @@ from api.routes import bundles, draws, events, indicators, log, posters, tokens
 from api.routes import objects as objects_routes
 from api.routes import witnessing as witnessing_routes
 from api.schemas import openapi_components
+from ledger.auth_epoch import AuthEpoch
 from ledger.http import answer_head
 from ledger.posters import PosterKeys
 from ledger.service import Ledger
@@ -101,11 +102,14 @@ def create_app(
     app.state.alerts = service
     app.state.alert_poll = alerts.poll if alerts is not None else 0.5
     app.state.alert_streams = StreamSlots(limits.max_streams, limits.streams_per_token)
-    app.state.tokens = TokenCheck(ledger.store)
+    # One authorization epoch per app: read once per request by the token check, and
+    # what the poster-key cache compares with (revocations apply at once everywhere).
+    epoch = AuthEpoch(ledger.store)
+    app.state.tokens = TokenCheck(ledger.store, epoch=epoch)
     app.state.limiter = RateLimiter(rate_limit)
     # Requests without a valid token, per client address (0 disables).
     app.state.auth_failures = RateLimiter(auth_failure_rate)
-    app.state.poster_keys = PosterKeys(ledger.store)
+    app.state.poster_keys = PosterKeys(ledger.store, epoch)
     app.state.read_sessions = ReadSessions()
     app.state.objects = objects or open_evidence_store(
         ledger.data_dir,

@@ -29,9 +29,10 @@ from sqlalchemy import insert, or_, select, update
 
 from api.errors import ApiLayerError
 from ledger.access import ALL, Principal, Scope
+from ledger.auth_epoch import AuthEpoch
 from ledger.catalogue import TRADE_TYPES
 from ledger.clock import Clock, SystemClock, rfc3339
-from ledger.models import TokenRow
+from ledger.models import AuthEpochRow, TokenRow
 from ledger.records import PROJECT_RE
 from ledger.store import Store
 
@@ -152,6 +153,8 @@ def revoke_token(store: Store, token_or_id: str, clock: Clock | None = None) -> 
             raise LookupError("no such token")
         if row[1] is None:
             conn.execute(update(TokenRow).where(TokenRow.id == row[0]).values(revoked_at=now))
+            # In the revoking transaction: every node drops its cached tokens at once.
+            store.bump_auth_epoch(conn)
     return str(row[0])
 
 
@@ -175,21 +178,27 @@ class TokenCheck:
     token touches the database at most once).
     """
 
-    #: Seconds a looked-up token is trusted before the database is asked again; bounds how
-    #: long a revoked token keeps working in another process. Revocations through this
-    #: process take effect at once (``forget``).
+    #: Seconds a looked-up token is trusted before the database is asked again. A
+    #: revocation applies at once everywhere regardless: each request first reads the
+    #: authorization epoch (:mod:`ledger.auth_epoch`), and a token cached under an older
+    #: epoch is looked up again.
     CACHE_SECONDS = 5.0
     CACHE_LIMIT = 10_000
     #: Digests of unknown, expired or revoked tokens remembered (the oldest go first).
     UNKNOWN_LIMIT = 10_000
 
-    def __init__(self, store: Store, clock: Clock | None = None) -> None:
+    def __init__(
+        self, store: Store, clock: Clock | None = None, epoch: AuthEpoch | None = None
+    ) -> None:
         self.store = store
         self.clock = clock or SystemClock()
-        # digest -> (cached at, principal, expiry). The expiry is kept as a datetime: it is
-        # rfc3339() text, whose millisecond precision makes "expiry <= now" the same test
-        # as the text comparison with rfc3339(now), without formatting now per request.
-        self._cache: dict[bytes, tuple[float, Principal, datetime | None]] = {}
+        self.epoch = epoch or AuthEpoch(store)
+        # digest -> (cached at, principal, expiry, epoch). The expiry is kept as a datetime:
+        # it is rfc3339() text, whose millisecond precision makes "expiry <= now" the same
+        # test as the text comparison with rfc3339(now), without formatting now per request.
+        # The epoch is the one read before the token's row: the entry is good while it is
+        # still the current one.
+        self._cache: dict[bytes, tuple[float, Principal, datetime | None, int]] = {}
         self._unknown: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -211,14 +220,18 @@ class TokenCheck:
         digest = _hash(token)
         hit = self._cache.get(digest)
         if hit is not None and time.monotonic() - hit[0] < self.CACHE_SECONDS:
-            if hit[2] is not None and hit[2] <= self.clock.now().astimezone(UTC):
-                raise AuthError("unknown, expired or revoked token")
-            return hit[1]
-        if digest in self._unknown:
+            # Trusted only while no revocation or key change happened since it was read.
+            if hit[3] == self.epoch.refresh():
+                if hit[2] is not None and hit[2] <= self.clock.now().astimezone(UTC):
+                    raise AuthError("unknown, expired or revoked token")
+                return hit[1]
+        elif digest in self._unknown:
             raise AuthError("unknown, expired or revoked token")
         if before_lookup is not None:
             before_lookup()
         now = rfc3339(self.clock.now())
+        # The epoch in the same statement as the token's row: one snapshot, one query.
+        epoch_now = select(AuthEpochRow.version).where(AuthEpochRow.id == 1).scalar_subquery()
         with self.store.engine.connect() as conn:
             row = conn.execute(
                 select(
@@ -228,6 +241,7 @@ class TokenCheck:
                     TokenRow.expires_at,
                     TokenRow.scope_projects,
                     TokenRow.scope_trade_types,
+                    epoch_now,
                 ).where(
                     TokenRow.token_hash == digest,
                     TokenRow.revoked_at.is_(None),
@@ -241,6 +255,8 @@ class TokenCheck:
                 if len(self._unknown) > self.UNKNOWN_LIMIT:
                     self._unknown.popitem(last=False)
             raise AuthError("unknown, expired or revoked token")
+        epoch = int(row[6]) if row[6] is not None else 0
+        self.epoch.saw(epoch)
         p = Principal(row[0], row[2], scope_of(row[4], row[5]))
         expires = _instant(row[3]) if row[3] is not None else None
         if row[3] is not None and expires is None:
@@ -248,7 +264,7 @@ class TokenCheck:
         with self._lock:
             if len(self._cache) >= self.CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[digest] = (time.monotonic(), p, expires)
+            self._cache[digest] = (time.monotonic(), p, expires, epoch)
         return p
 
 

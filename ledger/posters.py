@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from ledger.auth_epoch import AuthEpoch
 from ledger.clock import SystemClock, rfc3339
 from ledger.errors import LedgerError
 from ledger.models import PosterKeyHistoryRow, PosterKeyRow
@@ -60,22 +61,31 @@ class PosterKey:
 class PosterKeys:
     """Registered poster keys, cached in memory (the table is small and rarely written).
 
-    A change made through this process applies at once; one made through another worker
-    process within :data:`CACHE_SECONDS`, like a token revocation.
+    A change applies at once on every node and worker process: it bumps the authorization
+    epoch (:mod:`ledger.auth_epoch`), which the request read when its token was checked,
+    and a key cached under an older epoch is read again.
     """
 
     #: As long as a looked-up token is trusted (``api.auth.TokenCheck.CACHE_SECONDS``).
     CACHE_SECONDS = 5.0
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, epoch: AuthEpoch | None = None) -> None:
         self.store = store
-        self._cache: dict[str, tuple[float, PosterKey | None]] = {}
+        self.epoch = epoch or AuthEpoch(store)
+        self._cache: dict[str, tuple[float, PosterKey | None, int | None]] = {}
         self._lock = threading.Lock()
 
     def get(self, token_id: str) -> PosterKey | None:
+        # The epoch this request's token check read (shared with api.auth.TokenCheck).
+        epoch = self.epoch.seen
         with self._lock:
             hit = self._cache.get(token_id)
-            if hit is not None and time.monotonic() - hit[0] < self.CACHE_SECONDS:
+            if (
+                hit is not None
+                and hit[2] == epoch
+                and epoch is not None
+                and time.monotonic() - hit[0] < self.CACHE_SECONDS
+            ):
                 return hit[1]
         with self.store.engine.connect() as conn:
             row = conn.execute(
@@ -87,7 +97,7 @@ class PosterKeys:
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[token_id] = (time.monotonic(), key)
+            self._cache[token_id] = (time.monotonic(), key, epoch)
         return key
 
     def set(self, token_id: str, public_key: bytes, required: bool, *, replace: bool) -> None:
@@ -129,6 +139,8 @@ class PosterKeys:
                     registered_at=now,
                 )
             )
+            # In the changing transaction: every node re-reads the key at once.
+            self.store.bump_auth_epoch(conn)
         with self._lock:
             self._cache.pop(token_id, None)
 

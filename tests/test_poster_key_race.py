@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import create_token
+from ledger.auth_epoch import AuthEpoch
 from ledger.posters import PosterKeys
 from ledger.records import validate_event
 from ledger.sequencer import Appended, PosterKeyChanged
@@ -129,8 +130,12 @@ def test_the_race_through_the_api_a_stale_worker_cache_gets_409(ledger_factory: 
         return ev
 
     worker_a, worker_b = create_app(lg, rate_limit=0), create_app(lg, rate_limit=0)
-    # A's cache holds the key for the whole test (a real worker's for up to 5 s): no timing.
+    # A's cache holds the key for the whole test: A's requests act as if each had read the
+    # authorization epoch just before B's change committed (the race's window; issue 16
+    # closed it otherwise), so no timing is needed.
     worker_a.state.poster_keys.CACHE_SECONDS = 3600.0
+    worker_a.state.poster_keys.epoch = AuthEpoch(lg.store)
+    worker_a.state.poster_keys.epoch.seen = -1
     with TestClient(worker_a) as a, TestClient(worker_b) as b:
         r = a.put("/v1/poster-key", json={"public_key": pub(old)}, headers=bearer(token))
         r.raise_for_status()

@@ -6,14 +6,20 @@ the database), on SQLite and on a real PostgreSQL.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from api.app import create_app
+from api.auth import create_token
 from ledger.keys import KEY_FILE, read_high_water
 from ledger.records import validate_event
 from ledger.service import Ledger
@@ -116,3 +122,54 @@ def test_a_mark_ahead_of_the_checkpoints_refuses_to_open(ledger_factory: Any) ->
     lg.close()
     with pytest.raises(Exception, match="high-water mark \\(size 9\\)"):
         ledger_factory()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_revocation_on_one_node_applies_on_the_other_at_once(
+    ledger_factory: Any, tmp_path: Path
+) -> None:
+    """No sleep: the very next request on the other node is refused (issue 16)."""
+    a: Ledger = ledger_factory()
+    b = second_node(ledger_factory, a, tmp_path, "node-b")
+    admin = create_token(a.store, "admin")[1]
+    victim_id, victim = create_token(a.store, "admin")
+    with (
+        TestClient(create_app(a, rate_limit=0)) as na,
+        TestClient(create_app(b, rate_limit=0)) as nb,
+    ):
+        # Node B has the token cached (its cache would trust it for CACHE_SECONDS).
+        assert nb.get("/v1/tokens", headers=bearer(victim)).status_code == 200
+        assert nb.get("/v1/tokens", headers=bearer(victim)).status_code == 200
+        r = na.delete(f"/v1/tokens/{victim_id}", headers=bearer(admin))
+        assert r.status_code == 200, r.text
+        r = nb.get("/v1/tokens", headers=bearer(victim))
+        assert r.status_code == 401, r.text
+        # Another token, cached on B before the revocation, is read again and still works.
+        assert nb.get("/v1/tokens", headers=bearer(admin)).status_code == 200
+
+
+def test_a_poster_key_change_on_one_node_applies_on_the_other_at_once(
+    ledger_factory: Any, tmp_path: Path
+) -> None:
+    a: Ledger = ledger_factory()
+    b = second_node(ledger_factory, a, tmp_path, "node-b")
+    admin = create_token(a.store, "admin")[1]
+    poster, token = create_token(a.store, "platform")
+    key = Ed25519PrivateKey.generate()
+    public = base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    with (
+        TestClient(create_app(a, rate_limit=0)) as na,
+        TestClient(create_app(b, rate_limit=0)) as nb,
+    ):
+        # B caches "no key" for the poster while it posts unsigned events.
+        r = nb.post("/v1/events", json=make_event(project="K3"), headers=bearer(token))
+        assert r.status_code == 201, r.text
+        body = {"public_key": public.decode(), "required": True}
+        r = na.put(f"/v1/tokens/{poster}/poster-key", json=body, headers=bearer(admin))
+        assert r.status_code == 200, r.text
+        r = nb.post("/v1/events", json=make_event(project="K3"), headers=bearer(token))
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "signature_required"
