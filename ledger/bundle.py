@@ -493,10 +493,50 @@ def _info(name: str, when: datetime, stored: bool, size: int = 0) -> zipfile.Zip
     return zi
 
 
-def iter_bundle(plan: BundlePlan, sources: BundleSources | None = None) -> Iterator[bytes]:
-    """Yield the bundle's zip bytes, member by member, hashing each for the manifest."""
+@dataclass
+class ExportProgress:
+    """How far :func:`iter_bundle` has got, for a progress bar read from another thread.
+
+    Counts only go up. The totals a plan promises are :meth:`totals`.
+    """
+
+    records_done: int = 0
+    files_done: int = 0
+    file_bytes_done: int = 0
+    #: Zip bytes yielded so far.
+    zip_bytes: int = 0
+
+    @staticmethod
+    def totals(plan: BundlePlan) -> tuple[int, int, int]:
+        """(records, files, file bytes) the bundle of ``plan`` holds."""
+        files = plan.attachments if plan.with_files else []
+        return len(plan.records), len(files), sum(int(a["size"]) for a in files)
+
+
+def iter_bundle(
+    plan: BundlePlan,
+    sources: BundleSources | None = None,
+    progress: ExportProgress | None = None,
+) -> Iterator[bytes]:
+    """Yield the bundle's zip bytes, member by member, hashing each for the manifest;
+    ``progress``, when given, is kept up to date as records and files go in."""
+    for piece in _iter_bundle(plan, sources, progress or ExportProgress()):
+        if progress is not None:
+            progress.zip_bytes += len(piece)
+        yield piece
+
+
+def _iter_bundle(
+    plan: BundlePlan, sources: BundleSources | None, progress: ExportProgress
+) -> Iterator[bytes]:
     src = sources or BundleSources()
     sink = _Sink()
+
+    def counted(blocks: Iterator[bytes]) -> Iterator[bytes]:
+        for block in blocks:
+            yield block
+            progress.file_bytes_done += len(block)
+
     members: dict[str, dict[str, Any]] = {}
     when = datetime.fromisoformat(plan.exported_at.replace("Z", "+00:00"))
     if when.year < 1980:  # zip timestamps start in 1980
@@ -520,9 +560,13 @@ def iter_bundle(plan: BundlePlan, sources: BundleSources | None = None) -> Itera
         # Sizes known or bounded up front, so that zipfile picks zip64 before writing.
         records_size = sum(len(raw) + 1 for _, _, raw in plan.records)
         proofs_bound = len(plan.records) * (len(plan.checkpoint_note) + 64 * 46 + 128)
-        yield from member(
-            fmt.RECORDS, (raw + b"\n" for _, _, raw in plan.records), size=records_size
-        )
+
+        def record_lines() -> Iterator[bytes]:
+            for _, _, raw in plan.records:
+                yield raw + b"\n"
+                progress.records_done += 1
+
+        yield from member(fmt.RECORDS, record_lines(), size=records_size)
         yield from member(fmt.PROOFS, _proof_lines(plan), size=proofs_bound)
         yield from member(fmt.CHECKPOINT, [plan.checkpoint_note.encode()])
         yield from member(fmt.PROJECT_HEAD, [plan.head_note.encode()])
@@ -540,7 +584,10 @@ def iter_bundle(plan: BundlePlan, sources: BundleSources | None = None) -> Itera
                 raise BundleExportError("files were asked for but no object store is available")
             for a in plan.attachments:
                 name = fmt.FILES_PREFIX + a["sha256"]
-                yield from member(name, _object_blocks(src.open_object, a), True, a["size"])
+                yield from member(
+                    name, counted(_object_blocks(src.open_object, a)), True, a["size"]
+                )
+                progress.files_done += 1
         manifest = {
             "format": fmt.FORMAT,
             "version": fmt.VERSION,
@@ -613,7 +660,12 @@ def _read_blocks(stream: IO[bytes] | Iterable[bytes]) -> Iterator[bytes]:
             yield bytes(block)
 
 
-def write_bundle(plan: BundlePlan, path: Path, sources: BundleSources | None = None) -> int:
+def write_bundle(
+    plan: BundlePlan,
+    path: Path,
+    sources: BundleSources | None = None,
+    progress: ExportProgress | None = None,
+) -> int:
     """Write the bundle to ``path`` atomically (a temporary file renamed into place).
 
     A failure part-way leaves no file at ``path``; returns the bundle's size in bytes.
@@ -623,7 +675,7 @@ def write_bundle(plan: BundlePlan, path: Path, sources: BundleSources | None = N
     total = 0
     try:
         with os.fdopen(fd, "wb") as f:
-            for piece in iter_bundle(plan, sources):
+            for piece in iter_bundle(plan, sources, progress):
                 f.write(piece)
                 total += len(piece)
             f.flush()
