@@ -53,6 +53,7 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "error.429": ("请求过于频繁，请稍后再试。", "Too many requests; try again shortly."),
     "error.422": ("参数无效：{message}", "Invalid parameter: {message}"),
     "error.503": ("服务暂时不可用：{message}", "Service unavailable: {message}"),
+    "error.limit": ("已达上限：{message}", "Limit reached: {message}"),
     "error.other": ("错误 {status}：{message}", "Error {status}: {message}"),
     "error.back": ("返回项目列表", "Back to the projects"),
     "projects.title": ("项目", "Projects"),
@@ -287,6 +288,110 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
         "监测者最近核对到大小 {size}（{when}）。",
         "The monitor last verified size {size} ({when}).",
     ),
+    "nav.bundles": ("证据包", "Bundles"),
+    "bundles.title": ("证据包", "Evidence bundles"),
+    "bundles.export_h": ("导出证据包", "Export a bundle"),
+    "bundles.export_intro": (
+        "在服务器上生成项目的证据包（与 API 的 GET /v1/projects/P/bundle 完全相同），"
+        "生成后在此下载。下载与 API 导出一样记入项目的调阅记录。",
+        "The server writes the project's evidence bundle (exactly what the API's "
+        "GET /v1/projects/P/bundle gives); download it here when it is done. The "
+        "download is recorded in the project's access log, as an API export is.",
+    ),
+    "bundles.project": ("项目编号", "Project code"),
+    "bundles.files": (
+        "包含附件文件（录音录像、投标文件等）",
+        "Include the attached files (recordings, bid files...)",
+    ),
+    "bundles.export_submit": ("开始导出", "Start the export"),
+    "bundles.export_this": ("导出本项目证据包", "Export this project's bundle"),
+    "bundles.jobs_h": ("我的导出任务", "My export jobs"),
+    "bundles.jobs_none": ("暂无导出任务。", "No export job."),
+    "bundles.jobs_note": (
+        "每个令牌最多同时保留 {n} 个任务；完成的任务及其文件保留 {hours} 小时后自动删除。",
+        "A token holds at most {n} jobs at once; a finished job and its file are removed "
+        "after {hours} hours.",
+    ),
+    "bundles.col.projects": ("项目", "Projects"),
+    "bundles.col.state": ("状态", "State"),
+    "bundles.col.created": ("开始时间", "Started"),
+    "bundles.col.progress": ("进度", "Progress"),
+    "bundles.state.queued": ("排队中", "queued"),
+    "bundles.state.running": ("进行中", "running"),
+    "bundles.state.done": ("已完成", "done"),
+    "bundles.state.failed": ("失败", "failed"),
+    "bundles.job_title": ("导出任务 {id}", "Export job {id}"),
+    "bundles.progress": ("进度", "Progress"),
+    "bundles.progress_text": (
+        "项目 {projects_done}/{projects_total} · 记录 {records_done}/{records_total} · "
+        "文件 {files_done}/{files_total}（{bytes_done} / {bytes_total}）· 已写入 {zip_bytes}",
+        "projects {projects_done}/{projects_total} · records {records_done}/{records_total} · "
+        "files {files_done}/{files_total} ({bytes_done} of {bytes_total}) · written {zip_bytes}",
+    ),
+    "bundles.download": ("下载证据包", "Download the bundle"),
+    "bundles.download_note": (
+        "每次下载都为所含的每个项目记录一条调阅记录（evidence_accessed）。",
+        "Every download is recorded for each project it holds (evidence_accessed).",
+    ),
+    "bundles.size": ("文件大小", "File size"),
+    "bundles.expires": ("保留至（北京时间）", "Kept until (Beijing time)"),
+    "bundles.failed": ("导出失败：{message}", "The export failed: {message}"),
+    "bundles.delete": ("删除任务", "Delete the job"),
+    "bundles.open": ("查看", "Open"),
+    "bundles.refresh": ("刷新进度", "Refresh"),
+    "bundles.back": ("返回证据包页面", "Back to Bundles"),
+    "bundles.verify_h": ("验证证据包", "Verify a bundle"),
+    "bundles.verify_intro": (
+        "上传证据包（zip）。服务器运行离线验证程序（与 python -m verifier 相同的代码），"
+        "在此显示完整性与合规性两个结论及其理由。上传的文件验证后即删除，不予保存。",
+        "Upload an evidence bundle (zip). The server runs the offline verifier (the same code "
+        "as python -m verifier) and shows both verdicts, integrity and compliance, with their "
+        "reasons. The upload is deleted once verified; nothing of it is kept.",
+    ),
+    "bundles.verify_file": (
+        "证据包文件（zip，不超过 {size}）",
+        "Bundle file (zip, at most {size})",
+    ),
+    "bundles.verify_trust": ("信任文件", "Trust file"),
+    "bundles.verify_trust_note": (
+        "已填入本服务公布的日志与见证人公钥。请与独立渠道（如监督部门公告）取得的公钥核对；"
+        "清空则只检查内部一致性。",
+        "Filled in with the log and witness keys this service publishes. Compare them with "
+        "keys obtained independently (the supervising department's notice, say); left empty, "
+        "only internal consistency is checked.",
+    ),
+    "bundles.verify_submit": ("上传并验证", "Upload and verify"),
+    "report.title": ("验证报告", "Verification report"),
+    "report.facts": ("证据包", "The bundle"),
+    "report.project": ("项目", "Project"),
+    "report.records": ("记录数", "Records"),
+    "report.checkpoint": ("检查点大小", "Checkpoint size"),
+    "report.origin": ("日志", "Log"),
+    "report.sha256": ("证据包 SHA-256", "Bundle SHA-256"),
+    "report.verified_at": ("验证时间（北京时间）", "Verified at (Beijing time)"),
+    "report.trust": ("信任来源", "Trust"),
+    "report.trust_file": ("信任文件", "the trust file"),
+    "report.trust_bundle": (
+        "证据包自带的公钥（仅内部一致性）",
+        "keys from the bundle itself (internal consistency only)",
+    ),
+    "report.exit": ("离线验证程序退出码：{code}", "Offline verifier exit code: {code}"),
+    "report.established": ("已核验", "Established"),
+    "report.rules_passed": ("通过的规则", "Rules passed"),
+    "report.rules_na": ("不适用的规则", "Rules not applicable"),
+    "report.indicators_h": ("预警提示", "Indicators"),
+    "report.indicators_note": (
+        "供人工核查的迹象，不是结论，不改变上述任何结论。",
+        "Signs for a person to examine, never a verdict: they change neither verdict.",
+    ),
+    "report.checks_h": ("未通过或需注意的检查", "Checks that failed or need attention"),
+    "report.checks_none": ("没有未通过或需注意的检查。", "No check failed or needs attention."),
+    "report.again": ("再验证一个证据包", "Verify another bundle"),
+    "status.pass": ("通过", "PASS"),
+    "status.fail": ("未通过", "FAIL"),
+    "status.warn": ("警示", "WARN"),
+    "status.cannot_evaluate": ("无法判断", "CANNOT EVALUATE"),
+    "status.not_applicable": ("不适用", "NOT APPLICABLE"),
     "indicators.title": (
         "项目 {project} 串通投标预警",
         "Collusion indicators of project {project}",

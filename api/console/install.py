@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console import evidence  # noqa: F401  (adds its pages to the router)
+from api.console import bundles, evidence  # noqa: F401  (add their pages to the router)
 from api.console.pages import HERE, router
 from api.console.rows import RowCache
 
@@ -17,4 +17,5 @@ def install_console(app: FastAPI) -> None:
     app.include_router(router)
     # Timeline rows of this app's ledger, kept across requests (api/console/rows.py).
     app.state.console_rows = RowCache()
+    bundles.install(app)  # export jobs and the bounds of "verify a bundle"
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -55,6 +55,8 @@ MAX_FORM_BYTES = 16 << 10
 TIMELINE_PAGE = 2000
 ACCESS_PAGE = 200
 READERS = ("reviewer", "archivist")
+#: 429s that are no rate limit but a bound the page explains (export jobs, verifications).
+LIMIT_CODES = ("too_many_jobs", "busy")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -148,7 +150,9 @@ def remember_lang(ctx: Ctx, resp: Response) -> None:
 
 def error_page(ctx: Ctx, e: ApiError) -> HTMLResponse:
     t = ctx.t
-    if e.status in (403, 404, 429):
+    if e.status == 429 and e.code in LIMIT_CODES:
+        text = t("error.limit", message=e.message)
+    elif e.status in (403, 404, 429):
         text = t(f"error.{e.status}")
     elif e.status in (422, 503):
         text = t(f"error.{e.status}", message=e.message)
@@ -247,17 +251,23 @@ def safe_next(value: str | None) -> str:
 
 async def read_form(request: Request) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body, bounded (413) and parsed strictly."""
+    return dict(await read_form_pairs(request))
+
+
+async def read_form_pairs(
+    request: Request, max_fields: int = 20, max_bytes: int = MAX_FORM_BYTES
+) -> list[tuple[str, str]]:
+    """The form's fields in order, repeated names kept (a list of projects, say)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         raise ApiError(415, "unsupported_media_type", "send the form as the page does")
-    body = await read_body(request, MAX_FORM_BYTES)
+    body = await read_body(request, max_bytes)
     try:
-        pairs = urllib.parse.parse_qsl(
-            body.decode("utf-8"), keep_blank_values=True, max_num_fields=20
+        return urllib.parse.parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields
         )
     except (UnicodeDecodeError, ValueError):
         raise ApiError(400, "malformed", "the form is not valid") from None
-    return dict(pairs)
 
 
 def csrf_refused(ctx: Ctx) -> HTMLResponse:

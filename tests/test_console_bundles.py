@@ -1,0 +1,390 @@
+"""The console's Bundles pages (issue 15) in headless Chromium and over plain HTTP: an export
+job started from a project's page runs to done with progress and its zip verifies offline;
+an uploaded genuine bundle shows both verdicts holding, a tampered one integrity failing;
+a CSRF-less upload is refused; out of scope is 404; the job bounds; many projects as one job."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api.app import create_app
+from api.auth import create_token, make_scope
+from api.bundle_jobs import EXPORT_INDEX, ExportJobs, ExportLimits
+from ledger.access import access_chain
+from ledger.service import Ledger
+from storage.fs import FilesystemStore
+from storage.service import EvidenceStore
+from tests.browser import browser, save_screenshot  # noqa: F401  (the fixture)
+from tests.hostile import members, rebuild, with_record
+from tests.test_sealed import opening_at, tender
+from tests.test_storage import LiveServer
+from verifier.bundle import verify_bundle
+from verifier.trust import TrustPolicy
+
+OPENED = "E330100000171"
+SECOND = "E330100000172"
+SEALED = "E330100000173"
+OTHER = "E330100000174"
+WAIT = 60.0
+
+
+@dataclass
+class Site:
+    url: str
+    lg: Ledger
+    app: FastAPI
+    tokens: dict[str, str]
+
+    def post(self, evs: list[dict[str, Any]], files: dict[str, bytes] | None = None) -> None:
+        h = {"Authorization": f"Bearer {self.tokens['platform']}"}
+        with httpx.Client(base_url=self.url, headers=h, timeout=30) as c:
+            for data in (files or {}).values():
+                r = c.post("/v1/objects", content=data)
+                assert r.status_code in (200, 201), r.text
+            r = c.post("/v1/events:batch", json={"events": evs})
+            assert r.status_code == 201, r.text
+
+    def bundle_reads(self, project: str) -> list[dict[str, Any]]:
+        rows = self.lg.project_records(access_chain(project), -1, 1000)
+        recs = [json.loads(r) for _, _, r in rows]
+        return [r for r in recs if r["payload"].get("what") == "bundle"]
+
+    def trust(self) -> TrustPolicy:
+        return TrustPolicy(self.lg.signer.verifier)
+
+    def api_bundle(self, project: str) -> bytes:
+        h = {"Authorization": f"Bearer {self.tokens['reviewer']}"}
+        with httpx.Client(base_url=self.url, headers=h, timeout=60) as c:
+            r = c.get(f"/v1/projects/{project}/bundle", params={"files": "true"})
+            assert r.status_code == 200, r.text
+            return r.content
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("bundles")
+    lg = Ledger.open(tmp / "data", f"sqlite:///{tmp / 'l.db'}", "bundles.test/log")
+    objects = EvidenceStore(FilesystemStore(tmp / "data" / "objects"), lg.store.engine)
+    tokens = {
+        "platform": create_token(lg.store, "platform")[1],
+        "reviewer": create_token(lg.store, "reviewer", "全部项目")[1],
+        "archivist": create_token(lg.store, "archivist")[1],
+        "scoped": create_token(lg.store, "reviewer", "一个项目", scope=make_scope([OPENED]))[1],
+    }
+    app = create_app(lg, rate_limit=0, auth_failure_rate=0, objects=objects)
+    srv = LiveServer(app)
+    try:
+        s = Site(srv.url, lg, app, tokens)
+        for code in (OPENED, SECOND, OTHER):
+            evs, files = tender(code)
+            s.post(evs, files)
+        sealed_evs, sealed_files = tender(SEALED)
+        s.post(sealed_evs[: opening_at(sealed_evs)], sealed_files)
+        yield s
+    finally:
+        srv.stop()
+        objects.close()
+        lg.close()
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def wait_for(cond: Callable[[], Any], what: str, wait: float = WAIT) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            got = cond()
+        except StaleElementReferenceException:  # the page was replaced meanwhile
+            got = None
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def sign_in(driver: Any, site: Site, who: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(site.url + "/sign-in")
+    driver.find_element(By.ID, "token").send_keys(site.tokens[who])
+    driver.find_element(By.ID, "sign-in").click()
+    wait_for(lambda: driver.current_url.endswith("/projects"), "the projects page")
+
+
+@contextlib.contextmanager
+def http_session(site: Site, who: str) -> Iterator[tuple[httpx.Client, str]]:
+    """An HTTP client signed in through the console's form, and its CSRF token."""
+    with httpx.Client(base_url=site.url, timeout=60, follow_redirects=False) as c:
+        r = c.get("/sign-in")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', r.text)
+        assert csrf is not None
+        r = c.post("/sign-in", data={"csrf": csrf[1], "token": site.tokens[who]})
+        assert r.status_code == 303, r.text
+        page = c.get("/bundles")
+        assert page.status_code == 200, page.text
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        yield c, token[1]
+
+
+def wait_job(c: httpx.Client, job_url: str) -> dict[str, Any]:
+    """Poll the job's status (bounded) until it is done or failed."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        st: dict[str, Any] = c.get(job_url + "/status").json()
+        if st["state"] in ("done", "failed"):
+            return st
+        time.sleep(0.1)
+    raise AssertionError("the export job did not finish")
+
+
+def start_job(c: httpx.Client, csrf: str, *projects: str, files: bool = True) -> str:
+    data = {"csrf": csrf, "project": list(projects)}
+    if files:
+        data["files"] = "1"
+    r = c.post("/bundles/export", data=data)
+    assert r.status_code == 303, r.text
+    return str(r.headers["location"])
+
+
+def tampered(data: bytes) -> bytes:
+    """The bundle with one byte of one record's payload changed (manifest made to match, so
+    that the verifier reaches the records' inclusion proofs)."""
+
+    def edit(rec: dict[str, Any]) -> dict[str, Any]:
+        rec["occurred_at"] = rec["occurred_at"].replace("0", "1", 1)
+        return rec
+
+    return rebuild(with_record(members(data), 2, edit))
+
+
+def upload(driver: Any, path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "verify-file").send_keys(str(path))
+    driver.find_element(By.ID, "verify-submit").click()
+    wait_for(lambda: driver.find_elements(By.ID, "verdict-integrity"), "the report")
+
+
+def verdict(driver: Any, which: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.ID, f"verdict-{which}").get_attribute("data-status"))
+
+
+# --- in the browser ------------------------------------------------------------------------------
+
+
+def test_export_from_the_project_page_with_progress_to_a_verified_download(
+    site: Site,
+    browser: Any,  # noqa: F811
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, site, "reviewer")
+    browser.get(f"{site.url}/projects/{OPENED}")
+    browser.find_element(By.ID, "export-this-files").click()
+    browser.find_element(By.ID, "export-this-submit").click()
+    wait_for(lambda: "/bundles/jobs/" in browser.current_url, "the job page")
+    # The page polls the status until done, then offers the download.
+    link = wait_for(
+        lambda: (
+            browser.find_element(By.ID, "download").is_displayed()
+            and browser.find_element(By.ID, "download")
+        ),
+        "the download link",
+    )
+    text = browser.find_element(By.ID, "job-progress-text").text
+    reads_before = len(site.bundle_reads(OPENED))
+    with httpx.Client(base_url=site.url, timeout=60) as c:
+        c.cookies.set("jz_session", browser.get_cookie("jz_session")["value"])
+        st = c.get(browser.current_url.removeprefix(site.url) + "/status").json()
+        assert st["state"] == "done"
+        p = st["progress"]
+        assert p["records_done"] == p["records_total"] > 0
+        assert p["files_done"] == p["files_total"] > 0
+        assert p["bytes_done"] == p["bytes_total"] > 0
+        assert p["projects_done"] == p["projects_total"] == 1
+        assert f"{p['records_done']}/{p['records_total']}" in text
+        got = c.get(str(link.get_attribute("href")))
+    assert got.status_code == 200
+    assert f'filename="{OPENED}.evidence.zip"' in got.headers["content-disposition"]
+    assert got.content[:2] == b"PK" and len(got.content) == st["size"]
+    # Recorded as the API's bundle download is: one evidence_accessed, before the bytes.
+    reads = site.bundle_reads(OPENED)
+    assert len(reads) == reads_before + 1
+    assert reads[-1]["payload"]["files"] is True
+    assert reads[-1]["payload"]["records"] == p["records_total"]
+    # The zip is the project's evidence bundle: the offline verifier holds it.
+    report = verify_bundle(got.content, site.trust())
+    assert report.integrity.holds, report.to_json()["integrity"]
+    assert report.compliance.holds, report.to_json()["compliance"]
+    assert report.project == OPENED
+    save_screenshot(browser, "console-bundles-export.png")
+    browser.get(site.url + "/bundles")
+    assert browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
+    save_screenshot(browser, "console-bundles.png")
+
+
+def test_an_uploaded_genuine_bundle_shows_both_verdicts_holding_and_a_tampered_one_fails(
+    site: Site,
+    browser: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    data = site.api_bundle(SECOND)
+    genuine = tmp_path / f"{SECOND}.evidence.zip"
+    genuine.write_bytes(data)
+    bad = tmp_path / "tampered.zip"
+    bad.write_bytes(tampered(data))
+    leftovers = set(Path(tempfile.gettempdir()).glob("jz-verify-*"))
+
+    sign_in(browser, site, "archivist")
+    browser.get(site.url + "/bundles")
+    trust = browser.find_element(By.ID, "verify-trust").get_attribute("value")
+    assert site.lg.signer.verifier.vkey in str(trust)
+    upload(browser, genuine)
+    assert verdict(browser, "integrity") == "holds"
+    assert verdict(browser, "compliance") == "holds"
+    assert browser.find_element(By.ID, "report-project").text == SECOND
+    assert browser.find_element(By.ID, "report-exit").get_attribute("data-exit") == "0"
+    assert "成立" in browser.find_element(By.ID, "verdict-integrity").text
+    save_screenshot(browser, "console-bundles-verify.png")
+
+    browser.get(site.url + "/bundles?lang=en")
+    upload(browser, bad)
+    assert verdict(browser, "integrity") == "fails"
+    assert "FAILS" in browser.find_element(By.ID, "verdict-integrity").text
+    assert browser.find_element(By.ID, "report-exit").get_attribute("data-exit") == "1"
+    assert browser.find_elements(By.CSS_SELECTOR, "#report-checks tbody tr")
+    save_screenshot(browser, "console-bundles-verify-tampered.png")
+    browser.get(site.url + "/bundles?lang=zh")
+    # Nothing of the uploads is kept.
+    assert set(Path(tempfile.gettempdir()).glob("jz-verify-*")) == leftovers
+
+
+# --- over plain HTTP ----------------------------------------------------------------------------
+
+
+def _multipart(csrf: str | None, data: bytes, trust: str = "") -> dict[str, Any]:
+    fields = {"trust": trust}
+    if csrf is not None:
+        fields["csrf"] = csrf
+    return {"data": fields, "files": {"bundle": ("b.zip", data, "application/zip")}}
+
+
+def test_a_csrf_less_upload_is_refused(site: Site) -> None:
+    data = site.api_bundle(SECOND)
+    with http_session(site, "reviewer") as (c, csrf):
+        for token in (None, "", "x" * 43):
+            r = c.post("/bundles/verify", **_multipart(token, data))
+            assert r.status_code == 403, r.text
+            assert 'data-code="csrf"' in r.text
+        r = c.post("/bundles/verify", **_multipart(csrf, data))
+        assert r.status_code == 200 and 'id="verdict-integrity"' in r.text
+        # A form sent as the page would not (urlencoded) is refused too.
+        r = c.post("/bundles/verify", data={"csrf": csrf})
+        assert r.status_code == 415
+
+
+def test_uploads_are_bounded_and_what_is_no_bundle_says_so(site: Site) -> None:
+    with http_session(site, "reviewer") as (c, csrf):
+        limits = site.app.state.console_verify
+        saved = limits.max_bytes
+        limits.max_bytes = 1000
+        try:
+            r = c.post("/bundles/verify", **_multipart(csrf, b"\0" * 200_000))
+            assert r.status_code == 413
+            assert "1000 bytes" in r.text
+        finally:
+            limits.max_bytes = saved
+        r = c.post("/bundles/verify", **_multipart(csrf, b"PK not a zip at all"))
+        assert r.status_code == 422, r.text
+        assert "bundle" in r.text
+        r = c.post("/bundles/verify", **_multipart(csrf, site.api_bundle(SECOND), "log nonsense"))
+        assert r.status_code == 422 and "trust file" in r.text
+
+
+def test_export_out_of_scope_is_404_and_jobs_are_their_tokens_own(site: Site) -> None:
+    with http_session(site, "scoped") as (c, csrf):
+        for project in (OTHER, "E339999999999"):
+            r = c.post("/bundles/export", data={"csrf": csrf, "project": project})
+            assert r.status_code == 404, r.text
+            assert "no such project" not in r.text or project in r.text
+        r = c.post("/bundles/export", data={"project": OPENED})
+        assert r.status_code == 403  # no CSRF token
+        job = start_job(c, csrf, OPENED, files=False)
+        assert wait_job(c, job)["state"] == "done"
+    # Another token sees nothing of it: status, page and download all 404.
+    with http_session(site, "reviewer") as (c, _):
+        for suffix in ("", "/status", "/download"):
+            assert c.get(job + suffix).status_code == 404
+
+
+def test_a_sealed_project_is_not_exported_before_the_opening(site: Site) -> None:
+    with http_session(site, "reviewer") as (c, csrf):
+        r = c.post("/bundles/export", data={"csrf": csrf, "project": SEALED})
+        assert r.status_code == 409, r.text
+
+
+def test_jobs_per_token_are_bounded_and_deleting_frees_a_place(site: Site) -> None:
+    jobs: ExportJobs = site.app.state.export_jobs
+    saved = jobs.limits
+    jobs.limits = ExportLimits(jobs_per_token=1)
+    try:
+        with http_session(site, "archivist") as (c, csrf):
+            for j in c.get("/bundles").text.split('href="/bundles/jobs/')[1:]:
+                c.post(f"/bundles/jobs/{j[:32]}/delete", data={"csrf": csrf})
+            job = start_job(c, csrf, OPENED, files=False)
+            r = c.post("/bundles/export", data={"csrf": csrf, "project": SECOND})
+            assert r.status_code == 429, r.text
+            assert "at most 1" in r.text
+            assert wait_job(c, job)["state"] == "done"
+            r = c.post(job + "/delete", data={"csrf": csrf})
+            assert r.status_code == 303
+            assert c.get(job + "/status").status_code == 404
+            second = start_job(c, csrf, SECOND, files=False)
+            assert wait_job(c, second)["state"] == "done"
+    finally:
+        jobs.limits = saved
+
+
+def test_many_projects_as_one_job(site: Site) -> None:
+    with http_session(site, "reviewer") as (c, csrf):
+        job = start_job(c, csrf, OPENED, SECOND)
+        st = wait_job(c, job)
+        assert st["state"] == "done", st
+        assert st["progress"]["projects_done"] == 2
+        before = {p: len(site.bundle_reads(p)) for p in (OPENED, SECOND)}
+        got = c.get(job + "/download")
+        assert got.status_code == 200
+    # One access record per project, as two API downloads would make.
+    assert {p: len(site.bundle_reads(p)) for p in (OPENED, SECOND)} == {
+        p: n + 1 for p, n in before.items()
+    }
+    with zipfile.ZipFile(io.BytesIO(got.content)) as zf:
+        index = json.loads(zf.read(EXPORT_INDEX))
+        assert [b["project"] for b in index["bundles"]] == [OPENED, SECOND]
+        for b in index["bundles"]:
+            inner = zf.read(b["file"])
+            assert b["file"] == f"bundles/{b['project']}.evidence.zip"
+            report = verify_bundle(inner, site.trust())
+            assert report.integrity.holds and report.project == b["project"]
