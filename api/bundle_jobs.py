@@ -289,8 +289,9 @@ class ExportJobs:
                 continue
             job = self._read(entry.name)
             if job is None:
-                if now - entry.stat().st_mtime > 60:  # a job being created has its file
-                    shutil.rmtree(entry, ignore_errors=True)
+                with contextlib.suppress(OSError):  # removed meanwhile by another worker
+                    if now - entry.stat().st_mtime > 60:  # a job being created has its file
+                        shutil.rmtree(entry, ignore_errors=True)
                 continue
             if self._expired(job, now):
                 shutil.rmtree(entry, ignore_errors=True)

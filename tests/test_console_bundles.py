@@ -23,8 +23,10 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.auth import create_token, make_scope
-from api.bundle_jobs import EXPORT_INDEX, ExportJobs, ExportLimits
+from api.bundle_jobs import EXPORT_INDEX, ExportJobs, ExportLimits, Job
 from ledger.access import access_chain
+from ledger.bundle import BundleSources
+from ledger.http import ApiError
 from ledger.service import Ledger
 from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
@@ -314,6 +316,19 @@ def test_uploads_are_bounded_and_what_is_no_bundle_says_so(site: Site) -> None:
             r = c.post("/bundles/verify", **_multipart(csrf, b"\0" * 200_000))
             assert r.status_code == 413
             assert "1000 bytes" in r.text
+            r = c.post("/bundles/verify", **_multipart(csrf, b"\0" * 1001))
+            assert r.status_code == 413 and "1000 bytes" in r.text
+            # Sent without a length (chunked), it is cut off as it arrives.
+            req = c.build_request("POST", "/bundles/verify", **_multipart(csrf, b"\0" * 200_000))
+            body = req.read()
+            chunks = (body[i : i + 8192] for i in range(0, len(body), 8192))
+            r = c.post(
+                "/bundles/verify",
+                content=chunks,
+                headers={"Content-Type": req.headers["Content-Type"]},
+            )
+            assert r.status_code == 413, r.text
+            assert "1000 bytes" in r.text
         finally:
             limits.max_bytes = saved
         r = c.post("/bundles/verify", **_multipart(csrf, b"PK not a zip at all"))
@@ -325,10 +340,13 @@ def test_uploads_are_bounded_and_what_is_no_bundle_says_so(site: Site) -> None:
 
 def test_export_out_of_scope_is_404_and_jobs_are_their_tokens_own(site: Site) -> None:
     with http_session(site, "scoped") as (c, csrf):
+        pages = {}
         for project in (OTHER, "E339999999999"):
             r = c.post("/bundles/export", data={"csrf": csrf, "project": project})
             assert r.status_code == 404, r.text
-            assert "no such project" not in r.text or project in r.text
+            pages[project] = r.text.replace(project, "P")
+        # Out of scope looks exactly like a project that does not exist.
+        assert pages[OTHER] == pages["E339999999999"]
         r = c.post("/bundles/export", data={"project": OPENED})
         assert r.status_code == 403  # no CSRF token
         job = start_job(c, csrf, OPENED, files=False)
@@ -388,3 +406,78 @@ def test_many_projects_as_one_job(site: Site) -> None:
             assert b["file"] == f"bundles/{b['project']}.evidence.zip"
             report = verify_bundle(inner, site.trust())
             assert report.integrity.holds and report.project == b["project"]
+
+
+def test_a_job_past_its_time_fails_and_keeps_nothing(site: Site) -> None:
+    jobs: ExportJobs = site.app.state.export_jobs
+    saved = jobs.limits
+    jobs.limits = ExportLimits(timeout=0.001)
+    try:
+        with http_session(site, "reviewer") as (c, csrf):
+            job = start_job(c, csrf, OPENED)
+            st = wait_job(c, job)
+            assert st["state"] == "failed"
+            assert "0 s" in st["error"] and st["progress"]["zip_bytes"] == 0
+            assert c.get(job + "/download").status_code == 409
+            page = c.get(job)
+            assert 'id="job-error"' in page.text and "导出失败" in page.text
+            job_dir = jobs.root / job.rsplit("/", 1)[1]
+            assert sorted(p.name for p in job_dir.iterdir()) == ["job.json"]
+            assert c.post(job + "/delete", data={"csrf": csrf}).status_code == 303
+    finally:
+        jobs.limits = saved
+
+
+def test_finished_jobs_expire_and_a_dead_process_s_job_shows_failed(
+    site: Site, tmp_path: Path
+) -> None:
+    from ledger.access import Principal
+
+    jobs = ExportJobs(tmp_path / "exports", ExportLimits(lifetime=0.5))
+    p = Principal("t-expire", "reviewer")
+    job = jobs.start(site.lg, p, [OPENED], False, BundleSources())
+    deadline = time.monotonic() + WAIT
+    while jobs.job_of(p, job.id).active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    done = jobs.job_of(p, job.id)
+    assert done.state == "done"
+    path = jobs.download_path(p, job.id)[1]
+    assert verify_bundle(path, site.trust()).integrity.holds
+    time.sleep(0.6)
+    assert jobs.jobs_of(p) == []  # expired: listed no more, and removed
+    assert not (jobs.root / job.id).exists()
+    with pytest.raises(ApiError) as e:
+        jobs.job_of(p, job.id)
+    assert e.value.status == 404
+
+    # A job whose process is gone: failed, with the reason, not "running" for ever.
+    dead = Job(
+        id="0" * 32,
+        token_id=p.token_id,
+        projects=[OPENED],
+        files=False,
+        state="running",
+        created_at=time.time(),
+        updated_at=time.time(),
+        pid=_dead_pid(),
+    )
+    (jobs.root / dead.id).mkdir(parents=True)
+    (jobs.root / dead.id / "job.json").write_text(json.dumps(dead.to_json()))
+    seen = jobs.job_of(p, dead.id)
+    assert seen.state == "failed" and "stopped" in seen.error
+    # Another token's job is nobody else's.
+    with pytest.raises(ApiError):
+        jobs.job_of(Principal("t-other", "reviewer"), dead.id)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    return int(child.stdout)

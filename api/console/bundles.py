@@ -299,16 +299,17 @@ async def job_delete(request: Request, job_id: str) -> Response:
 class _Bounded:
     """The request's ``receive``, refusing (413) a body past ``limit`` bytes as it arrives."""
 
-    def __init__(self, request: Request, limit: int) -> None:
+    def __init__(self, request: Request, limit: int, slack: int) -> None:
         self.receive = request.receive
         self.limit = limit
+        self.cutoff = limit + slack
         self.seen = 0
 
     async def __call__(self) -> Any:
         message = await self.receive()
         if message.get("type") == "http.request":
             self.seen += len(message.get("body", b""))
-            if self.seen > self.limit:
+            if self.seen > self.cutoff:
                 raise ApiError(
                     413, "too_large", f"the upload is larger than {self.limit} bytes", "bundle"
                 )
@@ -326,7 +327,7 @@ async def _upload(request: Request, limit: int) -> AsyncIterator[dict[str, Any]]
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + slack:
         raise ApiError(413, "too_large", f"the upload is larger than {limit} bytes", "bundle")
-    bounded = Request(request.scope, _Bounded(request, limit + slack))
+    bounded = Request(request.scope, _Bounded(request, limit, slack))
     try:
         form = await bounded.form(max_files=1, max_fields=8, max_part_size=_TRUST_MAX)
     except ApiError:
@@ -407,6 +408,11 @@ async def verify_upload(request: Request) -> Response:
         upload = form["bundle"]
         if not isinstance(upload, UploadFile) or not upload.filename:
             raise ApiError(422, "invalid_parameter", "choose the bundle (zip) to verify", "bundle")
+        if upload.size is not None and upload.size > limits.max_bytes:
+            # The body's bound leaves room for the other fields; the file has its own.
+            raise ApiError(
+                413, "too_large", f"the upload is larger than {limits.max_bytes} bytes", "bundle"
+            )
         trust_text = form["trust"] if isinstance(form["trust"], str) else ""
         trust_text = trust_text.replace("\r\n", "\n").strip()
         if trust_text:
