@@ -138,6 +138,39 @@ def test_withheld_reveal_gives_a_veto_not_a_choice() -> None:
             order(d=i.to_bytes(32, "big"))
 
 
+def test_a_withholder_gains_one_veto_not_a_choice() -> None:
+    """A department that wants EXP-0001 on the committee and withholds whenever the first
+    draw leaves it out (it sees the platform's seed first, so it knows) gets the re-run's
+    result instead: fresh seeds it committed blind and a later root. Over 400 such
+    projects (deterministic seeds) its success rate stays near 1 - (1 - p)^2, the chance
+    of two independent draws, far from a choice; it cannot make any other outcome."""
+    want, trials = "EXP-0001", 400
+
+    def seed(*parts: object) -> bytes:
+        return hashlib.sha256(repr(parts).encode()).digest()
+
+    def outcome(t: int, run: int) -> list[str]:
+        draw_id = f"D-{t}-{run}"
+        seeds = {"platform": seed("p", t, run), "department": seed("d", t, run)}
+        tm = terms(
+            draw_id=draw_id,
+            seed_commitments={p: seed_commitment(draw_id, p, s) for p, s in seeds.items()},
+        )
+        return derive(POOL, tm, seeds, 64, seed("root", t, run))[:5]
+
+    plain = vetoed = 0
+    for t in range(trials):
+        first = outcome(t, 1)
+        plain += want in first
+        final = first if want in first else outcome(t, 2)  # withheld: the re-run's result
+        assert final in (first, outcome(t, 2))
+        vetoed += want in final
+    p = 5 / 14  # 5 drawn of the 14 eligible
+    assert abs(plain / trials - p) < 0.08
+    assert abs(vetoed / trials - (1 - (1 - p) ** 2)) < 0.08
+    assert vetoed / trials < 0.7
+
+
 # --- the rules engine recomputes the draw from the records (E08, check draw_derived) -------
 
 RECORD_POOL = [f"EXP-{2000 + i}|U{i % 3}|{'B9' if i == 4 else ''}" for i in range(20)]
