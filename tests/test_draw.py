@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -19,7 +21,7 @@ from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
 from tests.tender import EXPERTS, lawful_tender
 from tests.test_sealed import PROJECT, Api, tender
-from verifier.bundle import verify_bundle
+from verifier.bundle import DRAW_HEADS, MANIFEST, verify_bundle
 from verifier.draw import (
     Candidate,
     DrawError,
@@ -444,6 +446,31 @@ def test_bundle_recomputes_the_draw_offline(api: Api, tamper: str | None) -> Non
     else:
         assert e08.status == "fail" and rep.compliance.status == "fails"
         assert any("draw" in f.en for f in e08.findings)
+
+
+def test_a_bundle_stripped_of_its_draw_heads_fails_integrity(api: Api) -> None:
+    """Without draw-heads.jsonl (taken out of the zip and the manifest, which nobody signs)
+    the draw's root cannot be pinned to the log: integrity fails, naming the missing head."""
+    _post_drawn(api, None)
+    trust = TrustPolicy(parse_vkey(api.c.get("/v1/log").json()["verifier_key"]))
+    r = api.get("reviewer", f"/v1/projects/{PROJECT}/bundle")
+    assert r.status_code == 200, r.text
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    assert DRAW_HEADS in members
+    del members[DRAW_HEADS]
+    manifest = json.loads(members[MANIFEST])
+    del manifest["members"][DRAW_HEADS]
+    members[MANIFEST] = json.dumps(manifest).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n, b in members.items():
+            zf.writestr(n, b)
+    rep = verify_bundle(buf.getvalue(), trust)
+    heads = next(c for c in rep.checks if c.id == "draw_heads")
+    assert heads.status == "fail" and "carries no tree head" in heads.message, heads.message
+    assert rep.integrity.status == "fails"
+    assert all(c.status != "fail" for c in rep.checks if c.id == "manifest")
 
 
 def test_post_draws_fixes_the_checkpoint_size(api: Api) -> None:
