@@ -481,3 +481,10 @@ def _dead_pid() -> int:
         timeout=30,
     )
     return int(child.stdout)
+
+
+def test_a_failed_check_is_one_reason_of_the_integrity_verdict(site: Site) -> None:
+    report = verify_bundle(tampered(site.api_bundle(SECOND)), site.trust())
+    checks = [r.check for r in report.integrity.reasons]
+    assert report.integrity.status == "fails"
+    assert "inclusion" in checks and len(checks) == len(set(checks))

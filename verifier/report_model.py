@@ -276,7 +276,10 @@ class VerificationReport:
         trust file) said in its notes."""
         checks = [c for c in self.checks if c.aspect == "integrity"]
         failed = [c for c in checks if c.status == "fail"]
-        unsure = [c for c in checks if c.required and c.status not in ("pass", "not_applicable")]
+        # A failed required check is a reason once, under failed, not again under unsure.
+        unsure = [
+            c for c in checks if c.required and c.status not in ("pass", "not_applicable", "fail")
+        ]
         notes: list[tuple[str, str]] = []
         if not self.trusted:
             notes.append(
