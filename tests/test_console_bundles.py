@@ -32,6 +32,7 @@ from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
 from tests.browser import browser, save_screenshot  # noqa: F401  (the fixture)
 from tests.hostile import members, rebuild, with_record
+from tests.tender import colluding
 from tests.test_sealed import opening_at, tender
 from tests.test_storage import LiveServer
 from verifier.bundle import verify_bundle
@@ -41,6 +42,7 @@ OPENED = "E330100000171"
 SECOND = "E330100000172"
 SEALED = "E330100000173"
 OTHER = "E330100000174"
+COLLUDED = "E330100000175"
 WAIT = 60.0
 
 
@@ -94,6 +96,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         for code in (OPENED, SECOND, OTHER):
             evs, files = tender(code)
             s.post(evs, files)
+        files: dict[str, bytes] = {}
+        s.post(colluding("same_device", COLLUDED, files), files)
         sealed_evs, sealed_files = tender(SEALED)
         s.post(sealed_evs[: opening_at(sealed_evs)], sealed_files)
         yield s
@@ -488,3 +492,15 @@ def test_a_failed_check_is_one_reason_of_the_integrity_verdict(site: Site) -> No
     checks = [r.check for r in report.integrity.reasons]
     assert report.integrity.status == "fails"
     assert "inclusion" in checks and len(checks) == len(set(checks))
+
+
+def test_a_bundle_with_indicators_shows_them_as_warnings_beside_the_verdicts(site: Site) -> None:
+    with http_session(site, "reviewer") as (c, csrf):
+        trust = f"log {site.lg.signer.verifier.vkey}\n"
+        r = c.post("/bundles/verify", **_multipart(csrf, site.api_bundle(COLLUDED), trust))
+    assert r.status_code == 200, r.text
+    assert 'id="report-indicators"' in r.text
+    assert re.search(r"<b>I04 ", r.text), "the same-device indicator (I04) is listed"
+    assert "不是结论" in r.text  # a warning for a person, never a verdict
+    # The indicators change neither verdict: integrity holds on the genuine bundle.
+    assert 'id="verdict-integrity" data-status="holds"' in r.text
