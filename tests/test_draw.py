@@ -277,6 +277,8 @@ def _drawn_tender(
     revealed = dict(seeds)
     if tamper == "seed":
         revealed["department"] = b"\x09" * 32
+    if tamper == "missing_reveal":
+        del revealed["department"]  # the result is recorded all the same
     for p, sd in revealed.items():
         event("draw_seed_revealed", {"draw_id": did, "party": p, "seed": sd.hex()})
     if tamper == "failed_in_time":
@@ -342,6 +344,7 @@ def test_rules_recompute_a_lawful_draw() -> None:
         ("seed", "department's seed does not open its commitment"),
         ("undrawn", "names no draw committed"),
         ("late_checkpoint", "is not beyond the commitment's log index"),
+        ("missing_reveal", "the department revealed no valid seed before the result"),
         ("early_reveal", "before the tree head at checkpoint_size"),
         ("late_reveal", "after the reveal deadline"),
         ("failed_in_time", "while the seeds could still be revealed"),
