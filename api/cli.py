@@ -40,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve_limits.check()
     except ValueError as e:
         return _fail(str(e))
-    first_start = not (args.data / "log.key").exists()
+    first_start = args.log_key is None and not (args.data / "log.key").exists()
     ledger = open_serving_ledger(args)
     try:
         _first_admin_token(ledger, args.data)
@@ -190,13 +190,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from ledger.audit import audit
-    from ledger.keys import load_or_create_log_key
+    from ledger.keys import LogKeyError, load_log_key_file, load_or_create_log_key
     from ledger.service import sqlite_url
     from ledger.store import Store, make_engine
 
-    if not (args.data / "log.key").exists():
+    if args.log_key is not None:
+        try:
+            signer = load_log_key_file(args.log_key, None)
+        except LogKeyError as e:
+            return _fail(str(e))
+    elif not (args.data / "log.key").exists():
         return _fail(f"no log key in {args.data}")
-    signer = load_or_create_log_key(args.data, None)
+    else:
+        signer = load_or_create_log_key(args.data, None)
     engine = make_engine(args.db or sqlite_url(args.data))
     try:
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:

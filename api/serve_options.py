@@ -35,6 +35,15 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
         help="database URL, e.g. postgresql+psycopg://user@host/db "
         "(default: SQLite in --data; env JIANZHENG_DB)",
     )
+    p.add_argument(
+        "--log-key",
+        type=Path,
+        default=os.environ.get("JIANZHENG_LOG_KEY") or None,
+        metavar="FILE",
+        help="the log's signing key file, the same on every node (note private key "
+        "PRIVATE+KEY+..., or an Ed25519 PKCS#8 PEM with --origin); default: log.key in "
+        "--data, created on first start (env JIANZHENG_LOG_KEY)",
+    )
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:

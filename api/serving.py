@@ -29,7 +29,12 @@ from storage.service import open_evidence_store
 def open_serving_ledger(args: argparse.Namespace) -> Ledger:
     """The ledger as ``serve`` opens it (``--max-delay`` is in milliseconds)."""
     return Ledger.open(
-        args.data, args.db, args.origin, max_batch=args.max_batch, max_delay=args.max_delay / 1000
+        args.data,
+        args.db,
+        args.origin,
+        log_key=args.log_key,
+        max_batch=args.max_batch,
+        max_delay=args.max_delay / 1000,
     )
 
 

@@ -1,6 +1,8 @@
 """The log's Ed25519 signing key and its high-water mark, kept in the data directory.
 
-The key is created on first start (file mode 0600, never rewritten). Beside it, the
+The key is created on first start (file mode 0600, never rewritten), unless every node is
+given the same key file (``--log-key FILE``, :func:`load_log_key_file`). Whatever holds
+it, the ledger only sees a :class:`verifier.note.NoteSigner`. Beside it, the
 high-water file records the newest checkpoint this key signed, so a restart on a database
 that was rolled back or swapped refuses to sign instead of forking the log.
 """
@@ -14,12 +16,18 @@ import logging
 import os
 import re
 import socket
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
 
 from ledger.errors import LedgerError
 from verifier.note import ALG_ED25519, NoteError, Signer
@@ -120,6 +128,67 @@ def load_or_create_log_key(data_dir: Path, origin: str | None, *, derive: bool =
             f"never changes. Drop --origin, or give {signer.name!r}"
         )
     return signer
+
+
+def load_log_key_file(path: Path, origin: str | None) -> Signer:
+    """The log key from ``path`` (``serve --log-key FILE``): one key every node signs with.
+
+    Two forms: the note private key jianzheng itself writes to ``<data>/log.key``
+    (``PRIVATE+KEY+<origin>+<key id>+<key>``, which names the origin), or an Ed25519
+    PKCS#8 PEM (``openssl genpkey -algorithm ed25519``), which does not: its origin is
+    ``origin``. The file must be readable by its owner only. Anything else is refused
+    with a :class:`LogKeyError` that names the file and the problem.
+    """
+    what = f"--log-key {path}"
+    try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise LogKeyError(f"{what}: not a regular file")
+        if mode & 0o077:
+            raise LogKeyError(f"{what} is readable by others; chmod 600 it")
+        data = path.read_bytes()[: 1 << 16]
+    except FileNotFoundError:
+        raise LogKeyError(f"{what}: no such file") from None
+    except OSError as e:
+        raise LogKeyError(f"{what}: cannot read it: {e.strerror or e}") from None
+    text = data.decode("ascii", "replace").strip()
+    if text.startswith("PRIVATE+KEY+"):
+        try:
+            signer = Signer.from_skey(text)
+        except NoteError as e:
+            raise LogKeyError(f"{what}: {e}") from None
+        if signer.alg != ALG_ED25519:
+            raise LogKeyError(
+                f"{what} is a key of signature type {signer.alg:#04x} (a witness's "
+                "cosignature key?); the log key must be a plain Ed25519 note key (0x01)"
+            )
+        if origin is not None and signer.name != origin:
+            raise LogKeyError(
+                f"{what} is the key of the log {signer.name!r}, not of --origin {origin!r}"
+            )
+        return signer
+    if text.startswith("-----BEGIN"):
+        try:
+            key = load_pem_private_key(data, password=None)
+        except TypeError:
+            raise LogKeyError(f"{what} is encrypted; give an unencrypted key file") from None
+        except (ValueError, UnsupportedAlgorithm) as e:
+            raise LogKeyError(f"{what}: not a readable PEM private key ({e})") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise LogKeyError(
+                f"{what} holds a {type(key).__name__.removeprefix('_')} key; the log key "
+                "must be Ed25519"
+            )
+        if origin is None:
+            raise LogKeyError(f"{what}: a PEM key names no log; give --origin too")
+        try:
+            return Signer(origin, key, ALG_ED25519)
+        except NoteError as e:
+            raise LogKeyError(f"--origin {origin!r}: {e}") from None
+    raise LogKeyError(
+        f"{what} is not a log key: want the note form PRIVATE+KEY+<origin>+<key id>+<key> "
+        "(as jianzheng writes to <data>/log.key) or an Ed25519 PKCS#8 PEM"
+    )
 
 
 def read_high_water(data_dir: Path) -> tuple[int, bytes] | None:

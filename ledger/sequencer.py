@@ -58,7 +58,7 @@ from ledger.tiles import HASH, TILE_HEIGHT, TILE_WIDTH, TreeReader
 from verifier import merkle
 from verifier.canonical import Canonical, canonicalize
 from verifier.checkpoint import Checkpoint
-from verifier.note import Signer, sign_note
+from verifier.note import NoteSigner, sign_note
 
 log = logging.getLogger("jianzheng.sequencer")
 
@@ -306,7 +306,7 @@ class Sequencer:
     def __init__(
         self,
         store: Store,
-        signer: Signer,
+        signer: NoteSigner,
         clock: Clock,
         reader: TreeReader,
         edge_tiles: dict[tuple[int, int], bytes],

@@ -19,14 +19,14 @@ from ledger.catalogue import Catalogue, load_catalogue
 from ledger.checkpoints import SignedCheckpoint
 from ledger.clock import Clock, SystemClock
 from ledger.errors import LedgerError
-from ledger.keys import LogKeyError, load_or_create_log_key, read_high_water
+from ledger.keys import LogKeyError, load_log_key_file, load_or_create_log_key, read_high_water
 from ledger.records import SEALED_SUFFIX, EventSubmission
 from ledger.sequencer import Appended, Sequencer
 from ledger.store import Citation, Store, StoreError, make_engine, migrate
 from ledger.tiles import HASH, TILE_WIDTH, TreeReader, tile_width_at
 from verifier import merkle
 from verifier.b64 import encode_b64
-from verifier.note import Signer
+from verifier.note import NoteSigner
 from verifier.receipt import ENTRY_VERSION, Receipt, receipt_json
 
 #: Longest wait for a unit to be committed (then: not confirmed, retry with the same keys).
@@ -71,7 +71,7 @@ class Ledger:
     def __init__(
         self,
         store: Store,
-        signer: Signer,
+        signer: NoteSigner,
         data_dir: Path,
         *,
         clock: Clock | None = None,
@@ -121,15 +121,23 @@ class Ledger:
         data_dir: Path,
         db_url: str | None = None,
         origin: str | None = None,
+        *,
+        log_key: Path | None = None,
         **kwargs: Any,
     ) -> Ledger:
-        """Open (creating on first start) the ledger whose key lives in ``data_dir``."""
+        """Open (creating on first start) the ledger whose key lives in ``data_dir``, or
+        in the file ``log_key`` (the same on every node)."""
         data_dir.mkdir(parents=True, exist_ok=True)
+        # The key first: a bad key file is named before the database is touched.
+        signer: NoteSigner
+        if log_key is not None:
+            signer = load_log_key_file(log_key, origin)
+        else:
+            # Without an origin, the first start derives a unique one (ledger/keys.py).
+            signer = load_or_create_log_key(data_dir, origin, derive=True)
         engine = make_engine(db_url or sqlite_url(data_dir))
         migrate(engine)
         store = Store(engine)
-        # Without an origin, the first start derives a unique one (ledger/keys.py).
-        signer = load_or_create_log_key(data_dir, origin, derive=True)
         ledger = cls(store, signer, data_dir, **kwargs)
         head = ledger._check_identity()
         # Seed the receipt cache so the first batch's receipts need no database lookup.
@@ -152,8 +160,9 @@ class Ledger:
                 self.store.set_meta(conn, "verifier_key", vkey)
             elif have != vkey:
                 raise LogKeyError(
-                    f"this database belongs to the log {have}, not to the key in "
-                    f"{self.data_dir}; use the matching --data directory"
+                    f"this database belongs to the log {have}, not to the key "
+                    f"{self.signer.verifier.vkey}; use the matching --data directory or "
+                    "--log-key"
                 )
             head = self.store.head(conn)
             mark = self.store.high_water(conn)

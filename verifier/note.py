@@ -15,6 +15,7 @@ import hashlib
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -125,6 +126,22 @@ def parse_vkey(vkey: str) -> Verifier:
     if v.key_id != kid:
         raise NoteError(f"verifier key {vkey!r}: key ID does not match the key")
     return v
+
+
+class NoteSigner(Protocol):
+    """What signs a note: a name, the verifier key that checks its signatures, and a
+    ``sign`` that never shows the private key (a key in memory, :class:`Signer`; or one
+    held by an HSM through PKCS#11, docs/operations.md "Key handling")."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def verifier(self) -> Verifier: ...
+
+    def sign(self, message: bytes, timestamp: int | None = None) -> bytes:
+        """The signature on ``message`` (for cosignature/v1: timestamp then signature)."""
+        ...
 
 
 class Signer:
@@ -261,7 +278,7 @@ def parse_note(data: bytes | str) -> Note:
     return Note(text, tuple(sigs))
 
 
-def sign_note(text: str, signers: Iterable[Signer], timestamp: int | None = None) -> Note:
+def sign_note(text: str, signers: Iterable[NoteSigner], timestamp: int | None = None) -> Note:
     _check_text(text, "note text")
     sigs = tuple(
         NoteSignature(s.name, s.verifier.key_id, s.sign(text.encode(), timestamp)) for s in signers
