@@ -19,6 +19,7 @@ Two daemon threads per process, started and stopped by the app's lifespan:
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import queue
@@ -38,6 +39,7 @@ from sqlalchemy import insert, or_, select, update
 from api.alert_rules import Detector
 from api.auth import scope_of
 from ledger.access import Principal
+from ledger.alert_targets import IPNetwork, TargetRefused, checked_address, parse_allow
 from ledger.alerts import (
     ALERT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -84,6 +86,9 @@ class AlertSettings:
     repeat_window: float = 600.0
     #: Witness lag: the newest checkpoint without its quorum of cosignatures this long.
     witness_lag: float = 300.0
+    #: Networks webhooks may reach although they are not public (loopback, private,
+    #: link-local): ``--alert-webhook-allow`` (docs/alerts.md).
+    webhook_allow: tuple[IPNetwork, ...] = ()
 
 
 class AlertService:
@@ -124,6 +129,22 @@ class AlertService:
         for t in self._threads:
             t.join(30)
         self._threads.clear()
+        # Give the leases back, so that the next process (a restart) takes over at once
+        # rather than when they run out.
+        try:
+            with self.lg.store.writer() as conn:
+                conn.execute(
+                    update(AlertStateRow)
+                    .where(AlertStateRow.owner == self.owner)
+                    .values(lease_until=0.0)
+                )
+                conn.execute(
+                    update(AlertSubscriptionRow)
+                    .where(AlertSubscriptionRow.lease_owner == self.owner)
+                    .values(lease_until=0.0)
+                )
+        except Exception:  # closing must not fail: the leases run out by themselves
+            log.exception("alert leases not given back")
 
     def _run(self, fn: Callable[[], None]) -> None:
         while not self._stop.is_set():
@@ -255,7 +276,11 @@ class AlertService:
             )
         if not due:
             return
-        with httpx.Client(timeout=self.settings.webhook_timeout, follow_redirects=False) as client:
+        # No redirects (a 3xx is a failed attempt), and no proxy from the environment: the
+        # connection goes to the address just checked, nowhere else.
+        with httpx.Client(
+            timeout=self.settings.webhook_timeout, follow_redirects=False, trust_env=False
+        ) as client:
             for sub_id in due:
                 if self._stop.is_set():
                     return
@@ -333,9 +358,11 @@ class AlertService:
             }
             error: str | None = None
             try:
-                r = client.post(sub.url, content=body, headers=headers)
+                r = post_pinned(client, sub.url, body, headers, self.settings.webhook_allow)
                 if not 200 <= r.status_code < 300:
                     error = f"HTTP {r.status_code}"
+            except TargetRefused as e:
+                error = f"refused: {e}"[:500]
             except httpx.HTTPError as e:
                 error = f"{type(e).__name__}: {e}"[:500]
             if error is not None:
@@ -355,6 +382,37 @@ class AlertService:
                 sub_id, delivered_seq=cursor, attempts=0, last_error=None, next_attempt_at=0.0
             )
         self._set(sub_id, lease_until=0.0)
+
+
+def post_pinned(
+    client: httpx.Client,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    allow: tuple[IPNetwork, ...],
+) -> httpx.Response:
+    """POST ``body`` to ``url`` at the address its host resolves to now, checked
+    (:func:`ledger.alert_targets.checked_address`; raises TargetRefused): the connection
+    goes to that address, with the URL's host in ``Host`` and, for https, in the TLS
+    server name, so the certificate is still checked against the name."""
+    target, addr = checked_address(url, allow)
+    u = httpx.URL(url)
+    extensions: dict[str, Any] = {}
+    if target.scheme == "https" and target.host != str(addr):
+        extensions["sni_hostname"] = u.raw_host.decode("ascii")
+    return client.post(
+        u.copy_with(host=str(addr)),
+        content=body,
+        headers={**headers, "Host": u.netloc.decode("ascii")},
+        extensions=extensions,
+    )
+
+
+def _network(text: str) -> IPNetwork:
+    try:
+        return parse_allow([text])[0]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_arguments(p: Any) -> None:
@@ -391,6 +449,15 @@ def add_arguments(p: Any) -> None:
         help="alert when the newest checkpoint lacks its witnesses' quorum this long "
         f"(default {d.witness_lag:g})",
     )
+    g.add_argument(
+        "--alert-webhook-allow",
+        type=_network,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let webhooks reach this network although it is not public (loopback, "
+        "private, link-local); repeat for more. Default: public addresses only",
+    )
 
 
 def from_args(args: Any) -> AlertSettings:
@@ -400,6 +467,7 @@ def from_args(args: Any) -> AlertSettings:
         access_window=getattr(args, "alert_access_window", d.access_window),
         retry_cap=getattr(args, "alert_retry_cap", d.retry_cap),
         witness_lag=getattr(args, "alert_witness_lag", d.witness_lag),
+        webhook_allow=tuple(getattr(args, "alert_webhook_allow", None) or ()),
     )
 
 

@@ -101,6 +101,7 @@ def create_app(
     app.state.monitor_state = monitor_state
     app.state.alerts = service
     app.state.alert_poll = alerts.poll if alerts is not None else 0.5
+    app.state.webhook_allow = alerts.webhook_allow if alerts is not None else ()
     app.state.alert_streams = StreamSlots(limits.max_streams, limits.streams_per_token)
     # One authorization epoch per app: read once per request by the token check, and
     # what the poster-key cache compares with (revocations apply at once everywhere).

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, func, insert, select
 
 from ledger.access import Principal, authorize
+from ledger.alert_targets import IPNetwork, Resolver, TargetRefused, checked_address, resolve
 from ledger.clock import Clock, SystemClock, rfc3339
 from ledger.errors import LedgerError
 from ledger.models import AlertSubscriptionRow
@@ -239,7 +240,12 @@ def check_url(url: object) -> str:
     if len(url) > MAX_URL:
         raise AlertError("url", f"url is longer than {MAX_URL} characters")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme.lower() not in ("http", "https"):
+        scheme = f"scheme {parts.scheme[:20]!r}" if parts.scheme else "no scheme"
+        raise AlertError(
+            "url", f"url has {scheme}: webhooks are http:// or https:// URLs, nothing else"
+        )
+    if not parts.hostname:
         raise AlertError("url", "url must be an http:// or https:// URL with a host")
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
         raise AlertError("url", "url must not contain spaces or control characters")
@@ -262,11 +268,22 @@ def _subscription_json(r: Any, *, secret: bool = False) -> dict[str, Any]:
 
 
 def create_subscription(
-    lg: Ledger, token_id: str, url: str, clock: Clock | None = None
+    lg: Ledger,
+    token_id: str,
+    url: str,
+    clock: Clock | None = None,
+    *,
+    allow: Sequence[IPNetwork] = (),
+    resolver: Resolver = resolve,
 ) -> dict[str, Any]:
     """A new webhook for ``token_id``, owed every alert raised from now on; the reply holds
-    its secret, which is shown this once."""
+    its secret, which is shown this once. Its host must resolve to public addresses only,
+    or to addresses in ``allow`` (:func:`ledger.alert_targets.checked_address`)."""
     url = check_url(url)
+    try:
+        checked_address(url, allow, resolver)
+    except TargetRefused as e:
+        raise AlertError("url", f"url refused: {e}") from None
     sub_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     now = rfc3339((clock or SystemClock()).now())

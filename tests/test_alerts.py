@@ -15,6 +15,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ import pytest
 from api.alerting import AlertSettings
 from api.app import create_app
 from api.auth import create_token, make_scope
-from ledger.alerts import SIGNATURE_HEADER, Alert, record_alerts
+from ledger.alert_targets import parse_allow
+from ledger.alerts import SIGNATURE_HEADER, Alert, record_alerts, signature_valid
 from ledger.records import SUPERVISION_CHAIN
 from ledger.service import Ledger
 from storage.fs import FilesystemStore
@@ -39,7 +41,13 @@ from verifier.receipt import Receipt
 
 P = "E330100000171"
 SETTINGS = AlertSettings(
-    poll=0.05, retry_base=0.1, retry_cap=0.4, access_threshold=3, access_window=600
+    poll=0.05,
+    retry_base=0.1,
+    retry_cap=0.4,
+    access_threshold=3,
+    access_window=600,
+    # The test receivers listen on loopback, which webhooks may not reach by default.
+    webhook_allow=parse_allow(["127.0.0.1"]),
 )
 
 
@@ -48,17 +56,39 @@ def auth(token: str) -> dict[str, str]:
 
 
 class Service:
-    def __init__(self, srv: LiveServer, lg: Ledger) -> None:
-        self.srv = srv
-        self.lg = lg
-        made = {r: create_token(lg.store, r) for r in ("platform", "reviewer", "admin")}
+    """The ledger and its API on a loopback server, restartable over the same database."""
+
+    def __init__(self, tmp: Path, db_url: str) -> None:
+        self.tmp = tmp
+        self.db_url = db_url
+        self.start(SETTINGS)
+        made = {r: create_token(self.lg.store, r) for r in ("platform", "reviewer", "admin")}
         self.tok = {r: t for r, (_, t) in made.items()}
         self.ids = {r: i for r, (i, _) in made.items()}
         self.tok["land"] = create_token(
-            lg.store, "reviewer", scope=make_scope(trade_types=["land"])
+            self.lg.store, "reviewer", scope=make_scope(trade_types=["land"])
         )[1]
-        self.tok["archivist"] = create_token(lg.store, "archivist")[1]
-        self.c = httpx.Client(base_url=srv.url, timeout=30)
+        self.tok["archivist"] = create_token(self.lg.store, "archivist")[1]
+
+    def start(self, settings: AlertSettings) -> None:
+        self.lg = Ledger.open(self.tmp / "data", self.db_url, "alerts.test/log")
+        self.objects = EvidenceStore(
+            FilesystemStore(self.tmp / "data" / "objects"), self.lg.store.engine
+        )
+        app = create_app(self.lg, rate_limit=0, objects=self.objects, alerts=settings)
+        self.srv = LiveServer(app, lifespan="on", log_level="error")
+        self.c = httpx.Client(base_url=self.srv.url, timeout=30)
+
+    def stop(self) -> None:
+        self.c.close()
+        self.srv.stop()
+        self.objects.close()
+        self.lg.close()
+
+    def restart(self, settings: AlertSettings = SETTINGS) -> None:
+        """Stop the server and the ledger and open them again (a service restart)."""
+        self.stop()
+        self.start(settings)
 
     def post(self, evs: list[dict[str, Any]], files: dict[str, bytes] | None = None) -> None:
         for data in (files or {}).values():
@@ -71,30 +101,31 @@ class Service:
 
     def alerts(self, who: str = "reviewer", after: int = -1) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        while True:
+        for _ in range(1000):
             r = self.c.get("/v1/alerts", params={"after": after}, headers=auth(self.tok[who]))
             assert r.status_code == 200, r.text
             out += r.json()["alerts"]
             if r.json()["next"] == after:
                 return out
             after = r.json()["next"]
+        raise AssertionError("more than 1000 pages of alerts")
+
+    def webhooks(self, who: str = "reviewer") -> list[dict[str, Any]]:
+        r = self.c.get("/v1/alerts/webhooks", headers=auth(self.tok[who]))
+        assert r.status_code == 200, r.text
+        hooks: list[dict[str, Any]] = r.json()["webhooks"]
+        return hooks
 
 
 @pytest.fixture
-def svc(tmp_path: Path) -> Iterator[Service]:
-    lg = Ledger.open(tmp_path / "data", f"sqlite:///{tmp_path / 'l.db'}", "alerts.test/log")
-    objects = EvidenceStore(FilesystemStore(tmp_path / "data" / "objects"), lg.store.engine)
-    app = create_app(lg, rate_limit=0, objects=objects, alerts=SETTINGS)
-    srv = LiveServer(app, lifespan="on", log_level="error")
-    s = Service(srv, lg)
+def svc(tmp_path: Path, db_url: str) -> Iterator[Service]:
+    """On SQLite and on PostgreSQL (``db_url``)."""
+    s = Service(tmp_path, db_url)
     s.post([make_event(P)])  # the project the test alerts are about
     try:
         yield s
     finally:
-        s.c.close()
-        srv.stop()
-        objects.close()
-        lg.close()
+        s.stop()
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -128,26 +159,45 @@ def raise_some(lg: Ledger, n: int, start: int = 0, subject: str | None = P) -> N
 
 
 class Receiver:
-    """A webhook receiver on a loopback port that can go down and come back."""
+    """A webhook receiver on a loopback port that can go down and come back.
+
+    It keeps every delivery it got (id, body, signature), and the ids it acknowledged
+    (2xx); an id in :attr:`refuse_once` is answered 503 the first time (received, not
+    acknowledged: the sender must send it again), and :attr:`redirect` answers 302 to it.
+    """
 
     def __init__(self) -> None:
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
         self.got: list[tuple[str, bytes, str]] = []
+        self.acked: list[str] = []
+        self.refuse_once: set[str] = set()
+        self.redirect: str | None = None
+        self.lock = threading.Lock()
         self.server: http.server.ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
     def up(self) -> None:
-        got = self.got
+        rx = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 n = int(self.headers["content-length"])
                 body = self.rfile.read(n)
-                got.append(
-                    (self.headers["X-Jianzheng-Alert-Id"], body, self.headers[SIGNATURE_HEADER])
-                )
-                self.send_response(204)
-                self.end_headers()
+                alert_id = self.headers["X-Jianzheng-Alert-Id"]
+                with rx.lock:
+                    rx.got.append((alert_id, body, self.headers[SIGNATURE_HEADER]))
+                    if rx.redirect is not None:
+                        self.send_response(302)
+                        self.send_header("Location", rx.redirect)
+                    elif alert_id in rx.refuse_once:
+                        rx.refuse_once.discard(alert_id)
+                        self.send_response(503)
+                    else:
+                        rx.acked.append(alert_id)
+                        self.send_response(204)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
 
             def log_message(self, *a: Any) -> None:
                 pass
@@ -161,45 +211,145 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(10)
+        self.server = None
+
+    def acked_ids(self) -> set[str]:
+        with self.lock:
+            return set(self.acked)
+
+
+def subscribe(svc: Service, url: str, who: str = "reviewer") -> dict[str, Any]:
+    r = svc.c.post("/v1/alerts/webhooks", json={"url": url}, headers=auth(svc.tok[who]))
+    assert r.status_code == 201, r.text
+    sub: dict[str, Any] = r.json()
+    return sub
 
 
 def test_a_webhook_receiver_that_goes_down_gets_every_alert_once_signed(svc: Service) -> None:
+    """Down, then the service restarts while alerts are owed, then back up: every alert
+    arrives, each acknowledged one exactly once, in order, each signed. Alert 1 is
+    answered 503 once: the sender sends it again (at least once) and nothing after it
+    first."""
     rx = Receiver()
+    rx.refuse_once = {"1"}
     rx.up()
-    r = svc.c.post(
-        "/v1/alerts/webhooks",
-        json={"url": f"http://127.0.0.1:{rx.port}/hook"},
-        headers=auth(svc.tok["reviewer"]),
-    )
-    assert r.status_code == 201, r.text
-    sub = r.json()
+    sub = subscribe(svc, rx.url)
     secret = sub["secret"]
     raise_some(svc.lg, 3)
-    wait_for(lambda: len({g[0] for g in rx.got}) == 3)
+    wait_for(lambda: rx.acked_ids() == {"0", "1", "2"})
     rx.down()
     raise_some(svc.lg, 4, start=3)
-
-    def failing() -> bool:
-        hooks = svc.c.get("/v1/alerts/webhooks", headers=auth(svc.tok["reviewer"])).json()
-        return bool(hooks["webhooks"][0]["failed_attempts"] >= 2)
-
-    wait_for(failing)
-    hooks = svc.c.get("/v1/alerts/webhooks", headers=auth(svc.tok["reviewer"])).json()
-    assert "secret" not in hooks["webhooks"][0]
-    assert hooks["webhooks"][0]["last_error"]
+    wait_for(lambda: svc.webhooks()[0]["failed_attempts"] >= 2)
+    (hook,) = svc.webhooks()
+    assert "secret" not in hook
+    assert hook["last_error"] and hook["delivered_through"] == 2
+    # A restart while the receiver is down: what is owed is in the database.
+    svc.restart()
+    raise_some(svc.lg, 2, start=7)
+    wait_for(lambda: svc.webhooks()[0]["failed_attempts"] >= 1)
+    assert svc.webhooks()[0]["delivered_through"] == 2
     rx.up()
-    wait_for(lambda: len({g[0] for g in rx.got}) == 7)
-    ids = {g[0] for g in rx.got}
-    assert ids == {str(i) for i in range(7)}
+    wait_for(lambda: svc.webhooks()[0]["delivered_through"] == 8)
+    # One more after everything was delivered: acknowledged ones are not sent again.
+    raise_some(svc.lg, 1, start=9)
+    wait_for(lambda: "9" in rx.acked_ids())
+    rx.down()
+    every = [str(i) for i in range(10)]
+    assert rx.acked == every  # each acknowledged once, in order
+    received = [g[0] for g in rx.got]
+    assert received == ["0", "1", "1", *every[2:]]  # 1 again after its 503, nothing else
     for alert_id, body, sig in rx.got:
         mac = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         assert sig == f"hmac-sha256={mac}"
+        assert signature_valid(secret, body, sig)
         assert json.loads(body)["id"] == alert_id
-    rx.down()
+    (hook,) = svc.webhooks()
+    assert hook["delivered_through"] == 9 and hook["failed_attempts"] == 0
+    assert hook["last_error"] is None
     r = svc.c.delete(f"/v1/alerts/webhooks/{sub['id']}", headers=auth(svc.tok["land"]))
     assert r.status_code == 404
     r = svc.c.delete(f"/v1/alerts/webhooks/{sub['id']}", headers=auth(svc.tok["reviewer"]))
     assert r.status_code == 204
+
+
+def test_a_redirect_is_a_failed_attempt_never_followed(svc: Service) -> None:
+    elsewhere = Receiver()
+    elsewhere.up()
+    rx = Receiver()
+    rx.redirect = elsewhere.url
+    rx.up()
+    try:
+        subscribe(svc, rx.url)
+        raise_some(svc.lg, 1)
+        wait_for(lambda: svc.webhooks()[0]["failed_attempts"] >= 2)
+        assert svc.webhooks()[0]["last_error"] == "HTTP 302"
+        assert svc.webhooks()[0]["delivered_through"] == -1
+        assert elsewhere.got == []
+    finally:
+        rx.down()
+        elsewhere.down()
+
+
+PLAIN = replace(SETTINGS, webhook_allow=())
+
+
+def test_webhooks_to_internal_addresses_are_refused_by_name(svc: Service) -> None:
+    """Without the operator's allow-list: loopback, the metadata address, link-local,
+    private and other non-public targets and other schemes are refused at registration,
+    with a 422 naming the problem; a public address is accepted."""
+    svc.restart(PLAIN)
+    h = auth(svc.tok["reviewer"])
+    refused = {
+        "http://127.0.0.1/": "127.0.0.1 is a loopback address",
+        "http://127.0.0.1:8000/hook": "127.0.0.1 is a loopback address",
+        "http://169.254.169.254/latest/meta-data/": "169.254.169.254 is a cloud metadata address",
+        "http://[::1]/": "::1 is a loopback address",
+        "http://[fe80::1]/": "fe80::1 is a link-local address",
+        "http://169.254.10.1/": "169.254.10.1 is a link-local address",
+        "http://10.1.2.3/": "10.1.2.3 is a private address",
+        "http://172.16.0.1/": "172.16.0.1 is a private address",
+        "https://192.168.1.10/": "192.168.1.10 is a private address",
+        "http://[fd12::1]/": "fd12::1 is a private address",
+        "http://[::ffff:127.0.0.1]/": "is a loopback address",
+        "http://0.0.0.0/": "0.0.0.0 is the unspecified address",
+        # Another spelling of 127.0.0.1, caught because the name is resolved.
+        "http://2130706433/": "2130706433 resolves to 127.0.0.1, which is a loopback address",
+        "file:///etc/passwd": "url has scheme 'file': webhooks are http:// or https://",
+        "gopher://127.0.0.1:70/_x": "url has scheme 'gopher'",
+        "ftp://example.com/": "url has scheme 'ftp'",
+    }
+    for url, why in refused.items():
+        r = svc.c.post("/v1/alerts/webhooks", json={"url": url}, headers=h)
+        assert r.status_code == 422, (url, r.text)
+        err = r.json()["error"]
+        assert err["field"] == "url"
+        assert why in err["message"], (url, err["message"])
+        if url.startswith("http"):
+            assert "--alert-webhook-allow" in err["message"]
+    assert svc.webhooks() == []
+    # A public address is accepted (nothing is sent before an alert is raised).
+    r = svc.c.post("/v1/alerts/webhooks", json={"url": "https://93.184.216.34/h"}, headers=h)
+    assert r.status_code == 201, r.text
+
+
+def test_the_target_is_checked_again_at_each_delivery(svc: Service) -> None:
+    """Registered while the operator allowed loopback, then the allow-list is removed: the
+    delivery checks the address again and refuses, naming why; nothing reaches the
+    receiver; allowed again, the alert owed arrives."""
+    rx = Receiver()
+    rx.up()
+    try:
+        subscribe(svc, rx.url)
+        svc.restart(PLAIN)
+        raise_some(svc.lg, 1)
+        wait_for(lambda: svc.webhooks()[0]["failed_attempts"] >= 2)
+        (hook,) = svc.webhooks()
+        assert hook["last_error"].startswith("refused: 127.0.0.1 is a loopback address")
+        assert rx.got == []
+        svc.restart()
+        wait_for(lambda: rx.acked_ids() == {"0"})
+    finally:
+        rx.down()
 
 
 def test_webhook_subscriptions_are_checked_and_bounded(svc: Service) -> None:
@@ -291,13 +441,14 @@ def test_a_supervisor_of_another_sector_sees_nothing(svc: Service) -> None:
 
 
 def kinds(svc: Service, want: str, n: int = 1) -> list[dict[str, Any]]:
-    return wait_for(
+    found: list[dict[str, Any]] = wait_for(
         lambda: (
             [a for a in svc.alerts("admin") if a["kind"] == want][:n]
             if len([a for a in svc.alerts("admin") if a["kind"] == want]) >= n
             else None
         )
     )
+    return found
 
 
 def test_a_late_entry_alerts_and_the_alert_is_a_record_with_a_receipt(svc: Service) -> None:

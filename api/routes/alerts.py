@@ -145,14 +145,20 @@ async def alert_page(
 
 @router.post("/v1/alerts/webhooks", status_code=201)
 async def add_webhook(request: Request, p: Supervisor, lg: LedgerDep) -> dict[str, Any]:
-    """Subscribe a webhook: ``{"url": "https://..."}``. The reply's ``secret`` (shown once)
+    """Subscribe a webhook: ``{"url": "https://..."}``, whose host resolves to public
+    addresses only (or to networks ``serve --alert-webhook-allow`` names; 422 otherwise,
+    naming the address and why). The reply's ``secret`` (shown once)
     keys the HMAC-SHA256 signature of every delivery. It gets the alerts raised from now
     on that the token's scope covers, at least once, in order, retried with backoff."""
     body = await read_json(request, MAX_WEBHOOK_BODY)
     if not isinstance(body, dict) or set(body) != {"url"} or not isinstance(body["url"], str):
         raise ApiError(422, "invalid_parameter", 'send {"url": "https://..."}', "url")
     try:
-        return await run_in_threadpool(create_subscription, lg, p.token_id, body["url"])
+        return await run_in_threadpool(
+            lambda: create_subscription(
+                lg, p.token_id, body["url"], allow=request.app.state.webhook_allow
+            )
+        )
     except TooManySubscriptions as e:
         raise ApiError(409, "too_many", e.message, e.field) from None
     except AlertError as e:
