@@ -137,11 +137,19 @@ def start_witnessing(
 
     With several worker processes, one of them leads and the others follow
     (:class:`ledger.witnessing.submitter.WorkerWitnessing`); the parent ran
-    :func:`check_witnessing`.
+    :func:`check_witnessing`. On PostgreSQL the leader is elected by a session advisory
+    lock across every process of every node on the database, one process or several.
     """
+    from ledger.witnessing.leader import PgLeaderLock
     from ledger.witnessing.submitter import WitnessConfigError, Witnessing, WorkerWitnessing
 
     timestamper = make_timestamper(ledger, args)
+    if ledger.store.engine.dialect.name == "postgresql":
+        # Several nodes may share the database: the leader is elected there (issue 16).
+        if workers == 1:
+            check_witnessing(ledger, args)
+        lock = PgLeaderLock(ledger.store.engine)
+        return WorkerWitnessing(ledger, args.witness, args.witness_quorum, timestamper, lock)
     if workers > 1:
         return WorkerWitnessing(ledger, args.witness, args.witness_quorum, timestamper)
     try:

@@ -25,7 +25,6 @@ Every cosignature is verified with the witness's key before it is published or s
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import logging
 import os
@@ -45,6 +44,7 @@ from ledger.clock import rfc3339
 from ledger.committer import Committer
 from ledger.errors import LedgerError
 from ledger.service import Ledger, NotFound
+from ledger.witnessing.leader import FileLeaderLock, LeaderLock, PgLeaderLock
 from ledger.witnessing.records import WitnessRecords
 from ledger.witnessing.timestamper import Timestamper, TsaError
 from verifier.checkpoint import CheckpointError
@@ -782,15 +782,17 @@ class WitnessingFollower(Witnessing):
 
 
 class WorkerWitnessing:
-    """Leader or follower witnessing for one of several worker processes.
+    """Leader or follower witnessing for one of several worker processes or nodes.
 
     A :class:`~ledger.witnessing.view.WitnessingView` whose answers come from the role
     this process holds now (it changes when the leader exits).
 
-    The worker holding an exclusive lock on ``<data>/witnessing.lock`` is the leader: it
-    submits every checkpoint (its own, announced at once, and the other workers', found
+    The process holding the leader lock (:mod:`ledger.witnessing.leader`: a file lock in
+    the data directory on SQLite, a PostgreSQL session advisory lock across nodes) is the
+    leader: it submits every checkpoint (its own, announced at once, and the others', found
     by polling the head every :data:`POLL` seconds). The others follow; a follower waits
-    on the lock in a thread, and when the leader exits, the first to get it takes over.
+    for the lock in a thread and takes over when the leader is gone. A leader that loses
+    its lock (its database session ended) steps down to follow and waits again.
     """
 
     POLL = 0.02
@@ -803,42 +805,55 @@ class WorkerWitnessing:
         witnesses: Sequence[WitnessEndpoint],
         quorum: int | None,
         timestamper: Timestamper | None,
+        lock: LeaderLock | None = None,
     ) -> None:
         self._args = (ledger, witnesses, quorum, timestamper)
         self._status = ledger.data_dir / self.STATUS_FILE
-        self._fd = os.open(ledger.data_dir / self.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock = lock or FileLeaderLock(ledger.data_dir / self.LOCK_FILE)
         self._mu = threading.Lock()
-        self._closed = False
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.current: Witnessing = WitnessingFollower.start(
-                *self._args, status_file=self._status
-            )
-            threading.Thread(target=self._take_over, name="witnessing-standby", daemon=True).start()
+        self._stop = threading.Event()
+        self.leading = False
+        if self._lock.try_acquire():
+            self.current: Witnessing = self._lead()
+            self.leading = True
         else:
-            self.current = self._lead()
+            self.current = WitnessingFollower.start(*self._args, status_file=self._status)
+        threading.Thread(target=self._watch, name="witnessing-leader", daemon=True).start()
 
     def _lead(self) -> Witnessing:
         return Witnessing.start(*self._args, poll=self.POLL, status_file=self._status)
 
-    def _take_over(self) -> None:
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks until the leader process exits
-        except OSError:
-            return
-        with self._mu:
-            if self._closed:
+    def _watch(self) -> None:
+        """Follow until the lock is ours, then lead while it stays ours; again, until closed."""
+        while not self._stop.is_set():
+            if not self.leading:
+                if not self._lock.wait(self._stop):
+                    return
+                with self._mu:
+                    if self._stop.is_set():
+                        return
+                    self.current.close()
+                    self.current = self._lead()
+                    self.leading = True
+                log.warning("this process now gathers cosignatures and timestamps")
+                continue
+            if self._stop.wait(PgLeaderLock.POLL):
                 return
-            self.current.close()
-            self.current = self._lead()
-        log.warning("this worker process now gathers cosignatures and timestamps")
+            if self._lock.still_held():
+                continue
+            with self._mu:
+                if self._stop.is_set():
+                    return
+                self.current.close()
+                self.current = WitnessingFollower.start(*self._args, status_file=self._status)
+                self.leading = False
+            log.error("lost the witnessing leader lock: following until it is free again")
 
     def close(self, timeout: float = 10.0) -> None:
         with self._mu:
-            self._closed = True
+            self._stop.set()
             self.current.close(timeout)
-        os.close(self._fd)
+        self._lock.close()
 
     # --- WitnessingView: the current role answers --------------------------------------
     @property
