@@ -282,32 +282,84 @@ def authorize_object(
     stored = lg.project_trade_types(sorted(by_project))
     for project in sorted(by_project):
         found = by_project[project]
-        trade_type = authorize(p, project, stored.get(project))
-        if trade_type is None:
-            continue
-        # A file a project cites as a sealed bid stays sealed in that project, even if the
-        # project cites it elsewhere too.
-        sealed = rule.sealing and any(seals_attachments(lg.catalogue, c.event_type) for c in found)
-        if sealed and not may_read_sealed(lg.catalogue, opened=lg.unsealed(project), role=p.role):
-            continue
-        # So does a confidential file (a complaint's letter names the complainant): only
-        # the readers of its class touch it through this project.
-        confidential = {c.event_type for c in found} if rule.sealing else set()
-        if any(
-            attachments_confidential(lg.catalogue, t)
-            and not may_open(
-                lg.catalogue,
-                t,
-                sealed_chain=False,
-                role=p.role,
-                reached=functools.partial(lg.reached, project),
-            )
-            for t in sorted(confidential)
-        ):
-            continue
-        # The citation's own trade type is the event's; the project's stored one counts.
-        return dataclasses.replace(found[0], trade_type=trade_type)
+        trade_type = object_allowed_in(lg, p, project, stored.get(project), found, rule)
+        if trade_type is not None:
+            # The citation's own trade type is the event's; the project's stored one counts.
+            return dataclasses.replace(found[0], trade_type=trade_type)
     raise missing
+
+
+def object_allowed_in(
+    lg: Ledger,
+    p: Principal,
+    project: str,
+    stored: str | None,
+    found: list[Citation],
+    rule: ObjectRule = READ_OBJECT,
+) -> str | None:
+    """The trade type by which ``p`` may touch a cited object through ``project`` (whose
+    stored trade type is ``stored`` and whose citations of the object are ``found``), or
+    None: the scope, then the sealing and confidentiality of the citing events. The one
+    per-project rule of :func:`authorize_object` and of the console's archive listing."""
+    if p.role not in rule.cited_roles:
+        return None
+    trade_type = authorize(p, project, stored)
+    if trade_type is None:
+        return None
+    # A file a project cites as a sealed bid stays sealed in that project, even if the
+    # project cites it elsewhere too.
+    sealed = rule.sealing and any(seals_attachments(lg.catalogue, c.event_type) for c in found)
+    if sealed and not may_read_sealed(lg.catalogue, opened=lg.unsealed(project), role=p.role):
+        return None
+    # So does a confidential file (a complaint's letter names the complainant): only
+    # the readers of its class touch it through this project.
+    confidential = {c.event_type for c in found} if rule.sealing else set()
+    if any(
+        attachments_confidential(lg.catalogue, t)
+        and not may_open(
+            lg.catalogue,
+            t,
+            sealed_chain=False,
+            role=p.role,
+            reached=functools.partial(lg.reached, project),
+        )
+        for t in sorted(confidential)
+    ):
+        return None
+    return trade_type
+
+
+#: Objects of one project looked at for one page of those a token may read.
+MAX_OBJECT_SCAN = 2000
+
+
+def project_objects_visible(
+    lg: Ledger, p: Principal, project: str, stored: str | None, after: str, limit: int
+) -> tuple[dict[str, Citation], str | None]:
+    """Up to ``limit`` of the objects ``project`` cites that ``p`` may read through it
+    (:func:`object_allowed_in`: a sealed bid file before the opening, a confidential file to
+    others than its readers, are left out, as if not cited), above SHA-256 ``after`` in
+    order, each with the project's first citation of it; and the cursor of the next page,
+    or None when there is none.
+
+    The page is filled from the visible objects only, so that neither its length nor the
+    presence of a next page tells how many files are left out (how many bids were filed);
+    at most :data:`MAX_OBJECT_SCAN` objects are looked at per page."""
+    shown: dict[str, Citation] = {}
+    cursor, scanned = after, 0
+    while scanned < MAX_OBJECT_SCAN:
+        want = min(limit - len(shown), MAX_OBJECT_SCAN - scanned)
+        page = lg.project_object_citations(project, cursor, want)
+        for sha, found in page.items():
+            if found and object_allowed_in(lg, p, project, stored, found) is not None:
+                shown[sha] = found[0]
+        scanned += len(page)
+        if len(page) < want:
+            return shown, None
+        cursor = max(page)
+        if len(shown) == limit:
+            return shown, cursor
+    return shown, cursor
 
 
 def access_what(lg: Ledger, cite: Citation, what: dict[str, Any]) -> dict[str, Any]:

@@ -472,6 +472,14 @@ class Ledger:
         with self.store.reader() as conn:
             return self.store.project_records(conn, project, after, limit, event_type)
 
+    def project_object_citations(
+        self, project: str, after: str, limit: int
+    ) -> dict[str, list[Citation]]:
+        """The objects the project cites above SHA-256 ``after`` (at most ``limit``, in
+        order), each with the project's citations of it."""
+        with self.store.reader() as conn:
+            return self.store.project_object_citations(conn, project, after, limit)
+
     def object_citations(self, sha256: str, limit: int = MAX_CITATIONS) -> list[Citation]:
         """The projects (and event types) whose records cite the object, earliest first."""
         with self.store.reader() as conn:

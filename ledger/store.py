@@ -659,6 +659,27 @@ class Store:
         ).all()
         return [r[0] for r in rows]
 
+    def project_object_citations(
+        self, conn: Connection, project: str, after: str, limit: int
+    ) -> dict[str, list[Citation]]:
+        """A page of the objects the project's records cite (:meth:`project_objects`), each
+        with the project's citations of it: one per event type, the earliest first."""
+        shas = self.project_objects(conn, project, after, limit)
+        if not shas:
+            return {}
+        c = ObjectCitationRow
+        first = func.min(c.idx)
+        rows = conn.execute(
+            select(c.sha256, c.trade_type, c.event_type, first)
+            .where(c.project == project, c.sha256.in_(shas))
+            .group_by(c.sha256, c.trade_type, c.event_type)
+            .order_by(c.sha256, first)
+        ).all()
+        out: dict[str, list[Citation]] = {s: [] for s in shas}
+        for r in rows:
+            out[r[0]].append(Citation(project, r[1], r[2], int(r[3])))
+        return out
+
     # --- posters -----------------------------------------------------------------------
     def record_posters(self, conn: Connection, project: str, below: int) -> list[tuple[int, str]]:
         """(seq, poster token id) of the project's records with log index below ``below``."""

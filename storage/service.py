@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -370,6 +370,20 @@ class EvidenceStore:
         except SQLAlchemyError as e:
             raise StorageUnavailable(f"the ledger database is unavailable: {e}") from e
         return _info(row) if row else None
+
+    def infos(self, sha256_hexes: Sequence[str]) -> dict[str, ObjectInfo]:
+        """The recorded metadata of each of the objects that is recorded (one query, no
+        backend call); callers bound the list (a page)."""
+        if not sha256_hexes:
+            return {}
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(*_COLUMNS).where(ObjectRow.sha256.in_(list(sha256_hexes)))
+                ).all()
+        except SQLAlchemyError as e:
+            raise StorageUnavailable(f"the ledger database is unavailable: {e}") from e
+        return {r[0]: _info(r) for r in rows}
 
     def require(self, sha256_hex: str) -> ObjectInfo:
         info = self.info(sha256_hex)

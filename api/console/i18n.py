@@ -425,6 +425,39 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "strength.strong": ("强", "strong"),
     "strength.medium": ("中", "medium"),
     "strength.weak": ("弱", "weak"),
+    "nav.archive": ("档案", "Archive"),
+    "archive.title": ("档案管理", "Archivists"),
+    "archive.intro": (
+        "按进场日期和交易类型列出令牌范围内的项目，以及每个项目的证据文件、锁定期限和法律保全。"
+        "勾选项目，可将它们的证据包合为一个导出任务。",
+        "Projects in your token's scope by registration date and trade type, with each "
+        "project's evidence files, how long each is locked and whether a legal hold is on. "
+        "Tick projects to export their bundles as one job.",
+    ),
+    "archive.search": ("按日期和交易类型检索", "Search by date and trade type"),
+    "archive.pick": ("选择项目", "Select project"),
+    "archive.files_of": ("项目 {project} 的证据文件", "Evidence files of project {project}"),
+    "archive.no_files": ("没有可显示的证据文件。", "No evidence file to show."),
+    "archive.all_files": ("全部文件（此处仅列出前 {n} 个）", "All files (only the first {n} here)"),
+    "archive.project_title": ("项目 {project} 的证据文件", "Evidence files of project {project}"),
+    "archive.files_intro": (
+        "锁定至：对象存储不允许在此之前删除或修改该文件"
+        "（MinIO 合规模式保留期，或本地存储由服务执行的保留期）。"
+        "法律保全在证据文件页面设置或解除，并须说明理由。",
+        "Locked until: the object store lets nobody delete or change the file before then "
+        "(MinIO COMPLIANCE retention, or the retention the service enforces on its local "
+        "store). Legal holds are placed and lifted, with a reason, on each file's page.",
+    ),
+    "archive.back": ("返回档案管理", "Back to the archive"),
+    "archive.export": ("导出所选项目的证据包", "Export the selected projects' bundles"),
+    "archive.export_intro": (
+        "一个任务导出所有勾选的项目（最多 {max} 个），完成后下载一个 zip，内含每个项目的证据包。",
+        "One job exports every ticked project (at most {max}); when done, one zip holds "
+        "each project's bundle.",
+    ),
+    "archive.with_files": ("包含附件文件", "Include the attachments' files"),
+    "archive.export_submit": ("开始导出", "Start the export"),
+    "archive.none_picked": ("请至少勾选一个项目。", "Tick at least one project."),
     "yes": ("是", "yes"),
     "no": ("否", "no"),
 }

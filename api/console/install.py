@@ -1,13 +1,14 @@
-"""Mounting the console on the API app: its pages (api/console/pages.py and the evidence
-pages of api/console/evidence.py, which add themselves to the same router) and its static
-assets. Kept apart from both page modules so that neither has to import the other."""
+"""Mounting the console on the API app: its pages (api/console/pages.py, and those of
+api/console/evidence.py and api/console/archive.py, which add themselves to the same
+router) and its static assets. Kept apart from the page modules so that none has to
+import another's dependants."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.console import bundles, evidence  # noqa: F401  (add their pages to the router)
+from api.console import archive, bundles, evidence  # noqa: F401  (add their pages to the router)
 from api.console.pages import HERE, router
 from api.console.rows import RowCache
 

@@ -1,0 +1,224 @@
+"""The console's archivist pages: projects by date range and trade type, with their files
+and until when each file is locked.
+
+``/archive`` lists the projects the signed-in token may see (:func:`list_projects`, the
+same bounded, paged search as ``/projects``, scope applied through
+:func:`ledger.access.authorize`), each with its event count, phase and the first
+:data:`FILES_SHOWN` evidence files it cites; ``/archive/projects/{project}`` pages through
+all of one project's files. Each file shows its media type, size, the date its lock ends
+(the COMPLIANCE retain-until date in MinIO, or the retention the service enforces on the
+local store, both recorded in the database's ``objects`` table) and whether a legal hold
+is on, and links to its evidence page (``/objects/{sha256}``), where holds are placed and
+lifted with a reason.
+
+Which files a project shows is the object read rule of :func:`ledger.access.object_allowed_in`:
+a sealed bid file before the opening and a confidential file (a complaint's letter) to
+anyone but its readers are left out, as if the project did not cite them. These pages
+show what the object store records of a file, not its bytes nor its record, so they are
+not recorded as reads (``evidence_accessed``); opening a file, its record or a bundle is.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from api.console.listing import MAX_PAGE, PAGE, ProjectFilter, ProjectPage, list_projects
+from api.console.pages import _DATE_RE, _int_param, _project_code, reader, render, router
+from api.console.views import beijing, size_text
+from api.routes.objects import original_name, storage_errors
+from ledger.access import Principal, authorize_project, project_objects_visible
+from ledger.catalogue import PHASES
+from ledger.http import ApiError
+from ledger.service import Ledger
+from storage.service import EvidenceStore
+
+#: Files shown under each project of the list; the project's own page shows them all.
+FILES_SHOWN = 5
+#: Files on one page of a project's own file list.
+FILES_PAGE = 100
+#: Projects in one export job.
+MAX_EXPORT_PROJECTS = 100
+_SHA = re.compile(r"[0-9a-f]{0,64}")
+
+
+@dataclass(frozen=True)
+class FileView:
+    """One evidence file as the archive pages show it."""
+
+    sha256: str
+    name: str
+    media_type: str
+    size: str
+    locked_until: str  # Beijing time, or "" when the store records no retention
+    legal_hold: bool
+
+
+@dataclass(frozen=True)
+class FilePage:
+    files: list[FileView]
+    next_after: str | None
+
+
+def project_files(
+    lg: Ledger, objects: EvidenceStore, p: Principal, project: str, after: str, limit: int
+) -> FilePage:
+    """A page of the files ``project`` cites that ``p`` may read, with their locks."""
+    stored = lg.project_trade_type(project)
+    cites, nxt = project_objects_visible(lg, p, project, stored, after, limit)
+    with storage_errors():
+        infos = objects.infos(list(cites))
+    files = []
+    for sha, cite in cites.items():
+        info = infos.get(sha)
+        if info is None:  # cited but not (or no longer) recorded by the store
+            continue
+        # The name the project's first citing record gives it, as on the evidence page.
+        name = original_name(lg, cite, sha)
+        files.append(
+            FileView(
+                sha,
+                name or "",
+                info.media_type,
+                size_text(info.size),
+                beijing(info.retain_until) if info.retain_until else "",
+                info.legal_hold,
+            )
+        )
+    return FilePage(files, nxt)
+
+
+def _objects(request: Request) -> EvidenceStore:
+    objects: EvidenceStore = request.app.state.objects
+    return objects
+
+
+@dataclass(frozen=True)
+class ArchiveRow:
+    project: str
+    trade_type: str
+    registered: str
+    latest_type: str
+    phase: str
+    events: int
+    files: FilePage
+
+
+def archive_rows(
+    lg: Ledger, objects: EvidenceStore, p: Principal, page: ProjectPage
+) -> list[ArchiveRow]:
+    return [
+        ArchiveRow(
+            r.project,
+            r.trade_type,
+            r.registered,
+            r.latest_type,
+            r.phase,
+            r.events,
+            project_files(lg, objects, p, r.project, "", FILES_SHOWN),
+        )
+        for r in page.rows
+    ]
+
+
+def _archive_filter(request: Request, ledger: Ledger) -> tuple[ProjectFilter, str, int]:
+    q = request.query_params
+    trade_type = q.get("trade_type", "")
+    if trade_type and trade_type not in ledger.catalogue.trade_types:
+        raise ApiError(422, "invalid_parameter", "trade_type: unknown trade type", "trade_type")
+    dates = {}
+    for name in ("from", "to"):
+        v = q.get(name, "")
+        if v and not _DATE_RE.fullmatch(v):
+            raise ApiError(422, "invalid_parameter", f"{name}: want YYYY-MM-DD", name)
+        dates[name] = v
+    phase = q.get("phase", "")
+    if phase and phase not in PHASES:
+        raise ApiError(422, "invalid_parameter", "phase: unknown phase", "phase")
+    after = q.get("after", "")
+    if not re.fullmatch(r"[A-Za-z0-9-]{0,64}", after):
+        raise ApiError(422, "invalid_parameter", "after: a project code", "after")
+    limit = _int_param(request, "limit", PAGE)
+    if not 1 <= limit <= MAX_PAGE:
+        raise ApiError(422, "invalid_parameter", f"limit: from 1 to {MAX_PAGE}", "limit")
+    return ProjectFilter("", trade_type, dates["from"], dates["to"], phase), after, limit
+
+
+@router.get("/archive")
+async def archive(request: Request) -> Response:
+    """Projects by date range and trade type, with their files and locks."""
+    ctx, redirect = await reader(request)
+    if redirect is not None:
+        return redirect
+    assert ctx.session is not None
+    lg, p = ctx.ledger, ctx.session.principal
+    f, after, limit = _archive_filter(request, lg)
+    page = await run_in_threadpool(list_projects, lg, p, f, after, limit)
+    rows = await run_in_threadpool(archive_rows, lg, _objects(request), p, page)
+    base = {
+        k: v
+        for k, v in (
+            ("from", f.date_from),
+            ("to", f.date_to),
+            ("trade_type", f.trade_type),
+            ("phase", f.phase),
+            ("limit", str(limit) if limit != PAGE else ""),
+        )
+        if v
+    }
+    return render(
+        ctx,
+        "archive.html",
+        rows=rows,
+        page=page,
+        f=f,
+        trade_types=lg.catalogue.trade_types,
+        phases=[x for x in PHASES if x != "access"],
+        catalogue=lg.catalogue,
+        files_shown=FILES_SHOWN,
+        next_url=(
+            "/archive?" + urllib.parse.urlencode({**base, "after": page.next_after})
+            if page.next_after
+            else None
+        ),
+        first_url=("/archive?" + urllib.parse.urlencode(base)) if after else None,
+        **export_values(request),
+    )
+
+
+def export_values(request: Request) -> dict[str, Any]:
+    """What the page's export form needs."""
+    return {"max_export": MAX_EXPORT_PROJECTS}
+
+
+@router.get("/archive/projects/{project}")
+async def archive_project(request: Request, project: str) -> Response:
+    """All the files of one project, a page at a time, with their locks."""
+    ctx, redirect = await reader(request)
+    if redirect is not None:
+        return redirect
+    assert ctx.session is not None
+    lg, p = ctx.ledger, ctx.session.principal
+    project = _project_code(project)
+    await run_in_threadpool(authorize_project, lg, p, project, "no such project")
+    after = request.query_params.get("after", "")
+    if not _SHA.fullmatch(after):
+        raise ApiError(422, "invalid_parameter", "after: a SHA-256 in hex", "after")
+    files = await run_in_threadpool(
+        project_files, lg, _objects(request), p, project, after, FILES_PAGE
+    )
+    return render(
+        ctx,
+        "archive_project.html",
+        project=project,
+        files=files,
+        next_url=(
+            f"/archive/projects/{project}?after={files.next_after}" if files.next_after else None
+        ),
+    )
