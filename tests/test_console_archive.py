@@ -11,10 +11,16 @@ date MinIO itself holds.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -323,8 +329,105 @@ def test_the_archive_pages_are_keyboard_navigable_and_labelled(
     # The first stop skips to the content; the form's controls and every project's
     # checkbox come in the page's order, each drawn with a visible focus ring.
     assert reached[0].endswith("#main")
-    want = ["from", "to", "trade_type", "phase", "search", "with-files", "export"]
+    want = ["from", "to", "trade_type", "phase", "search", "with-files", "pick-all", "export"]
     want += [f"pick-{p}" for p in sorted(SCOPE)]
     order = [x for x in reached if x in want]
     assert order == want, reached
     assert no_ring == [], no_ring
+
+
+def run_verifier(bundle: Path, trust: Path) -> tuple[int, dict[str, Any]]:
+    """``python -m verifier`` on one bundle, as a reviewer runs it offline."""
+    out = subprocess.run(
+        [sys.executable, "-m", "verifier", str(bundle), "--trust", str(trust), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return out.returncode, json.loads(out.stdout)
+
+
+def test_many_projects_export_as_one_job_with_progress_to_one_download_that_verifies(
+    site: Archive,
+    browser: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, site, "archivist")
+    browser.get(site.url + "/archive")
+    picked = [TENDER, LAND, MINING]
+    for project in picked:
+        browser.find_element(By.ID, f"pick-{project}").click()
+    browser.find_element(By.ID, "export").click()
+    wait_for(lambda: "/bundles/jobs/" in browser.current_url, "the job page")
+    assert browser.find_element(By.ID, "job-projects").text == "、".join(picked)
+    wait_for(lambda: browser.find_element(By.ID, "download").is_displayed(), "the job to be done")
+    bar = browser.find_element(By.ID, "job-progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max")
+    save_screenshot(browser, "console-archive-export.png")
+    reads_before = {p: len(site.lg.project_records(p + "~access", -1, 1000)) for p in picked}
+    browser.execute_cdp_cmd(
+        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path / "dl")}
+    )
+    browser.find_element(By.ID, "download").click()
+    dl = tmp_path / "dl"
+
+    def done() -> list[Path]:
+        got = [f for f in dl.glob("*.zip")] if dl.is_dir() else []
+        return got if got and not list(dl.glob("*.crdownload")) else []
+
+    (zipped,) = wait_for(done, "the download")
+    # The download is recorded once per project, as the API's bundle download is.
+    for project in picked:
+        after = len(site.lg.project_records(project + "~access", -1, 1000))
+        assert after == reads_before[project] + 1
+    # One zip, one bundle per project; each passes the offline verifier on its own.
+    trust = tmp_path / "trust.txt"
+    trust.write_text(f"log {site.lg.signer.verifier.vkey}\n")
+    inner = tmp_path / "inner"
+    with zipfile.ZipFile(zipped) as z:
+        index = json.loads(z.read("export.json"))
+        assert [b["project"] for b in index["bundles"]] == picked
+        z.extractall(inner)
+    for b in index["bundles"]:
+        path = inner / b["file"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == b["sha256"]
+        code, report = run_verifier(path, trust)
+        assert code == 0, (b["project"], report)
+        assert report["project"] == b["project"]
+
+
+def test_an_out_of_scope_project_cannot_be_added_to_a_job(site: Archive) -> None:
+    """The archive's export form posts to the Bundles pages' job: a project outside the
+    token's scope (or sealed) is refused there, and no job is made."""
+    with httpx.Client(base_url=site.url, timeout=30, follow_redirects=False) as c:
+        page = c.get("/sign-in")
+        form_csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert form_csrf
+        r = c.post(
+            "/sign-in",
+            data={
+                "csrf": form_csrf.group(1),
+                "token": site.tokens["archivist"],
+                "next": "/archive",
+            },
+        )
+        assert r.status_code == 303
+        archive = c.get("/archive")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', archive.text)
+        assert csrf and OUT not in archive.text
+        jobs_before = c.get("/bundles").text.count("/bundles/jobs/")
+        for refused in ([LAND, OUT], [OUT]):
+            r = c.post(
+                "/bundles/export",
+                data={"csrf": csrf.group(1), "project": refused, "files": "1"},
+            )
+            assert r.status_code == 404, r.text
+            assert OUT in r.text or "不在您的令牌范围" in r.text
+        # The same answer as for a project that does not exist at all.
+        r = c.post("/bundles/export", data={"csrf": csrf.group(1), "project": ["L399"]})
+        assert r.status_code == 404
+        assert c.get(f"/archive/projects/{OUT}").status_code == 404
+        assert c.get("/bundles").text.count("/bundles/jobs/") == jobs_before

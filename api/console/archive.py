@@ -4,7 +4,9 @@ and until when each file is locked.
 ``/archive`` lists the projects the signed-in token may see (:func:`list_projects`, the
 same bounded, paged search as ``/projects``, scope applied through
 :func:`ledger.access.authorize`), each with its event count, phase and the first
-:data:`FILES_SHOWN` evidence files it cites; ``/archive/projects/{project}`` pages through
+:data:`FILES_SHOWN` evidence files it cites, and a checkbox: the ticked projects go to one
+export job of the Bundles pages (``POST /bundles/export``), whose page shows its progress
+and offers one download; ``/archive/projects/{project}`` pages through
 all of one project's files. Each file shows its media type, size, the date its lock ends
 (the COMPLIANCE retain-until date in MinIO, or the retention the service enforces on the
 local store, both recorded in the database's ``objects`` table) and whether a legal hold
@@ -29,6 +31,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from api.console.bundles import jobs_of_app
 from api.console.listing import MAX_PAGE, PAGE, ProjectFilter, ProjectPage, list_projects
 from api.console.pages import _DATE_RE, _int_param, _project_code, reader, render, router
 from api.console.views import beijing, size_text
@@ -43,8 +46,6 @@ from storage.service import EvidenceStore
 FILES_SHOWN = 5
 #: Files on one page of a project's own file list.
 FILES_PAGE = 100
-#: Projects in one export job.
-MAX_EXPORT_PROJECTS = 100
 _SHA = re.compile(r"[0-9a-f]{0,64}")
 
 
@@ -193,8 +194,11 @@ async def archive(request: Request) -> Response:
 
 
 def export_values(request: Request) -> dict[str, Any]:
-    """What the page's export form needs."""
-    return {"max_export": MAX_EXPORT_PROJECTS}
+    """What the page's export form needs: it posts the ticked projects (``project``, one
+    field each) to the Bundles pages' ``/bundles/export``, which makes them one export job
+    (:class:`api.bundle_jobs.ExportJobs`, the one implementation), checked project by
+    project as the API's bundle route checks them (out of scope: 404)."""
+    return {"max_export": jobs_of_app(request).limits.max_projects}
 
 
 @router.get("/archive/projects/{project}")

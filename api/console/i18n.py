@@ -457,7 +457,7 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     ),
     "archive.with_files": ("包含附件文件", "Include the attachments' files"),
     "archive.export_submit": ("开始导出", "Start the export"),
-    "archive.none_picked": ("请至少勾选一个项目。", "Tick at least one project."),
+    "archive.pick_all": ("全选本页项目", "Tick every project on this page"),
     "yes": ("是", "yes"),
     "no": ("否", "no"),
 }
