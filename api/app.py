@@ -20,6 +20,7 @@ from api.alerting import AlertService, AlertSettings
 from api.auth import AUTH_FAILURES_PER_SECOND, RateLimiter, TokenCheck
 from api.console.install import install_console
 from api.errors import ERROR_RESPONSES, install_error_handlers
+from api.health import install_health
 from api.limits import ServeLimits, StreamSlots
 from api.read_sessions import ReadSessions
 from api.routes import alerts as alerts_routes
@@ -155,5 +156,8 @@ def create_app(
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    # For load balancers: database, object store and sequencer (issue 16).
+    install_health(app, ledger, app.state.objects)
 
     return app

@@ -35,6 +35,7 @@ from ledger.posters import (
 )
 from ledger.sequencer import (
     IdempotencyConflict,
+    LogBehind,
     OutOfOrder,
     PosterKeyChanged,
     SequencerBusy,
@@ -165,6 +166,8 @@ def unit_refused(e: UnitRefused) -> ApiError:
     cause, field = e.cause, e.field
     if isinstance(cause, SequencerBusy):
         return ApiError(503, "busy", str(cause), headers={"Retry-After": "1"})
+    if isinstance(cause, LogBehind):
+        return ApiError(503, "behind", str(cause), headers={"Retry-After": "30"})
     if isinstance(cause, IdempotencyConflict):
         return ApiError(409, "idempotency_conflict", str(cause), field)
     if isinstance(cause, PosterKeyChanged):

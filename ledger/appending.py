@@ -25,6 +25,7 @@ from ledger.records import EventSubmission, InvalidEvent, validate_event
 from ledger.sequencer import (
     Appended,
     IdempotencyConflict,
+    LogBehind,
     OutOfOrder,
     PosterKeyChanged,
     SequencerBusy,
@@ -113,7 +114,7 @@ async def append_events(
         events = await resolve_attachments(events, prefixes(len(events), batch=batch))
     try:
         return await lg.commit(events, p.token_id, dry=dry)
-    except SequencerBusy as e:
+    except (SequencerBusy, LogBehind) as e:
         raise UnitRefused(e, None) from None
     except (IdempotencyConflict, PosterKeyChanged) as e:
         # Named by position even for a single event, as the API always has.

@@ -152,6 +152,24 @@ class SequencerBusy(RuntimeError, LedgerError):
     """The append queue is full; the caller should retry later."""
 
 
+class LogBehind(RuntimeError, LedgerError):
+    """The database is behind a checkpoint this log already signed: appending now would
+    sign a second history (issue 16). HTTP 503 ``behind``; nothing is committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    """A size the database must reach before this node appends again, and why.
+
+    ``root`` is known when the size is a checkpoint this node signed (its data dir's
+    mark): reached, the tree at that size must have it, or the log forked.
+    """
+
+    size: int
+    root: bytes | None
+    reason: str
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     """What the ledger added to a posted event to make its record (see the receipt)."""
@@ -345,6 +363,8 @@ class Sequencer:
         self._frontier: merkle.CompactRange | None = None
         self._high_water: HighWaterWriter | None = None
         self.batches = 0
+        #: While set, no batch is committed: the database is behind it (see :meth:`hold`).
+        self.floor: Floor | None = None
 
     def _seal_salt(self, n: int) -> bytes:
         """The salt of one sealed part (``n`` = 32), from a pool of the OS's CSPRNG."""
@@ -363,6 +383,22 @@ class Sequencer:
             # After the last batch: a log closed cleanly leaves the mark at its head.
             self._high_water.close(timeout)
             self._high_water = None
+
+    def hold(self, size: int, root: bytes | None, reason: str) -> None:
+        """Append nothing until the database holds a tree of ``size`` (with ``root``, when
+        given): it is behind a checkpoint that was signed or cosigned (``reason``).
+
+        Checked by each batch against the head it reads anyway, so it costs nothing per
+        event, and lifts by itself once the database has caught up (a lagging replica).
+        """
+        with self._lock:
+            if self.floor is None or size > self.floor.size:
+                self.floor = Floor(size, root, reason)
+
+    def behind(self) -> str | None:
+        """Why appends are refused now, or None."""
+        f = self.floor
+        return None if f is None else f.reason
 
     def submit(
         self, events: list[EventSubmission], poster: str, *, dry: bool = False
@@ -387,10 +423,15 @@ class Sequencer:
         try:
             results, committed = self._commit(units)
         except Exception as e:  # the whole batch failed: nothing was committed
-            log.exception("append batch failed")
+            if isinstance(e, LogBehind):
+                log.warning("append refused: %s", e)
+            else:
+                log.exception("append batch failed")
             self._frontier = None  # reload from the database on the next batch
             self._tails.clear()
-            err: Exception = e if isinstance(e, StoreError) else StoreError(f"append failed: {e}")
+            err: Exception = (
+                e if isinstance(e, (StoreError, LogBehind)) else StoreError(f"append failed: {e}")
+            )
             for u in units:
                 if not u.future.done():
                     u.future.set_exception(err)
@@ -441,6 +482,8 @@ class Sequencer:
         head = self.store.head(conn)
         size0 = head.size if head else 0
         root0 = head.root if head else merkle.EMPTY_ROOT
+        if self.floor is not None:
+            self._check_floor(size0)
         frontier = self._frontier
         if frontier is None or frontier.size != size0:
             # First batch, a failed batch, or another writer appended: trust only the store.
@@ -598,6 +641,26 @@ class Sequencer:
         # extends, so no two nodes ever sign two trees of one size (issue 16).
         self.store.advance_high_water(conn, size0, size1, root1)
         return results, (frontier, tiles, tails, checkpoint, size0)
+
+    def _check_floor(self, size0: int) -> None:
+        """Refuse the batch while the database (head ``size0``) is behind the floor."""
+        f = self.floor
+        assert f is not None
+        if size0 < f.size:
+            raise LogBehind(
+                f"this node refuses to append: its database holds {size0} entries, but "
+                f"{f.reason}. Signing now would fork the log; restore the newest backup or "
+                "let the database catch up (docs/operations.md, restore without a fork)"
+            )
+        if f.root is not None and self.reader.root(f.size) != f.root:
+            raise LogBehind(
+                f"this node refuses to append: the database's tree at size {f.size} differs "
+                f"from the checkpoint it signed ({f.reason}); run jianzheng audit"
+            )
+        with self._lock:
+            if self.floor is f:
+                self.floor = None
+        log.info("the database holds size %d (%s): appending", f.size, f.reason)
 
     def _chains(self, units: list[_Unit]) -> set[str]:
         """The chains the units' events join or look up: each event's project (an access

@@ -19,7 +19,13 @@ from ledger.catalogue import Catalogue, load_catalogue
 from ledger.checkpoints import SignedCheckpoint
 from ledger.clock import Clock, SystemClock
 from ledger.errors import LedgerError
-from ledger.keys import LogKeyError, load_log_key_file, load_or_create_log_key, read_high_water
+from ledger.keys import (
+    HIGH_WATER_FILE,
+    LogKeyError,
+    load_log_key_file,
+    load_or_create_log_key,
+    read_high_water,
+)
 from ledger.records import SEALED_SUFFIX, EventSubmission
 from ledger.sequencer import Appended, Sequencer
 from ledger.store import Citation, Store, StoreError, make_engine, migrate
@@ -146,6 +152,11 @@ class Ledger:
         ledger.sequencer.start()
         return ledger
 
+    def behind(self) -> str | None:
+        """Why this node refuses to append now (its database is behind a checkpoint signed
+        or cosigned), or None (issue 16)."""
+        return self.sequencer.behind()
+
     def close(self) -> None:
         self.sequencer.stop()
         self.store.engine.dispose()
@@ -182,13 +193,19 @@ class Ledger:
         return head
 
     def _check_local_mark(self, have_size: int, size: int, root: bytes) -> None:
-        """The database against the newest checkpoint this node signed (its data dir)."""
+        """The database against the newest checkpoint this node signed (its data dir).
+
+        Behind it (a restored backup, a replica that lags), the node starts but appends
+        nothing until the database holds that tree (:meth:`Sequencer.hold`); another tree
+        at that size is a fork, and refused at once."""
         if have_size < size:
-            raise LogKeyError(
-                f"the database holds {have_size} entries but this log already signed a "
-                f"checkpoint of size {size}: it was rolled back or replaced. Restore it; "
-                "signing now would fork the log"
+            reason = (
+                f"this node already signed a checkpoint of size {size} "
+                f"({self.data_dir / HIGH_WATER_FILE}): the database was rolled back or replaced"
             )
+            log.error("%s; appends are refused until it holds size %d", reason, size)
+            self.sequencer.hold(size, root, reason)
+            return
         if self.reader.root(size) != root:
             raise LogKeyError(
                 f"the database's tree at size {size} differs from the checkpoint this log "

@@ -419,7 +419,13 @@ class Witnessing:
         for _ in range(3):
             old = wk.known_size
             if old > t.size:
-                return True  # the witness already holds a newer checkpoint of ours
+                # The witness already holds a newer checkpoint of ours. If the database
+                # does not (a restored backup), appending would fork the log: the
+                # sequencer refuses until it does (a no-op when it already does).
+                self.ledger.sequencer.hold(
+                    old, None, f"the witness {name} has cosigned a checkpoint of size {old}"
+                )
+                return True
             proof: list[bytes] = []
             if 0 < old < t.size:
                 try:
@@ -430,6 +436,9 @@ class Witnessing:
                     wk.last_error = f"witness holds size {old}, beyond this log"
                     wk.problem = wk.last_error
                     log.error("witness %s reports size %d, larger than the log", name, old)
+                    self.ledger.sequencer.hold(
+                        old, None, f"the witness {name} has cosigned a checkpoint of size {old}"
+                    )
                     return False
             body = AddCheckpointRequest(old, tuple(proof), t.checkpoint.note).to_text().encode()
             try:
