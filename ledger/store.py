@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,7 +32,7 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from ledger.checkpoints import SignedCheckpoint
 from ledger.errors import LedgerError
@@ -140,9 +141,39 @@ class StoreError(RuntimeError, LedgerError):
     """The database is unreachable, inconsistent, or refuses an operation."""
 
 
+#: A PostgreSQL URL whose host part lists several hosts, as libpq writes it.
+_MULTI_HOST = re.compile(
+    r"(?P<scheme>postgresql(?:\+\w+)?://)(?:(?P<auth>[^@/?]*)@)?"
+    r"(?P<hosts>[^/?]*,[^/?]*)(?P<rest>[/?].*)?",
+    re.DOTALL,
+)
+
+
+def engine_url(url: str) -> URL:
+    """``url`` as SQLAlchemy reads it; a libpq multi-host URL is accepted as well.
+
+    libpq (and so every PostgreSQL operator) writes several servers as
+    ``postgresql://user@h1:5432,h2:5432/db?target_session_attrs=read-write``, which
+    SQLAlchemy's parser refuses; its psycopg dialect takes the same list as repeated
+    ``host=h:p`` query parameters, so the host list is moved there. libpq then tries the
+    hosts in order and keeps the first that accepts writes (failover, issue 16).
+    """
+    m = _MULTI_HOST.fullmatch(url)
+    if m is None:
+        return make_url(url)
+    hosts = [h.strip() for h in m["hosts"].split(",")]
+    if any(not h for h in hosts):
+        raise StoreError(f"empty host in the database URL's host list {m['hosts']!r}")
+    rest = m["rest"] or "/"
+    path, _, query = rest.partition("?")
+    auth = f"{m['auth']}@" if m["auth"] is not None else ""
+    base = make_url(f"{m['scheme']}{auth}{path or '/'}" + (f"?{query}" if query else ""))
+    return base.update_query_pairs([("host", h) for h in hosts], append=True)
+
+
 def make_engine(url: str) -> Engine:
     """An engine with the durability settings the ledger relies on."""
-    u = make_url(url)
+    u = engine_url(url)
     if u.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -163,7 +194,9 @@ def make_engine(url: str) -> Engine:
 
         return engine
     if u.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_timeout=30)
+        # pool_pre_ping: after a failover every pooled connection is dead; each is
+        # replaced on checkout instead of failing one request.
+        return create_engine(u, pool_size=8, max_overflow=8, pool_pre_ping=True, pool_timeout=30)
     raise StoreError(f"unsupported database {u.get_backend_name()!r}: use sqlite or postgresql")
 
 
