@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -145,6 +146,20 @@ def install_error_handlers(app: FastAPI) -> None:
                 503,
                 "store_unavailable",
                 f"the ledger store is unavailable: {e}",
+                headers={"Retry-After": "1"},
+            )
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _db_gone(_: Request, e: OperationalError) -> JSONResponse:
+        # The database went away or turned read-only (a failover under way): the client
+        # retries, with its idempotency key, rather than see an internal error.
+        log.error("database unavailable: %s", e.__class__.__name__)
+        return error_response(
+            ApiError(
+                503,
+                "store_unavailable",
+                "the ledger store is unavailable: the database does not answer",
                 headers={"Retry-After": "1"},
             )
         )

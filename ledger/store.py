@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 
 from ledger.checkpoints import SignedCheckpoint
 from ledger.errors import LedgerError
@@ -308,16 +309,22 @@ class Store:
         one consistent snapshot by itself, and a :meth:`reader` transaction around it
         (pool checkout through SQLAlchemy, BEGIN, ROLLBACK) cost four times the query.
         """
-        raw = self.engine.raw_connection()
+        # The driver's own errors come through unwrapped here; a lost or read-only
+        # server (a failover under way) is the store being unavailable (503), not a bug.
+        unavailable = (OperationalError, self.engine.dialect.loaded_dbapi.OperationalError)
         try:
-            cur = raw.cursor()
+            raw = self.engine.raw_connection()
             try:
-                cur.execute(_driver_sql(self.engine, sql), params)
-                return [tuple(r) for r in cur.fetchall()]
+                cur = raw.cursor()
+                try:
+                    cur.execute(_driver_sql(self.engine, sql), params)
+                    return [tuple(r) for r in cur.fetchall()]
+                finally:
+                    cur.close()
             finally:
-                cur.close()
-        finally:
-            raw.close()
+                raw.close()
+        except unavailable as e:
+            raise StoreError(f"the database is unavailable: {e.__class__.__name__}") from e
 
     # --- metadata --------------------------------------------------------------------
     def get_meta(self, conn: Connection, key: str) -> str | None:
