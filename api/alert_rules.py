@@ -12,14 +12,16 @@
 * ``unusual_access``: one token whose ``evidence_accessed`` records name more than
   ``access_threshold`` projects within ``access_window`` seconds (log-wide);
 
-and, every few seconds, ``witness_lag`` / ``quorum_lost`` (the newest checkpoint still
-short of its witnesses' quorum after ``witness_lag`` seconds) and ``monitor_alarm`` (a
-``jianzheng monitor``'s alarms in ``--monitor-state``). ``sealed_read_attempt`` is raised
-by the request that was refused (:func:`api.alerting.AlertService.raise_soon`).
+and, every few seconds, ``witness_lag`` / ``quorum_lost`` / ``witness_recovered`` (an
+episode of witness lag: one alert when it starts, one when it ends) and ``monitor_alarm``
+(each finding of a ``jianzheng monitor`` in ``--monitor-state``, once).
+``sealed_read_attempt`` is raised by the request that was refused
+(:func:`api.alerting.AlertService.raise_soon`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -29,11 +31,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import insert, select
+
 from api.console.status import read_monitor_state
 from api.routes.log import log_info
 from ledger.access import StillSealed
 from ledger.alerts import Alert
 from ledger.indicators import IndicatorsUnavailable, TooManyRecords, project_indicators
+from ledger.models import AlertStateRow
 from ledger.records import ACCESS_EVENT, ACCESS_SUFFIX
 from ledger.sealing import is_sealed_type, redact
 from ledger.service import Ledger
@@ -48,8 +53,10 @@ log = logging.getLogger("jianzheng.alerts")
 RULE_RECORDS = 20_000
 #: Tokens whose recent reads are remembered (least recently reading forgotten first).
 TOKENS_KEPT = 10_000
-#: Seconds between two looks at witnessing and the monitor.
+#: Seconds between two looks at witnessing and the monitor, at most.
 PERIODIC = 5.0
+#: Unwitnessed log sizes remembered with the time they were first seen (the lag's clock).
+SIZES_KEPT = 1000
 
 
 class DetectionSettings(Protocol):
@@ -81,7 +88,11 @@ class Detector:
         self.witnessing = witnessing
         self.monitor_state = monitor_state
         self._cosigned: dict[str, tuple[int, float]] = {}
-        self._behind_since: tuple[int, float] | None = None
+        #: (size, when first seen) of log sizes not yet witnessed, oldest first.
+        self._sizes: deque[tuple[int, float]] = deque()
+        #: The lag episode under way: (witnessed size at its start, since when, whether
+        #: quorum_lost was raised in it); None when witnessing keeps up.
+        self._episode: tuple[int, float, bool] | None = None
         self._reads: OrderedDict[str, deque[tuple[float, str]]] = OrderedDict()
         self._last_periodic = 0.0
 
@@ -224,15 +235,23 @@ class Detector:
     # --- witnessing and the monitor ----------------------------------------------------------
     def periodic(self) -> None:
         now = time.monotonic()
-        if now - self._last_periodic < PERIODIC:
+        # Often enough to see a lag of the threshold's length in time.
+        if now - self._last_periodic < min(PERIODIC, max(0.25, self.settings.witness_lag / 4)):
             return
         self._last_periodic = now
         self.record(self._witnessing() + self._monitor())
 
     def _witnessing(self) -> list[Alert]:
-        """Witness lag: the log has grown past its witnessed size for ``witness_lag``
-        seconds. Quorum lost: moreover fewer witnesses than the quorum cosigned anything
-        new within that time."""
+        """One alert per episode of witness lag, and its end.
+
+        Lag is the age of the oldest entry no quorum has cosigned yet: the time since the
+        detector first saw the log at a size above ``witnessed_size`` (sizes are noted as
+        seen, :data:`SIZES_KEPT` at most). When it reaches ``witness_lag`` seconds,
+        ``witness_lag`` is raised, once; if moreover fewer witnesses than the quorum are
+        live (reachable and cosigned something within ``witness_lag``, or caught up),
+        ``quorum_lost``, once. Nothing more while it lasts; when the lag is down to half
+        the threshold again, ``witness_recovered`` says so (the half keeps a lag hovering
+        at the threshold from alerting on every round)."""
         w = self.witnessing
         if w is None:
             return []
@@ -241,59 +260,111 @@ class Detector:
         size = int(info["size"])
         witnessed = int(info.get("witnessed_size") or 0)
         now = time.monotonic()
+        live = 0
         for wi in info.get("witnesses") or []:
             name = str(wi.get("name", ""))[:255]
             got = int(wi.get("cosigned_size") or 0)
             if self._cosigned.get(name, (-1, 0.0))[0] != got:
                 self._cosigned[name] = (got, now)
-        if quorum <= 0 or witnessed >= size:
-            self._behind_since = None
+            recent = now - self._cosigned[name][1] < self.settings.witness_lag
+            if wi.get("reachable", True) and (recent or got >= size):
+                live += 1
+        if quorum <= 0:
             return []
-        if self._behind_since is None or self._behind_since[0] != witnessed:
-            self._behind_since = (witnessed, now)
-            return []
-        waited = now - self._behind_since[1]
-        lag = self.settings.witness_lag
-        if waited < lag:
-            return []
-        out = [
-            Alert(
-                "witness_lag",
-                f"witness_lag:{witnessed}",
-                f"the log is at size {size} but its witnesses' quorum ({quorum}) has cosigned "
-                f"only up to {witnessed}, for {int(waited)} s",
-                f"日志已达 {size} 条，但见证法定数（{quorum}）只连署到 {witnessed}，已 "
-                f"{int(waited)} 秒",
-                details={"checkpoint": witnessed, "count": size - witnessed},
-            )
-        ]
-        live = sum(1 for _, at in self._cosigned.values() if now - at < lag)
-        if live < quorum:
+        if not self._sizes or self._sizes[-1][0] < size:
+            if len(self._sizes) < SIZES_KEPT:
+                self._sizes.append((size, now))
+        while self._sizes and self._sizes[0][0] <= witnessed:
+            self._sizes.popleft()
+        lag = now - self._sizes[0][1] if witnessed < size and self._sizes else 0.0
+        threshold = self.settings.witness_lag
+        out: list[Alert] = []
+        if self._episode is None:
+            if lag < threshold:
+                return []
+            self._episode = (witnessed, now - lag, False)
             out.append(
                 Alert(
-                    "quorum_lost",
-                    f"quorum_lost:{witnessed}",
-                    f"only {live} witnesses cosigned within {int(lag)} s; the quorum is {quorum}",
-                    f"{int(lag)} 秒内仅 {live} 个见证者连署；法定数为 {quorum}",
-                    details={"count": live, "threshold": quorum, "window_seconds": int(lag)},
+                    "witness_lag",
+                    f"witness_lag:{witnessed}:{size}",
+                    f"the log is at size {size} but its witnesses' quorum ({quorum}) has "
+                    f"cosigned only up to {witnessed}, for {int(lag)} s "
+                    f"(threshold {int(threshold)} s)",
+                    f"日志已达 {size} 条，但见证法定数（{quorum}）只连署到 {witnessed}，"
+                    f"已 {int(lag)} 秒（阈值 {int(threshold)} 秒）",
+                    details={
+                        "checkpoint": witnessed,
+                        "count": size - witnessed,
+                        "window_seconds": int(threshold),
+                    },
                 )
             )
+        since_witnessed, since, quorum_told = self._episode
+        if lag >= threshold / 2:
+            if live < quorum and not quorum_told:
+                self._episode = (since_witnessed, since, True)
+                out.append(
+                    Alert(
+                        "quorum_lost",
+                        f"quorum_lost:{since_witnessed}:{size}",
+                        f"only {live} of {len(self._cosigned)} witnesses are reachable and "
+                        f"cosigned within {int(threshold)} s; the quorum is {quorum}",
+                        f"{int(threshold)} 秒内仅 {live} 个（共 {len(self._cosigned)} 个）"
+                        f"见证者可达并连署；法定数为 {quorum}",
+                        details={
+                            "count": live,
+                            "threshold": quorum,
+                            "window_seconds": int(threshold),
+                        },
+                    )
+                )
+            return out
+        self._episode = None
+        lasted = int(now - since)
+        out.append(
+            Alert(
+                "witness_recovered",
+                f"witness_recovered:{since_witnessed}:{witnessed}",
+                f"witnessing caught up: the quorum ({quorum}) cosigned up to {witnessed} "
+                f"(of {size}), after lagging from {since_witnessed} for {lasted} s",
+                f"见证已恢复：法定数（{quorum}）已连署到 {witnessed}（共 {size} 条），"
+                f"此前自 {since_witnessed} 起滞后 {lasted} 秒",
+                details={"checkpoint": witnessed, "count": size - witnessed},
+            )
+        )
         return out
 
     def _monitor(self) -> list[Alert]:
-        """Each finding a ``jianzheng monitor`` of this log left in ``--monitor-state``."""
+        """Each finding a ``jianzheng monitor`` of this log left in ``--monitor-state``,
+        once ever: a finding raised is marked in ``alert_state`` (its evidence file stays,
+        and must not alert again on every round or after a restart)."""
         if self.monitor_state is None:
             return []
         _, alarms = read_monitor_state(self.monitor_state, self.lg.info().verifier_key)
-        return [
-            Alert(
-                "monitor_alarm",
-                f"monitor_alarm:{a['file']}:{a['kind']}",
-                f"monitor alarm ({a['kind']}, {a['file']}): {a['message']}",
-                f"监测告警（{a['kind']}，{a['file']}）：{a['message']}",
+        for a in alarms:
+            key = f"monitor_alarm:{a['file']}:{a['kind']}"
+            mark = "monitor:" + hashlib.sha256(key.encode()).hexdigest()[:48]
+            with self.lg.store.reader() as conn:
+                seen = conn.execute(
+                    select(AlertStateRow.name).where(AlertStateRow.name == mark)
+                ).first()
+            if seen is not None:
+                continue
+            self.record(
+                [
+                    Alert(
+                        "monitor_alarm",
+                        key,
+                        f"monitor alarm ({a['kind']}, {a['file']}): {a['message']}",
+                        f"监测告警（{a['kind']}，{a['file']}）：{a['message']}",
+                    )
+                ]
             )
-            for a in alarms
-        ]
+            with self.lg.store.writer() as conn:
+                conn.execute(
+                    insert(AlertStateRow).values(name=mark, value=0, owner=None, lease_until=0.0)
+                )
+        return []
 
 
 def _late(project: str, r: dict[str, Any]) -> Alert:

@@ -58,6 +58,7 @@ KINDS = (
     "collusion_indicator",
     "witness_lag",
     "quorum_lost",
+    "witness_recovered",
     "monitor_alarm",
     "sealed_read_attempt",
     "unusual_access",

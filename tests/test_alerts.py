@@ -572,6 +572,20 @@ def test_a_monitor_alarm_alerts_log_wide(tmp_path: Path) -> None:
             assert a["subject"] is None and a["trade_type"] == "log"
             assert "not consistent" in a["message"]
             assert monitor_alerts(land) == []
+        # A restart reads the same evidence file again: it does not alert again. (A new
+        # finding shows that the restarted service did look at the directory.)
+        srv.stop()
+        app = create_app(lg, rate_limit=0, alerts=SETTINGS, monitor_state=state)
+        srv = LiveServer(app, lifespan="on", log_level="error")
+        (state / "evidence-0002.json").write_text(
+            json.dumps({**doc, "findings": [{"kind": "rollback", "message": "size went back"}]})
+        )
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            wait_for(lambda: len(monitor_alerts(admin)) >= 2)
+            assert [x["message"] for x in monitor_alerts(admin)] == [
+                a["message"],
+                "monitor alarm (rollback, evidence-0002.json): size went back",
+            ]
     finally:
         srv.stop()
         lg.close()
