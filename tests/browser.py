@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,8 +84,24 @@ def screenshot_dir() -> Path:
     return out
 
 
-def save_screenshot(driver: object, name: str) -> Path:
-    """Save the browser's current page as ``<screenshot_dir()>/<name>``."""
+#: The viewport of saved screenshots (small enough for the README and the repository).
+SHOT_WIDTH, SHOT_HEIGHT = 1280, 800
+
+
+def save_screenshot(driver: object, name: str, show: str | None = None) -> Path:
+    """Save the browser's current page, as a ``SHOT_WIDTH`` x ``SHOT_HEIGHT`` viewport
+    shows it, as ``<screenshot_dir()>/<name>``; the test's own window is left as it was.
+    ``show``: a CSS selector of what the picture is about, scrolled into the middle."""
     out = screenshot_dir() / name
-    driver.save_screenshot(str(out))  # type: ignore[attr-defined]
+    d: Any = driver
+    metrics = {"width": SHOT_WIDTH, "height": SHOT_HEIGHT, "deviceScaleFactor": 1, "mobile": False}
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        if show is not None:
+            d.execute_script(
+                "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", show
+            )
+        d.save_screenshot(str(out))
+    finally:
+        d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     return out

@@ -119,9 +119,10 @@ def sign_in(driver: Any, console: Console, who: str) -> None:
     wait_for(lambda: driver.current_url.endswith("/projects"), "the projects page")
 
 
-def shot(driver: Any, name: str) -> None:
-    """Screenshot the page (into docs/screenshots/ when JIANZHENG_SCREENSHOTS=1)."""
-    assert save_screenshot(driver, name).is_file()
+def shot(driver: Any, name: str, show: str | None = None) -> None:
+    """Screenshot the page (into docs/screenshots/ when JIANZHENG_SCREENSHOTS=1), with
+    ``show`` (a CSS selector) in view."""
+    assert save_screenshot(driver, name, show).is_file()
 
 
 def text_of(driver: Any) -> str:
@@ -294,6 +295,27 @@ def test_timeline_and_access_log(console: Console, browser: Any) -> None:  # noq
         assert json.loads(raw)["type"] == "evidence_accessed"
 
 
+def test_indicators_page_after_the_opening(console: Console, browser: Any) -> None:  # noqa: F811
+    """The collusion indicators as a page: the notice that they are no verdict, what was
+    read, and the read recorded as the API records it."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, console, "reviewer")
+    browser.get(console.url + f"/projects/{OPENED}")
+    browser.find_element(By.ID, "indicators-link").click()
+    wait_for(lambda: browser.find_elements(By.ID, "indicators-notice"), "the indicators page")
+    assert not browser.find_elements(By.ID, "indicators-sealed")
+    assert browser.find_elements(By.ID, "indicators") or browser.find_elements(
+        By.ID, "indicators-none"
+    )
+    reads = [
+        json.loads(raw)["payload"]["what"]
+        for _, _, raw in console.lg.project_records(OPENED + "~access", -1, 1000)
+    ]
+    assert "indicators" in reads
+    shot(browser, "console-indicators.png")
+
+
 def test_verify_in_the_browser(console: Console, browser: Any) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
 
@@ -316,7 +338,7 @@ def test_verify_in_the_browser(console: Console, browser: Any) -> None:  # noqa:
 
     good = {"verdict": "ok", "hash": "ok", "signature": "ok", "inclusion": "ok"}
     assert verify() == good
-    shot(browser, "console-event.png")
+    shot(browser, "console-event.png", show="#verify-steps")
 
     def edit(field: str, change: Callable[[dict[str, Any]], None]) -> None:
         box = browser.find_element(By.ID, field)
@@ -353,7 +375,7 @@ def test_verify_in_the_browser(console: Console, browser: Any) -> None:  # noqa:
     assert verify() == {**good, "verdict": "failed", "hash": "failed"}
     step = browser.find_element(By.CSS_SELECTOR, "#verify-steps li[data-step=hash]")
     assert "记录的哈希与收据的 event_hash 不一致" in step.text
-    shot(browser, "console-event-tampered.png")
+    shot(browser, "console-event-tampered.png", show="#verify-steps")
 
     # The pinned key is the reader's, kept in the browser: another key fails the signature.
     browser.get(console.url + f"/events/{index}")
