@@ -253,6 +253,11 @@ def test_projects_are_listed_by_date_range_and_trade_type_within_the_scope(
     # Nor does a link to more of its files tell that there are any.
     assert not browser.find_elements(By.CSS_SELECTOR, f"#project-{SEALED} a.all-files")
     assert browser.find_elements(By.CSS_SELECTOR, f"#project-{TENDER} a.all-files")
+    tender_files = files_shown(browser, TENDER)
+    browser.find_element(By.CSS_SELECTOR, f"#project-{TENDER} a.all-files").click()
+    wait_for(lambda: f"/archive/projects/{TENDER}" in browser.current_url, "its files")
+    assert files_shown(browser, TENDER) == tender_files
+    assert not browser.find_elements(By.ID, "next")
     browser.get(site.url + f"/archive/projects/{SEALED}")
     assert browser.find_elements(By.ID, "no-files")
     assert not browser.find_elements(By.ID, "next")
