@@ -16,12 +16,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Lifespan
 
+from api import metrics as metrics_routes
 from api.alerting import AlertService, AlertSettings
 from api.auth import AUTH_FAILURES_PER_SECOND, RateLimiter, TokenCheck
 from api.console.install import install_console
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.health import install_health
 from api.limits import ServeLimits, StreamSlots
+from api.metrics import Exposition
 from api.read_sessions import ReadSessions
 from api.routes import alerts as alerts_routes
 from api.routes import bundles, draws, events, indicators, log, posters, tokens
@@ -159,5 +161,7 @@ def create_app(
 
     # For load balancers: database, object store and sequencer (issue 16).
     install_health(app, ledger, app.state.objects)
+    app.state.metrics = Exposition(ledger, witnessing)
+    app.include_router(metrics_routes.router)
 
     return app

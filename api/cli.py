@@ -69,8 +69,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 0
     finally:
         ledger.close()
-    from api.workers import supervise
+    from api.workers import prepare_metrics_dir, supervise
 
+    prepare_metrics_dir(args.data)
     return supervise(args.argv, args.host, args.port, args.workers)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ledger import http
+from ledger import http, metrics
 from ledger.access import (
     AccessNotRecorded,
     NotRecorded,
@@ -148,6 +148,7 @@ log = logging.getLogger("jianzheng.api")
 
 def storage_unavailable(e: StorageUnavailable) -> ApiError:
     log.error("storage unavailable: %s", e)
+    metrics.OBJECT_STORE_ERRORS.inc()
     return ApiError(
         503,
         "storage_unavailable",

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -165,6 +166,22 @@ def worker_main(argv: list[str], parent: int) -> None:
         timeout_graceful_shutdown=10,
     )
     WorkerServer(config).run(sockets=[sock])
+
+
+def prepare_metrics_dir(data: Path) -> None:
+    """Give the workers prometheus-client's multiprocess directory (``/metrics`` adds up
+    every worker's values from it), emptied of a previous run's files.
+
+    Set in the environment before the workers are spawned, which is when prometheus-client
+    reads it. An operator's own ``PROMETHEUS_MULTIPROC_DIR`` is kept as it is.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    d = data / "metrics"
+    d.mkdir(mode=0o700, exist_ok=True)
+    for f in d.glob("*.db"):
+        f.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(d)
 
 
 def supervise(argv: list[str], host: str, port: int, workers: int) -> int:

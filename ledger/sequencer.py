@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger import metrics
 from ledger.catalogue import Catalogue, load_catalogue
 from ledger.checkpoints import SignedCheckpoint
 from ledger.clock import Clock, rfc3339
@@ -452,15 +454,26 @@ class Sequencer:
     def _commit(
         self, units: list[_Unit]
     ) -> tuple[list[list[Appended] | Exception], tuple[int, SignedCheckpoint] | None]:
+        asked = time.perf_counter()
         try:
             with self.store.writer() as conn:
+                locked = time.perf_counter()
+                metrics.LOCK_WAIT.observe(locked - asked)
                 results, staged = self._stage(conn, units)
         except SQLAlchemyError as e:
+            metrics.DB_ERRORS.inc()
             raise StoreError(f"database error while appending: {e.__class__.__name__}") from e
+        except LogBehind:
+            metrics.REFUSED_BEHIND.inc()
+            raise
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - locked)
         if staged is None:
             return results, None
         # Committed: adopt the new frontier, tiles and project tails.
         frontier, tiles, tails, checkpoint, start = staged
+        metrics.BATCHES.inc()
+        metrics.APPENDED.inc(checkpoint.size - start)
+        metrics.BATCH_EVENTS.observe(checkpoint.size - start)
         self._frontier = frontier
         for key, buf in tiles.items():
             # Tiles only grow, so the reader's cached narrower copy stays valid: it widens
@@ -487,6 +500,7 @@ class Sequencer:
         frontier = self._frontier
         if frontier is None or frontier.size != size0:
             # First batch, a failed batch, or another writer appended: trust only the store.
+            metrics.HEAD_RELOADS.inc()
             for key in list(self.edge_tiles):
                 self.reader.forget(*key)
             self.edge_tiles.clear()

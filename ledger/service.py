@@ -9,12 +9,14 @@ import asyncio
 import bisect
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ledger import metrics
 from ledger.catalogue import Catalogue, load_catalogue
 from ledger.checkpoints import SignedCheckpoint
 from ledger.clock import Clock, SystemClock
@@ -269,8 +271,12 @@ class Ledger:
         is durable (the last step of ``ledger.appending.append_events``). Raises what the
         sequencer raises (``SequencerBusy``, its refusals, ``StoreError``) and
         :class:`TimeoutError`."""
+        t0 = time.perf_counter()
         fut = self.append(events, poster, dry=True) if dry else self.append(events, poster)
-        return await asyncio.wait_for(asyncio.wrap_future(fut), APPEND_TIMEOUT)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), APPEND_TIMEOUT)
+        finally:
+            metrics.APPEND_SECONDS.observe(time.perf_counter() - t0)
 
     def add_checkpoint_listener(self, fn: Callable[[SignedCheckpoint], None]) -> None:
         """Call ``fn(checkpoint)`` after each new checkpoint is committed.

@@ -1,0 +1,81 @@
+"""``GET /metrics`` and ``GET /healthz/ready`` (issue 16): Prometheus text for a valid
+token only, counts of the append path and the witnessing, nothing per project."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.auth import create_token
+from tests.conftest import make_event
+from tests.procs import Server, jianzheng
+
+PROJECT = "E330100000042"
+
+
+def value(text: str, name: str) -> float:
+    """The sample ``name`` (no labels) in the exposition ``text``."""
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    assert m is not None, f"{name} not in /metrics"
+    return float(m.group(1))
+
+
+def test_metrics_count_appends_and_need_a_token(ledger_factory: Any) -> None:
+    lg = ledger_factory()
+    token = create_token(lg.store, "reviewer")[1]
+    poster = create_token(lg.store, "platform")[1]
+    app = create_app(lg, rate_limit=0)
+    with TestClient(app) as c:
+        app.state.metrics.every = 0.0  # each scrape reads anew (no waiting in the test)
+        assert c.get("/metrics").status_code == 401
+        r = c.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        before = value(r.text, "jianzheng_appended_events_total")
+        reloads = value(r.text, "jianzheng_head_reloads_total")
+        evs = {"events": [make_event(project=PROJECT) for _ in range(7)]}
+        r = c.post("/v1/events:batch", json=evs, headers={"Authorization": f"Bearer {poster}"})
+        assert r.status_code == 201, r.text
+        text = c.get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
+        assert value(text, "jianzheng_appended_events_total") == before + 7
+        assert value(text, "jianzheng_log_size") == 7
+        assert value(text, "jianzheng_sequencer_behind") == 0
+        assert value(text, "jianzheng_head_reloads_total") >= reloads
+        assert "jianzheng_sequencer_lock_wait_seconds_bucket" in text
+        assert "jianzheng_append_seconds_count" in text
+        assert "jianzheng_timestamp_lag_entries" in text
+        assert PROJECT not in text and "tender" not in text  # nothing per project or type
+        r = c.get("/healthz/ready")
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "database": "ok",
+            "objects": "ok",
+            "sequencer": "ok",
+            "status": "ready",
+        }
+
+
+def test_metrics_add_up_the_workers(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    srv = Server(data, None, "--workers", "2")
+    try:
+        poster = jianzheng(
+            "token", "create", "--data", str(data), "--role", "platform"
+        ).stdout.split()[-1]
+        auth = {"Authorization": f"Bearer {poster}"}
+        for _ in range(10):  # fresh connections land on either worker
+            with httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as h:
+                evs = {"events": [make_event(project=PROJECT) for _ in range(3)]}
+                r = h.post(srv.url + "/v1/events:batch", json=evs, headers=auth)
+                assert r.status_code == 201, r.text
+        r = httpx.get(srv.url + "/metrics", headers=auth, timeout=10)
+        assert r.status_code == 200, r.text
+        assert value(r.text, "jianzheng_appended_events_total") == 30
+        assert value(r.text, "jianzheng_batches_total") >= 1
+        assert (data / "metrics").is_dir()
+    finally:
+        srv.stop()
