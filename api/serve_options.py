@@ -82,6 +82,13 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         "bursts of twice that; past it 429 before the database is asked (default 10; "
         "0 turns it off)",
     )
+    p.add_argument(
+        "--publish-bucket",
+        default=os.environ.get("JIANZHENG_PUBLISH_BUCKET") or None,
+        metavar="BUCKET",
+        help="publish checkpoint, tiles and entry bundles (C2SP tlog-tiles) to this bucket "
+        "on the JIANZHENG_S3_* server, readable by anyone (env JIANZHENG_PUBLISH_BUCKET)",
+    )
     cli_witness.add_serve_options(p)  # --witness VKEY@URL, --witness-quorum K, --tsa-url
     limits.add_arguments(p)  # --header-timeout, --max-connections, --uploads-per-token, ...
     alerting.add_arguments(p)  # --alert-access-threshold, --alert-retry-cap, ...

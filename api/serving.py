@@ -22,7 +22,9 @@ from fastapi import FastAPI
 
 from api import alerting, cli_witness, limits
 from api.app import create_app
+from api.publishing import open_publisher
 from ledger.service import Ledger
+from storage.s3 import S3Config
 from storage.service import open_evidence_store
 
 
@@ -55,11 +57,20 @@ def serving_app(
         uploads_per_owner=serve_limits.uploads_per_token,
     )
 
+    publisher = None
+    if getattr(args, "publish_bucket", None):
+        config = S3Config.from_env()
+        if config is None:
+            raise SystemExit("jianzheng: --publish-bucket needs JIANZHENG_S3_ENDPOINT and keys")
+        publisher = open_publisher(ledger, args.publish_bucket, config)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            if publisher is not None:
+                publisher.close()
             witnessing.close()
             if owns_ledger:
                 ledger.close()

@@ -29,12 +29,14 @@ log = logging.getLogger("jianzheng.witnessing")
 
 #: The advisory lock naming the witnessing leader (the writer's + 1 is the migration's).
 PG_WITNESS_LOCK = PG_WRITER_LOCK + 2
-_TRY_SQL = f"SELECT pg_try_advisory_lock({PG_WITNESS_LOCK})"
-_UNLOCK_SQL = f"SELECT pg_advisory_unlock({PG_WITNESS_LOCK})"
+#: The advisory lock naming the node that publishes the log to a bucket (ledger/publish.py).
+PG_PUBLISH_LOCK = PG_WRITER_LOCK + 3
+_TRY_SQL = "SELECT pg_try_advisory_lock({key})"
+_UNLOCK_SQL = "SELECT pg_advisory_unlock({key})"
 #: Whether this session holds the lock (a one-part advisory key is its objid).
 _HELD_SQL = (
-    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "  # noqa: S608
-    f"AND pid = pg_backend_pid() AND objid = {PG_WITNESS_LOCK}"
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = pg_backend_pid() AND objid = {key}"
 )
 
 
@@ -93,8 +95,12 @@ class PgLeaderLock:
         "SET tcp_keepalives_count = 2",
     )
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, key: int = PG_WITNESS_LOCK) -> None:
         self._engine = engine
+        # Only the module's integer constants are formatted into the SQL.
+        self._try, self._unlock, self._held = (
+            q.format(key=int(key)) for q in (_TRY_SQL, _UNLOCK_SQL, _HELD_SQL)
+        )
         self._conn: Connection | None = None
         self._mu = threading.Lock()
 
@@ -118,7 +124,7 @@ class PgLeaderLock:
     def try_acquire(self) -> bool:
         with self._mu:
             try:
-                got = self._connection().exec_driver_sql(_TRY_SQL).scalar()
+                got = self._connection().exec_driver_sql(self._try).scalar()
             except SQLAlchemyError as e:
                 log.warning("witnessing leader lock: %s", e.__class__.__name__)
                 self._drop()
@@ -137,7 +143,7 @@ class PgLeaderLock:
             if self._conn is None:
                 return False
             try:
-                n = self._conn.exec_driver_sql(_HELD_SQL).scalar()
+                n = self._conn.exec_driver_sql(self._held).scalar()
             except SQLAlchemyError:
                 self._drop()  # the session, and with it the lock, is gone
                 return False
@@ -147,7 +153,7 @@ class PgLeaderLock:
         with self._mu:
             if self._conn is not None:
                 try:
-                    self._conn.exec_driver_sql(_UNLOCK_SQL)
+                    self._conn.exec_driver_sql(self._unlock)
                 except SQLAlchemyError:
                     pass
                 self._conn.close()

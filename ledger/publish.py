@@ -1,0 +1,149 @@
+"""The public read path in a bucket (issue 16): the log as C2SP tlog-tiles objects.
+
+Witnesses, monitors and anonymous readers can follow the log from object storage (or a
+CDN in front of it) without touching the database: ``checkpoint``, ``tile/<L>/<N>`` and
+``tile/entries/<N>``, with ``.p/<W>`` for partial tiles (c2sp.org/tlog-tiles), the same
+bytes as the API's ``/log/...``.
+
+- Tiles and entry bundles never change once written (a partial tile of width W is the
+  same forever; a wider one is another object): ``Cache-Control: public, max-age=31536000,
+  immutable``. The checkpoint moves: ``public, max-age=5``.
+- The checkpoint is written only after every tile and bundle it covers, one publisher
+  thread writing in that order, so a reader never finds a checkpoint whose tiles are
+  missing.
+- One node publishes: the holder of a leader lock (a PostgreSQL session advisory lock
+  across nodes, a file lock in the data directory on SQLite), so the checkpoint never
+  moves back because a slower node wrote an older one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from typing import Any
+
+from ledger.service import Ledger
+from ledger.tiles import TILE_HEIGHT, index_path, tile_width_at
+from ledger.witnessing.leader import LeaderLock
+
+log = logging.getLogger("jianzheng.publish")
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+CHECKPOINT_CACHE = "public, max-age=5"
+CHECKPOINT_KEY = "checkpoint"
+
+
+def tile_key(level: int | None, index: int, width: int) -> str:
+    """The object key of a tile (``level`` None: an entry bundle) of ``width`` hashes."""
+    where = "entries" if level is None else str(level)
+    suffix = "" if width == 1 << TILE_HEIGHT else f".p/{width}"
+    return f"tile/{where}/{index_path(index)}{suffix}"
+
+
+def changed_tiles(old: int, new: int) -> list[tuple[int, int, int]]:
+    """(level, index, width) of every tile whose width at tree size ``new`` differs from
+    its width at ``old``, lowest level first (level 0's also name the entry bundles)."""
+    out: list[tuple[int, int, int]] = []
+    level = 0
+    while new >> (TILE_HEIGHT * level):
+        first = (old >> (TILE_HEIGHT * level)) >> TILE_HEIGHT
+        last = ((new >> (TILE_HEIGHT * level)) - 1) >> TILE_HEIGHT
+        for n in range(first, last + 1):
+            w = tile_width_at(level, n, new)
+            if w and w != tile_width_at(level, n, old):
+                out.append((level, n, w))
+        level += 1
+    return out
+
+
+class BucketPublisher:
+    """Publishes ``ledger``'s head to ``bucket`` (a minio client) whenever it leads."""
+
+    #: Seconds between looks at the head (a new checkpoint of this node wakes it sooner).
+    POLL = 0.5
+
+    def __init__(self, ledger: Ledger, client: Any, bucket: str, lock: LeaderLock) -> None:
+        self.ledger = ledger
+        self.client = client
+        self.bucket = bucket
+        self.lock = lock
+        #: The size of the newest checkpoint in the bucket, as this process wrote it.
+        self.published = 0
+        self.leading = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.ledger.add_checkpoint_listener(lambda _cp: self._wake.set())
+        self._thread = threading.Thread(target=self._run, name="bucket-publisher", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.lock.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.leading:
+                    self.leading = self.lock.try_acquire()
+                    if self.leading:
+                        self.published = 0  # another node wrote meanwhile: start over
+                elif not self.lock.still_held():
+                    self.leading = False
+                if self.leading:
+                    self.publish()
+            except Exception:  # an unreachable bucket must not stop the log; retried
+                log.exception("cannot publish the log to bucket %s", self.bucket)
+            self._wake.wait(self.POLL)
+            self._wake.clear()
+
+    def publish(self) -> int:
+        """Write the tiles and bundles the head adds, then the head; returns its size."""
+        head = self.ledger.head()
+        if head.size <= self.published or not head.note:
+            return self.published
+        for level, index, width in changed_tiles(self.published, head.size):
+            self._put(tile_key(level, index, width), self.ledger.tile(level, index, width))
+            if level == 0:
+                bundle = self.ledger.entry_bundle(index, width)
+                self._put(tile_key(None, index, width), bundle)
+        # Last: every tile the checkpoint covers is in the bucket before it is.
+        self._put(CHECKPOINT_KEY, head.note.encode(), CHECKPOINT_CACHE)
+        self.published = head.size
+        return head.size
+
+    def _put(self, key: str, data: bytes, cache: str = IMMUTABLE) -> None:
+        self.client.put_object(
+            self.bucket,
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type="text/plain; charset=utf-8"
+            if key == CHECKPOINT_KEY
+            else "application/octet-stream",
+            metadata={"Cache-Control": cache},
+        )
+
+
+def public_read_policy(bucket: str) -> str:
+    """An S3 bucket policy letting anyone read the bucket's objects (not list or write)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": ["*"]},
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+    )

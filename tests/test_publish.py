@@ -1,0 +1,86 @@
+"""The public read path in a bucket (issue 16): a reader that fetches only from MinIO,
+anonymously, verifies every entry's inclusion against the published checkpoint."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import httpx
+from minio import Minio
+
+from api.publishing import open_publisher
+from ledger.publish import IMMUTABLE, changed_tiles, tile_key
+from ledger.records import validate_event
+from ledger.service import Ledger
+from ledger.tiles import TILE_WIDTH, TreeReader, tile_width_at
+from storage.s3 import S3Config
+from tests.conftest import make_event
+from tests.fixtures_servers import S3Server
+from tests.witness_procs import wait_until
+from verifier import merkle
+from verifier.checkpoint import open_checkpoint
+
+
+def test_changed_tiles_names_each_new_width_once() -> None:
+    assert changed_tiles(0, 3) == [(0, 0, 3)]
+    assert changed_tiles(3, 256) == [(0, 0, 256), (1, 0, 1)]
+    assert changed_tiles(256, 300) == [(0, 1, 44)]
+    assert changed_tiles(300, 300) == []
+    assert tile_key(0, 1234, 44) == "tile/0/x001/234.p/44"
+    assert tile_key(None, 0, TILE_WIDTH) == "tile/entries/000"
+
+
+def test_a_reader_of_the_bucket_alone_verifies_inclusion(
+    db_url: str, tmp_path: Path, minio_server: S3Server
+) -> None:
+    lg = Ledger.open(tmp_path / "data", db_url, "bucket.example/log")
+    bucket = f"log-{secrets.token_hex(4)}"
+    config = S3Config(minio_server.endpoint, minio_server.access_key, minio_server.secret_key,
+                      bucket="unused", secure=False)  # fmt: skip
+    publisher = open_publisher(lg, bucket, config)
+    try:
+        for n in (1, 200, 300, 17):  # batches across the tiles' edges (256, 512)
+            evs = [make_event(project="E330100000005") for _ in range(n)]
+            lg.append([validate_event(e, lg.catalogue) for e in evs], "p").result(60)
+        size = lg.head().size
+        assert size == 518
+        base = f"{minio_server.url}/{bucket}/"
+        http = httpx.Client(timeout=10)  # anonymous: no credentials at all
+
+        def published() -> bool:
+            r = http.get(base + "checkpoint")
+            return r.status_code == 200 and r.text.split("\n")[1] == str(size)
+
+        wait_until(published, 30, "the head was not published")
+        r = http.get(base + "checkpoint")
+        assert r.headers["cache-control"] == "public, max-age=5"
+        cp = open_checkpoint(r.text, lg.signer.verifier).checkpoint
+
+        def tile(level: int, index: int) -> bytes:
+            w = tile_width_at(level, index, cp.size)
+            resp = http.get(base + tile_key(level, index, w))
+            assert resp.status_code == 200, (level, index, w)
+            assert resp.headers["cache-control"] == IMMUTABLE
+            return resp.content
+
+        reader = TreeReader(tile)
+        for b in range((cp.size + TILE_WIDTH - 1) // TILE_WIDTH):
+            w = tile_width_at(0, b, cp.size)
+            bundle = http.get(base + tile_key(None, b, w)).content
+            at = 0
+            for i in range(b * TILE_WIDTH, b * TILE_WIDTH + w):
+                n = int.from_bytes(bundle[at : at + 2], "big")
+                entry = bundle[at + 2 : at + 2 + n]
+                at += 2 + n
+                proof = reader.inclusion_proof(i, cp.size)
+                merkle.verify_inclusion(i, cp.size, merkle.leaf_hash(entry), proof, cp.root)
+            assert at == len(bundle)
+        # Nobody may write or list anonymously.
+        assert http.put(base + "checkpoint", content=b"forged").status_code == 403
+        assert http.get(base).status_code == 403
+        assert Minio(minio_server.endpoint, minio_server.access_key, minio_server.secret_key,
+                     secure=False).bucket_exists(bucket)  # fmt: skip
+    finally:
+        publisher.close()
+        lg.close()
