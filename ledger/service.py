@@ -183,13 +183,14 @@ class Ledger:
         hw = read_high_water(self.data_dir)
         if hw is not None:
             self._check_local_mark(have_size, *hw)
-        if mark is not None and (mark[0], mark[1]) != (
-            have_size,
-            head.root if head else merkle.EMPTY_ROOT,
+        # The mark may trail the head (a node of an earlier release appended), never
+        # lead it, and must lie on the same tree.
+        if mark is not None and (
+            mark[0] > have_size or (mark[0] and self.reader.root(mark[0]) != mark[1])
         ):
             raise LogKeyError(
-                f"the database's high-water mark (size {mark[0]}) is not its newest "
-                f"checkpoint (size {have_size}): checkpoints were removed or the mark was "
+                f"the database's high-water mark (size {mark[0]}) is not a checkpoint of "
+                f"its tree (head size {have_size}): checkpoints were removed or the mark was "
                 "changed by hand; signing now could fork the log. Run jianzheng audit"
             )
         return head

@@ -368,21 +368,23 @@ class Store:
         return (int(row[0]), bytes(row[1])) if row else None
 
     def advance_high_water(self, conn: Connection, old: int, size: int, root: bytes) -> None:
-        """Move the mark from ``old`` to (``size``, ``root``) by compare-and-swap, in the
-        transaction that stores the checkpoint of ``size``.
+        """Move the mark from at most ``old`` to (``size``, ``root``) by compare-and-swap,
+        in the transaction that stores the checkpoint of ``size``.
 
         The writer lock already serialises appends; this holds even if it did not (a node
         of another release, a lock taken on another database): a second signer of a tree
         of size ``size`` finds the mark moved and its transaction is rolled back.
         """
+        # "<=", not "=": a mark left behind the head (a node of a release before the mark
+        # appended) is no fork; only a mark beyond the head this batch extends is.
         sql = _driver_sql(
-            conn, "UPDATE log_high_water SET size = ?, root = ? WHERE id = 1 AND size = ?"
+            conn, "UPDATE log_high_water SET size = ?, root = ? WHERE id = 1 AND size <= ?"
         )
         if conn.exec_driver_sql(sql, (size, root, old)).rowcount == 1:
             return
         have = self.high_water(conn)
         raise StoreError(
-            f"the database's high-water mark is at size {have[0] if have else 'none'}, not at "
+            f"the database's high-water mark is at size {have[0] if have else 'none'}, beyond "
             f"this batch's head {old}: another node signed a checkpoint this one did not "
             "see; nothing was signed (run jianzheng audit)"
         )

@@ -105,7 +105,7 @@ def test_a_moved_high_water_mark_stops_signing(ledger_factory: Any) -> None:
     before = checkpoints(lg)
     with lg.store.engine.begin() as conn:
         conn.execute(text("UPDATE log_high_water SET size = size + 1 WHERE id = 1"))
-    with pytest.raises(StoreError, match="high-water mark is at size 4"):
+    with pytest.raises(StoreError, match="high-water mark is at size 4, beyond"):
         post(lg, 2, "E330100000001")
     assert checkpoints(lg) == before
     assert lg.head().size == 3
@@ -173,3 +173,23 @@ def test_a_poster_key_change_on_one_node_applies_on_the_other_at_once(
         r = nb.post("/v1/events", json=make_event(project="K3"), headers=bearer(token))
         assert r.status_code == 422, r.text
         assert r.json()["error"]["code"] == "signature_required"
+
+
+def test_a_mark_trailing_the_head_is_no_fork(ledger_factory: Any) -> None:
+    """A node of a release before the mark appended without moving it: the row trails the
+    head on the same tree. Newer nodes open and sign on, and the mark catches up."""
+    lg: Ledger = ledger_factory()
+    post(lg, 3, "E330100000001")
+    post(lg, 4, "E330100000001")
+    with lg.store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE log_high_water SET size = 3, root = "
+                "(SELECT root FROM checkpoints WHERE size = 3) WHERE id = 1"
+            )
+        )
+    lg.close()
+    lg = ledger_factory()
+    assert [x.index for x in post(lg, 1, "E330100000001")] == [7]
+    with lg.store.reader() as conn:
+        assert lg.store.high_water(conn) == (8, lg.head().root)
