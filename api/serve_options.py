@@ -89,6 +89,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         help="publish checkpoint, tiles and entry bundles (C2SP tlog-tiles) to this bucket "
         "on the JIANZHENG_S3_* server, readable by anyone (env JIANZHENG_PUBLISH_BUCKET)",
     )
+    p.add_argument(
+        "--log-from-bucket",
+        action="store_true",
+        help="answer /log/tile/* from the --publish-bucket bucket (the database only for "
+        "tiles not published yet)",
+    )
     cli_witness.add_serve_options(p)  # --witness VKEY@URL, --witness-quorum K, --tsa-url
     limits.add_arguments(p)  # --header-timeout, --max-connections, --uploads-per-token, ...
     alerting.add_arguments(p)  # --alert-access-threshold, --alert-retry-cap, ...

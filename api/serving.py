@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from api import alerting, cli_witness, limits
 from api.app import create_app
-from api.publishing import open_publisher
+from api.publishing import BucketTiles, open_publisher
 from ledger.service import Ledger
 from storage.s3 import S3Config
 from storage.service import open_evidence_store
@@ -63,6 +63,8 @@ def serving_app(
         if config is None:
             raise SystemExit("jianzheng: --publish-bucket needs JIANZHENG_S3_ENDPOINT and keys")
         publisher = open_publisher(ledger, args.publish_bucket, config)
+    elif getattr(args, "log_from_bucket", False):
+        raise SystemExit("jianzheng: --log-from-bucket needs --publish-bucket")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,7 +77,7 @@ def serving_app(
             if owns_ledger:
                 ledger.close()
 
-    return create_app(
+    app = create_app(
         ledger,
         rate_limit=args.rate_limit,
         auth_failure_rate=args.auth_failure_rate,
@@ -86,3 +88,6 @@ def serving_app(
         monitor_state=args.monitor_state,
         alerts=alerting.from_args(args),
     )
+    if publisher is not None and getattr(args, "log_from_bucket", False):
+        app.state.tile_bucket = BucketTiles(publisher.client, args.publish_bucket)
+    return app

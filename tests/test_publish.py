@@ -3,13 +3,19 @@ anonymously, verifies every entry's inclusion against the published checkpoint."
 
 from __future__ import annotations
 
+import io
 import secrets
 from pathlib import Path
 
 import httpx
+import pytest
+from fastapi.testclient import TestClient
 from minio import Minio
+from minio.error import S3Error
 
 from api.publishing import open_publisher
+from api.serve_options import parse_serve_argv
+from api.serving import serving_app
 from ledger.publish import IMMUTABLE, changed_tiles, tile_key
 from ledger.records import validate_event
 from ledger.service import Ledger
@@ -84,3 +90,43 @@ def test_a_reader_of_the_bucket_alone_verifies_inclusion(
     finally:
         publisher.close()
         lg.close()
+
+
+def test_serve_answers_tiles_from_the_bucket(
+    tmp_path: Path, minio_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = f"log-{secrets.token_hex(4)}"
+    monkeypatch.setenv("JIANZHENG_S3_ENDPOINT", minio_server.url)
+    monkeypatch.setenv("JIANZHENG_S3_ACCESS_KEY", minio_server.access_key)
+    monkeypatch.setenv("JIANZHENG_S3_SECRET_KEY", minio_server.secret_key)
+    monkeypatch.setenv("JIANZHENG_S3_BUCKET", f"ev-{secrets.token_hex(4)}")
+    data = tmp_path / "data"
+    args = parse_serve_argv(
+        ["serve", "--data", str(data), "--publish-bucket", bucket, "--log-from-bucket"]
+    )
+    lg = Ledger.open(data, None, "bucket.example/log")
+    evs = [make_event(project="E330100000005") for _ in range(300)]
+    lg.append([validate_event(e, lg.catalogue) for e in evs], "p").result(60)
+    admin = Minio(minio_server.endpoint, minio_server.access_key, minio_server.secret_key,
+                  secure=False)  # fmt: skip
+    with TestClient(serving_app(lg, args, owns_ledger=True)) as c:
+        real = c.get("/log/tile/0/000").content
+        assert len(real) == 256 * 32
+
+        def published() -> bool:
+            try:
+                return admin.stat_object(bucket, "checkpoint") is not None
+            except S3Error:
+                return False
+
+        wait_until(published, 30, "the head was not published")
+        # The answer comes from the bucket: a changed object there is what serve answers.
+        marked = b"\x01" * len(real)
+        admin.put_object(bucket, "tile/0/000", io.BytesIO(marked), len(marked))
+        assert c.get("/log/tile/0/000").content == marked
+        # Not in the bucket (yet): the database answers.
+        admin.remove_object(bucket, "tile/0/000")
+        r = c.get("/log/tile/0/000")
+        assert r.status_code == 200 and r.content == real
+        assert c.get("/log/tile/0/001.p/44").status_code == 200
+        assert c.get("/log/tile/0/001.p/45").status_code == 404

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from api.deps import MAX_INT64, DecimalDigits, LedgerDep, Reader, WitnessingDep
@@ -14,7 +14,7 @@ from api.errors import ApiError
 from api.schemas import EXTENSIONS_SCHEMA, JSON_SCHEMA_DIALECT, catalogue_entry
 from ledger.catalogue import Catalogue, UnknownEventType
 from ledger.service import NotFound
-from ledger.tiles import parse_tile_path
+from ledger.tiles import TILE_WIDTH, parse_tile_path
 from ledger.witnessing.view import log_fields
 from verifier.b64 import encode_b64
 
@@ -134,12 +134,17 @@ def checkpoint(lg: LedgerDep, w: WitnessingDep) -> Response:
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}, "description": "tile bytes"}},
 )
-def tile(path: str, lg: LedgerDep) -> Response:
+def tile(path: str, lg: LedgerDep, request: Request) -> Response:
     """C2SP tlog-tiles: /log/tile/<L>/<N>[.p/<W>] and /log/tile/entries/<N>[.p/<W>]."""
     try:
         where = parse_tile_path(path)
     except ValueError as e:
         raise ApiError(404, "not_found", str(e)) from None
+    bucket = getattr(request.app.state, "tile_bucket", None)
+    if bucket is not None:  # serve --log-from-bucket: published tiles never change
+        got = bucket.get(where.level, where.index, where.width or TILE_WIDTH)
+        if got is not None:
+            return Response(got, media_type="application/octet-stream", headers=IMMUTABLE)
     try:
         if where.level is None:
             data = lg.entry_bundle(where.index, where.width)
