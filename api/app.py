@@ -18,6 +18,7 @@ from starlette.types import Lifespan
 
 from api import metrics as metrics_routes
 from api.alerting import AlertService, AlertSettings
+from api.apidocs import install_api_docs
 from api.auth import AUTH_FAILURES_PER_SECOND, RateLimiter, TokenCheck
 from api.console.install import install_console
 from api.errors import ERROR_RESPONSES, install_error_handlers
@@ -98,6 +99,11 @@ def create_app(
         # No OpenTelemetry is set up here, and the built-in hooks read the environment on
         # every request (5 µs of a single append's ~500).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # FastAPI's own /docs and /redoc load their scripts from a CDN; ours are vendored
+        # (api/apidocs.py), so they work on an intranet.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.ledger = ledger
     app.state.witnessing = witnessing
@@ -136,6 +142,7 @@ def create_app(
     app.include_router(draws.router, responses=ERROR_RESPONSES)
     # The web console (issue 15): HTML pages at / over the same reads, and their assets.
     install_console(app)
+    install_api_docs(app)
 
     def openapi() -> dict[str, Any]:
         # The posted event is a union of one schema per event type, discriminated on

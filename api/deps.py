@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
 
 from api.auth import (
@@ -54,7 +55,23 @@ def _too_many(wait: float, msg: str) -> ApiError:
     return ApiError(429, "rate_limited", msg, headers={"Retry-After": retry})
 
 
-async def get_principal(request: Request) -> Principal:
+#: Documentation only: through it every operation whose route checks a token declares the
+#: bearer scheme in the OpenAPI document (``components.securitySchemes.bearer`` and the
+#: operation's ``security``), so /docs offers "Authorize". It never refuses anything
+#: (``auto_error=False``) and its answer is ignored: :func:`principal_from` checks the token.
+bearer_scheme = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="jz_ token",
+    description=(
+        "A token from `jianzheng token create` (or `POST /v1/tokens`), sent as "
+        "`Authorization: Bearer <token>`. Its role and scope decide what it may read or post."
+    ),
+    auto_error=False,
+)
+BearerDoc = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+async def get_principal(request: Request, _documented: BearerDoc = None) -> Principal:
     """The caller, authenticated and within its rate limit (401 / 429 otherwise).
 
     Requests without a valid token are limited per client address: past the limit they

@@ -46,16 +46,17 @@ def screenshot(url: str, out: Path, *, width: int = 1280, height: int = 1600) ->
     return out
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[object]:
-    """A Selenium WebDriver on Debian's headless Chromium, closed after the test."""
+def start_chromium(tmp_path: Path, *flags: str) -> object:
+    """A Selenium WebDriver on Debian's headless Chromium with a profile under
+    ``tmp_path`` and ``flags`` added (e.g. ``--host-resolver-rules=...``); the caller quits
+    it."""
     _require_chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in _FLAGS:
+    for flag in (*_FLAGS, *flags):
         opts.add_argument(flag)
     opts.add_argument("--window-size=1280,1600")
     opts.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
@@ -65,10 +66,17 @@ def browser(tmp_path: Path) -> Iterator[object]:
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(30)
+    return driver
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    """A Selenium WebDriver on Debian's headless Chromium, closed after the test."""
+    driver = start_chromium(tmp_path)
     try:
         yield driver
     finally:
-        driver.quit()
+        driver.quit()  # type: ignore[attr-defined]
         shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 

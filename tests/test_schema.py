@@ -29,7 +29,7 @@ def test_api_conforms_to_its_schema(tmp_path: Path) -> None:
     lg = Ledger.open(tmp_path / "data", None, "schema.example/log")
     try:
         _, token = create_token(lg.store, "admin")
-        app = create_app(lg, rate_limit=0)
+        app = create_app(lg, rate_limit=0, auth_failure_rate=0)
         auth = {"Authorization": f"Bearer {token}"}
         with TestClient(app) as c:  # some history, so that reads find something
             evs = {"events": [make_event() for _ in range(5)]}
@@ -68,7 +68,7 @@ def test_invalid_input_is_refused_with_a_4xx(tmp_path: Path, db_url: str) -> Non
     lg = Ledger.open(tmp_path / "data", db_url, "schema.example/log")
     try:
         _, token = create_token(lg.store, "admin")
-        app = create_app(lg, rate_limit=0)
+        app = create_app(lg, rate_limit=0, auth_failure_rate=0)
         auth = {"Authorization": f"Bearer {token}"}
         with TestClient(app) as c:
             evs = {"events": [make_event() for _ in range(5)]}
