@@ -93,7 +93,7 @@ def test_the_declared_security_is_what_the_routes_check(client: TestClient) -> N
     without one, and no other does."""
     doc = client.get("/openapi.json").json()
     for method, path, op in operations(doc):
-        url = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)
+        url = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES.get(m.group(1), "0"), path)
         r = client.request(method.upper(), url)
         if "security" in op:
             assert r.status_code == 401, (method, path, r.text)
