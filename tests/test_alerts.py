@@ -32,6 +32,7 @@ from ledger.service import Ledger
 from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
 from tests.conftest import make_event
+from tests.procs import Server, jianzheng
 from tests.servers import free_port
 from tests.tender import BIDDERS, breaking, colluding, lawful_tender
 from tests.test_sealed import opening_at
@@ -626,3 +627,66 @@ def test_a_monitor_alarm_alerts_log_wide(tmp_path: Path) -> None:
     finally:
         srv.stop()
         lg.close()
+
+
+@pytest.mark.slow
+def test_owed_webhook_deliveries_survive_kill_9_of_the_service(tmp_path: Path, db_url: str) -> None:
+    """A real ``jianzheng serve``, killed with SIGKILL while its webhook receiver is down
+    and alerts are owed: started again on the same database, it delivers every alert,
+    each acknowledged one exactly once and in order, none acknowledged before the crash
+    sent again. (The dead process's leases run out first: 30 s.)"""
+    data = tmp_path / "data"
+
+    def token(role: str) -> str:
+        out = jianzheng("token", "create", "--data", str(data), "--db", db_url, "--role", role)
+        return out.stdout.strip().splitlines()[-1]
+
+    platform, admin = token("platform"), token("admin")
+    extra = ("--alert-webhook-allow", "127.0.0.1")
+    srv = Server(data, db_url, *extra)
+    rx = Receiver()
+    rx.up()
+
+    def late(url: str, n: int) -> None:
+        evs = [make_event("E330100000180", late_entry={"reason": f"outage {i}"}) for i in range(n)]
+        r = httpx.post(
+            url + "/v1/events:batch", json={"events": evs}, headers=auth(platform), timeout=30
+        )
+        assert r.status_code == 201, r.text
+
+    def raised(url: str) -> list[str]:
+        got = httpx.get(url + "/v1/alerts", headers=auth(admin), timeout=30).json()["alerts"]
+        return [a["id"] for a in got]
+
+    try:
+        r = httpx.post(
+            srv.url + "/v1/alerts/webhooks", json={"url": rx.url}, headers=auth(admin), timeout=30
+        )
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+        late(srv.url, 2)
+        wait_for(lambda: rx.acked_ids() == {"0", "1"}, 60)
+        rx.down()
+        late(srv.url, 3)
+        wait_for(lambda: len(raised(srv.url)) == 5, 60)
+
+        def failing(url: str) -> bool:
+            hooks = httpx.get(url + "/v1/alerts/webhooks", headers=auth(admin), timeout=30)
+            return bool(hooks.json()["webhooks"][0]["failed_attempts"] >= 1)
+
+        wait_for(lambda: failing(srv.url), 60)
+        srv.kill()
+        srv = Server(data, db_url, *extra)
+        late(srv.url, 2)
+        rx.up()
+        every = [str(i) for i in range(7)]
+        wait_for(lambda: raised(srv.url) == every, 90)
+        wait_for(lambda: rx.acked_ids() == set(every), 90)
+        assert rx.acked == every
+        assert [g[0] for g in rx.got] == every
+        for _, body, sig in rx.got:
+            assert signature_valid(secret, body, sig)
+    finally:
+        srv.stop()
+        if rx.server is not None:
+            rx.down()
