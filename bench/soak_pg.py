@@ -17,7 +17,10 @@ Without --db, the script keeps its own PostgreSQL cluster in STATE/pg (initdb on
 run, started and stopped by each run; default durability: fsync and synchronous_commit
 on). With --db it uses that database.
 
-    python bench/soak_pg.py --state ~/.cache/jianzheng/soak [--target 10000000]
+    python bench/soak_pg.py [--state /var/tmp/jianzheng-soak] [--target 10000000]
+
+(Under root, PostgreSQL runs as ``postgres``, which must be able to reach STATE: not under
+a private home directory.)
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ def measure(data: Path, db: str, samples: int) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--state", type=Path, default=Path.home() / ".cache/jianzheng/soak")
+    ap.add_argument("--state", type=Path, default=Path("/var/tmp/jianzheng-soak"))
     ap.add_argument("--db", help="use this PostgreSQL database instead of STATE/pg")
     ap.add_argument("--target", type=int, default=10_000_000)
     ap.add_argument("--milestones", default="1000000,10000000")

@@ -418,7 +418,8 @@ class MinioCluster(_Server):
 class HAProxy(_Server):
     """HAProxy (Debian's) in the foreground, balancing over ``backends`` (loopback ports).
 
-    It health-checks each node's ``/healthz`` every 300 ms (down after 2 failures) and
+    It health-checks each node's ``/healthz/ready`` (database, object store, sequencer)
+    every 300 ms (down after 2 failures) and
     re-dispatches a request whose connection to a node fails.
     """
 
@@ -448,7 +449,7 @@ frontend ledger
     default_backend nodes
 backend nodes
     balance roundrobin
-    option httpchk GET /healthz
+    option httpchk GET /healthz/ready
     http-check expect status 200
     default-server inter 300ms fall 2 rise 2
 {servers}
