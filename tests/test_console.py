@@ -166,7 +166,9 @@ def test_sign_in_and_sign_out(console: Console, browser: Any) -> None:  # noqa: 
     # A wrong token: refused, and still no session.
     browser.find_element(By.ID, "token").send_keys("jz_" + "A" * 43)
     browser.find_element(By.ID, "sign-in").click()
-    assert "令牌无效" in browser.find_element(By.ID, "error").text
+    # The click only starts the form's POST: wait for the answer page, not the old one.
+    error = wait_for(lambda: browser.find_elements(By.ID, "error"), "the refusal")[0]
+    assert "令牌无效" in error.text
     assert browser.get_cookie("jz_session") is None
 
     sign_in(browser, console, "reviewer")
@@ -178,7 +180,8 @@ def test_sign_in_and_sign_out(console: Console, browser: Any) -> None:  # noqa: 
 
     browser.find_element(By.ID, "sign-out").click()
     wait_for(lambda: "/sign-in" in browser.current_url, "the sign-in page")
-    assert browser.find_element(By.ID, "notice").text == "您已退出。"
+    notice = wait_for(lambda: browser.find_elements(By.ID, "notice"), "the notice")[0]
+    assert notice.text == "您已退出。"
     browser.get(console.url + "/projects")
     wait_for(lambda: "/sign-in" in browser.current_url, "a redirect to sign in")
     # The session is gone on the server too: the old cookie opens nothing.
