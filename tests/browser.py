@@ -12,9 +12,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -113,3 +114,47 @@ def save_screenshot(driver: object, name: str, show: str | None = None) -> Path:
     finally:
         d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     return out
+
+
+#: How long a browser test waits for a page or an element before it fails.
+WAIT = 60.0
+
+
+def wait_for(cond: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Poll ``cond`` until it returns something true; fail naming ``what`` after ``timeout``.
+
+    A click that submits a form or follows a link returns before the next page exists, so
+    an element looked up meanwhile may be missing or belong to the page being replaced:
+    both count as "not yet"."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got = cond()
+        except (NoSuchElementException, StaleElementReferenceException):
+            got = None
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class SignInSite(Protocol):
+    """A served console and the tokens of its test users, by name."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def tokens(self) -> dict[str, str]: ...
+
+
+def sign_in(driver: Any, site: SignInSite, who: str) -> None:
+    """Sign in through the console's form with the token of ``who``."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(site.url + "/sign-in")
+    driver.find_element(By.ID, "token").send_keys(site.tokens[who])
+    driver.find_element(By.ID, "sign-in").click()
+    wait_for(lambda: driver.current_url.endswith("/projects"), "the projects page")

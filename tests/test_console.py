@@ -13,7 +13,6 @@ import base64
 import contextlib
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,12 @@ from api.console.views import beijing, yuan
 from ledger.service import Ledger
 from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
-from tests.browser import browser, save_screenshot  # noqa: F401  (the fixture)
+from tests.browser import (  # noqa: F401  (browser: the fixture)
+    browser,
+    save_screenshot,
+    sign_in,
+    wait_for,
+)
 from tests.tender import BIDDERS
 from tests.test_sealed import opening_at, tender
 from tests.test_storage import LiveServer
@@ -36,7 +40,6 @@ from tests.test_storage import LiveServer
 OPENED = "E330100000151"
 SEALED = "E330100000152"
 OTHER = "E330100000153"
-WAIT = 15.0
 
 
 @dataclass
@@ -98,25 +101,6 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def wait_for(cond: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def sign_in(driver: Any, console: Console, who: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(console.url + "/sign-in")
-    driver.find_element(By.ID, "token").send_keys(console.tokens[who])
-    driver.find_element(By.ID, "sign-in").click()
-    wait_for(lambda: driver.current_url.endswith("/projects"), "the projects page")
 
 
 def shot(driver: Any, name: str, show: str | None = None) -> None:

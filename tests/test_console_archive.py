@@ -15,9 +15,8 @@ import json
 import re
 import subprocess
 import sys
-import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +32,12 @@ from ledger.clock import rfc3339
 from ledger.service import Ledger
 from storage.s3 import MinioStore
 from storage.service import EvidenceStore
-from tests.browser import browser, save_screenshot  # noqa: F401  (the fixture)
+from tests.browser import (  # noqa: F401  (browser: the fixture)
+    browser,
+    save_screenshot,
+    sign_in,
+    wait_for,
+)
 from tests.test_sealed import opening_at, tender
 from tests.test_storage import LiveServer, make_minio, s3_client
 from tests.transfer import lawful_listing
@@ -47,7 +51,6 @@ LAND = "L330100000171"
 MINING = "M330100000171"
 OUT = "L330100000179"
 SCOPE = [TENDER, SEALED, LAND, MINING]
-WAIT = 20.0
 
 
 def file_of(project: str, what: str) -> tuple[bytes, str]:
@@ -134,30 +137,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, minio_server: S3Server) -> It
         srv.stop()
         objects.close()
         lg.close()
-
-
-def wait_for(cond: Callable[[], Any], what: str) -> Any:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        try:
-            got = cond()
-        except StaleElementReferenceException:  # the page was replaced meanwhile
-            got = None
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def sign_in(driver: Any, site: Archive, who: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(site.url + "/sign-in")
-    driver.find_element(By.ID, "token").send_keys(site.tokens[who])
-    driver.find_element(By.ID, "sign-in").click()
-    wait_for(lambda: driver.current_url.endswith("/projects"), "the projects page")
 
 
 def shown(driver: Any) -> list[str]:

@@ -12,7 +12,7 @@ import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,12 @@ from ledger.http import ApiError
 from ledger.service import Ledger
 from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
-from tests.browser import browser, save_screenshot  # noqa: F401  (the fixture)
+from tests.browser import (  # noqa: F401  (browser: the fixture)
+    browser,
+    save_screenshot,
+    sign_in,
+    wait_for,
+)
 from tests.hostile import members, rebuild, with_record
 from tests.tender import colluding
 from tests.test_sealed import opening_at, tender
@@ -108,30 +113,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def wait_for(cond: Callable[[], Any], what: str, wait: float = WAIT) -> Any:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            got = cond()
-        except StaleElementReferenceException:  # the page was replaced meanwhile
-            got = None
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def sign_in(driver: Any, site: Site, who: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(site.url + "/sign-in")
-    driver.find_element(By.ID, "token").send_keys(site.tokens[who])
-    driver.find_element(By.ID, "sign-in").click()
-    wait_for(lambda: driver.current_url.endswith("/projects"), "the projects page")
 
 
 @contextlib.contextmanager

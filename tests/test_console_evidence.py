@@ -7,8 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,18 @@ from ledger.access import access_chain
 from ledger.service import Ledger
 from storage.fs import FilesystemStore
 from storage.service import EvidenceStore
-from tests.browser import browser, save_screenshot  # noqa: F401  (the fixture)
+from tests.browser import (  # noqa: F401  (browser: the fixture)
+    browser,
+    save_screenshot,
+    sign_in,
+    wait_for,
+)
 from tests.conftest import make_event
 from tests.test_storage import LiveServer
 
 PROJECT = "E330100000161"
 VIDEO = (Path(__file__).parent / "vectors" / "media" / "opening.webm").read_bytes()
 VIDEO_NAME = "开标录像 第1段.webm"
-WAIT = 20.0
 
 
 @dataclass
@@ -86,30 +89,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         srv.stop()
         objects.close()
         lg.close()
-
-
-def wait_for(cond: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    while time.monotonic() < deadline:
-        try:
-            got = cond()
-        except StaleElementReferenceException:  # the page was replaced meanwhile
-            got = None
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def sign_in(driver: Any, site: Site, who: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(site.url + "/sign-in")
-    driver.find_element(By.ID, "token").send_keys(site.tokens[who])
-    driver.find_element(By.ID, "sign-in").click()
-    wait_for(lambda: driver.current_url.endswith("/projects"), "the projects page")
 
 
 SHA = hashlib.sha256(VIDEO).hexdigest()
