@@ -19,12 +19,14 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from tests.fixtures_servers import _unavailable
 from tests.procs import ROOT, Server, jianzheng
 from tests.servers import (
     _LIVE,
@@ -672,3 +674,16 @@ def check_log(url: str, token: str, db: str, acked: dict[str, dict[str, object]]
             proof = [base64.b64decode(x) for x in r.json()["hashes"]]
             merkle.verify_consistency(size, head.size, proof, root, head.root)
     return head.size
+
+
+@pytest.fixture
+def minio4(tmp_path: Path) -> Iterator[MinioCluster]:
+    """MinIO on 4 erasure-coded drives for one test (missing MinIO: skip, or fail in CI)."""
+    try:
+        cluster = MinioCluster(tmp_path / "minio")
+    except (ServerError, OSError) as e:
+        _unavailable("MinIO with 4 drives", str(e))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -12,14 +12,21 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from minio import Minio
 
-from tests.cluster import MinioCluster, Nodes, PgNode, PgPair, WalArchive, _chown
+from tests.cluster import (
+    MinioCluster,
+    Nodes,
+    PgNode,
+    PgPair,
+    WalArchive,
+    _chown,
+    minio4,  # noqa: F401  (the fixture)
+)
 from tests.conftest import make_event
 from tests.fixtures_servers import _unavailable
 from tests.procs import jianzheng
@@ -28,18 +35,6 @@ from tests.servers import PG_DATABASE, PG_SUPERUSER, ServerError, _run
 pytestmark = [pytest.mark.cluster, pytest.mark.postgres]
 
 WAL_BUCKET = "pg-wal"
-
-
-@pytest.fixture
-def minio4(tmp_path: Path) -> Iterator[MinioCluster]:
-    try:
-        cluster = MinioCluster(tmp_path / "minio")
-    except (ServerError, OSError) as e:
-        _unavailable("MinIO with 4 drives", str(e))
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def s3(m: MinioCluster) -> Minio:
@@ -144,7 +139,8 @@ def size_of(url: str) -> int:
 
 
 def test_backup_restore_drill_and_no_fork_from_an_old_backup(
-    tmp_path: Path, minio4: MinioCluster
+    tmp_path: Path,
+    minio4: MinioCluster,  # noqa: F811
 ) -> None:
     s3(minio4).make_bucket(WAL_BUCKET)
     archive = WalArchive(minio4.url, minio4.access_key, minio4.secret_key, WAL_BUCKET)

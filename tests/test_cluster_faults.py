@@ -20,7 +20,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster import HAProxy, Load, MinioCluster, Nodes, PgPair, check_log
+from tests.cluster import (
+    HAProxy,
+    Load,
+    MinioCluster,
+    Nodes,
+    PgPair,
+    check_log,
+    minio4,  # noqa: F401  (the fixture)
+)
 from tests.conftest import make_event
 from tests.fixtures_servers import _unavailable
 from tests.procs import jianzheng
@@ -42,20 +50,10 @@ def pg_pair(tmp_path: Path) -> Iterator[PgPair]:
 
 
 @pytest.fixture
-def minio4(tmp_path: Path) -> Iterator[MinioCluster]:
-    try:
-        cluster = MinioCluster(tmp_path / "minio")
-    except (ServerError, OSError) as e:
-        _unavailable("MinIO with 4 drives", str(e))
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
 def balanced(
-    tmp_path: Path, pg_pair: PgPair, minio4: MinioCluster
+    tmp_path: Path,
+    pg_pair: PgPair,
+    minio4: MinioCluster,  # noqa: F811
 ) -> Iterator[tuple[Nodes, HAProxy]]:
     """3 nodes behind HAProxy, on the pair's multi-host URL and the 4-drive bucket."""
     nodes = Nodes(tmp_path, pg_pair.url, minio4.env("evidence"), 3)
@@ -128,7 +126,9 @@ def test_a_node_dies_behind_the_balancer(balanced: tuple[Nodes, HAProxy]) -> Non
 
 
 def test_a_minio_drive_is_lost(
-    tmp_path: Path, minio4: MinioCluster, balanced: tuple[Nodes, HAProxy]
+    tmp_path: Path,
+    minio4: MinioCluster,  # noqa: F811
+    balanced: tuple[Nodes, HAProxy],
 ) -> None:
     nodes, proxy = balanced
     reader = nodes.cli("token", "create", "--role", "archivist")
