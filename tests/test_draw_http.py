@@ -27,12 +27,17 @@ import httpx
 import pytest
 
 from tests.procs import ROOT, Server, jianzheng
+from tests.servers import free_port
 from tests.tender import EXPERTS
 from tests.test_draw import RECORD_POOL, _replace
 from tests.test_sealed import tender
+from tests.test_witness_e2e import ORIGIN as WITNESSED_ORIGIN
+from tests.test_witness_e2e import write_log_key
+from tests.witness_procs import WitnessProc, wait_until
 from verifier import merkle
 from verifier.bundle import format as fmt
 from verifier.draw import derive, parse_pool, seed_commitment, terms_from_record
+from verifier.note import parse_vkey
 
 P = "E330100000417"
 SEEDS = {"platform": b"\x11" * 32, "department": b"\x22" * 32}
@@ -364,3 +369,54 @@ def test_a_withheld_reveal_fails_the_draw_and_a_fresh_draw_follows(
     e08 = next(c for c in rep["checks"] if c["id"] == "E08")
     assert v.returncode == 0 and e08["status"] == "pass", e08
     assert hashlib.sha256(out.read_bytes()).hexdigest() == rep["bundle_sha256"]
+
+
+def test_with_witnesses_a_reveal_waits_for_their_cosigned_tree_head(tmp_path: Path) -> None:
+    """With witnesses, the seeds meet a tree head that k of them cosigned after both
+    commitments: a reveal is refused (409 draw_head_pending) while the log has reached the
+    draw's size but no quorum has cosigned it, and taken once the witness has."""
+    data = tmp_path / "data"
+    log_key = write_log_key(data)
+    out = jianzheng(
+        "witness", "add-log", "--data", str(tmp_path / "w"), "--name", "w.example/witness",
+        "--vkey", log_key.verifier.vkey,
+    )  # fmt: skip
+    wkey = parse_vkey(out.stdout.strip().splitlines()[-1])
+    port = free_port()  # the witness is down at first
+    srv = Server(
+        data, None, "--witness", f"{wkey.vkey}@http://127.0.0.1:{port}/witness",
+        "--witness-quorum", "1", origin=WITNESSED_ORIGIN,
+    )  # fmt: skip
+    witness: WitnessProc | None = None
+    try:
+        tok = {r: _token(data, None, r) for r in ("platform",)}
+        tok["department"] = _token(data, None, "reviewer", "--project", P)
+        s = Served(srv, data, None, tok)
+        evs, files = tender(P)
+        at = next(n for n, e in enumerate(evs) if e["type"] == "expert_drawn")
+        with s.client("platform") as http:
+            for blob in files.values():
+                assert http.post("/v1/objects", content=blob).status_code in (200, 201)
+        _post(s, evs[:at])
+        n = _draw(s, "D-W", SEEDS, _now(60))["checkpoint_size"]
+        early = _reveal(s, "department", "D-W", SEEDS["department"])
+        assert early.status_code == 409, early.text
+        err = early.json()["error"]
+        assert err["code"] == "draw_head_pending" and f"tree head at size {n}" in err["message"]
+        assert "cosigned" in err["message"]
+
+        witness = WitnessProc(tmp_path / "w", port)
+
+        def witnessed() -> bool:
+            info = httpx.get(srv.url + "/v1/log", timeout=10).json()
+            return int(info["witnessed_size"]) >= n
+
+        wait_until(witnessed, 90, "the witness did not cosign the draw's tree head")
+        for party in ("department", "platform"):
+            r = _reveal(s, party, "D-W", SEEDS[party])
+            assert r.status_code == 201, r.text
+            assert r.json()["index"] >= n
+    finally:
+        srv.stop()
+        if witness is not None:
+            witness.stop()

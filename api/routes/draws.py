@@ -12,7 +12,9 @@ answered with the first receipt (200) and appends nothing.
 Each party reveals its own seed with its own token: the platform with a platform token,
 the supervising department with its supervisor's (reviewer) token, whose scope must cover
 the project. A reveal is taken only once the log has reached the draw's tree head and
-before its deadline, and only a seed that opens the party's commitment.
+before its deadline, and only a seed that opens the party's commitment. A log with
+witnesses takes it only once k of them have cosigned a checkpoint at or past that tree
+head, so the root is fixed in what the witnesses saw before any seed is in the log.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from api.routes.events import MAX_EVENT_BODY, ReceiptsResponse, _append, receipt
 from ledger.access import Principal, authorize_project
 from ledger.clock import rfc3339
 from ledger.service import Ledger
+from ledger.witnessing.view import WitnessingView, log_fields
 from verifier.draw import PARTIES, DrawError, parse_pool, seed_commitment
 from verifier.payload import parse_instant
 
@@ -138,7 +141,9 @@ async def post_reveal(
     key = body.get("idempotency_key")
     earlier = await run_in_threadpool(_earlier, lg, p.token_id, key)
     if earlier is None:
-        await run_in_threadpool(_check_reveal, lg, terms, party, seed, draw_id)
+        await run_in_threadpool(
+            _check_reveal, lg, app_witnessing(request), terms, party, seed, draw_id
+        )
         revealed = await run_in_threadpool(
             _draw_records, lg, project, "draw_seed_revealed", draw_id
         )
@@ -160,10 +165,19 @@ async def post_reveal(
     return ReceiptsResponse(j, status_code=200 if a.replayed else 201)
 
 
-def _check_reveal(lg: Ledger, terms: dict[str, Any], party: str, seed: bytes, draw_id: str) -> None:
+def _check_reveal(
+    lg: Ledger,
+    w: WitnessingView | None,
+    terms: dict[str, Any],
+    party: str,
+    seed: bytes,
+    draw_id: str,
+) -> None:
     """Refuse a reveal the verifier would not count (rule E08): a seed that does not open
     the party's commitment (422), before the log reached the draw's tree head or after
-    its deadline (409)."""
+    its deadline (409). With witnesses, also before a checkpoint at or past the tree head
+    has its quorum of cosignatures (409): the draw combines the seeds with a tree head that
+    k witnesses cosigned after both commitments (docs/formats.md, Expert draws)."""
     assert party in PARTIES
     try:
         ok = seed_commitment(draw_id, party, seed).hex() == terms.get(f"{party}_seed_commitment")
@@ -181,6 +195,16 @@ def _check_reveal(lg: Ledger, terms: dict[str, Any], party: str, seed: bytes, dr
             "draw_head_pending",
             f"the log has {have} entries; reveal once it has reached the draw's tree head "
             f"at size {size}",
+        )
+    witnessed = log_fields(w)
+    quorum = int(witnessed["witness_quorum"] or 0)
+    if quorum > 0 and int(witnessed["witnessed_size"] or 0) < size:
+        raise ApiError(
+            409,
+            "draw_head_pending",
+            f"{quorum} witness(es) have cosigned the log up to size "
+            f"{int(witnessed['witnessed_size'] or 0)}; reveal once they have cosigned a "
+            f"checkpoint at or past the draw's tree head at size {size}",
         )
     if lg.clock.now() > parse_instant(terms["reveal_deadline"]):
         raise ApiError(
