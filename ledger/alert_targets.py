@@ -79,13 +79,42 @@ def target_of(url: str) -> Target:
     return Target(scheme, host, port)
 
 
+#: IPv6 prefixes whose addresses carry an IPv4 address in their last 32 bits, which a
+#: translator or tunnel on the way delivers to: NAT64's well-known prefix (RFC 6052; in an
+#: IPv6-only network with DNS64 this is how IPv4 hosts are reached) and the deprecated
+#: IPv4-compatible addresses (RFC 4291 2.5.5.1), and SIIT's IPv4-translated addresses
+#: (RFC 2765). 6to4 (2002::/16) carries it in bits 16-48.
+_TRANSLATED = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::ffff:0:0:0/96"))
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+#: Not globally reachable, though the ipaddress module of Python 3.11 calls them global:
+#: NAT64's local-use prefix (RFC 8215) and the deprecated site-local space (RFC 3879).
+_LOCAL_V6 = (ipaddress.ip_network("64:ff9b:1::/48"), ipaddress.ip_network("fec0::/10"))
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for on its way (NAT64, 6to4,
+    IPv4-compatible), or None: the webhook reaches that address, so it is checked too."""
+    if any(addr in n for n in _TRANSLATED) or (addr in _V4_COMPATIBLE and int(addr) > 1):
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return addr.sixtofour
+
+
 def refusal(addr: IPAddress, allow: Sequence[IPNetwork] = ()) -> str | None:
     """Why ``addr`` may not receive webhooks (None: it may): a reason in words, or None
-    when it is public or inside a network of ``allow``."""
+    when it is public or inside a network of ``allow``. An IPv6 address that carries an
+    IPv4 address to a translator or tunnel (:func:`embedded_ipv4`) is refused when that
+    IPv4 address is."""
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
     if any(addr.version == n.version and addr in n for n in allow):
         return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        inner = embedded_ipv4(addr)
+        why = refusal(inner, allow) if inner is not None else None
+        if why is not None:
+            return f"an IPv6 address reaching {inner}, {why}"
+        if any(addr in n for n in _LOCAL_V6):
+            return "a private address"
     if addr in METADATA:
         return "a cloud metadata address"
     if addr.is_loopback:

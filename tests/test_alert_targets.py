@@ -61,6 +61,35 @@ def test_other_non_routable_addresses_are_refused(addr: str) -> None:
     assert refusal(ip(addr)) is not None
 
 
+@pytest.mark.parametrize(
+    ("addr", "why"),
+    [
+        # NAT64 (RFC 6052): in an IPv6-only network the translator delivers to 127.0.0.1,
+        # the VPC's private hosts, the metadata service.
+        ("64:ff9b::7f00:1", "an IPv6 address reaching 127.0.0.1, a loopback address"),
+        ("64:ff9b::a00:1", "an IPv6 address reaching 10.0.0.1, a private address"),
+        ("64:ff9b::a9fe:a9fe", "an IPv6 address reaching 169.254.169.254, a cloud metadata"),
+        # 6to4 (2002::/16), SIIT (::ffff:0:0:0/96), IPv4-compatible (::/96).
+        ("2002:a9fe:a9fe::1", "an IPv6 address reaching 169.254.169.254, a cloud metadata"),
+        ("2002:c0a8:1::", "an IPv6 address reaching 192.168.0.1, a private address"),
+        ("::ffff:0:7f00:1", "an IPv6 address reaching 127.0.0.1, a loopback address"),
+        ("::7f00:1", "an IPv6 address reaching 127.0.0.1, a loopback address"),
+        # Local-use NAT64 (RFC 8215) and site-local: not global, whatever ipaddress says.
+        ("64:ff9b:1::a00:1", "a private address"),
+        ("fec0::1", "a private address"),
+    ],
+)
+def test_ipv6_addresses_carrying_a_refused_ipv4_address_are_refused(addr: str, why: str) -> None:
+    assert (refusal(ip(addr)) or "").startswith(why)
+
+
+def test_ipv6_addresses_carrying_a_public_or_allowed_ipv4_address_may_receive() -> None:
+    # DNS64 answers 64:ff9b::<public IPv4> for an IPv4-only receiver: that is fine.
+    assert refusal(ip("64:ff9b::808:808")) is None
+    assert refusal(ip("2002:808:808::1")) is None
+    assert refusal(ip("64:ff9b::a14:304"), parse_allow(["10.20.0.0/16"])) is None
+
+
 @pytest.mark.parametrize("addr", ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "1.1.1.1"])
 def test_public_addresses_may_receive(addr: str) -> None:
     assert refusal(ip(addr)) is None
