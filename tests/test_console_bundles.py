@@ -9,8 +9,10 @@ import contextlib
 import io
 import json
 import re
+import socket
 import tempfile
 import time
+import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -321,6 +323,47 @@ def test_uploads_are_bounded_and_what_is_no_bundle_says_so(site: Site) -> None:
         assert "bundle" in r.text
         r = c.post("/bundles/verify", **_multipart(csrf, site.api_bundle(SECOND), "log nonsense"))
         assert r.status_code == 422 and "trust file" in r.text
+
+
+def test_uploads_past_the_running_bound_are_refused_before_their_body_is_read(
+    site: Site,
+) -> None:
+    """Every upload is spooled to disk as it arrives: were the bound on verifications
+    checked only once the body is in, any number of 256 MiB uploads could pile up meanwhile.
+    With the slots full, the refusal comes while the body is still being sent."""
+    slots = site.app.state.console_verify_slots
+    limits = site.app.state.console_verify
+    with http_session(site, "reviewer") as (c, csrf):
+        cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+        with slots.lock:
+            slots.busy += limits.running  # every slot taken, as by running verifications
+        try:
+            host = urllib.parse.urlsplit(site.url)
+            with socket.create_connection((host.hostname, host.port), timeout=WAIT) as sock:
+                head = (
+                    "POST /bundles/verify HTTP/1.1\r\n"
+                    f"Host: {host.netloc}\r\nCookie: {cookie}\r\n"
+                    "Content-Type: multipart/form-data; boundary=b\r\n"
+                    f"Content-Length: {100 << 20}\r\n\r\n"
+                )
+                sock.sendall(head.encode() + b"--b\r\n" + b"x" * 1024)
+                # Nothing more is sent: the answer must come without the rest of the body.
+                sock.settimeout(20)
+                got = b""
+                with contextlib.suppress(TimeoutError):
+                    while b"\r\n\r\n" not in got and len(got) < 65536:
+                        more = sock.recv(4096)
+                        if not more:
+                            break
+                        got += more
+            assert got.startswith(b"HTTP/1.1 429"), got[:200]
+        finally:
+            with slots.lock:
+                slots.busy -= limits.running
+        assert slots.busy == 0
+        # With a slot free again, the same upload is verified.
+        r = c.post("/bundles/verify", **_multipart(csrf, site.api_bundle(SECOND)))
+        assert r.status_code == 200 and 'id="verdict-integrity"' in r.text
 
 
 def test_export_out_of_scope_is_404_and_jobs_are_their_tokens_own(site: Site) -> None:

@@ -10,7 +10,8 @@ the session's token again and is recorded like the API's bundle download, one
 **Verify** takes a multipart upload (with the page's CSRF token), bounded by
 ``JIANZHENG_CONSOLE_VERIFY_MAX_BYTES`` (413 past it), writes it to a temporary directory,
 runs the offline verifier there as ``python -m verifier --format json`` in a child process
-(a time limit, a memory limit, one hashing thread; at most ``running`` at once per process),
+(a time limit, a memory limit, one hashing thread; at most ``running`` uploads received or
+verified at once per process, the others refused before their body is read),
 shows its report (both verdicts, the indicators) and removes the directory: nothing of
 the upload is kept.
 """
@@ -74,7 +75,8 @@ class VerifyLimits:
     timeout: int = 300
     #: Address space of the verifier's process (bytes).
     memory: int = 4 << 30
-    #: Verifications running at once in one serving process (429 past it).
+    #: Uploads received or verified at once in one serving process (429 past it, before the
+    #: body is read).
     running: int = 2
 
     @classmethod
@@ -400,6 +402,14 @@ async def verify_upload(request: Request) -> Response:
     assert ctx.session is not None
     limits = verify_limits(request)
     slots: _Slots = request.app.state.console_verify_slots
+    # The slot covers receiving the upload too: a body is spooled to disk as it arrives,
+    # so uploads waiting for a slot would be bounded in size but not in number.
+    with slots.take(limits.running):
+        return await _verify_upload(ctx, request, limits)
+
+
+async def _verify_upload(ctx: Ctx, request: Request, limits: VerifyLimits) -> Response:
+    assert ctx.session is not None
     async with _upload(request, limits.max_bytes) as form:
         if not isinstance(form["csrf"], str) or not sessions.same_secret(
             form["csrf"], ctx.session.csrf
@@ -420,8 +430,7 @@ async def verify_upload(request: Request) -> Response:
                 parse_trust(trust_text.encode())
             except TrustError as e:
                 raise ApiError(422, "invalid_parameter", f"trust file: {e}", "trust") from None
-        with slots.take(limits.running):
-            report = await run_in_threadpool(_verify_file, upload, trust_text, limits)
+        report = await run_in_threadpool(_verify_file, upload, trust_text, limits)
     return render(
         ctx,
         "bundle_report.html",
