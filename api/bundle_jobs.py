@@ -18,7 +18,8 @@ State lives in files, ``<data>/exports/<id>/job.json`` beside the zip, so that e
 process of ``jianzheng serve --workers N`` answers for every job; the process running a job
 is named by its pid, so a job whose process died shows as failed. Bounds
 (:class:`ExportLimits`): jobs kept per token and in all, projects per job, running at once
-per process, how long a job may run and how long its zip is kept.
+per process, how long a job may run, how long its zip is kept, and the disk space left free
+in the data directory (which holds the ledger too: a full disk would stop its appends).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import shutil
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +61,8 @@ BUNDLES_PREFIX = "bundles/"
 _ID_RE = re.compile(r"[0-9a-f]{32}")
 #: How often a running job writes its progress to job.json (seconds).
 PROGRESS_EVERY = 0.25
+#: Bytes a running job writes between two looks at the disk's free space (at least).
+FREE_CHECK_BYTES = 16 << 20
 
 
 def _env_number(name: str, default: float) -> float:
@@ -91,6 +94,9 @@ class ExportLimits:
     timeout: float = 3600.0
     #: Seconds a finished job (its zip, or its error) is kept.
     lifetime: float = 86400.0
+    #: Bytes kept free on the data directory's disk: a job that would leave less (by its
+    #: files' size, before it starts) or that gets there while writing fails.
+    min_free: int = 1 << 30
 
     @classmethod
     def from_env(cls) -> ExportLimits:
@@ -102,6 +108,7 @@ class ExportLimits:
             running=int(_env_number("JIANZHENG_EXPORT_RUNNING", d.running)),
             timeout=_env_number("JIANZHENG_EXPORT_TIMEOUT", d.timeout),
             lifetime=_env_number("JIANZHENG_EXPORT_LIFETIME", d.lifetime),
+            min_free=int(_env_number("JIANZHENG_EXPORT_MIN_FREE", d.min_free)),
         )
 
 
@@ -225,6 +232,9 @@ class ExportJobs:
     def __init__(self, root: Path, limits: ExportLimits | None = None) -> None:
         self.root = root
         self.limits = limits or ExportLimits()
+        #: Free bytes on the disk of ``root`` now (an attribute so a test can stand in for
+        #: a disk filling up).
+        self.free_bytes: Callable[[], int] = lambda: shutil.disk_usage(self.root).free
         self._running = threading.BoundedSemaphore(max(1, self.limits.running))
         self._lock = threading.Lock()
 
@@ -448,16 +458,21 @@ class ExportJobs:
             self._check_time(deadline)
         job.progress = dict(totals)
         self._write(job)
+        self._check_space(totals["bytes_total"])
         single = len(plans) == 1
         name = f"{job.projects[0]}.evidence.zip" if single else f"export-{job.id[:8]}.zip"
         tmp = self._dir(job.id) / (name + ".part")
         done = dict.fromkeys(("records_done", "files_done", "bytes_done", "zip_bytes"), 0)
         last = 0.0
+        space_at = 0
         bundles: list[dict[str, Any]] = []
 
         def tick(pr: ExportProgress, written: int, force: bool = False) -> None:
-            nonlocal last
+            nonlocal last, space_at
             self._check_time(deadline)
+            if written - space_at >= FREE_CHECK_BYTES:
+                space_at = written
+                self._check_space(0)
             now = _now()
             if force or now - last >= PROGRESS_EVERY:
                 last = now
@@ -470,8 +485,12 @@ class ExportJobs:
                 job.progress, job.updated_at = prog, now
                 self._write(job)
 
-        with open(tmp, "wb") as out:
+        with open(tmp, "wb") as out, contextlib.ExitStack() as closing:
             outer = None if single else zipfile.ZipFile(out, "w", zipfile.ZIP_STORED)
+            if outer is not None:
+                # A job stopped midway closes its zip while the file is open (else the zip
+                # would, once collected, write to a closed file); the part is removed.
+                closing.callback(_close_quietly, outer)
             for trade_type, plan in plans:
                 pr = ExportProgress()
                 h = hashlib.sha256()
@@ -524,6 +543,22 @@ class ExportJobs:
     def _check_time(self, deadline: float) -> None:
         if _now() > deadline:
             raise JobFailed(f"the export took longer than {self.limits.timeout:.0f} s; stopped")
+
+    def _check_space(self, needed: int) -> None:
+        """Fail the job rather than leave less than ``min_free`` bytes on the disk of the
+        data directory (the ledger's own), counting ``needed`` more bytes to be written."""
+        free = self.free_bytes()
+        if free - needed < self.limits.min_free:
+            more = f", the files alone take {needed}" if needed else ""
+            raise JobFailed(
+                f"not enough disk space for the export: {free} bytes free{more}, and "
+                f"{self.limits.min_free} are kept free for the ledger; stopped"
+            )
+
+
+def _close_quietly(zf: zipfile.ZipFile) -> None:
+    with contextlib.suppress(Exception):
+        zf.close()
 
 
 def export_jobs(root: Path, limits: ExportLimits | None = None) -> ExportJobs:

@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import re
+import shutil
 import socket
 import tempfile
 import time
@@ -496,6 +497,66 @@ def test_finished_jobs_expire_and_a_dead_process_s_job_shows_failed(
     # Another token's job is nobody else's.
     with pytest.raises(ApiError):
         jobs.job_of(Principal("t-other", "reviewer"), dead.id)
+
+
+def _run_job(site: Site, jobs: ExportJobs, token: str) -> Job:
+    from ledger.access import Principal
+
+    p = Principal(token, "reviewer")
+    job = jobs.start(site.lg, p, [OPENED, SECOND], True, bundle_sources_of(site))
+    deadline = time.monotonic() + WAIT
+    while jobs.job_of(p, job.id).active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return jobs.job_of(p, job.id)
+
+
+def bundle_sources_of(site: Site) -> BundleSources:
+    from ledger.bundle import sources_for
+
+    return sources_for(None, site.app.state.objects.open_object)
+
+
+def test_an_export_that_would_fill_the_data_disk_fails_and_keeps_nothing(
+    site: Site, tmp_path: Path
+) -> None:
+    """The data directory holds the ledger too: exports leave ``min_free`` bytes free."""
+    free = shutil.disk_usage(tmp_path).free
+    jobs = ExportJobs(tmp_path / "exports", ExportLimits(min_free=free + (1 << 40)))
+    job = _run_job(site, jobs, "t-disk-full")
+    assert job.state == "failed", job
+    assert "not enough disk space" in job.error and "kept free" in job.error
+    assert sorted(p.name for p in (jobs.root / job.id).iterdir()) == ["job.json"]
+
+    # The files' size counts before a byte is written.
+    jobs = ExportJobs(tmp_path / "exports2", ExportLimits(min_free=1))
+    jobs.free_bytes = lambda: 2  # one byte over the reserve, not room for the files
+    job = _run_job(site, jobs, "t-disk-files")
+    assert job.state == "failed" and "the files alone take" in job.error, job
+
+
+def test_an_export_stops_when_the_disk_fills_up_while_it_writes(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.bundle_jobs
+
+    monkeypatch.setattr(api.bundle_jobs, "FREE_CHECK_BYTES", 1)  # look at every piece
+    jobs = ExportJobs(tmp_path / "exports", ExportLimits(min_free=1 << 20))
+    looks: list[int] = []
+
+    def filling() -> int:
+        looks.append(1)
+        return 1 << 40 if len(looks) == 1 else 1 << 19  # room at the start; then nearly full
+
+    jobs.free_bytes = filling
+    job = _run_job(site, jobs, "t-disk-filling")
+    assert job.state == "failed", job
+    assert "not enough disk space" in job.error and "524288 bytes free" in job.error
+    assert len(looks) == 2  # refused while writing, at its first look after the start
+    assert sorted(p.name for p in (jobs.root / job.id).iterdir()) == ["job.json"]
+
+    # With room throughout, the same export is done.
+    jobs.free_bytes = lambda: 1 << 40
+    assert _run_job(site, jobs, "t-disk-room").state == "done"
 
 
 def _dead_pid() -> int:
