@@ -5,7 +5,8 @@ the object store answers, and the sequencer may append (not ``behind`` a checkpo
 was signed or cosigned, ledger/sequencer.py ``LogBehind``). Not ready is 503 with the
 same body, naming what is wrong; no token is needed and nothing about the log's content
 is shown. The probes run at most once per :data:`PROBE_EVERY` seconds per process,
-whatever the request rate, so the endpoint cannot be used to load the database.
+whatever the request rate, so the endpoint cannot be used to load the database, and one at
+a time: other requests meanwhile get the answer before, without waiting.
 """
 
 from __future__ import annotations
@@ -37,12 +38,20 @@ class Readiness:
         self._answer: dict[str, Any] = {}
 
     def check(self) -> dict[str, Any]:
-        with self._mu:
+        """The newest answer, probed anew when it is older than :data:`PROBE_EVERY`. A
+        request never waits for a probe another one is running (against a database that
+        hangs, say): it gets the answer before, or not ready while there is none, so that
+        unauthenticated requests piling up hold no server threads."""
+        if not self._mu.acquire(blocking=False):
+            return self._answer or {"status": "not_ready", "probe": "running"}
+        try:
             now = time.monotonic()
             if now - self._at >= PROBE_EVERY:
                 self._answer = self._probe()
                 self._at = now
             return self._answer
+        finally:
+            self._mu.release()
 
     def _probe(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -4,6 +4,7 @@ token only, counts of the append path and the witnessing, nothing per project.""
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import create_token
+from api.health import Readiness
 from tests.conftest import make_event
 from tests.procs import Server, jianzheng
 
@@ -79,3 +81,32 @@ def test_metrics_add_up_the_workers(tmp_path: Path) -> None:
         assert (data / "metrics").is_dir()
     finally:
         srv.stop()
+
+
+def test_readiness_never_waits_for_a_probe_in_progress(ledger_factory: Any) -> None:
+    """GET /healthz/ready needs no token: were requests to wait for a probe that hangs (a
+    database gone silent), each would hold a server thread until all were taken. While a
+    probe runs, others get the answer before it, or not ready when there is none yet."""
+    lg = ledger_factory()
+    app = create_app(lg, rate_limit=0)
+    ready = Readiness(lg, app.state.objects)
+    got: list[dict[str, Any]] = []
+
+    def ask() -> None:
+        got.append(ready.check())
+
+    with ready._mu:  # a probe in progress, not answering yet
+        t = threading.Thread(target=ask, daemon=True)
+        t.start()
+        t.join(30)
+        assert not t.is_alive(), "the request waited for the probe"
+    assert got == [{"status": "not_ready", "probe": "running"}]
+    first = ready.check()
+    assert first["status"] == "ready", first
+    ready._at = float("-inf")  # due for a new probe, which is still running
+    with ready._mu:
+        t = threading.Thread(target=ask, daemon=True)
+        t.start()
+        t.join(30)
+        assert not t.is_alive(), "the request waited for the probe"
+    assert got[-1] == first
