@@ -367,6 +367,24 @@ def test_uploads_past_the_running_bound_are_refused_before_their_body_is_read(
         assert r.status_code == 200 and 'id="verdict-integrity"' in r.text
 
 
+def test_a_report_past_its_bound_is_refused_not_read(site: Site) -> None:
+    """The report is read into the server: a hostile bundle's timeline (every record's
+    payload, highly compressible) can be far larger than the upload, so it is bounded."""
+    limits = site.app.state.console_verify
+    data = site.api_bundle(SECOND)
+    with http_session(site, "reviewer") as (c, csrf):
+        saved = limits.report_bytes
+        limits.report_bytes = 4000  # this bundle's report is larger
+        try:
+            r = c.post("/bundles/verify", **_multipart(csrf, data))
+            assert r.status_code == 422, r.text
+            assert "larger than 4000 bytes" in r.text and "offline" in r.text
+        finally:
+            limits.report_bytes = saved
+        r = c.post("/bundles/verify", **_multipart(csrf, data))
+        assert r.status_code == 200 and 'id="verdict-integrity"' in r.text
+
+
 def test_export_out_of_scope_is_404_and_jobs_are_their_tokens_own(site: Site) -> None:
     with http_session(site, "scoped") as (c, csrf):
         pages = {}

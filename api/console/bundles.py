@@ -10,7 +10,8 @@ the session's token again and is recorded like the API's bundle download, one
 **Verify** takes a multipart upload (with the page's CSRF token), bounded by
 ``JIANZHENG_CONSOLE_VERIFY_MAX_BYTES`` (413 past it), writes it to a temporary directory,
 runs the offline verifier there as ``python -m verifier --format json`` in a child process
-(a time limit, a memory limit, one hashing thread; at most ``running`` uploads received or
+(a time limit, a memory limit, a bound on its report, one hashing thread; at most
+``running`` uploads received or
 verified at once per process, the others refused before their body is read),
 shows its report (both verdicts, the indicators) and removes the directory: nothing of
 the upload is kept.
@@ -22,6 +23,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -78,6 +80,10 @@ class VerifyLimits:
     #: Uploads received or verified at once in one serving process (429 past it, before the
     #: body is read).
     running: int = 2
+    #: Largest report the verifier may write (bytes): it is read into the serving process,
+    #: and a hostile bundle's timeline (every record's payload) can be far larger than the
+    #: upload.
+    report_bytes: int = 64 << 20
 
     @classmethod
     def from_env(cls) -> VerifyLimits:
@@ -87,6 +93,7 @@ class VerifyLimits:
             timeout=_env_int("JIANZHENG_CONSOLE_VERIFY_TIMEOUT", d.timeout),
             memory=_env_int("JIANZHENG_CONSOLE_VERIFY_MEMORY", d.memory),
             running=_env_int("JIANZHENG_CONSOLE_VERIFY_RUNNING", d.running),
+            report_bytes=_env_int("JIANZHENG_CONSOLE_VERIFY_REPORT_BYTES", d.report_bytes),
         )
 
 
@@ -343,35 +350,60 @@ async def _upload(request: Request, limit: int) -> AsyncIterator[dict[str, Any]]
 
 
 #: Run in the child: its limits first, then ``python -m verifier`` with the arguments after.
+#: Its output goes to files, each held to the report's bound (``RLIMIT_FSIZE``: past it the
+#: child is stopped by SIGXFSZ), and no limit's signal leaves a core file behind.
 _BOOT = (
     "import resource, runpy, sys\n"
-    "mem, cpu = int(sys.argv[1]), int(sys.argv[2])\n"
+    "mem, cpu, fsize = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])\n"
     "resource.setrlimit(resource.RLIMIT_AS, (mem, mem))\n"
     "resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))\n"
-    "sys.argv = ['python -m verifier', *sys.argv[3:]]\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "sys.argv = ['python -m verifier', *sys.argv[4:]]\n"
     "runpy.run_module('verifier', run_name='__main__', alter_sys=True)\n"
 )
+#: What of the verifier's standard error is read (its refusal is on the first lines).
+_STDERR_READ = 64 << 10
 
 
 def run_verifier(bundle: Path, trust: Path | None, limits: VerifyLimits) -> tuple[int, str, str]:
-    """``python -m verifier BUNDLE --format json`` in a child process under a memory and a
-    CPU limit: (exit code, stdout, stderr); 504 when it runs past the time limit (the
-    child is killed)."""
-    args = [sys.executable, "-c", _BOOT, str(limits.memory), str(limits.timeout + 5)]
+    """``python -m verifier BUNDLE --format json`` in a child process under a memory, a
+    CPU and an output limit: (exit code, stdout, stderr); 504 when it runs past the time
+    limit (the child is killed), 422 when its report is larger than ``report_bytes``. Its
+    output is written to files beside the bundle (the caller's private directory)."""
+    fsize = limits.report_bytes + 1  # one byte more than allowed tells "too large"
+    args = [sys.executable, "-c", _BOOT, str(limits.memory), str(limits.timeout + 5), str(fsize)]
     args += [str(bundle), "--format", "json", "--workers", "1"]
     args += ["--trust", str(trust)] if trust is not None else ["--no-trust"]
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    out_path, err_path = bundle.parent / "report.json", bundle.parent / "stderr.txt"
     try:
-        done = subprocess.run(
-            args, capture_output=True, timeout=limits.timeout, cwd=bundle.parent, env=env
-        )
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            done = subprocess.run(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                timeout=limits.timeout,
+                cwd=bundle.parent,
+                env=env,
+            )
     except subprocess.TimeoutExpired:
         raise ApiError(
             504, "timeout", f"the verifier ran longer than {limits.timeout} s and was stopped"
         ) from None
-    out, err = (b.decode("utf-8", "replace") for b in (done.stdout, done.stderr))
-    return done.returncode, out, err
+    if done.returncode == -signal.SIGXFSZ or out_path.stat().st_size > limits.report_bytes:
+        raise ApiError(
+            422,
+            "report_too_large",
+            f"the verifier's report on this file is larger than {limits.report_bytes} bytes; "
+            "verify it offline (python -m verifier)",
+            "bundle",
+        )
+    with open(err_path, "rb") as f:
+        err_text = f.read(_STDERR_READ).decode("utf-8", "replace")
+    return done.returncode, out_path.read_text("utf-8", "replace"), err_text
 
 
 def _report_or_refusal(code: int, out: str, err: str) -> dict[str, Any]:
