@@ -16,7 +16,8 @@ after the caller's own checks) is what the API's bundle route is, a read recorde
 
 State lives in files, ``<data>/exports/<id>/job.json`` beside the zip, so that every worker
 process of ``jianzheng serve --workers N`` answers for every job; the process running a job
-is named by its pid, so a job whose process died shows as failed. Bounds
+is named by its pid and start time (a restarted container gives its new server the same pid),
+so a job whose process died shows as failed. Bounds
 (:class:`ExportLimits`): jobs kept per token and in all, projects per job, running at once
 per process, how long a job may run, how long its zip is kept, and the disk space left free
 in the data directory (which holds the ledger too: a full disk would stop its appends).
@@ -126,14 +127,27 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _alive(pid: int) -> bool:
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, ``/proc/<pid>/stat`` field 22),
+    or None where there is no /proc to ask."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # The command name (field 2) is in parentheses and may hold spaces or ")".
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: int | None = None) -> bool:
+    """Does the process that wrote a job still run: pid ``pid``, started at ``started``
+    (another process with the same pid, after a restart, is not it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return started is None or process_start(pid) in (None, started)
 
 
 @dataclass
@@ -149,6 +163,8 @@ class Job:
     updated_at: float
     pid: int
     finished_at: float | None = None
+    #: When the process ``pid`` started (:func:`process_start`), None where unknown.
+    pid_started: int | None = None
     error: str = ""
     file_name: str = ""
     #: Per project, once written: {"project", "trade_type", "records", "checkpoint", ...}.
@@ -169,6 +185,7 @@ class Job:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "pid": self.pid,
+            "pid_started": self.pid_started,
             "finished_at": self.finished_at,
             "error": self.error,
             "file_name": self.file_name,
@@ -187,6 +204,7 @@ class Job:
             created_at=float(d["created_at"]),
             updated_at=float(d["updated_at"]),
             pid=int(d["pid"]),
+            pid_started=None if d.get("pid_started") is None else int(d["pid_started"]),
             finished_at=None if d.get("finished_at") is None else float(d["finished_at"]),
             error=str(d.get("error", "")),
             file_name=str(d.get("file_name", "")),
@@ -275,7 +293,7 @@ class ExportJobs:
         if not job.active:
             return job
         now = _now()
-        if not _alive(job.pid):
+        if not _alive(job.pid, job.pid_started):
             why = "the server process running the export stopped; start it again"
         elif now > job.created_at + self.limits.timeout + 5:
             why = f"the export took longer than {self.limits.timeout:.0f} s and was stopped"
@@ -401,6 +419,7 @@ class ExportJobs:
                 created_at=now,
                 updated_at=now,
                 pid=os.getpid(),
+                pid_started=process_start(os.getpid()),
                 progress={"projects_total": len(wanted)},
             )
             self._dir(job.id).mkdir()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -26,7 +27,7 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.auth import create_token, make_scope
-from api.bundle_jobs import EXPORT_INDEX, ExportJobs, ExportLimits, Job
+from api.bundle_jobs import EXPORT_INDEX, ExportJobs, ExportLimits, Job, process_start
 from ledger.access import access_chain
 from ledger.bundle import BundleSources
 from ledger.http import ApiError
@@ -512,6 +513,27 @@ def test_finished_jobs_expire_and_a_dead_process_s_job_shows_failed(
     (jobs.root / dead.id / "job.json").write_text(json.dumps(dead.to_json()))
     seen = jobs.job_of(p, dead.id)
     assert seen.state == "failed" and "stopped" in seen.error
+
+    # Nor one whose pid is taken by a later process (a restarted container's server gets
+    # the pid its predecessor had): the pid's start time is not the writer's.
+    started = process_start(os.getpid())
+    assert started is not None  # Linux: /proc answers
+    for job_id, when, state in (("1" * 32, started, "running"), ("2" * 32, started - 1, "failed")):
+        other = Job(
+            id=job_id,
+            token_id=p.token_id,
+            projects=[OPENED],
+            files=False,
+            state="running",
+            created_at=time.time(),
+            updated_at=time.time(),
+            pid=os.getpid(),
+            pid_started=when,
+        )
+        (jobs.root / job_id).mkdir(parents=True)
+        (jobs.root / job_id / "job.json").write_text(json.dumps(other.to_json()))
+        seen = jobs.job_of(p, job_id)
+        assert seen.state == state, (when, seen)
     # Another token's job is nobody else's.
     with pytest.raises(ApiError):
         jobs.job_of(Principal("t-other", "reviewer"), dead.id)
