@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -306,31 +307,36 @@ def object_allowed_in(
     trade_type = authorize(p, project, stored)
     if trade_type is None:
         return None
-    # A file a project cites as a sealed bid stays sealed in that project, even if the
-    # project cites it elsewhere too.
-    sealed = rule.sealing and any(seals_attachments(lg.catalogue, c.event_type) for c in found)
-    if sealed and not may_read_sealed(lg.catalogue, opened=lg.unsealed(project), role=p.role):
-        return None
-    # So does a confidential file (a complaint's letter names the complainant): only
-    # the readers of its class touch it through this project.
-    confidential = {c.event_type for c in found} if rule.sealing else set()
-    if any(
-        attachments_confidential(lg.catalogue, t)
-        and not may_open(
-            lg.catalogue,
-            t,
-            sealed_chain=False,
-            role=p.role,
-            reached=functools.partial(lg.reached, project),
-        )
-        for t in sorted(confidential)
-    ):
+    hides = _hiding_rule(lg, p, project, rule)
+    if any(hides(t) for t in sorted({c.event_type for c in found})):
         return None
     return trade_type
 
 
-#: Objects of one project looked at for one page of those a token may read.
-MAX_OBJECT_SCAN = 2000
+def _hiding_rule(lg: Ledger, p: Principal, project: str, rule: ObjectRule) -> Callable[[str], bool]:
+    """Whether a citation of this event type in ``project`` hides the cited file from
+    ``p`` there: the one sealing and confidentiality rule of :func:`object_allowed_in` and
+    :func:`project_objects_visible`. Asks the database (whether the project was opened,
+    which events it reached) only when a type's answer depends on it."""
+    if not rule.sealing:
+        return lambda event_type: False
+    opened = functools.cache(lambda: lg.unsealed(project))
+    reached = functools.partial(lg.reached, project)
+
+    def hides(event_type: str) -> bool:
+        # A file a project cites as a sealed bid stays sealed in that project, even if
+        # the project cites it elsewhere too.
+        if seals_attachments(lg.catalogue, event_type) and not may_read_sealed(
+            lg.catalogue, opened=opened(), role=p.role
+        ):
+            return True
+        # So does a confidential file (a complaint's letter names the complainant): only
+        # the readers of its class touch it through this project.
+        return attachments_confidential(lg.catalogue, event_type) and not may_open(
+            lg.catalogue, event_type, sealed_chain=False, role=p.role, reached=reached
+        )
+
+    return hides
 
 
 def project_objects_visible(
@@ -342,24 +348,23 @@ def project_objects_visible(
     order, each with the project's first citation of it; and the cursor of the next page,
     or None when there is none.
 
-    The page is filled from the visible objects only, so that neither its length nor the
-    presence of a next page tells how many files are left out (how many bids were filed);
-    at most :data:`MAX_OBJECT_SCAN` objects are looked at per page."""
-    shown: dict[str, Citation] = {}
-    cursor, scanned = after, 0
-    while scanned < MAX_OBJECT_SCAN:
-        want = min(limit - len(shown), MAX_OBJECT_SCAN - scanned)
-        page = lg.project_object_citations(project, cursor, want)
-        for sha, found in page.items():
-            if found and object_allowed_in(lg, p, project, stored, found) is not None:
-                shown[sha] = found[0]
-        scanned += len(page)
-        if len(page) < want:
-            return shown, None
-        cursor = max(page)
-        if len(shown) == limit:
-            return shown, cursor
-    return shown, cursor
+    The hidden files are left out by the query itself (no citation of a hiding event type,
+    :func:`_hiding_rule`), so the page is filled from the visible objects only and its
+    cursor is always a visible file's hash: neither the page's length, nor the presence of
+    a next page, nor the cursor tells anything of the files left out (how many bids were
+    filed, a sealed bid file's hash)."""
+    if p.role not in READ_OBJECT.cited_roles or authorize(p, project, stored) is None:
+        return {}, None
+    hides = _hiding_rule(lg, p, project, READ_OBJECT)
+    hidden = sorted(t for t in lg.catalogue.events if hides(t))
+    page = lg.project_object_citations(project, after, limit, hidden)
+    shown = {
+        sha: found[0]
+        for sha, found in page.items()
+        # The per-object rule again: the query's filter is not the only guard.
+        if found and object_allowed_in(lg, p, project, stored, found) is not None
+    }
+    return shown, (max(page) if len(page) == limit else None)
 
 
 def access_what(lg: Ledger, cite: Citation, what: dict[str, Any]) -> dict[str, Any]:

@@ -497,12 +497,13 @@ class Ledger:
             return self.store.project_records(conn, project, after, limit, event_type)
 
     def project_object_citations(
-        self, project: str, after: str, limit: int
+        self, project: str, after: str, limit: int, hidden: Sequence[str] = ()
     ) -> dict[str, list[Citation]]:
         """The objects the project cites above SHA-256 ``after`` (at most ``limit``, in
-        order), each with the project's citations of it."""
+        order), each with the project's citations of it; an object the project cites by an
+        event type in ``hidden`` is left out."""
         with self.store.reader() as conn:
-            return self.store.project_object_citations(conn, project, after, limit)
+            return self.store.project_object_citations(conn, project, after, limit, hidden)
 
     def object_citations(self, sha256: str, limit: int = MAX_CITATIONS) -> list[Citation]:
         """The projects (and event types) whose records cite the object, earliest first."""

@@ -28,12 +28,14 @@ from sqlalchemy import (
     case,
     create_engine,
     event,
+    exists,
     func,
     insert,
     select,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import aliased
 
 from ledger.checkpoints import SignedCheckpoint
 from ledger.errors import LedgerError
@@ -688,25 +690,41 @@ class Store:
         ).all()
         return [Citation(r[0], r[1], r[2], int(r[3])) for r in rows]
 
-    def project_objects(self, conn: Connection, project: str, after: str, limit: int) -> list[str]:
+    def project_objects(
+        self,
+        conn: Connection,
+        project: str,
+        after: str,
+        limit: int,
+        hidden: Sequence[str] = (),
+    ) -> list[str]:
         """The SHA-256 of the objects the project's records cite, above ``after``, in order;
-        at most ``limit`` (a page: an archived project may cite thousands)."""
+        at most ``limit`` (a page: an archived project may cite thousands). Objects the
+        project cites by an event type in ``hidden`` (sealed bids before the opening, say)
+        are left out."""
         c = ObjectCitationRow
-        rows = conn.execute(
-            select(c.sha256)
-            .where(c.project == project, c.sha256 > after)
-            .group_by(c.sha256)
-            .order_by(c.sha256)
-            .limit(limit)
-        ).all()
+        q = select(c.sha256).where(c.project == project, c.sha256 > after)
+        if hidden:
+            h = aliased(ObjectCitationRow)
+            q = q.where(
+                ~exists().where(
+                    h.sha256 == c.sha256, h.project == project, h.event_type.in_(list(hidden))
+                )
+            )
+        rows = conn.execute(q.group_by(c.sha256).order_by(c.sha256).limit(limit)).all()
         return [r[0] for r in rows]
 
     def project_object_citations(
-        self, conn: Connection, project: str, after: str, limit: int
+        self,
+        conn: Connection,
+        project: str,
+        after: str,
+        limit: int,
+        hidden: Sequence[str] = (),
     ) -> dict[str, list[Citation]]:
         """A page of the objects the project's records cite (:meth:`project_objects`), each
         with the project's citations of it: one per event type, the earliest first."""
-        shas = self.project_objects(conn, project, after, limit)
+        shas = self.project_objects(conn, project, after, limit, hidden)
         if not shas:
             return {}
         c = ObjectCitationRow
