@@ -4,8 +4,10 @@ The sequencer (appends), the witness service (add-checkpoint decisions) and the 
 of witnessing (storing cosignatures) each own one such thread. It blocks for the first
 queued item, then takes what else is queued, up to ``max_batch`` (each item counting
 ``weight(item)``), waiting at most ``max_delay`` seconds for more, and hands the batch to
-``commit``. :meth:`Committer.stop` queues a stop mark behind what is waiting, so
-everything queued before it is still committed; every wait in it is bounded.
+``commit``. A ``commit`` that had to wait (for a lock another process held) may take what
+was queued meanwhile into the same batch (:meth:`Committer.take_more`).
+:meth:`Committer.stop` queues a stop mark behind what is waiting, so everything queued
+before it is still committed; every wait in it is bounded.
 
 It imports nothing of the project, so the witness service may use it too.
 """
@@ -52,6 +54,8 @@ class Committer(Generic[T]):
         self._weight = weight
         self._queue: queue.Queue[T | None] = queue.Queue(maxsize)
         self._thread: threading.Thread | None = None
+        #: The stop mark was taken by :meth:`take_more`: end after this batch.
+        self._stop_taken = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -84,8 +88,30 @@ class Committer(Generic[T]):
                 return
             batch, stop = self._gather(first)
             self._commit(batch)
-            if stop:
+            if stop or self._stop_taken:
                 return
+
+    def take_more(self, have: int) -> list[T]:
+        """What is queued now, without waiting, up to ``max_batch`` beside the ``have`` the
+        batch weighs already (within the same bound as a batch gathered at once).
+
+        Only for ``commit``, on the committer's thread, once it is ready to commit: the items
+        it takes are part of the batch it is committing, and it answers them as it answers
+        the others. A stop mark taken here ends the thread after this batch, as it would
+        have after the next.
+        """
+        out: list[T] = []
+        while have < self.max_batch and not self._stop_taken:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                self._stop_taken = True
+                break
+            out.append(nxt)
+            have += self._weight(nxt)
+        return out
 
     def _gather(self, first: T) -> tuple[list[T], bool]:
         """``first`` and what else is queued (within the bounds); True when told to stop."""

@@ -72,3 +72,46 @@ def test_a_full_queue_refuses_and_stop_is_bounded() -> None:
     c.stop(0.3)  # no room for the stop mark and the thread is busy: give up in time
     assert time.monotonic() - t0 < 2
     release.set()
+
+
+def test_take_more_joins_what_queued_during_the_wait() -> None:
+    """A commit that waited (as for the writer lock another worker held) takes what was
+    queued meanwhile into its batch, within max_batch; a stop mark it meets ends the
+    thread after that batch, everything before the mark committed."""
+    gate = threading.Event()
+    batches: list[list[int]] = []
+    c: Committer[int] = Committer(lambda b: None, name="t", max_batch=5, weight=lambda n: n)
+
+    def commit(batch: list[int]) -> None:
+        gate.wait(5)
+        batch += c.take_more(sum(batch))
+        batches.append(batch)
+
+    c._commit = commit
+    c.start()
+    c.put(1)  # taken alone; the others queue while its commit waits
+    time.sleep(0.05)
+    for n in (2, 1, 3, 1):
+        c.put(n)
+    gate.set()
+    time.sleep(0.2)
+    # 1 + 2 + 1 is below max_batch (5), so 3 joins too (the last may pass it, as in a
+    # batch gathered at once); the last 1 is left for the next batch.
+    assert batches == [[1, 2, 1, 3], [1]]
+
+    gate.clear()
+    c.put(2)
+    time.sleep(0.05)
+    c.put(1)
+    # The stop mark queues behind 1 while the commit of 2 waits; stop returns once the
+    # thread has ended.
+    worker = c._thread
+    assert worker is not None
+    stopper = threading.Thread(target=c.stop, args=(5,))
+    stopper.start()
+    time.sleep(0.05)
+    gate.set()
+    stopper.join(10)
+    assert not stopper.is_alive()
+    assert not worker.is_alive()  # ended by the mark take_more met, not by stop's timeout
+    assert batches[2:] == [[2, 1]]
