@@ -289,17 +289,23 @@ class ExportJobs:
         return self._settled(job)
 
     def _settled(self, job: Job) -> Job:
-        """A job whose process died, or that ran past its time, as the failure it is."""
+        """A job whose process died, or that ran past its time, as the failure it is.
+
+        Its end is a fixed moment, the last time its process wrote it or its deadline
+        (never the time of reading, or it would never expire, its place and partial zip
+        held for good)."""
         if not job.active:
             return job
-        now = _now()
+        deadline = job.created_at + self.limits.timeout
         if not _alive(job.pid, job.pid_started):
             why = "the server process running the export stopped; start it again"
-        elif now > job.created_at + self.limits.timeout + 5:
+            ended = min(job.updated_at, deadline)
+        elif _now() > deadline + 5:
             why = f"the export took longer than {self.limits.timeout:.0f} s and was stopped"
+            ended = deadline
         else:
             return job
-        job.state, job.error, job.finished_at = "failed", why, job.finished_at or now
+        job.state, job.error, job.finished_at = "failed", why, job.finished_at or ended
         return job
 
     def _expired(self, job: Job, now: float) -> bool:

@@ -499,6 +499,7 @@ def test_finished_jobs_expire_and_a_dead_process_s_job_shows_failed(
     assert e.value.status == 404
 
     # A job whose process is gone: failed, with the reason, not "running" for ever.
+    jobs = ExportJobs(tmp_path / "exports-dead", ExportLimits(lifetime=3600))
     dead = Job(
         id="0" * 32,
         token_id=p.token_id,
@@ -537,6 +538,27 @@ def test_finished_jobs_expire_and_a_dead_process_s_job_shows_failed(
     # Another token's job is nobody else's.
     with pytest.raises(ApiError):
         jobs.job_of(Principal("t-other", "reviewer"), dead.id)
+
+    # A dead process's job expires a lifetime after it last wrote (not a lifetime after
+    # each reading), with its partial zip: it holds no place, and no disk, for good.
+    old = Job(
+        id="3" * 32,
+        token_id=p.token_id,
+        projects=[OPENED],
+        files=False,
+        state="running",
+        created_at=time.time() - 7300,
+        updated_at=time.time() - 7200,
+        pid=_dead_pid(),
+    )
+    (jobs.root / old.id).mkdir(parents=True)
+    (jobs.root / old.id / "job.json").write_text(json.dumps(old.to_json()))
+    (jobs.root / old.id / f"{OPENED}.evidence.zip.part").write_bytes(b"PK" * 1000)
+    with pytest.raises(ApiError) as e:
+        jobs.job_of(p, old.id)
+    assert e.value.status == 404
+    assert old.id not in {j.id for j in jobs.jobs_of(p)}
+    assert not (jobs.root / old.id).exists()
 
 
 def _run_job(site: Site, jobs: ExportJobs, token: str) -> Job:
