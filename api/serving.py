@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from api import alerting, cli_witness, limits
 from api.app import create_app
-from api.publishing import BucketTiles, open_publisher
+from api.publishing import BucketTiles, NotAPublishBucket, open_publisher
 from ledger.service import Ledger
 from storage.s3 import S3Config
 from storage.service import open_evidence_store
@@ -62,7 +62,12 @@ def serving_app(
         config = S3Config.from_env()
         if config is None:
             raise SystemExit("jianzheng: --publish-bucket needs JIANZHENG_S3_ENDPOINT and keys")
-        publisher = open_publisher(ledger, args.publish_bucket, config)
+        try:
+            publisher = open_publisher(ledger, args.publish_bucket, config)
+        except NotAPublishBucket as e:
+            witnessing.close()
+            objects.close()
+            raise SystemExit(f"jianzheng: {e}") from None
     elif getattr(args, "log_from_bucket", False):
         raise SystemExit("jianzheng: --log-from-bucket needs --publish-bucket")
 

@@ -3,6 +3,7 @@ anonymously, verifies every entry's inclusion against the published checkpoint."
 
 from __future__ import annotations
 
+import hashlib
 import io
 import secrets
 from pathlib import Path
@@ -130,3 +131,37 @@ def test_serve_answers_tiles_from_the_bucket(
         assert r.status_code == 200 and r.content == real
         assert c.get("/log/tile/0/001.p/44").status_code == 200
         assert c.get("/log/tile/0/001.p/45").status_code == 404
+
+
+def test_the_evidence_bucket_is_never_published(
+    tmp_path: Path, minio_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing makes a bucket readable by anyone: named after the evidence bucket (or
+    any bucket holding evidence objects) it would hand out sealed bid files and complaint
+    letters. serve refuses to start, naming why, and no policy is set."""
+    admin = Minio(minio_server.endpoint, minio_server.access_key, minio_server.secret_key,
+                  secure=False)  # fmt: skip
+    evidence = f"ev-{secrets.token_hex(4)}"
+    admin.make_bucket(evidence)
+    sealed = b"a sealed bid file"
+    key = f"sha256/{hashlib.sha256(sealed).hexdigest()}"
+    admin.put_object(evidence, key, io.BytesIO(sealed), len(sealed))
+    monkeypatch.setenv("JIANZHENG_S3_ENDPOINT", minio_server.url)
+    monkeypatch.setenv("JIANZHENG_S3_ACCESS_KEY", minio_server.access_key)
+    monkeypatch.setenv("JIANZHENG_S3_SECRET_KEY", minio_server.secret_key)
+    other = f"ev-{secrets.token_hex(4)}"
+    data = tmp_path / "data"
+    for env_bucket, why in ((evidence, "is the evidence bucket"), (other, "holds evidence")):
+        monkeypatch.setenv("JIANZHENG_S3_BUCKET", env_bucket)
+        args = parse_serve_argv(["serve", "--data", str(data), "--publish-bucket", evidence])
+        lg = Ledger.open(data, None, "bucket.example/log")
+        try:
+            with pytest.raises(SystemExit, match=why):
+                serving_app(lg, args, owns_ledger=False)
+        finally:
+            lg.close()
+        with pytest.raises(S3Error) as e:
+            admin.get_bucket_policy(evidence)
+        assert e.value.code == "NoSuchBucketPolicy"
+        r = httpx.get(f"{minio_server.url}/{evidence}/{key}", timeout=10)
+        assert r.status_code == 403  # anonymous: still refused
