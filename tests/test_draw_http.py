@@ -322,6 +322,31 @@ def test_a_draw_over_http_recomputed_offline(served: Served, tmp_path: Path) -> 
         assert failed, what
 
 
+def test_a_bogus_reveal_in_a_party_s_name_does_not_lock_it_out(served: Served) -> None:
+    """Any platform token can append a draw_seed_revealed naming the department through
+    POST /v1/events. Such a reveal does not count (its seed does not open the commitment;
+    the verifier takes the first valid reveal), so it must not stop the department's own:
+    only a reveal that counts closes a party's turn."""
+    s = served
+    evs, _ = tender(P)
+    _post(s, evs[:3])
+    _draw(s, "D-B", SEEDS, _now(60))
+    bogus = {
+        "project": P,
+        "trade_type": "engineering",
+        "type": "draw_seed_revealed",
+        "actor": {"id": "PRTC-HZ", "role": "department"},
+        "occurred_at": _now(),
+        "payload": {"draw_id": "D-B", "party": "department", "seed": "ab" * 32},
+    }
+    _post(s, [bogus])
+    r = _reveal(s, "department", "D-B", SEEDS["department"])
+    assert r.status_code == 201, r.text
+    again = _reveal(s, "department", "D-B", SEEDS["department"])
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "already_revealed"
+
+
 def test_a_withheld_reveal_fails_the_draw_and_a_fresh_draw_follows(
     served: Served, tmp_path: Path
 ) -> None:

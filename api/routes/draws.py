@@ -59,11 +59,25 @@ def _earlier(lg: Ledger, poster: str, key: object) -> dict[str, Any] | None:
     return json.loads(lg.record(found[0])[0]) if found is not None else None
 
 
-def _draw_records(lg: Ledger, project: str, type_: str, draw_id: str) -> list[dict[str, Any]]:
-    """The project's records of ``type_`` for ``draw_id``, in seq order (bounded)."""
+def _draw_records(
+    lg: Ledger, project: str, type_: str, draw_id: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """The project's records of ``type_`` for ``draw_id`` with their log indexes, in seq
+    order (bounded)."""
     rows = lg.project_records(project, -1, MAX_DRAW_RECORDS, type_)
-    recs = [json.loads(raw) for _, _, raw in rows]
-    return [r for r in recs if r.get("payload", {}).get("draw_id") == draw_id]
+    recs = [(index, json.loads(raw)) for index, _, raw in rows]
+    return [(i, r) for i, r in recs if r.get("payload", {}).get("draw_id") == draw_id]
+
+
+def _opens(draw_id: str, party: str, seed_hex: object, terms: dict[str, Any]) -> bool:
+    """Whether ``seed_hex`` (64 lowercase hex digits) opens the party's seed commitment."""
+    if not isinstance(seed_hex, str) or len(seed_hex) != 64 or seed_hex != seed_hex.lower():
+        return False
+    try:
+        digest = seed_commitment(draw_id, party, bytes.fromhex(seed_hex)).hex()
+    except (ValueError, DrawError):
+        return False
+    return digest == terms.get(f"{party}_seed_commitment")
 
 
 @router.post("/v1/projects/{project}/draws", status_code=201)
@@ -137,7 +151,7 @@ async def post_reveal(
     commits = await run_in_threadpool(_draw_records, lg, project, "draw_committed", draw_id)
     if not commits:
         raise ApiError(404, "not_found", "no such draw")
-    terms = commits[0]["payload"]
+    terms = commits[0][1]["payload"]
     key = body.get("idempotency_key")
     earlier = await run_in_threadpool(_earlier, lg, p.token_id, key)
     if earlier is None:
@@ -147,7 +161,17 @@ async def post_reveal(
         revealed = await run_in_threadpool(
             _draw_records, lg, project, "draw_seed_revealed", draw_id
         )
-        if any(r["payload"].get("party") == party for r in revealed):
+        # Only a reveal that counts (rule E08: it opens the commitment, at or past the tree
+        # head) closes the party's turn. Any platform token can append a draw_seed_revealed
+        # naming either party through POST /v1/events; a bogus one must not lock the party
+        # out of its own reveal (the verifier takes the first valid reveal).
+        size = int(terms["checkpoint_size"])
+        if any(
+            r["payload"].get("party") == party
+            and index >= size
+            and _opens(draw_id, party, r["payload"].get("seed"), terms)
+            for index, r in revealed
+        ):
             raise ApiError(409, "already_revealed", f"the {party} has revealed this draw's seed")
     event: dict[str, Any] = {
         "project": project,
@@ -179,11 +203,7 @@ def _check_reveal(
     has its quorum of cosignatures (409): the draw combines the seeds with a tree head that
     k witnesses cosigned after both commitments (docs/formats.md, Expert draws)."""
     assert party in PARTIES
-    try:
-        ok = seed_commitment(draw_id, party, seed).hex() == terms.get(f"{party}_seed_commitment")
-    except DrawError:
-        ok = False
-    if not ok:
+    if not _opens(draw_id, party, seed.hex(), terms):
         raise ApiError(
             422, "invalid_reveal", f"the seed does not open the {party}'s commitment", "seed"
         )
