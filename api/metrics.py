@@ -9,7 +9,8 @@ It needs a valid bearer token (any role; Prometheus sends one with
 ``authorization: {credentials_file: ...}``): counts of a public log are not secret, but an
 unauthenticated client must not be able to make the node read the database. A token's
 scrapes are rate-limited like any request, and the answer is reused for
-:data:`SCRAPE_EVERY` seconds per process.
+:data:`SCRAPE_EVERY` seconds per process; a scrape never waits for another one's database
+reads (503 ``busy`` only before the first answer is built).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
 from api.deps import get_principal
+from api.errors import ApiError
 from ledger.access import Principal
 from ledger.service import Ledger
 from ledger.witnessing.records import WitnessRecords
@@ -92,8 +94,14 @@ class Exposition:
         self._at = float("-inf")
         self._text = b""
 
-    def text(self) -> bytes:
-        with self._mu:
+    def text(self) -> bytes | None:
+        """The exposition, built anew when older than ``every``; None while another request
+        is building the first one. A request never waits for a build in progress (its
+        database reads may hang): it gets the one before, so scrapes piling up hold no
+        server threads."""
+        if not self._mu.acquire(blocking=False):
+            return self._text or None
+        try:
             now = time.monotonic()
             if now - self._at >= self.every:
                 parts = [generate_latest(self.registry)] if self._own is None else []
@@ -105,10 +113,17 @@ class Exposition:
                 self._text = b"".join(parts)
                 self._at = now
             return self._text
+        finally:
+            self._mu.release()
 
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request, _: Annotated[Principal, Depends(get_principal)]) -> Response:
     """Prometheus metrics (any valid token)."""
     expo: Exposition = request.app.state.metrics
-    return Response(expo.text(), media_type=CONTENT_TYPE_LATEST)
+    text = expo.text()
+    if text is None:
+        raise ApiError(
+            503, "busy", "the metrics are being read; try again", headers={"Retry-After": "1"}
+        )
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -110,3 +110,37 @@ def test_readiness_never_waits_for_a_probe_in_progress(ledger_factory: Any) -> N
         t.join(30)
         assert not t.is_alive(), "the request waited for the probe"
     assert got[-1] == first
+
+
+def test_a_scrape_never_waits_for_another_in_progress(ledger_factory: Any) -> None:
+    """A scrape reads the database; one that hangs must not make every scrape behind it
+    hold a server thread: they get the answer before (503 busy before the first)."""
+    lg = ledger_factory()
+    token = create_token(lg.store, "reviewer")[1]
+    app = create_app(lg, rate_limit=0)
+    expo = app.state.metrics
+    got: list[bytes | None] = []
+
+    def scrape() -> None:
+        got.append(expo.text())
+
+    def while_one_is_in_progress() -> bytes | None:
+        with expo._mu:  # a scrape in progress, its database read not answering
+            t = threading.Thread(target=scrape, daemon=True)
+            t.start()
+            t.join(30)
+            assert not t.is_alive(), "the scrape waited for the one in progress"
+        return got[-1]
+
+    assert while_one_is_in_progress() is None  # nothing built yet
+    first = expo.text()
+    assert first is not None and b"jianzheng_log_size" in first
+    expo._at = float("-inf")  # due to be built anew
+    assert while_one_is_in_progress() == first  # the answer before
+    # Over HTTP, "nothing built yet" is 503 busy, to be retried (reached only once the
+    # calls above do not wait: else this request would wait for the lock held here).
+    fresh = create_app(lg, rate_limit=0)
+    with TestClient(fresh) as c, fresh.state.metrics._mu:
+        r = c.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "busy"
+        assert r.headers["retry-after"] == "1"
