@@ -63,7 +63,9 @@ def serving_app(
         if config is None:
             raise SystemExit("jianzheng: --publish-bucket needs JIANZHENG_S3_ENDPOINT and keys")
         try:
-            publisher = open_publisher(ledger, args.publish_bucket, config)
+            # A log without witnesses publishes its own note (no view to ask each wake-up).
+            view = witnessing if witnessing.policy.witnesses else None
+            publisher = open_publisher(ledger, args.publish_bucket, config, view)
         except NotAPublishBucket as e:
             witnessing.close()
             objects.close()
@@ -94,5 +96,7 @@ def serving_app(
         alerts=alerting.from_args(args),
     )
     if publisher is not None and getattr(args, "log_from_bucket", False):
-        app.state.tile_bucket = BucketTiles(publisher.client, args.publish_bucket)
+        app.state.tile_bucket = BucketTiles(
+            publisher.client, args.publish_bucket, ledger.signer.verifier
+        )
     return app

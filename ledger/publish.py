@@ -11,6 +11,11 @@ bytes as the API's ``/log/...``.
 - The checkpoint is written only after every tile and bundle it covers, one publisher
   thread writing in that order, so a reader never finds a checkpoint whose tiles are
   missing.
+- With witnessing, the checkpoint is the cosigned note ``GET /log/checkpoint`` serves
+  (C2SP tlog-witness cosignatures added to the log's signed note). Cosignatures arrive
+  after the checkpoint is first written, so each wake-up also asks the witnessing view
+  once for the published size and rewrites the object when it holds more cosignatures
+  (never fewer, never a smaller size).
 - One node publishes: the holder of a leader lock (a PostgreSQL session advisory lock
   across nodes, a file lock in the data directory on SQLite), so the checkpoint never
   moves back because a slower node wrote an older one.
@@ -27,12 +32,41 @@ from typing import Any
 from ledger.service import Ledger
 from ledger.tiles import TILE_HEIGHT, index_path, tile_width_at
 from ledger.witnessing.leader import LeaderLock
+from ledger.witnessing.view import WitnessingView
+from verifier.checkpoint import CheckpointError, open_checkpoint
 
 log = logging.getLogger("jianzheng.publish")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 CHECKPOINT_CACHE = "public, max-age=5"
 CHECKPOINT_KEY = "checkpoint"
+CHECKPOINT_TYPE = "text/plain; charset=utf-8"
+#: Bytes a published checkpoint may have (a note of at most 100 signatures is far less).
+MAX_CHECKPOINT_BYTES = 1 << 16
+
+
+def read_object(client: Any, bucket: str, key: str, limit: int) -> bytes | None:
+    """At most ``limit`` bytes of object ``key``, or None when there is no such object;
+    any other failure (the bucket unreachable, refused) raises."""
+    try:
+        resp = client.get_object(bucket, key)
+    except Exception as e:
+        if getattr(e, "code", None) == "NoSuchKey":  # minio's S3Error, duck-typed here
+            return None
+        raise
+    try:
+        data: bytes = resp.read(limit)
+    finally:
+        resp.close()
+        resp.release_conn()
+    return data
+
+
+def adds_cosignatures(old: str, new: str) -> bool:
+    """Whether note ``new`` (of the same checkpoint) has every signature line of ``old``
+    and more: rewriting the published note must never take a cosignature away."""
+    have, want = set(old.splitlines()), set(new.splitlines())
+    return want > have
 
 
 def tile_key(level: int | None, index: int, width: int) -> str:
@@ -64,13 +98,27 @@ class BucketPublisher:
     #: Seconds between looks at the head (a new checkpoint of this node wakes it sooner).
     POLL = 0.5
 
-    def __init__(self, ledger: Ledger, client: Any, bucket: str, lock: LeaderLock) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        client: Any,
+        bucket: str,
+        lock: LeaderLock,
+        witnessing: WitnessingView | None = None,
+    ) -> None:
         self.ledger = ledger
         self.client = client
         self.bucket = bucket
         self.lock = lock
-        #: The size of the newest checkpoint in the bucket, as this process wrote it.
+        #: The cosignatures to publish with each checkpoint (None: the log's note alone).
+        self.witnessing = witnessing
+        #: The tree size this process wrote every tile and bundle of since it leads.
         self.published = 0
+        #: The checkpoint note in the bucket and its size (read once on taking the lead,
+        #: then as this process wrote it); None until read.
+        self.note: str | None = None
+        self.note_size = 0
+        self._synced = False
         self.leading = False
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -95,6 +143,7 @@ class BucketPublisher:
                     self.leading = self.lock.try_acquire()
                     if self.leading:
                         self.published = 0  # another node wrote meanwhile: start over
+                        self._synced = False
                 elif not self.lock.still_held():
                     self.leading = False
                 if self.leading:
@@ -105,19 +154,53 @@ class BucketPublisher:
             self._wake.clear()
 
     def publish(self) -> int:
-        """Write the tiles and bundles the head adds, then the head; returns its size."""
+        """Write the tiles and bundles the head adds, then the head's checkpoint (cosigned
+        as far as witnessing has got); or, the head unchanged, the published checkpoint
+        again if it gained cosignatures. Returns the size of the checkpoint in the bucket.
+
+        Each call asks the head, and the witnessing view once, whatever happened: the
+        work of a wake-up is the new tiles and at most one checkpoint object.
+        """
+        if not self._synced:  # taking the lead: what did the last leader leave?
+            self.note_size, self.note = self._bucket_checkpoint()
+            self._synced = True
         head = self.ledger.head()
-        if head.size <= self.published or not head.note:
-            return self.published
-        for level, index, width in changed_tiles(self.published, head.size):
-            self._put(tile_key(level, index, width), self.ledger.tile(level, index, width))
-            if level == 0:
-                bundle = self.ledger.entry_bundle(index, width)
-                self._put(tile_key(None, index, width), bundle)
-        # Last: every tile the checkpoint covers is in the bucket before it is.
-        self._put(CHECKPOINT_KEY, head.note.encode(), CHECKPOINT_CACHE)
-        self.published = head.size
+        if not head.note:
+            return self.note_size
+        if head.size > self.published:
+            for level, index, width in changed_tiles(self.published, head.size):
+                self._put(tile_key(level, index, width), self.ledger.tile(level, index, width))
+                if level == 0:
+                    bundle = self.ledger.entry_bundle(index, width)
+                    self._put(tile_key(None, index, width), bundle)
+            self.published = head.size
+        # Last: every tile the checkpoint covers is in the bucket before it is. A head
+        # older than the bucket's (a takeover by a node that lags) is never written.
+        if head.size < self.note_size:
+            return self.note_size
+        note = head.note
+        if self.witnessing is not None:
+            note = self.witnessing.cosigned_checkpoint(head.size)
+        if head.size == self.note_size and self.note is not None:
+            if not adds_cosignatures(self.note, note):
+                return self.note_size
+        self._put(CHECKPOINT_KEY, note.encode(), CHECKPOINT_CACHE)
+        self.note, self.note_size = note, head.size
         return head.size
+
+    def _bucket_checkpoint(self) -> tuple[int, str | None]:
+        """The size and note of the checkpoint in the bucket; (0, None) if there is none
+        or it is not this log's (its signature is checked: the bucket is overwritten)."""
+        data = read_object(self.client, self.bucket, CHECKPOINT_KEY, MAX_CHECKPOINT_BYTES)
+        if data is None:
+            return 0, None
+        try:
+            cp = open_checkpoint(data, self.ledger.signer.verifier)
+        except CheckpointError as e:
+            log.warning("bucket %s: replacing a checkpoint that is not this log's: %s",
+                        self.bucket, e)  # fmt: skip
+            return 0, None
+        return cp.checkpoint.size, cp.to_text()
 
     def _put(self, key: str, data: bytes, cache: str = IMMUTABLE) -> None:
         self.client.put_object(
@@ -125,9 +208,7 @@ class BucketPublisher:
             key,
             io.BytesIO(data),
             len(data),
-            content_type="text/plain; charset=utf-8"
-            if key == CHECKPOINT_KEY
-            else "application/octet-stream",
+            content_type=CHECKPOINT_TYPE if key == CHECKPOINT_KEY else "application/octet-stream",
             metadata={"Cache-Control": cache},
         )
 

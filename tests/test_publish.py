@@ -1,5 +1,7 @@
 """The public read path in a bucket (issue 16): a reader that fetches only from MinIO,
-anonymously, verifies every entry's inclusion against the published checkpoint."""
+anonymously, verifies every entry's inclusion against the published checkpoint; a
+witnessed log's bucket checkpoint carries the witnesses' cosignatures, and ``serve
+--log-from-bucket`` answers ``/log/checkpoint`` from the bucket, never moving back."""
 
 from __future__ import annotations
 
@@ -14,19 +16,25 @@ from fastapi.testclient import TestClient
 from minio import Minio
 from minio.error import S3Error
 
+from api import publishing
 from api.publishing import open_publisher
 from api.serve_options import parse_serve_argv
 from api.serving import serving_app
-from ledger.publish import IMMUTABLE, changed_tiles, tile_key
+from ledger.publish import IMMUTABLE, BucketPublisher, adds_cosignatures, changed_tiles, tile_key
 from ledger.records import validate_event
 from ledger.service import Ledger
 from ledger.tiles import TILE_WIDTH, TreeReader, tile_width_at
+from ledger.witnessing.leader import FileLeaderLock
 from storage.s3 import S3Config
 from tests.conftest import make_event
 from tests.fixtures_servers import S3Server
-from tests.witness_procs import wait_until
+from tests.procs import jianzheng
+from tests.test_witness_e2e import ORIGIN, write_log_key
+from tests.witness_procs import WitnessProc, wait_until
 from verifier import merkle
 from verifier.checkpoint import open_checkpoint
+from verifier.note import Signer, parse_note, parse_vkey, sign_note
+from verifier.witnessing import WitnessPolicy, cosigners
 
 
 def test_changed_tiles_names_each_new_width_once() -> None:
@@ -36,6 +44,15 @@ def test_changed_tiles_names_each_new_width_once() -> None:
     assert changed_tiles(300, 300) == []
     assert tile_key(0, 1234, 44) == "tile/0/x001/234.p/44"
     assert tile_key(None, 0, TILE_WIDTH) == "tile/entries/000"
+
+
+def test_a_rewritten_checkpoint_only_gains_cosignatures() -> None:
+    body = "o.example/log\n3\nAAAA\n\n"
+    one, two = body + "— o.example/log x\n", body + "— o.example/log x\n— w1 y\n"
+    assert adds_cosignatures(one, two)
+    assert not adds_cosignatures(two, one)  # one fewer: never published over it
+    assert not adds_cosignatures(two, two)  # the same: not written again
+    assert not adds_cosignatures(two, one + "— w2 z\n")  # another set: kept
 
 
 def test_a_reader_of_the_bucket_alone_verifies_inclusion(
@@ -165,3 +182,135 @@ def test_the_evidence_bucket_is_never_published(
         assert e.value.code == "NoSuchBucketPolicy"
         r = httpx.get(f"{minio_server.url}/{evidence}/{key}", timeout=10)
         assert r.status_code == 403  # anonymous: still refused
+
+
+def _s3_env(monkeypatch: pytest.MonkeyPatch, minio_server: S3Server) -> None:
+    monkeypatch.setenv("JIANZHENG_S3_ENDPOINT", minio_server.url)
+    monkeypatch.setenv("JIANZHENG_S3_ACCESS_KEY", minio_server.access_key)
+    monkeypatch.setenv("JIANZHENG_S3_SECRET_KEY", minio_server.secret_key)
+    monkeypatch.setenv("JIANZHENG_S3_BUCKET", f"ev-{secrets.token_hex(4)}")
+
+
+def _admin(minio_server: S3Server) -> Minio:
+    return Minio(minio_server.endpoint, minio_server.access_key, minio_server.secret_key,
+                 secure=False)  # fmt: skip
+
+
+def _object(admin: Minio, bucket: str, key: str) -> bytes | None:
+    try:
+        resp = admin.get_object(bucket, key)
+    except S3Error:
+        return None
+    try:
+        return resp.read()
+    finally:
+        resp.close()
+        resp.release_conn()
+
+
+def test_a_witnessed_log_publishes_its_cosigned_checkpoint_and_serves_it(
+    tmp_path: Path, minio_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bucket's checkpoint is the cosigned note /log/checkpoint serves (it gains the
+    witness's cosignature after it was first written); serve --log-from-bucket answers
+    /log/checkpoint with the bucket's bytes, never with one older than it served, and
+    from the database when the bucket holds none."""
+    # Every request reads the bucket: what it holds now is what the route sees.
+    monkeypatch.setattr(publishing, "CHECKPOINT_TTL", 0.0)
+    _s3_env(monkeypatch, minio_server)
+    bucket = f"log-{secrets.token_hex(4)}"
+    data = tmp_path / "log"
+    log_key = write_log_key(data)
+    wdata = tmp_path / "w1"
+    out = jianzheng("witness", "add-log", "--data", str(wdata), "--name", "w1.example/witness",
+                    "--vkey", log_key.verifier.vkey)  # fmt: skip
+    wkey = parse_vkey(out.stdout.strip().splitlines()[-1])
+    witness = WitnessProc(wdata)
+    admin = _admin(minio_server)
+    try:
+        args = parse_serve_argv(
+            ["serve", "--data", str(data), "--publish-bucket", bucket, "--log-from-bucket",
+             "--witness", f"{wkey.vkey}@{witness.prefix}"]
+        )  # fmt: skip
+        lg = Ledger.open(data, None, ORIGIN)
+        first = [make_event(project="E330100000005") for _ in range(3)]
+        lg.append([validate_event(e, lg.catalogue) for e in first], "p").result(60)
+        older = lg.head().note
+        more = [make_event(project="E330100000005") for _ in range(297)]
+        lg.append([validate_event(e, lg.catalogue) for e in more], "p").result(60)
+        size = lg.head().size
+        with TestClient(serving_app(lg, args, owns_ledger=True)) as c:
+
+            def cosigned_in_bucket() -> bool:
+                got = _object(admin, bucket, "checkpoint")
+                if got is None:
+                    return False
+                cp = open_checkpoint(got, log_key.verifier)
+                return cp.checkpoint.size == size and bool(cosigners(cp.note, [wkey]))
+
+            wait_until(cosigned_in_bucket, 60, "no cosigned checkpoint in the bucket")
+            in_bucket = _object(admin, bucket, "checkpoint")
+            assert in_bucket is not None
+            # Anyone can check it: the log's signature and the witness policy (1 of 1).
+            cp = open_checkpoint(in_bucket, log_key.verifier)
+            assert [v for v, _ in WitnessPolicy([wkey], 1).check(cp.note)] == [wkey]
+            stat = admin.stat_object(bucket, "checkpoint")
+            assert stat.content_type == "text/plain; charset=utf-8"
+            r = c.get("/log/checkpoint")
+            assert r.status_code == 200 and r.content == in_bucket
+            assert r.headers["content-type"] == "text/plain; charset=utf-8"
+            assert r.headers["cache-control"] == "no-cache"
+
+            # The route answers with the bucket's bytes: a note only the bucket holds
+            # (one more signature, by a key nobody trusts) is what it serves. The
+            # publisher keeps it: the cosigned note it has is no superset of it.
+            stranger = Signer.generate("stranger.example/key")
+            note = parse_note(in_bucket)
+            marked = note.add(sign_note(note.text, [stranger]).signatures[0]).to_text().encode()
+            admin.put_object(bucket, "checkpoint", io.BytesIO(marked), len(marked))
+            assert c.get("/log/checkpoint").content == marked
+
+            # An older checkpoint in the bucket is not served after a newer one was.
+            admin.put_object(bucket, "checkpoint", io.BytesIO(older.encode()), len(older))
+            r = c.get("/log/checkpoint")
+            assert r.status_code == 200
+            assert open_checkpoint(r.content, log_key.verifier).checkpoint.size == size
+            # Nothing in the bucket: the database answers, cosigned as before.
+            admin.remove_object(bucket, "checkpoint")
+            r = c.get("/log/checkpoint")
+            assert r.status_code == 200 and r.content == in_bucket
+    finally:
+        witness.stop()
+
+
+def test_a_lagging_publisher_never_moves_the_checkpoint_back(
+    tmp_path: Path, minio_server: S3Server
+) -> None:
+    """A publisher taking the lead on a node whose head is behind the bucket's checkpoint
+    (a node that lags, a database restored from an older backup) leaves it in place."""
+    admin = _admin(minio_server)
+    bucket = f"log-{secrets.token_hex(4)}"
+    admin.make_bucket(bucket)
+    log_key = write_log_key(tmp_path / "ahead")
+    (tmp_path / "behind").mkdir()
+    (tmp_path / "behind" / "log.key").write_text(log_key.skey + "\n")
+    (tmp_path / "behind" / "log.key").chmod(0o600)  # the same key on both: two nodes
+    ahead = Ledger.open(tmp_path / "ahead", None, ORIGIN)
+    behind = Ledger.open(tmp_path / "behind", None, ORIGIN)
+    try:
+        for lg, n in ((ahead, 20), (behind, 5)):
+            evs = [make_event(project="E330100000005") for _ in range(n)]
+            lg.append([validate_event(e, lg.catalogue) for e in evs], "p").result(60)
+        first = BucketPublisher(ahead, admin, bucket, FileLeaderLock(tmp_path / "a.lock"))
+        assert first.publish() == 20
+        second = BucketPublisher(behind, admin, bucket, FileLeaderLock(tmp_path / "b.lock"))
+        assert second.publish() == 20
+        assert _object(admin, bucket, "checkpoint") == ahead.head().note.encode()
+        # Once its head passes the bucket's, it publishes.
+        evs = [make_event(project="E330100000005") for _ in range(16)]
+        behind.append([validate_event(e, behind.catalogue) for e in evs], "p").result(60)
+        assert second.publish() == 21
+        assert _object(admin, bucket, "checkpoint") == behind.head().note.encode()
+    finally:
+        ahead.close()
+        behind.close()

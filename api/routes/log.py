@@ -13,6 +13,7 @@ from api.deps import MAX_INT64, DecimalDigits, LedgerDep, Reader, WitnessingDep
 from api.errors import ApiError
 from api.schemas import EXTENSIONS_SCHEMA, JSON_SCHEMA_DIALECT, catalogue_entry
 from ledger.catalogue import Catalogue, UnknownEventType
+from ledger.publish import CHECKPOINT_TYPE
 from ledger.service import NotFound
 from ledger.tiles import TILE_WIDTH, parse_tile_path
 from ledger.witnessing.view import log_fields
@@ -114,18 +115,24 @@ def catalogue_type(
 
 
 @router.get("/log/checkpoint", tags=["tiles"], response_class=PlainTextResponse)
-def checkpoint(lg: LedgerDep, w: WitnessingDep) -> Response:
+def checkpoint(lg: LedgerDep, w: WitnessingDep, request: Request) -> Response:
     """C2SP tlog-tiles checkpoint: the newest signed checkpoint (changes; never cached).
 
     It carries every witness cosignature gathered for it so far (C2SP tlog-witness).
+    With ``serve --log-from-bucket`` it is the bucket's (published after every tile it
+    covers, cosigned), unless the bucket holds none, does not answer, or holds one older
+    than a checkpoint this process already served: then the database's head.
     """
+    bucket = getattr(request.app.state, "tile_bucket", None)
+    if bucket is not None and (got := bucket.checkpoint()) is not None:
+        return Response(got, media_type=CHECKPOINT_TYPE, headers={"Cache-Control": "no-cache"})
     i = lg.info()
     if not i.checkpoint:
         raise ApiError(404, "not_found", "the log is empty: no checkpoint yet")
     note = w.cosigned_checkpoint(i.size) if w is not None else i.checkpoint
-    return Response(
-        note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}
-    )
+    if bucket is not None:
+        bucket.served(i.size)
+    return Response(note, media_type=CHECKPOINT_TYPE, headers={"Cache-Control": "no-cache"})
 
 
 @router.get(
