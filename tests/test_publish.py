@@ -29,6 +29,7 @@ from storage.s3 import S3Config
 from tests.conftest import make_event
 from tests.fixtures_servers import S3Server
 from tests.procs import jianzheng
+from tests.servers import free_port
 from tests.test_witness_e2e import ORIGIN, write_log_key
 from tests.witness_procs import WitnessProc, wait_until
 from verifier import merkle
@@ -225,12 +226,13 @@ def test_a_witnessed_log_publishes_its_cosigned_checkpoint_and_serves_it(
     out = jianzheng("witness", "add-log", "--data", str(wdata), "--name", "w1.example/witness",
                     "--vkey", log_key.verifier.vkey)  # fmt: skip
     wkey = parse_vkey(out.stdout.strip().splitlines()[-1])
-    witness = WitnessProc(wdata)
+    port = free_port()
+    witness: WitnessProc | None = None
     admin = _admin(minio_server)
     try:
         args = parse_serve_argv(
             ["serve", "--data", str(data), "--publish-bucket", bucket, "--log-from-bucket",
-             "--witness", f"{wkey.vkey}@{witness.prefix}"]
+             "--witness", f"{wkey.vkey}@http://127.0.0.1:{port}/witness"]
         )  # fmt: skip
         lg = Ledger.open(data, None, ORIGIN)
         first = [make_event(project="E330100000005") for _ in range(3)]
@@ -240,6 +242,18 @@ def test_a_witnessed_log_publishes_its_cosigned_checkpoint_and_serves_it(
         lg.append([validate_event(e, lg.catalogue) for e in more], "p").result(60)
         size = lg.head().size
         with TestClient(serving_app(lg, args, owns_ledger=True)) as c:
+
+            def head_in_bucket() -> bool:
+                got = _object(admin, bucket, "checkpoint")
+                return got is not None and parse_note(got).text.split("\n")[1] == str(size)
+
+            # The witness is down: the head is published with the log's signature alone.
+            wait_until(head_in_bucket, 30, "the head was not published")
+            alone = _object(admin, bucket, "checkpoint")
+            assert alone is not None
+            assert not cosigners(open_checkpoint(alone, log_key.verifier).note, [wkey])
+            # It comes up and cosigns: the same checkpoint is published again, cosigned.
+            witness = WitnessProc(wdata, port)
 
             def cosigned_in_bucket() -> bool:
                 got = _object(admin, bucket, "checkpoint")
@@ -254,6 +268,7 @@ def test_a_witnessed_log_publishes_its_cosigned_checkpoint_and_serves_it(
             # Anyone can check it: the log's signature and the witness policy (1 of 1).
             cp = open_checkpoint(in_bucket, log_key.verifier)
             assert [v for v, _ in WitnessPolicy([wkey], 1).check(cp.note)] == [wkey]
+            assert adds_cosignatures(alone.decode(), in_bucket.decode())
             stat = admin.stat_object(bucket, "checkpoint")
             assert stat.content_type == "text/plain; charset=utf-8"
             r = c.get("/log/checkpoint")
@@ -271,16 +286,21 @@ def test_a_witnessed_log_publishes_its_cosigned_checkpoint_and_serves_it(
             assert c.get("/log/checkpoint").content == marked
 
             # An older checkpoint in the bucket is not served after a newer one was.
-            admin.put_object(bucket, "checkpoint", io.BytesIO(older.encode()), len(older))
+            was = older.encode()
+            admin.put_object(bucket, "checkpoint", io.BytesIO(was), len(was))
             r = c.get("/log/checkpoint")
             assert r.status_code == 200
             assert open_checkpoint(r.content, log_key.verifier).checkpoint.size == size
+            # Not this log's note (nor any note): the database answers.
+            admin.put_object(bucket, "checkpoint", io.BytesIO(b"forged"), 6)
+            assert c.get("/log/checkpoint").content == in_bucket
             # Nothing in the bucket: the database answers, cosigned as before.
             admin.remove_object(bucket, "checkpoint")
             r = c.get("/log/checkpoint")
             assert r.status_code == 200 and r.content == in_bucket
     finally:
-        witness.stop()
+        if witness is not None:
+            witness.stop()
 
 
 def test_a_lagging_publisher_never_moves_the_checkpoint_back(
