@@ -456,6 +456,25 @@ def test_many_projects_as_one_job(site: Site) -> None:
             assert report.integrity.holds and report.project == b["project"]
 
 
+def test_a_download_refused_for_one_project_records_no_read_of_the_others(site: Site) -> None:
+    """A many-project download checks every project again; when one is refused (here: bids
+    arrived after the job, sealed until the opening) nothing is handed out, so no read of
+    the others may be recorded either."""
+    late = "E330100000176"
+    evs, files = tender(late)
+    cut = next(n for n, e in enumerate(evs) if e["type"] in ("bid_deposit_paid", "bid_submitted"))
+    site.post(evs[:cut], files)
+    with http_session(site, "reviewer") as (c, csrf):
+        job = start_job(c, csrf, SECOND, late)
+        assert wait_job(c, job)["state"] == "done"
+        site.post([evs[cut]])  # the first bid: the project now holds sealed events
+        before = {p: len(site.bundle_reads(p)) for p in (SECOND, late)}
+        got = c.get(job + "/download")
+        assert got.status_code == 409, got.text
+        assert 'data-code="sealed"' in got.text
+    assert {p: len(site.bundle_reads(p)) for p in (SECOND, late)} == before
+
+
 def test_a_job_past_its_time_fails_and_keeps_nothing(site: Site) -> None:
     jobs: ExportJobs = site.app.state.export_jobs
     saved = jobs.limits

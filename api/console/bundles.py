@@ -277,8 +277,13 @@ async def job_download(request: Request, job_id: str) -> Response:
     assert ctx.session is not None
     p, lg = ctx.session.principal, ctx.ledger
     job, path = await run_in_threadpool(jobs_of_app(request).download_path, p, job_id)
-    for b in job.bundles or []:
-        trade_type = await run_in_threadpool(authorize_export, lg, p, b["project"])
+    # Every project is checked before any read is recorded: a refusal of the last one must
+    # not leave reads recorded of the others, whose bundles were not handed out.
+    checked = [
+        (b, await run_in_threadpool(authorize_export, lg, p, b["project"]))
+        for b in job.bundles or []
+    ]
+    for b, trade_type in checked:
         payload = export_access(bool(b["files_included"]), int(b["records"]), int(b["checkpoint"]))
         await record_access(lg, p, b["project"], trade_type, payload)
     return FileResponse(
