@@ -32,8 +32,15 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.console.bundles import jobs_of_app
-from api.console.listing import MAX_PAGE, PAGE, ProjectFilter, ProjectPage, list_projects
-from api.console.pages import _DATE_RE, _int_param, _project_code, reader, render, router
+from api.console.listing import ProjectPage, list_projects
+from api.console.pages import (
+    _project_code,
+    filter_query,
+    project_filter,
+    reader,
+    render,
+    router,
+)
 from api.console.views import beijing, size_text
 from api.routes.objects import original_name, storage_errors
 from ledger.access import Principal, authorize_project, project_objects_visible
@@ -128,29 +135,6 @@ def archive_rows(
     ]
 
 
-def _archive_filter(request: Request, ledger: Ledger) -> tuple[ProjectFilter, str, int]:
-    q = request.query_params
-    trade_type = q.get("trade_type", "")
-    if trade_type and trade_type not in ledger.catalogue.trade_types:
-        raise ApiError(422, "invalid_parameter", "trade_type: unknown trade type", "trade_type")
-    dates = {}
-    for name in ("from", "to"):
-        v = q.get(name, "")
-        if v and not _DATE_RE.fullmatch(v):
-            raise ApiError(422, "invalid_parameter", f"{name}: want YYYY-MM-DD", name)
-        dates[name] = v
-    phase = q.get("phase", "")
-    if phase and phase not in PHASES:
-        raise ApiError(422, "invalid_parameter", "phase: unknown phase", "phase")
-    after = q.get("after", "")
-    if not re.fullmatch(r"[A-Za-z0-9-]{0,64}", after):
-        raise ApiError(422, "invalid_parameter", "after: a project code", "after")
-    limit = _int_param(request, "limit", PAGE)
-    if not 1 <= limit <= MAX_PAGE:
-        raise ApiError(422, "invalid_parameter", f"limit: from 1 to {MAX_PAGE}", "limit")
-    return ProjectFilter("", trade_type, dates["from"], dates["to"], phase), after, limit
-
-
 @router.get("/archive")
 async def archive(request: Request) -> Response:
     """Projects by date range and trade type, with their files and locks."""
@@ -159,20 +143,10 @@ async def archive(request: Request) -> Response:
         return redirect
     assert ctx.session is not None
     lg, p = ctx.ledger, ctx.session.principal
-    f, after, limit = _archive_filter(request, lg)
+    f, after, limit = project_filter(request, lg)
     page = await run_in_threadpool(list_projects, lg, p, f, after, limit)
     rows = await run_in_threadpool(archive_rows, lg, _objects(request), p, page)
-    base = {
-        k: v
-        for k, v in (
-            ("from", f.date_from),
-            ("to", f.date_to),
-            ("trade_type", f.trade_type),
-            ("phase", f.phase),
-            ("limit", str(limit) if limit != PAGE else ""),
-        )
-        if v
-    }
+    base = filter_query(f, limit)
     return render(
         ctx,
         "archive.html",

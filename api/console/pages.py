@@ -388,18 +388,15 @@ async def sign_out(request: Request) -> Response:
 # --- projects ----------------------------------------------------------------------------
 
 
-@router.get("/projects")
-async def projects(request: Request) -> Response:
-    ctx, redirect = await reader(request)
-    if redirect is not None:
-        return redirect
-    assert ctx.session is not None
+def project_filter(request: Request, ledger: Ledger) -> tuple[ProjectFilter, str, int]:
+    """The project search of /projects and /archive from the query string: the filter, the
+    code to list after, the page size; 422 naming the parameter that is wrong."""
     q = request.query_params
     code = q.get("code", "").strip()
     if not CODE_PREFIX_RE.fullmatch(code):
         raise ApiError(422, "invalid_parameter", "code: letters, digits and '-' only", "code")
     trade_type = q.get("trade_type", "")
-    if trade_type and trade_type not in ctx.ledger.catalogue.trade_types:
+    if trade_type and trade_type not in ledger.catalogue.trade_types:
         raise ApiError(422, "invalid_parameter", "trade_type: unknown trade type", "trade_type")
     dates = {}
     for name in ("from", "to"):
@@ -416,22 +413,36 @@ async def projects(request: Request) -> Response:
     limit = _int_param(request, "limit", PAGE)
     if not 1 <= limit <= MAX_PAGE:
         raise ApiError(422, "invalid_parameter", f"limit: from 1 to {MAX_PAGE}", "limit")
-    f = ProjectFilter(code, trade_type, dates["from"], dates["to"], phase)
-    page = await run_in_threadpool(
-        list_projects, ctx.ledger, ctx.session.principal, f, after, limit
-    )
-    base = {
+    return ProjectFilter(code, trade_type, dates["from"], dates["to"], phase), after, limit
+
+
+def filter_query(f: ProjectFilter, limit: int) -> dict[str, str]:
+    """The query parameters that repeat the search ``f`` (links to the next and first page)."""
+    return {
         k: v
         for k, v in (
-            ("code", code),
-            ("trade_type", trade_type),
-            ("from", dates["from"]),
-            ("to", dates["to"]),
-            ("phase", phase),
+            ("code", f.code),
+            ("trade_type", f.trade_type),
+            ("from", f.date_from),
+            ("to", f.date_to),
+            ("phase", f.phase),
             ("limit", str(limit) if limit != PAGE else ""),
         )
         if v
     }
+
+
+@router.get("/projects")
+async def projects(request: Request) -> Response:
+    ctx, redirect = await reader(request)
+    if redirect is not None:
+        return redirect
+    assert ctx.session is not None
+    f, after, limit = project_filter(request, ctx.ledger)
+    page = await run_in_threadpool(
+        list_projects, ctx.ledger, ctx.session.principal, f, after, limit
+    )
+    base = filter_query(f, limit)
     next_url = (
         "/projects?" + urllib.parse.urlencode({**base, "after": page.next_after})
         if page.next_after
