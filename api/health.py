@@ -11,13 +11,12 @@ a time: other requests meanwhile get the answer before, without waiting.
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from api.reused import Reused
 from ledger.service import Ledger
 from storage.service import EvidenceStore
 
@@ -27,31 +26,19 @@ PROBE_EVERY = 1.0
 _PROBE_OBJECT = "0" * 64
 
 
-class Readiness:
+class Readiness(Reused[dict[str, Any]]):
     """The probes, and their newest answer."""
 
     def __init__(self, ledger: Ledger, objects: EvidenceStore) -> None:
+        super().__init__(PROBE_EVERY)
         self.ledger = ledger
         self.objects = objects
-        self._mu = threading.Lock()
-        self._at = float("-inf")
-        self._answer: dict[str, Any] = {}
 
     def check(self) -> dict[str, Any]:
-        """The newest answer, probed anew when it is older than :data:`PROBE_EVERY`. A
-        request never waits for a probe another one is running (against a database that
-        hangs, say): it gets the answer before, or not ready while there is none, so that
-        unauthenticated requests piling up hold no server threads."""
-        if not self._mu.acquire(blocking=False):
-            return self._answer or {"status": "not_ready", "probe": "running"}
-        try:
-            now = time.monotonic()
-            if now - self._at >= PROBE_EVERY:
-                self._answer = self._probe()
-                self._at = now
-            return self._answer
-        finally:
-            self._mu.release()
+        """The newest answer, probed anew when it is older than :data:`PROBE_EVERY`; not
+        ready while a first probe runs (:class:`api.reused.Reused`: a request never waits
+        for another's probe)."""
+        return self._reused(self._probe) or {"status": "not_ready", "probe": "running"}
 
     def _probe(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -16,8 +16,6 @@ reads (503 ``busy`` only before the first answer is built).
 from __future__ import annotations
 
 import os
-import threading
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -29,6 +27,7 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from api.deps import get_principal
 from api.errors import ApiError
+from api.reused import Reused
 from ledger.access import Principal
 from ledger.service import Ledger
 from ledger.witnessing.records import WitnessRecords
@@ -77,10 +76,11 @@ class LogCollector(Collector):
         return [g_size, lag, witnessed, ts_lag, behind]
 
 
-class Exposition:
+class Exposition(Reused[bytes]):
     """The text answer, built at most once per :data:`SCRAPE_EVERY` seconds."""
 
     def __init__(self, ledger: Ledger, witnessing: WitnessingView | None) -> None:
+        super().__init__(SCRAPE_EVERY)
         self.registry = CollectorRegistry(auto_describe=False)
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # serve --workers N: every worker's counters, added up from their files.
@@ -89,32 +89,21 @@ class Exposition:
         else:
             self._own = REGISTRY
         self.log = LogCollector(ledger, witnessing)
-        self.every = SCRAPE_EVERY
-        self._mu = threading.Lock()
-        self._at = float("-inf")
-        self._text = b""
 
     def text(self) -> bytes | None:
         """The exposition, built anew when older than ``every``; None while another request
-        is building the first one. A request never waits for a build in progress (its
-        database reads may hang): it gets the one before, so scrapes piling up hold no
-        server threads."""
-        if not self._mu.acquire(blocking=False):
-            return self._text or None
-        try:
-            now = time.monotonic()
-            if now - self._at >= self.every:
-                parts = [generate_latest(self.registry)] if self._own is None else []
-                if self._own is not None:
-                    parts.append(generate_latest(REGISTRY))
-                one = CollectorRegistry(auto_describe=False)
-                one.register(self.log)
-                parts.append(generate_latest(one))
-                self._text = b"".join(parts)
-                self._at = now
-            return self._text
-        finally:
-            self._mu.release()
+        is building the first one (:class:`api.reused.Reused`: a scrape never waits for
+        another's database reads)."""
+        return self._reused(self._build)
+
+    def _build(self) -> bytes:
+        parts = [generate_latest(self.registry)] if self._own is None else []
+        if self._own is not None:
+            parts.append(generate_latest(REGISTRY))
+        one = CollectorRegistry(auto_describe=False)
+        one.register(self.log)
+        parts.append(generate_latest(one))
+        return b"".join(parts)
 
 
 @router.get("/metrics", include_in_schema=False)

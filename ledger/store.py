@@ -321,16 +321,20 @@ class Store:
         try:
             raw = self.engine.raw_connection()
             try:
-                cur = raw.cursor()
-                try:
-                    cur.execute(_driver_sql(self.engine, sql), params)
-                    return [tuple(r) for r in cur.fetchall()]
-                finally:
-                    cur.close()
+                return self._fetch(raw, sql, params)
             finally:
                 raw.close()
         except unavailable as e:
             raise StoreError(f"the database is unavailable: {e.__class__.__name__}") from e
+
+    def _fetch(self, con: Any, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` (``?`` markers) on the driver connection ``con``."""
+        cur = con.cursor()
+        try:
+            cur.execute(_driver_sql(self.engine, sql), params)
+            return [tuple(r) for r in cur.fetchall()]
+        finally:
+            cur.close()
 
     def _read_sqlite(
         self, sql: str, params: tuple[Any, ...], unavailable: tuple[type[Exception], ...]
@@ -353,12 +357,7 @@ class Store:
                 raw.detach()
                 con = local.con = raw.dbapi_connection
                 assert con is not None
-            cur = con.cursor()
-            try:
-                cur.execute(_driver_sql(self.engine, sql), params)
-                return [tuple(r) for r in cur.fetchall()]
-            finally:
-                cur.close()
+            return self._fetch(con, sql, params)
         except Exception as e:
             local.con = None
             if con is not None:
