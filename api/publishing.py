@@ -15,6 +15,7 @@ from ledger.publish import (
     MAX_CHECKPOINT_BYTES,
     BucketPublisher,
     public_read_policy,
+    published_size,
     read_object,
     tile_key,
 )
@@ -22,7 +23,6 @@ from ledger.service import Ledger
 from ledger.witnessing.leader import PG_PUBLISH_LOCK, FileLeaderLock, LeaderLock, PgLeaderLock
 from ledger.witnessing.view import WitnessingView
 from storage.s3 import S3Config
-from verifier.checkpoint import CheckpointError, open_checkpoint
 from verifier.note import Verifier
 
 log = logging.getLogger("jianzheng.publish")
@@ -85,15 +85,9 @@ class BucketTiles:
         with self._mu:
             cached = self._cached
         if cached is None or now - cached[0] >= CHECKPOINT_TTL:
-            size, note = 0, b""
             data = self._read(CHECKPOINT_KEY, MAX_CHECKPOINT_BYTES)
-            if data is not None:
-                try:
-                    size = open_checkpoint(data, self.log_key).checkpoint.size
-                    note = data
-                except CheckpointError as e:
-                    log.warning("bucket %s: not this log's checkpoint: %s", self.bucket, e)
-            cached = (now, size, note)
+            size = None if data is None else published_size(data, self.log_key, self.bucket)
+            cached = (now, 0, b"") if data is None or size is None else (now, size, data)
             with self._mu:
                 self._cached = cached
         _, size, note = cached

@@ -34,6 +34,7 @@ from ledger.tiles import TILE_HEIGHT, index_path, tile_width_at
 from ledger.witnessing.leader import LeaderLock
 from ledger.witnessing.view import WitnessingView
 from verifier.checkpoint import CheckpointError, open_checkpoint
+from verifier.note import Verifier
 
 log = logging.getLogger("jianzheng.publish")
 
@@ -60,6 +61,16 @@ def read_object(client: Any, bucket: str, key: str, limit: int) -> bytes | None:
         resp.close()
         resp.release_conn()
     return data
+
+
+def published_size(data: bytes, log_key: Verifier, bucket: str) -> int | None:
+    """The tree size of ``data``, the checkpoint read from ``bucket``, if this log signed
+    it; None (logged) if not: anyone who can write the bucket could have put it there."""
+    try:
+        return open_checkpoint(data, log_key).checkpoint.size
+    except CheckpointError as e:
+        log.warning("bucket %s: not this log's checkpoint: %s", bucket, e)
+        return None
 
 
 def adds_cosignatures(old: str, new: str) -> bool:
@@ -194,13 +205,8 @@ class BucketPublisher:
         data = read_object(self.client, self.bucket, CHECKPOINT_KEY, MAX_CHECKPOINT_BYTES)
         if data is None:
             return 0, None
-        try:
-            cp = open_checkpoint(data, self.ledger.signer.verifier)
-        except CheckpointError as e:
-            log.warning("bucket %s: replacing a checkpoint that is not this log's: %s",
-                        self.bucket, e)  # fmt: skip
-            return 0, None
-        return cp.checkpoint.size, cp.to_text()
+        size = published_size(data, self.ledger.signer.verifier, self.bucket)
+        return (0, None) if size is None else (size, data.decode())
 
     def _put(self, key: str, data: bytes, cache: str = IMMUTABLE) -> None:
         self.client.put_object(
