@@ -167,6 +167,18 @@ def _post(s: Served, evs: list[dict[str, Any]]) -> None:
         assert r.status_code == 201, r.text
 
 
+def _up_to_the_draw(s: Served) -> tuple[list[dict[str, Any]], int]:
+    """The tender of project P (its files uploaded) posted up to its expert draw; its
+    events and the index of the draw's result among them."""
+    evs, files = tender(P)
+    at = next(n for n, e in enumerate(evs) if e["type"] == "expert_drawn")
+    with s.client("platform") as http:
+        for blob in files.values():
+            assert http.post("/v1/objects", content=blob).status_code in (200, 201)
+    _post(s, evs[:at])
+    return evs, at
+
+
 def _draw(s: Served, draw_id: str, seeds: dict[str, bytes], deadline: str) -> dict[str, Any]:
     """Commit a draw, grow the log past its tree head; the commitment's receipt."""
     with s.client("platform") as http:
@@ -236,12 +248,7 @@ def _rewrite(src: Path, dst: Path, name: str, old: bytes, new: bytes) -> None:
 
 def test_a_draw_over_http_recomputed_offline(served: Served, tmp_path: Path) -> None:
     s = served
-    evs, files = tender(P)
-    at = next(n for n, e in enumerate(evs) if e["type"] == "expert_drawn")
-    with s.client("platform") as http:
-        for blob in files.values():
-            assert http.post("/v1/objects", content=blob).status_code in (200, 201)
-    _post(s, evs[:at])
+    evs, at = _up_to_the_draw(s)
     # Commit; a retry under the same key is answered with the first receipt, appending
     # nothing; another body under that key is refused.
     deadline = _now(60)
@@ -354,12 +361,7 @@ def test_a_withheld_reveal_fails_the_draw_and_a_fresh_draw_follows(
     platform records draw_failed naming it, and the draw is re-run with a fresh draw_id,
     fresh seeds and a later tree head; the verifier holds all of it lawful (E08)."""
     s = served
-    evs, files = tender(P)
-    at = next(n for n, e in enumerate(evs) if e["type"] == "expert_drawn")
-    with s.client("platform") as http:
-        for blob in files.values():
-            assert http.post("/v1/objects", content=blob).status_code in (200, 201)
-    _post(s, evs[:at])
+    evs, at = _up_to_the_draw(s)
     withheld = {"platform": b"\x44" * 32, "department": b"\x55" * 32}
     deadline = datetime.now(UTC) + timedelta(seconds=4)
     d0 = _draw(s, "D-0", withheld, deadline.isoformat(timespec="seconds"))
@@ -417,12 +419,7 @@ def test_with_witnesses_a_reveal_waits_for_their_cosigned_tree_head(tmp_path: Pa
         tok = {r: _token(data, None, r) for r in ("platform",)}
         tok["department"] = _token(data, None, "reviewer", "--project", P)
         s = Served(srv, data, None, tok)
-        evs, files = tender(P)
-        at = next(n for n, e in enumerate(evs) if e["type"] == "expert_drawn")
-        with s.client("platform") as http:
-            for blob in files.values():
-                assert http.post("/v1/objects", content=blob).status_code in (200, 201)
-        _post(s, evs[:at])
+        _up_to_the_draw(s)
         n = _draw(s, "D-W", SEEDS, _now(60))["checkpoint_size"]
         early = _reveal(s, "department", "D-W", SEEDS["department"])
         assert early.status_code == 409, early.text
