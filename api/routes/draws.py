@@ -216,15 +216,14 @@ def _check_reveal(
             f"the log has {have} entries; reveal once it has reached the draw's tree head "
             f"at size {size}",
         )
-    witnessed = log_fields(w)
-    quorum = int(witnessed["witness_quorum"] or 0)
-    if quorum > 0 and int(witnessed["witnessed_size"] or 0) < size:
+    fields = log_fields(w)
+    quorum, witnessed = int(fields["witness_quorum"] or 0), int(fields["witnessed_size"] or 0)
+    if quorum > 0 and witnessed < size:
         raise ApiError(
             409,
             "draw_head_pending",
-            f"{quorum} witness(es) have cosigned the log up to size "
-            f"{int(witnessed['witnessed_size'] or 0)}; reveal once they have cosigned a "
-            f"checkpoint at or past the draw's tree head at size {size}",
+            f"{quorum} witness(es) have cosigned the log up to size {witnessed}; reveal once "
+            f"they have cosigned a checkpoint at or past the draw's tree head at size {size}",
         )
     if lg.clock.now() > parse_instant(terms["reveal_deadline"]):
         raise ApiError(
