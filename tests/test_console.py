@@ -504,3 +504,29 @@ def test_confidential_fields_stay_hidden_from_others(console: Console) -> None:
         page = c.get(f"/projects/{OPENED}").text
     row = re.search(r'<tr id="e\d+" class="ev" data-type="expert_drawn">.*?</tr>\n', page)
     assert row is not None and "保密" not in row[0] and "EXP-1101" in row[0]
+
+
+@pytest.mark.parametrize("path", ["/projects", "/archive"])
+def test_a_search_with_bad_parameters_is_refused_naming_them(console: Console, path: str) -> None:
+    """Both searches refuse what is not a date, a code, a phase or a page size (422 naming
+    the parameter), never answer 500, and never take an impossible date as a filter."""
+    bad = {
+        "from=2026-13-45": "from",
+        "to=2026-02-30": "to",
+        "from=0000-00-00": "from",
+        "from=yesterday": "from",
+        "code=%00": "code",
+        "code=" + "A" * 6000: "code",
+        "after=%00": "after",
+        "phase=%00": "phase",
+        "trade_type=" + "x" * 5000: "trade_type",
+        "limit=99999999999999999999": "limit",
+        "limit=0": "limit",
+        "limit=1e3": "limit",
+    }
+    with http_session(console, "reviewer") as c:
+        for query, field in bad.items():
+            r = c.get(f"{path}?{query}")
+            assert r.status_code == 422, (query, r.status_code)
+            assert f'data-field="{field}"' in r.text or f"{field}:" in r.text, query
+        assert c.get(f"{path}?from=2024-02-29&to=2026-03-02").status_code == 200

@@ -14,7 +14,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Coroutine
-from datetime import UTC
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,18 @@ READERS = ("reviewer", "archivist")
 #: 429s that are no rate limit but a bound the page explains (export jobs, verifications).
 LIMIT_CODES = ("too_many_jobs", "busy")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _is_date(v: str) -> bool:
+    """Whether ``v`` is a calendar date written YYYY-MM-DD (2026-02-30 is not)."""
+    if not _DATE_RE.fullmatch(v):
+        return False
+    try:
+        date.fromisoformat(v)
+    except ValueError:
+        return False
+    return True
+
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["SEALED"] = SEALED_MARK
@@ -401,8 +413,8 @@ def project_filter(request: Request, ledger: Ledger) -> tuple[ProjectFilter, str
     dates = {}
     for name in ("from", "to"):
         v = q.get(name, "")
-        if v and not _DATE_RE.fullmatch(v):
-            raise ApiError(422, "invalid_parameter", f"{name}: want YYYY-MM-DD", name)
+        if v and not _is_date(v):
+            raise ApiError(422, "invalid_parameter", f"{name}: want a date, YYYY-MM-DD", name)
         dates[name] = v
     phase = q.get("phase", "")
     if phase and phase not in PHASES:
