@@ -442,3 +442,43 @@ def test_with_witnesses_a_reveal_waits_for_their_cosigned_tree_head(tmp_path: Pa
         srv.stop()
         if witness is not None:
             witness.stop()
+
+
+def test_hostile_reveals_are_refused_naming_the_problem(served: Served) -> None:
+    """Malformed reveals (broken or deep JSON, NUL, huge or mistyped fields, a draw id
+    that names nothing) get a 4xx naming the problem, never a 500; a key that is not a
+    text is refused, not dropped; and nothing is appended for any of them."""
+    s = served
+    _up_to_the_draw(s)
+    n = _draw(s, "D-1", SEEDS, _now(60))["checkpoint_size"]
+    seed = SEEDS["platform"].hex()
+    bodies = [
+        b"{",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"seed": "' + b"a" * 2_000_000 + b'"}',
+        b'{"seed": "\\u0000' + b"0" * 63 + b'"}',
+        b'{"seed": 1e999}',
+        b"\x00\xff",
+        b'{"seed": "' + b"AB" * 32 + b'"}',
+        b'{"seed": "' + seed.encode() + b'", "extra": 1}',
+    ]
+    with s.client("platform") as h:
+        size = h.get("/v1/log").json()["size"]
+        for draw in ("D-1", "D%00", "x" * 200):
+            for body in bodies:
+                r = h.post(
+                    f"/v1/projects/{P}/draws/{draw}/reveals",
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                )
+                assert 400 <= r.status_code < 500, (draw, body[:20], r.status_code, r.text)
+                assert r.json()["error"]["message"], r.text
+        for key in ({"a": 1}, 12, "k" * 100_000):
+            r = h.post(
+                f"/v1/projects/{P}/draws/D-1/reveals", json={"seed": seed, "idempotency_key": key}
+            )
+            assert r.status_code == 422, (key, r.text)
+            assert r.json()["error"]["field"] == "idempotency_key", r.text
+        assert h.get("/v1/log").json()["size"] == size
+        ok = h.post(f"/v1/projects/{P}/draws/D-1/reveals", json={"seed": seed})
+        assert ok.status_code == 201 and ok.json()["index"] >= n, ok.text

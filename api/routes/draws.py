@@ -182,7 +182,7 @@ async def post_reveal(
         "occurred_at": earlier["occurred_at"] if earlier else rfc3339(lg.clock.now()),
         "payload": {"draw_id": draw_id, "party": party, "seed": seed_hex},
     }
-    if isinstance(key, str):
+    if "idempotency_key" in body:  # checked as any event's key (422 naming it if wrong)
         event["idempotency_key"] = key
     [a] = await _append(request, p, lg, [event], batch=False, dry=False)
     [j] = receipts_json(lg, [a], app_witnessing(request))
