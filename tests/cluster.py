@@ -548,8 +548,9 @@ class Load:
     """Client threads posting events through ``url``, each with its own idempotency key.
 
     A request that fails (connection lost, 502/503 while a node or the database is gone)
-    is retried with the same key, at most ``RETRY_FOR`` seconds; every 201 receipt is
-    kept by key. ``refused`` lists the answers that are neither 201 nor retryable.
+    is retried with the same key, at most ``RETRY_FOR`` seconds; every 201 receipt (or
+    200, the replay answering a retry) is kept by key. ``refused`` lists the answers that
+    are neither of those nor retryable.
     """
 
     RETRY_FOR = 60.0
@@ -585,12 +586,17 @@ class Load:
                 key = f"{prefix}-{n}-{i}"
                 event = make_event(project=f"CL{n}", idempotency_key=key)
                 deadline = time.monotonic() + self.RETRY_FOR
+                retried = False
                 while time.monotonic() < deadline:
                     try:
                         r = http.post("/v1/events", json=event)
                     except httpx.HTTPError:
                         r = None
-                    if r is not None and r.status_code == 201:
+                    # 200 is the replay of a key already appended: right only for a retry
+                    # whose first answer was lost (the append committed, then the node or
+                    # the database died before the client heard of it).
+                    ok = (200, 201) if retried else (201,)
+                    if r is not None and r.status_code in ok:
                         with self.lock:
                             self.acked[key] = r.json()
                         break
@@ -598,6 +604,7 @@ class Load:
                         with self.lock:
                             self.refused.append(f"{key}: {r.status_code} {r.text[:200]}")
                         break
+                    retried = True
                     with self.lock:
                         self.errors += 1
                     time.sleep(0.05)
