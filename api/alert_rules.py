@@ -69,8 +69,9 @@ class Timelines:
     reading and parsing that timeline again every round was most of the detector's work
     (issue 18: 3.5 of 5 ms for a project of 500 records). Records are immutable and a
     chain's ``seq`` is gapless from 0, so a kept timeline is extended by the records the
-    tail brings and read from the database only when it is not kept, has a gap, or the
-    tail disagrees with it (then it is read again whole, as before).
+    tail brings and read from the database only when it is not kept (and the tail does not
+    start it), has a gap, or the tail disagrees with it (then it is read again whole, as
+    before).
     """
 
     def __init__(self, lg: Ledger, kept: int = RECORDS_KEPT) -> None:
@@ -86,6 +87,10 @@ class Timelines:
         tail, in log order) among them; None when the project has :data:`RULE_RECORDS` or
         more (not evaluated live)."""
         have = self._forget(project)
+        if have is None and new and int(new[0]["seq"]) == 0:
+            # The tail holds the chain from its first record: a page is a run of log
+            # indexes, so every record of the chain up to the page's end is in it.
+            have = []
         if have is not None:
             for r in new:
                 seq = int(r["seq"])
