@@ -110,6 +110,8 @@ class Timelines:
             if len(rows) >= RULE_RECORDS:
                 return None
             have = [json.loads(raw) for _, _, raw in rows]
+        if len(have) >= RULE_RECORDS:
+            return None  # grown past the bound from the tail: not evaluated, nor kept
         if len(have) <= self.kept:
             self._by[project] = have
             self._count += len(have)

@@ -145,3 +145,20 @@ def test_alerts_are_those_of_whole_reads(lg: Ledger) -> None:
         assert got == want
     assert kept.timelines.reads == 0 < rounds  # every chain started in the tail
     assert any(a.kind == "rule_violation" for a in got), "no rule failed: the test tests nothing"
+
+
+def test_a_chain_grown_past_the_rules_bound_is_not_evaluated(
+    lg: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a chain read whole: at RULE_RECORDS records or more, no timeline (and none kept)."""
+    import api.alert_rules
+
+    monkeypatch.setattr(api.alert_rules, "RULE_RECORDS", 5)
+    tl = Timelines(lg)
+    _append(lg, [make_event(project="A1") for _ in range(4)])
+    rows = _tail(lg, -1)
+    assert tl.records("A1", _parsed(rows, "A1")) is not None
+    _append(lg, [make_event(project="A1")])
+    assert tl.records("A1", _parsed(_tail(lg, rows[-1][0]), "A1")) is None
+    assert "A1" not in tl._by
+    assert tl.records("A1", []) is None  # read whole: the same answer
