@@ -148,7 +148,7 @@ def start_witnessing(
         # Several nodes may share the database: the leader is elected there (issue 16).
         if workers == 1:
             check_witnessing(ledger, args)
-        lock = PgLeaderLock(ledger.store.engine)
+        lock = PgLeaderLock(ledger.store.engine, idle_timeout=PgLeaderLock.IDLE_TIMEOUT)
         return WorkerWitnessing(ledger, args.witness, args.witness_quorum, timestamper, lock)
     if workers > 1:
         return WorkerWitnessing(ledger, args.witness, args.witness_quorum, timestamper)

@@ -1,17 +1,22 @@
 """Several ``jianzheng serve`` nodes on one PostgreSQL, as real processes (issue 16).
 
 Each node has its own data directory and the same ``--log-key``. The witnessing leader
-is elected by a PostgreSQL session advisory lock: kill -9 the leader node, and another
-node gathers the cosignatures within 5 s (plus a margin for this shared machine).
+is elected by a PostgreSQL session advisory lock: kill -9 the leader node, or freeze it
+(SIGSTOP: the process stops but its kernel still answers the session's keepalives, as a
+hung process or a paused VM would), and another node gathers the cosignatures within 5 s
+(the waits allow a margin for this shared machine; the time taken is printed). A frozen
+leader that runs again finds its lock gone and follows.
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import make_event
 from tests.procs import Server, jianzheng
@@ -37,8 +42,9 @@ def post(node: Server, token: str, n: int) -> None:
     assert r.status_code == 201, r.text
 
 
+@pytest.mark.parametrize("fault", ["kill -9", "frozen"])
 def test_another_node_takes_over_witnessing_when_the_leader_dies(
-    tmp_path: Path, fresh_pg_url: str
+    tmp_path: Path, fresh_pg_url: str, fault: str
 ) -> None:
     signer = Signer.generate(ORIGIN)
     key = tmp_path / "log.key"
@@ -80,15 +86,31 @@ def test_another_node_takes_over_witnessing_when_the_leader_dies(
         assert witness.size() == 5
         assert "now gathers cosignatures" not in other.output()
 
-        leader.kill()  # kill -9: its session, and the advisory lock, end with it
-        killed = time.monotonic()
+        if fault == "kill -9":
+            leader.kill()  # its session, and the advisory lock, end with it
+        else:
+            # Stopped, it sends nothing: the server ends its idle lock session.
+            leader.proc.send_signal(signal.SIGSTOP)
+        lost = time.monotonic()
         post(other, token, 7)
         wait_until(lambda: witnessed(other), 5 + 5, "no node took over witnessing")
-        took = time.monotonic() - killed
+        took = time.monotonic() - lost
         assert witness.size() == 12
         assert "now gathers cosignatures" in other.output()
-        print(f"witnessing taken over and the head cosigned {took:.2f} s after kill -9")
+        print(f"witnessing taken over and the head cosigned {took:.2f} s after {fault}")
+        if fault == "frozen":
+            leader.proc.send_signal(signal.SIGCONT)
+            wait_until(
+                lambda: "lost the witnessing leader lock" in leader.output(),
+                10,
+                "the leader that ran again did not step down",
+            )
+            post(leader, token, 3)  # the old leader appends; the new one witnesses it
+            wait_until(lambda: witnessed(leader), 30, "the head was not witnessed")
+            assert witness.size() == 15
+            assert "now gathers cosignatures" not in leader.output()
     finally:
         for p in (leader, other, witness):
             if p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGCONT)
                 p.stop()

@@ -6,9 +6,14 @@ Two kinds of lock elect the leader (:class:`ledger.witnessing.submitter.WorkerWi
   processes of one node on SQLite (one host, one data directory);
 - :class:`PgLeaderLock`, a PostgreSQL session advisory lock held on a connection of its
   own: every worker process of every node on one database (issue 16). The lock goes with
-  the session, so a leader that dies (or whose host vanishes: the session's TCP
-  keepalives are short) frees it, and a follower that asks every :data:`PgLeaderLock.POLL`
-  seconds takes over well within 5 s.
+  the session, so a leader that dies frees it at once; one whose host vanishes or drops
+  off the network frees it when the session's short TCP keepalives fail (about 4 s); one
+  that is frozen (stopped, a paused VM, a hung process whose kernel still answers
+  keepalives) frees it when the server ends its idle session (``idle_session_timeout``,
+  :data:`PgLeaderLock.IDLE_TIMEOUT`: the leader's watch thread queries the lock every
+  :data:`PgLeaderLock.POLL` second, so only a process that stopped running goes idle).
+  A follower that asks every :data:`PgLeaderLock.POLL` seconds then takes over within
+  5 s.
 """
 
 from __future__ import annotations
@@ -95,8 +100,19 @@ class PgLeaderLock:
         "SET tcp_keepalives_count = 2",
     )
 
-    def __init__(self, engine: Engine, key: int = PG_WITNESS_LOCK) -> None:
+    #: Seconds a lock session may sit idle before the server ends it (and the lock with
+    #: it). Three missed checks: a live holder is never idle this long.
+    IDLE_TIMEOUT = 3.0
+
+    def __init__(
+        self, engine: Engine, key: int = PG_WITNESS_LOCK, *, idle_timeout: float | None = None
+    ) -> None:
+        """``idle_timeout``: end the lock's session when idle that long (PostgreSQL 14's
+        ``idle_session_timeout``), for a holder that checks its lock more often than that
+        from a thread of its own; ``None`` keeps the session however long it is idle (a
+        holder whose checks wait for its work, as the publisher's do)."""
         self._engine = engine
+        self._idle_ms = None if idle_timeout is None else max(1, int(idle_timeout * 1000))
         # Only the module's integer constants are formatted into the SQL.
         self._try, self._unlock, self._held = (
             q.format(key=int(key)) for q in (_TRY_SQL, _UNLOCK_SQL, _HELD_SQL)
@@ -109,6 +125,15 @@ class PgLeaderLock:
             conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for sql in self.KEEPALIVE:
                 conn.exec_driver_sql(sql)
+            if self._idle_ms is not None:
+                try:
+                    conn.exec_driver_sql(f"SET idle_session_timeout = {self._idle_ms}")
+                except SQLAlchemyError:
+                    # Before PostgreSQL 14 there is no such setting: keepalives only, and
+                    # a frozen leader keeps the lock until it runs again.
+                    conn.rollback()
+                    log.warning("no idle_session_timeout: a frozen leader keeps its lock")
+                    self._idle_ms = None
             self._conn = conn
         return self._conn
 
